@@ -1,0 +1,209 @@
+// Decoder for the pgoutput logical replication protocol (protocol version 1 with
+// logical messages). Unlike general-purpose parsers it never converts a value: each
+// column stays the exact text the walsender rendered, so every type round-trips.
+
+import type { Lsn } from '../timeline/lsn.js';
+
+/** Marks a TOASTed column that an UPDATE left unchanged: its value is not sent. */
+export const UNCHANGED_TOAST = Symbol('unchanged-toast');
+
+/** One column of a tuple: PostgreSQL's text form, NULL, or "unchanged, not sent". */
+export type ColumnValue = string | null | typeof UNCHANGED_TOAST;
+
+/** A column as the Relation message describes it. */
+export interface RelationColumn {
+  readonly name: string;
+  readonly typeOid: number;
+  readonly typeMod: number;
+  /** Part of the replica identity (the primary key by default). */
+  readonly isKey: boolean;
+}
+
+/** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
+const PG_EPOCH_OFFSET_MICROS = 946_684_800_000_000n;
+
+/** A decoded pgoutput message. Times are microseconds since the Unix epoch. */
+export type PgoutputMessage =
+  | { readonly tag: 'begin'; readonly finalLsn: Lsn; readonly commitTime: bigint; readonly xid: number }
+  | { readonly tag: 'commit'; readonly commitLsn: Lsn; readonly endLsn: Lsn; readonly commitTime: bigint }
+  | {
+      readonly tag: 'relation';
+      readonly relationId: number;
+      readonly schema: string;
+      readonly name: string;
+      readonly replicaIdentity: string;
+      readonly columns: readonly RelationColumn[];
+    }
+  | { readonly tag: 'type'; readonly typeOid: number; readonly schema: string; readonly name: string }
+  | { readonly tag: 'origin'; readonly lsn: Lsn; readonly name: string }
+  | { readonly tag: 'insert'; readonly relationId: number; readonly row: readonly ColumnValue[] }
+  | {
+      readonly tag: 'update';
+      readonly relationId: number;
+      /** The old key ('K') or old row ('O'), sent only when the key changed or identity is FULL. */
+      readonly old: readonly ColumnValue[] | undefined;
+      readonly row: readonly ColumnValue[];
+    }
+  | { readonly tag: 'delete'; readonly relationId: number; readonly old: readonly ColumnValue[] }
+  | {
+      readonly tag: 'truncate';
+      readonly relationIds: readonly number[];
+      readonly cascade: boolean;
+      readonly restartIdentity: boolean;
+    }
+  | {
+      readonly tag: 'message';
+      readonly transactional: boolean;
+      readonly lsn: Lsn;
+      readonly prefix: string;
+      readonly content: Buffer;
+    };
+
+/** Decodes one pgoutput message (the payload of an XLogData frame). */
+export function decodePgoutput(buffer: Buffer): PgoutputMessage {
+  const reader = new Reader(buffer);
+  const tag = String.fromCharCode(reader.byte());
+  switch (tag) {
+    case 'B': {
+      const finalLsn = reader.uint64();
+      const commitTime = reader.int64() + PG_EPOCH_OFFSET_MICROS;
+      return { tag: 'begin', finalLsn, commitTime, xid: reader.uint32() };
+    }
+    case 'C': {
+      reader.byte(); // flags: unused by the protocol so far
+      const commitLsn = reader.uint64();
+      const endLsn = reader.uint64();
+      return { tag: 'commit', commitLsn, endLsn, commitTime: reader.int64() + PG_EPOCH_OFFSET_MICROS };
+    }
+    case 'R': {
+      const relationId = reader.uint32();
+      const schema = reader.cstring();
+      const name = reader.cstring();
+      const replicaIdentity = String.fromCharCode(reader.byte());
+      const columns: RelationColumn[] = [];
+      for (let count = reader.int16(); count > 0; count--) {
+        const flags = reader.byte();
+        columns.push({ name: reader.cstring(), typeOid: reader.uint32(), typeMod: reader.int32(), isKey: (flags & 1) === 1 });
+      }
+      return { tag: 'relation', relationId, schema: schema === '' ? 'pg_catalog' : schema, name, replicaIdentity, columns };
+    }
+    case 'Y': {
+      const typeOid = reader.uint32();
+      return { tag: 'type', typeOid, schema: reader.cstring(), name: reader.cstring() };
+    }
+    case 'O': {
+      const lsn = reader.uint64();
+      return { tag: 'origin', lsn, name: reader.cstring() };
+    }
+    case 'I': {
+      const relationId = reader.uint32();
+      reader.expect('N');
+      return { tag: 'insert', relationId, row: reader.tuple() };
+    }
+    case 'U': {
+      const relationId = reader.uint32();
+      let marker = String.fromCharCode(reader.byte());
+      let old: ColumnValue[] | undefined;
+      if (marker === 'K' || marker === 'O') {
+        old = reader.tuple();
+        marker = String.fromCharCode(reader.byte());
+      }
+      if (marker !== 'N') throw new Error(`pgoutput: unexpected update marker ${marker}`);
+      return { tag: 'update', relationId, old, row: reader.tuple() };
+    }
+    case 'D': {
+      const relationId = reader.uint32();
+      const marker = String.fromCharCode(reader.byte());
+      if (marker !== 'K' && marker !== 'O') throw new Error(`pgoutput: unexpected delete marker ${marker}`);
+      return { tag: 'delete', relationId, old: reader.tuple() };
+    }
+    case 'T': {
+      const count = reader.uint32();
+      const options = reader.byte();
+      const relationIds: number[] = [];
+      for (let i = 0; i < count; i++) relationIds.push(reader.uint32());
+      return { tag: 'truncate', relationIds, cascade: (options & 1) !== 0, restartIdentity: (options & 2) !== 0 };
+    }
+    case 'M': {
+      const transactional = (reader.byte() & 1) === 1;
+      const lsn = reader.uint64();
+      const prefix = reader.cstring();
+      const length = reader.uint32();
+      return { tag: 'message', transactional, lsn, prefix, content: reader.bytes(length) };
+    }
+    default:
+      throw new Error(`pgoutput: unknown message type ${JSON.stringify(tag)}`);
+  }
+}
+
+/** A cursor over a big-endian protocol buffer. */
+class Reader {
+  private offset = 0;
+
+  constructor(private readonly buffer: Buffer) {}
+
+  byte(): number {
+    return this.buffer.readUInt8(this.offset++);
+  }
+
+  int16(): number {
+    const value = this.buffer.readInt16BE(this.offset);
+    this.offset += 2;
+    return value;
+  }
+
+  int32(): number {
+    const value = this.buffer.readInt32BE(this.offset);
+    this.offset += 4;
+    return value;
+  }
+
+  uint32(): number {
+    const value = this.buffer.readUInt32BE(this.offset);
+    this.offset += 4;
+    return value;
+  }
+
+  int64(): bigint {
+    const value = this.buffer.readBigInt64BE(this.offset);
+    this.offset += 8;
+    return value;
+  }
+
+  uint64(): bigint {
+    const value = this.buffer.readBigUInt64BE(this.offset);
+    this.offset += 8;
+    return value;
+  }
+
+  cstring(): string {
+    const end = this.buffer.indexOf(0, this.offset);
+    if (end < 0) throw new Error('pgoutput: unterminated string');
+    const text = this.buffer.toString('utf8', this.offset, end);
+    this.offset = end + 1;
+    return text;
+  }
+
+  bytes(length: number): Buffer {
+    const slice = this.buffer.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return slice;
+  }
+
+  expect(marker: string): void {
+    const got = String.fromCharCode(this.byte());
+    if (got !== marker) throw new Error(`pgoutput: expected ${marker}, got ${got}`);
+  }
+
+  tuple(): ColumnValue[] {
+    const values: ColumnValue[] = [];
+    for (let count = this.int16(); count > 0; count--) {
+      const kind = String.fromCharCode(this.byte());
+      if (kind === 'n') values.push(null);
+      else if (kind === 'u') values.push(UNCHANGED_TOAST);
+      else if (kind === 't') values.push(this.bytes(this.uint32()).toString('utf8'));
+      else throw new Error(`pgoutput: unsupported column format ${JSON.stringify(kind)} (binary mode is never requested)`);
+    }
+    return values;
+  }
+}

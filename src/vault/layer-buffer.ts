@@ -1,0 +1,135 @@
+// Changes on their way into a layer: appended to a DuckDB table (which spills to
+// disk, so a transaction of any size fits in bounded memory), then written out as
+// one sorted, zstd-compressed Parquet file with the statistics the manifest keeps.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
+import { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeRecord } from './change.js';
+import { queryRows, sqlLiteral } from './duckdb.js';
+import type { LayerEntry } from './manifest.js';
+import type { VaultStorage } from './storage.js';
+
+/** Rows per Parquet row group: small enough that per-tenant reads skip most of a file. */
+const ROW_GROUP_SIZE = 16_384;
+
+/** A DuckDB staging table of changes not yet in a layer. */
+export class LayerBuffer {
+  private appender: DuckDBAppender;
+  private count = 0;
+
+  private constructor(
+    private readonly duck: DuckDBConnection,
+    private readonly storage: VaultStorage,
+    readonly tableName: string,
+    appender: DuckDBAppender,
+  ) {
+    this.appender = appender;
+  }
+
+  /** Creates the staging table `name` in the given DuckDB. */
+  static async create(duck: DuckDBConnection, storage: VaultStorage, name = 'pending'): Promise<LayerBuffer> {
+    await duck.run(`CREATE TABLE ${name} (${LAYER_COLUMNS}, unchanged VARCHAR)`);
+    return new LayerBuffer(duck, storage, name, await duck.createAppender(name));
+  }
+
+  /** Rows staged since the last layer was written. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Stages one change; `unchanged` lists TOASTed columns whose value must come from the previous version. */
+  append(change: ChangeRecord, unchanged?: readonly string[]): void {
+    const a = this.appender;
+    a.appendUBigInt(change.commitLsn);
+    a.appendUInteger(change.seq);
+    a.appendTimestamp(new DuckDBTimestampValue(change.commitTime));
+    if (change.xid === null) a.appendNull();
+    else a.appendUBigInt(change.xid);
+    a.appendVarchar(change.table);
+    a.appendVarchar(change.op);
+    if (change.tenant === null) a.appendNull();
+    else a.appendVarchar(change.tenant);
+    a.appendVarchar(change.key);
+    a.appendUInteger(change.schemaId);
+    if (change.row === null) a.appendNull();
+    else a.appendVarchar(change.row);
+    if (change.context === null) a.appendNull();
+    else a.appendVarchar(change.context);
+    if (unchanged === undefined || unchanged.length === 0) a.appendNull();
+    else a.appendVarchar(JSON.stringify(unchanged));
+    a.endRow();
+    this.count++;
+  }
+
+  /** Makes appended rows visible to SQL on the staging table. */
+  async sync(): Promise<void> {
+    this.appender.flushSync();
+  }
+
+  /** Writes every staged row into a new layer file and empties the buffer; undefined if empty. */
+  async writeLayer(kind: LayerEntry['kind']): Promise<LayerEntry | undefined> {
+    await this.sync();
+    if (this.count === 0) return undefined;
+    const [stats] = await queryRows(
+      this.duck,
+      `SELECT count(*) AS rows, min(commit_lsn) AS min_lsn, max(commit_lsn) AS max_lsn,
+              epoch_us(min(commit_time)) AS min_time, epoch_us(max(commit_time)) AS max_time,
+              min(tenant) AS min_tenant, max(tenant) AS max_tenant
+         FROM ${this.tableName}`,
+    );
+    if (stats === undefined) throw new Error('layer statistics query returned nothing');
+    const minLsn = stats.min_lsn as bigint;
+    const maxLsn = stats.max_lsn as bigint;
+    const name = `${hex16(minLsn)}-${hex16(maxLsn)}-${randomBytes(4).toString('hex')}.parquet`;
+    const scratch = join(await this.storage.scratchDirectory(), name);
+    await this.duck.run(
+      `COPY (SELECT ${LAYER_COLUMN_NAMES} FROM ${this.tableName} ORDER BY ${LAYER_ORDER})
+         TO ${sqlLiteral(scratch)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
+    );
+    const bytes = (await stat(scratch)).size;
+    const sha256 = await hashFile(scratch);
+    const path = `layers/${kind}/${name}`;
+    await this.storage.putFile(path, scratch);
+    await this.clear();
+    return {
+      path,
+      kind,
+      minLsn,
+      maxLsn,
+      minTime: stats.min_time as bigint,
+      maxTime: stats.max_time as bigint,
+      rows: Number(stats.rows),
+      bytes,
+      sha256,
+      minTenant: (stats.min_tenant as string | null) ?? null,
+      maxTenant: (stats.max_tenant as string | null) ?? null,
+    };
+  }
+
+  /** Drops every staged row (after a layer was written, or to forget a partial transaction). */
+  async clear(): Promise<void> {
+    this.appender.closeSync();
+    await this.duck.run(`DELETE FROM ${this.tableName}`);
+    this.appender = await this.duck.createAppender(this.tableName);
+    this.count = 0;
+  }
+
+  /** Releases the appender. */
+  close(): void {
+    this.appender.closeSync();
+  }
+}
+
+function hex16(value: bigint): string {
+  return value.toString(16).toUpperCase().padStart(16, '0');
+}
+
+/** SHA-256 of a file, streamed. */
+export async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

@@ -1,0 +1,140 @@
+// The manifest: the list of live layers, the schema history and how far the vault
+// is complete. Each version is a new file that names the SHA-256 of the previous
+// one, so the history is tamper-evident; a version is committed by creating its
+// file exclusively, which makes the switch atomic and refuses a second writer.
+
+import { createHash } from 'node:crypto';
+import { VaultConflictError, VaultCorruptError } from '../errors.js';
+import type { VaultStorage } from './storage.js';
+
+/** Which database a vault belongs to. */
+export interface SourceIdentity {
+  /** pg_control_system().system_identifier, as text. */
+  readonly systemId: string;
+  readonly database: string;
+  readonly slot: string;
+  readonly publication: string;
+  readonly serverVersion: number;
+}
+
+/** One immutable Parquet file of the vault. */
+export interface LayerEntry {
+  readonly path: string;
+  readonly kind: 'image' | 'delta';
+  readonly minLsn: bigint;
+  readonly maxLsn: bigint;
+  /** Microseconds since the Unix epoch. */
+  readonly minTime: bigint;
+  readonly maxTime: bigint;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly minTenant: string | null;
+  readonly maxTenant: string | null;
+}
+
+/** A column of a table as one schema version has it. */
+export interface SchemaColumn {
+  readonly name: string;
+  readonly type: string;
+  /** attnum in the source, to follow a column across renames; undefined if unknown. */
+  readonly attnum?: number | undefined;
+  /** For a column added with a default: the value rows written before it hold (attmissingval). */
+  readonly missing?: string | null | undefined;
+}
+
+/** One layout of one table, valid from an LSN on. */
+export interface SchemaVersion {
+  readonly id: number;
+  readonly table: string;
+  readonly sinceLsn: bigint;
+  readonly columns: readonly SchemaColumn[];
+  readonly key: readonly string[];
+  readonly tenantColumn: string | null;
+}
+
+/** One committed manifest version. */
+export interface Manifest {
+  readonly format: 1;
+  readonly version: number;
+  /** SHA-256 of the previous version's file; null for the first. */
+  readonly previous: string | null;
+  readonly createdAt: string;
+  readonly source: SourceIdentity;
+  /** LSN of the initial image: the history starts here. */
+  readonly startLsn: bigint;
+  readonly startTime: bigint;
+  /** Every transaction with a commit LSN ≤ this is in the vault, exactly once. */
+  readonly throughLsn: bigint;
+  readonly throughTime: bigint;
+  readonly layers: readonly LayerEntry[];
+  readonly schemas: readonly SchemaVersion[];
+}
+
+/** A manifest's content before it is numbered and chained. */
+export type ManifestDraft = Omit<Manifest, 'format' | 'version' | 'previous' | 'createdAt'>;
+
+const MANIFEST_DIR = 'manifest';
+const manifestPath = (version: number): string => `${MANIFEST_DIR}/${String(version).padStart(12, '0')}.json`;
+
+/** Serialises bigints as decimal strings tagged by their field name (lsn, time, ...). */
+function encode(manifest: Manifest): Buffer {
+  return Buffer.from(`${JSON.stringify(manifest, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value), 2)}\n`);
+}
+
+function decode(data: Buffer): Manifest {
+  return JSON.parse(data.toString('utf8'), (_key, value: unknown) =>
+    typeof value === 'string' && /^-?\d+n$/.test(value) ? BigInt(value.slice(0, -1)) : value,
+  ) as Manifest;
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The newest manifest version and the hash of its file, or undefined for an empty vault. */
+export async function loadManifest(storage: VaultStorage): Promise<{ manifest: Manifest; hash: string } | undefined> {
+  const versions = (await storage.list(MANIFEST_DIR)).filter((path) => /\/\d{12}\.json$/.test(path));
+  const newest = versions.at(-1);
+  if (newest === undefined) return undefined;
+  const data = await storage.read(newest);
+  if (data === undefined) throw new VaultCorruptError(`manifest ${newest} vanished while reading`, 'is another process pruning the vault?');
+  let manifest: Manifest;
+  try {
+    manifest = decode(data);
+  } catch (error) {
+    throw new VaultCorruptError(`manifest ${newest} in ${storage.location} is not valid JSON`, 'restore the file from a copy of the vault', { cause: error });
+  }
+  if (manifest.version > 1) {
+    // Check the newest link of the chain on every open; `recall verify` walks all of it.
+    const previous = await storage.read(manifestPath(manifest.version - 1));
+    if (previous !== undefined && sha256(previous) !== manifest.previous) {
+      throw new VaultCorruptError(`manifest version ${manifest.version} does not chain to version ${manifest.version - 1}`, 'the vault was modified outside Recall; restore it from a copy');
+    }
+  }
+  return { manifest, hash: sha256(data) };
+}
+
+/** Commits the next manifest version after `current`; fails if another writer got there first. */
+export async function commitManifest(
+  storage: VaultStorage,
+  current: { manifest: Manifest; hash: string } | undefined,
+  draft: ManifestDraft,
+): Promise<{ manifest: Manifest; hash: string }> {
+  const version = (current?.manifest.version ?? 0) + 1;
+  const manifest: Manifest = {
+    format: 1,
+    version,
+    previous: current?.hash ?? null,
+    createdAt: new Date().toISOString(),
+    ...draft,
+  };
+  const data = encode(manifest);
+  if (!(await storage.createExclusive(manifestPath(version), data))) {
+    throw new VaultConflictError(
+      `another process committed manifest version ${version} of ${storage.location} first`,
+      'run only one `recall capture` per vault',
+    );
+  }
+  return { manifest, hash: sha256(data) };
+}

@@ -1,0 +1,25 @@
+// The one interface between the vault and where its bytes live. Every backend (a
+// local directory now, S3 later) implements it and passes the same contract tests.
+
+/** Where a vault's files live. Paths are relative, '/'-separated. */
+export interface VaultStorage {
+  /** Human-readable location, e.g. the directory or s3://bucket/prefix. */
+  readonly location: string;
+  /** The whole object, or undefined if it does not exist. */
+  read(path: string): Promise<Buffer | undefined>;
+  /**
+   * Creates an object only if none exists at that path, durably; false if one
+   * already did. This is the manifest's atomic switch (a conditional put on S3).
+   */
+  createExclusive(path: string, data: Buffer): Promise<boolean>;
+  /** Moves a finished local file into the vault, durably (fsync of file and directory). */
+  putFile(path: string, localFile: string): Promise<void>;
+  /** Object paths under a prefix, sorted. */
+  list(prefix: string): Promise<string[]>;
+  /** A local file DuckDB can read for this object (the file itself, or a verified cache copy). */
+  localPath(path: string): Promise<string>;
+  /** A local scratch directory for files being built. */
+  scratchDirectory(): Promise<string>;
+  /** Removes an object; no error if it is gone. */
+  remove(path: string): Promise<void>;
+}

@@ -1,0 +1,104 @@
+// A vault: storage plus its manifest. It answers which layers are live, hands out
+// local copies of them only after their SHA-256 matches the manifest, and commits
+// new manifest versions.
+
+import { UsageError, VaultCorruptError, VaultMismatchError, VaultMissingError } from '../errors.js';
+import { fsStorage } from './fs-storage.js';
+import { hashFile } from './layer-buffer.js';
+import { commitManifest, loadManifest, type LayerEntry, type Manifest, type ManifestDraft, type SourceIdentity } from './manifest.js';
+import type { VaultStorage } from './storage.js';
+
+/** The vault location: --vault, else RECALL_VAULT. */
+export function resolveVaultLocation(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const location = flag ?? env.RECALL_VAULT;
+  if (location === undefined || location === '') {
+    throw new UsageError('no vault given', 'pass --vault ./recall-vault (or s3://bucket/prefix) or set RECALL_VAULT');
+  }
+  return location;
+}
+
+/** An opened vault. */
+export class Vault {
+  private verified = new Set<string>();
+
+  private constructor(
+    readonly storage: VaultStorage,
+    private current: { manifest: Manifest; hash: string } | undefined,
+  ) {}
+
+  /** Opens the vault at a location; it may be empty (before `recall init`). */
+  static async open(location: string): Promise<Vault> {
+    if (/^s3:\/\//i.test(location)) {
+      throw new UsageError(`S3 vaults are not supported yet: ${location}`, 'use a directory for --vault for now');
+    }
+    const storage = fsStorage(location);
+    return new Vault(storage, await loadManifest(storage));
+  }
+
+  /** Whether `recall init` has completed on this vault. */
+  get initialized(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** The newest committed manifest. */
+  get manifest(): Manifest {
+    if (this.current === undefined) {
+      throw new VaultMissingError(`the vault ${this.storage.location} holds no history yet`, 'run `recall init` first (check --vault / RECALL_VAULT)');
+    }
+    return this.current.manifest;
+  }
+
+  /** Re-reads the newest manifest (another process may have committed since). */
+  async refresh(): Promise<Manifest> {
+    this.current = await loadManifest(this.storage);
+    return this.manifest;
+  }
+
+  /** Commits the next manifest version. */
+  async commit(draft: ManifestDraft): Promise<Manifest> {
+    this.current = await commitManifest(this.storage, this.current, draft);
+    return this.current.manifest;
+  }
+
+  /** Refuses a vault that belongs to another database. */
+  assertSource(identity: Pick<SourceIdentity, 'systemId' | 'database'>): void {
+    if (this.current === undefined) return;
+    const own = this.current.manifest.source;
+    if (own.systemId !== identity.systemId || own.database !== identity.database) {
+      throw new VaultMismatchError(
+        `the vault ${this.storage.location} belongs to database "${own.database}" of system ${own.systemId}, not to "${identity.database}" of system ${identity.systemId}`,
+        'use another --vault for this source, or point --source at the database this vault protects',
+      );
+    }
+  }
+
+  /** Local paths of layers, each checked against its SHA-256 once per process. */
+  async layerFiles(layers: readonly LayerEntry[]): Promise<string[]> {
+    const paths: string[] = [];
+    for (const layer of layers) {
+      const path = await this.storage.localPath(layer.path);
+      if (!this.verified.has(layer.path)) {
+        let actual: string;
+        try {
+          actual = await hashFile(path);
+        } catch (error) {
+          throw new VaultCorruptError(`layer ${layer.path} is missing from ${this.storage.location}`, 'restore the file from a copy of the vault', { cause: error });
+        }
+        if (actual !== layer.sha256) {
+          throw new VaultCorruptError(
+            `layer ${layer.path} fails its checksum (LSN ${layer.minLsn}–${layer.maxLsn}, ${layer.rows} rows)`,
+            'restore the file from a copy of the vault; it is not used until then',
+          );
+        }
+        this.verified.add(layer.path);
+      }
+      paths.push(path);
+    }
+    return paths;
+  }
+
+  /** Total bytes of the live layers. */
+  get layerBytes(): number {
+    return this.manifest.layers.reduce((sum, layer) => sum + layer.bytes, 0);
+  }
+}

@@ -92,7 +92,8 @@ async function copyToCache(major: number): Promise<ServerBinaries> {
     await rm(staging, { recursive: true, force: true });
     const code = (error as NodeJS.ErrnoException).code;
     // Another process won the race: its copy is as good as ours.
-    if ((code !== 'EEXIST' && code !== 'ENOTEMPTY') || !existsSync(join(binaries.native, 'bin', 'postgres'))) throw error;
+    const taken = code === 'EEXIST' || code === 'ENOTEMPTY';
+    if (!taken || !existsSync(join(binaries.native, 'bin', 'postgres'))) throw error;
   }
   return binaries;
 }

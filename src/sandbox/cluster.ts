@@ -2,7 +2,18 @@
 // temp directory, listen on 127.0.0.1 at a free port, crash and restart on demand.
 // Nothing is registered globally: whoever starts a cluster destroys it.
 import { createServer } from 'node:net';
-import { appendFile, chown, mkdtemp, readdir, readFile, readlink, realpath, rm, unlink, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  chown,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rm,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installedMajors, serverBinaries, type ServerBinaries } from './binaries.js';
@@ -48,6 +59,7 @@ const HOST = '127.0.0.1';
 const SUPERUSER = 'postgres';
 const DEFAULT_PASSWORD = 'recall-sandbox';
 const PG_CTL_TIMEOUT_S = 60;
+const EXIT_GRACE_MS = 2_000;
 const EXIT_DEADLINE_MS = 30_000;
 const PORT_ATTEMPTS = 3;
 
@@ -78,6 +90,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   }
   const settings = checkedSettings(options.settings ?? {});
   const password = options.password ?? DEFAULT_PASSWORD;
+  // initdb reads the password as the first line of a file.
+  if (password === '' || /[\r\n]/.test(password)) throw new Error('the sandbox password must be one non-empty line');
   const binaries = await serverBinaries(major);
   const user = await serverUser();
 
@@ -101,14 +115,21 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 }
 
 function checkedSettings(settings: Readonly<Record<string, string>>): Record<string, string> {
-  for (const name of Object.keys(settings)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) throw new Error(`not a PostgreSQL setting name: ${JSON.stringify(name)}`);
+  for (const [name, value] of Object.entries(settings)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) throw new Error(`not a setting name: ${JSON.stringify(name)}`);
     if (MANAGED_SETTINGS.has(name)) throw new Error(`the sandbox sets ${name} itself; it cannot be overridden`);
+    if (/[\r\n]/.test(value)) throw new Error(`the value of ${name} must be one line`);
   }
   return { ...settings };
 }
 
-async function initdb(binaries: ServerBinaries, user: ServerUser, root: string, dataDir: string, password: string) {
+async function initdb(
+  binaries: ServerBinaries,
+  user: ServerUser,
+  root: string,
+  dataDir: string,
+  password: string,
+): Promise<void> {
   const pwfile = join(root, 'pwfile');
   await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
   if (user !== null) await chown(pwfile, user.uid, user.gid);
@@ -137,7 +158,12 @@ async function allowReplicationFromLocalhost(dataDir: string): Promise<void> {
   const hba = join(dataDir, 'pg_hba.conf');
   const present = (await readFile(hba, 'utf8')).split('\n').some((line) => {
     const [type, database, , address, method] = line.replace(/#.*/, '').trim().split(/\s+/);
-    return type === 'host' && database?.split(',').includes('replication') && address === `${HOST}/32` && method === 'scram-sha-256';
+    return (
+      type === 'host' &&
+      database?.split(',').includes('replication') === true &&
+      address === `${HOST}/32` &&
+      method === 'scram-sha-256'
+    );
   });
   if (!present) await appendFile(hba, `host    replication     all             ${HOST}/32            scram-sha-256\n`);
 }
@@ -155,7 +181,10 @@ async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, HOST, () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() => {
+        if (typeof address === 'object' && address !== null) resolve(address.port);
+        else reject(new Error(`could not find a free TCP port on ${HOST}`));
+      });
     });
   });
 }
@@ -211,11 +240,12 @@ class SandboxCluster implements Cluster {
 
   destroy(): Promise<void> {
     return this.#serial(async () => {
-      if (await this.#running()) {
-        const result = await this.#pgCtl(['stop', '-m', 'immediate']);
-        if (result.code !== 0) await this.#kill9();
+      try {
+        await this.#stop('immediate');
+        await this.#waitForNoProcesses();
+      } catch {
+        await this.#kill9().catch(() => undefined);
       }
-      await this.#waitForNoProcesses().catch(() => undefined);
       await rm(this.root, { recursive: true, force: true });
     });
   }
@@ -250,7 +280,7 @@ class SandboxCluster implements Cluster {
 
   async #stop(mode: 'fast' | 'immediate'): Promise<void> {
     if (!(await this.#running())) return;
-    const result = await this.#pgCtl(['stop', '-m', mode]);
+    const result = await this.#pgCtl(['stop', '-w', '-t', String(PG_CTL_TIMEOUT_S), '-m', mode]);
     if (result.code !== 0) throw await this.#failure('did not stop', result);
   }
 
@@ -264,10 +294,11 @@ class SandboxCluster implements Cluster {
       }
     }
     await this.#waitForNoProcesses();
-    // The killed postmaster is re-parented to PID 1, and an init that does not reap
-    // (as in some containers and micro-VMs) leaves it a zombie whose PID still answers
-    // kill(pid, 0): pg_ctl status would say "running" and the next postmaster would
-    // refuse its lock files. No process of the cluster is left, so they are stale.
+    // pg_ctl has exited, so the killed postmaster is a zombie of PID 1 until PID 1 reaps
+    // it (measured: about a second on the project's VMs; never under an init that does
+    // not reap). Meanwhile its PID answers kill(pid, 0), and the next postmaster refuses
+    // the lock files naming it (it did, every time). No process of the cluster is left,
+    // so the lock files are stale by now.
     await unlink(join(this.dataDir, 'postmaster.pid')).catch(() => undefined);
     await unlink(join(this.root, `.s.PGSQL.${this.port}.lock`)).catch(() => undefined);
   }
@@ -307,9 +338,10 @@ class SandboxCluster implements Cluster {
     return pids;
   }
 
-  // Backends notice the postmaster's death and exit on their own, which is the crash
-  // being simulated; one stuck in a long computation may not look for a while, so
-  // after a grace period the stragglers get SIGKILL too rather than failing the caller.
+  // Backends notice the postmaster's death and exit on their own within milliseconds
+  // when idle, which is the crash being simulated; one busy in a long query does not
+  // look until it finishes (measured: never within 10 s), so after a grace period the
+  // stragglers get SIGKILL too rather than keeping the caller waiting or failing it.
   async #waitForNoProcesses(): Promise<void> {
     const start = Date.now();
     let escalated = false;
@@ -318,9 +350,12 @@ class SandboxCluster implements Cluster {
       if (pids.length === 0) return;
       const waited = Date.now() - start;
       if (waited > EXIT_DEADLINE_MS) {
-        throw new Error(`PostgreSQL ${this.major} processes ${pids.join(', ')} of ${this.dataDir} did not exit within ${EXIT_DEADLINE_MS} ms`);
+        throw new Error(
+          `PostgreSQL ${this.major} processes ${pids.join(', ')} of ${this.dataDir} ` +
+            `did not exit within ${EXIT_DEADLINE_MS} ms, even after SIGKILL`,
+        );
       }
-      if (!escalated && waited > EXIT_DEADLINE_MS / 3) {
+      if (!escalated && waited > EXIT_GRACE_MS) {
         escalated = true;
         for (const pid of pids) {
           try {
@@ -352,7 +387,8 @@ class SandboxCluster implements Cluster {
 
   async #failure(what: string, result: RunResult): Promise<Error> {
     return new Error(
-      `PostgreSQL ${this.major} on port ${this.port} ${what} (pg_ctl exited with ${result.code}):\n${output(result)}\n` +
+      `PostgreSQL ${this.major} on port ${this.port} ${what} (pg_ctl exited with ${result.code}):\n` +
+        `${output(result)}\n` +
         `last lines of ${this.logFile}:\n${await this.#logTail()}`,
     );
   }

@@ -35,6 +35,18 @@ export class LayerBuffer {
     return new LayerBuffer(duck, storage, name, await duck.createAppender(name));
   }
 
+  /** The DuckDB connection holding the staging table, for resolution queries. */
+  get connection(): DuckDBConnection {
+    return this.duck;
+  }
+
+  /** Re-counts staged rows after SQL added or removed some. */
+  async recount(): Promise<void> {
+    await this.sync();
+    const [row] = await queryRows(this.duck, `SELECT count(*) AS n FROM ${this.tableName}`);
+    this.count = Number(row?.n ?? 0);
+  }
+
   /** Rows staged since the last layer was written. */
   get size(): number {
     return this.count;

@@ -37,6 +37,7 @@ export interface LayerEntry {
 export interface SchemaColumn {
   readonly name: string;
   readonly type: string;
+  readonly typeOid?: number | undefined;
   /** attnum in the source, to follow a column across renames; undefined if unknown. */
   readonly attnum?: number | undefined;
   /** For a column added with a default: the value rows written before it hold (attmissingval). */

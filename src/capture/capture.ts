@@ -1,0 +1,403 @@
+// `recall capture`: streams the slot into the vault. Changes are staged per
+// transaction and written as a delta layer at transaction boundaries at least
+// every second; the slot is acknowledged only up to the last commit whose layer
+// and manifest are durable (invariant 1). After a crash, transactions the vault
+// already holds are recognised by commit LSN and skipped.
+//
+//   connect ──▶ stream ──▶ stage txn ──▶ (due?) flush: resolve, layer, manifest ──▶ ack
+//      ▲                                                                         │
+//      └──── backoff with jitter ◀── connection lost / server restart ◀──────────┘
+
+import type pg from 'pg';
+import { SlotLostError, SourceAuthError, VaultConflictError, VaultCorruptError, VaultMismatchError } from '../errors.js';
+import { connectSource, type SourceConfig } from '../source/connection.js';
+import type { TenancyConfig } from '../source/tenancy.js';
+import { formatLsn, parseLsn, type Lsn } from '../timeline/lsn.js';
+import type { ChangeRecord } from '../vault/change.js';
+import { openDuckDB } from '../vault/duckdb.js';
+import { LayerBuffer } from '../vault/layer-buffer.js';
+import type { Vault } from '../vault/vault.js';
+import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
+import { RelationMap, type StreamRelation } from './relations.js';
+import { ReplicationStream } from './replication-stream.js';
+import { completeDeletes, expandTruncate, fillUnchangedToast, historySql } from './resolve.js';
+import { backoffDelay, sleep } from '../source/backoff.js';
+import { readSourceIdentity } from '../source/identity.js';
+
+/** How `capture` runs. */
+export interface CaptureOptions {
+  readonly source: SourceConfig;
+  readonly vault: Vault;
+  readonly tenancy: TenancyConfig;
+  /** Stop once the vault holds everything committed before capture started. */
+  readonly untilCaughtUp?: boolean;
+  /** Stops capture cleanly (SIGINT/SIGTERM): staged transactions are flushed first. */
+  readonly signal?: AbortSignal;
+  /** Longest time a committed change waits in staging (the recovery point is this plus a write). */
+  readonly flushIntervalMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+/** What a capture run did. */
+export interface CaptureSummary {
+  readonly transactions: number;
+  readonly changes: number;
+  readonly layers: number;
+  readonly throughLsn: string;
+}
+
+const STATUS_INTERVAL_MS = 10_000;
+const MAX_STAGED_ROWS = 200_000;
+
+/** Streams changes into the vault until stopped (or caught up). */
+export async function capture(options: CaptureOptions): Promise<CaptureSummary> {
+  const log = options.log ?? (() => undefined);
+  const totals = { transactions: 0, changes: 0, layers: 0 };
+  let target: Lsn | undefined;
+  for (let attempt = 0; ; attempt++) {
+    if (options.signal?.aborted) break;
+    try {
+      const session = await CaptureSession.open(options, totals, log);
+      try {
+        target ??= options.untilCaughtUp ? await session.currentWalLsn() : undefined;
+        attempt = 0;
+        const done = await session.run(target);
+        if (done) break;
+      } finally {
+        await session.close();
+      }
+    } catch (error) {
+      if (isFatal(error)) throw error;
+      const delay = backoffDelay(attempt);
+      log(`capture: ${(error as Error).message}; retrying in ${(delay / 1000).toFixed(1)} s`);
+      await sleep(delay, options.signal);
+    }
+  }
+  return { ...totals, throughLsn: formatLsn(options.vault.manifest.throughLsn) };
+}
+
+function isFatal(error: unknown): boolean {
+  return (
+    error instanceof SlotLostError ||
+    error instanceof SourceAuthError ||
+    error instanceof VaultConflictError ||
+    error instanceof VaultCorruptError ||
+    error instanceof VaultMismatchError
+  );
+}
+
+/** The transaction being received. */
+interface OpenTransaction {
+  readonly commitLsn: Lsn;
+  readonly commitTime: bigint;
+  readonly xid: bigint;
+  seq: number;
+  context: string | null;
+  /** Already in the vault (sent again after a crash): received and dropped. */
+  readonly duplicate: boolean;
+}
+
+/** One connection's worth of capture. */
+class CaptureSession {
+  private transaction: OpenTransaction | undefined;
+  private lastCommit: { lsn: Lsn; endLsn: Lsn; time: bigint } | undefined;
+  private stagedSince: number | undefined;
+  private lastStatusAt = 0;
+  private xidReference: bigint;
+
+  private constructor(
+    private readonly options: CaptureOptions,
+    private readonly totals: { transactions: number; changes: number; layers: number },
+    private readonly log: (line: string) => void,
+    private readonly catalog: pg.Client,
+    private readonly stream: ReplicationStream,
+    private readonly buffer: LayerBuffer,
+    private readonly relations: RelationMap,
+    xidReference: bigint,
+  ) {
+    this.xidReference = xidReference;
+  }
+
+  static async open(
+    options: CaptureOptions,
+    totals: { transactions: number; changes: number; layers: number },
+    log: (line: string) => void,
+  ): Promise<CaptureSession> {
+    const vault = options.vault;
+    const manifest = await vault.refresh();
+    const catalog = await connectSource(options.source);
+    try {
+      vault.assertSource(await readSourceIdentity(catalog));
+      const slot = await catalog.query<{ active_pid: string | null; wal_status: string | null }>(
+        `SELECT active_pid::text, wal_status FROM pg_replication_slots WHERE slot_name = $1`,
+        [manifest.source.slot],
+      );
+      const state = slot.rows[0];
+      if (state === undefined || state.wal_status === 'lost') {
+        throw new SlotLostError(
+          `the replication slot "${manifest.source.slot}" is ${state === undefined ? 'gone' : 'lost (its WAL was removed)'}: changes since ${formatLsn(manifest.throughLsn)} cannot be captured`,
+          'the history has a gap from here; start a new vault with `recall init --vault NEW_PATH`',
+        );
+      }
+      if (state.active_pid !== null) {
+        // After a crash of capture, the dead connection holds the slot for a moment.
+        throw new Error(`the slot "${manifest.source.slot}" is still held by process ${state.active_pid}`);
+      }
+      const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
+      const replication = await connectSource(options.source, { replication: true });
+      const stream = ReplicationStream.start(replication, { slot: manifest.source.slot, publication: manifest.source.publication, startLsn: 0n });
+      const duck = await openDuckDB({ memoryLimit: '128MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
+      const buffer = await LayerBuffer.create(duck, vault.storage);
+      const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
+      log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
+      return new CaptureSession(options, totals, log, catalog, stream, buffer, relations, BigInt(xid.rows[0]?.next ?? '0'));
+    } catch (error) {
+      await catalog.end().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The source's current WAL insert position: "caught up" means the vault reached it. */
+  async currentWalLsn(): Promise<Lsn> {
+    const { rows } = await this.catalog.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    return parseLsn(rows[0]?.lsn ?? '0/0') ?? 0n;
+  }
+
+  /** Processes frames until stopped (false: reconnect) or caught up (true). */
+  async run(target: Lsn | undefined): Promise<boolean> {
+    const signal = this.options.signal;
+    const onAbort = (): void => void this.stream.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const frame of this.stream) {
+        if (frame.kind === 'data') await this.handle(frame.message);
+        else if (frame.kind === 'keepalive') await this.keepalive(frame.walEnd, frame.replyRequested);
+        if (this.transaction === undefined && this.flushDue(target)) await this.flush();
+        if (target !== undefined && this.transaction === undefined) {
+          if (this.buffer.size === 0 && this.reached(target)) return true;
+          if (frame.kind === 'idle') this.stream.sendStatus(this.durableLsn(), true);
+        }
+        if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) this.sendStatus();
+      }
+      if (this.transaction !== undefined) {
+        // Cut off mid-transaction: forget its part; the slot sends it again next time.
+        await this.buffer.sync();
+        await this.duck().run(`DELETE FROM ${this.buffer.tableName} WHERE commit_lsn = $1`, [this.transaction.commitLsn]);
+        await this.buffer.recount();
+        this.transaction = undefined;
+      }
+      await this.flush();
+      return signal?.aborted === true;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.buffer.close();
+    await this.stream.close();
+    await this.catalog.end().catch(() => undefined);
+  }
+
+  private keepaliveLsn: Lsn = 0n;
+
+  private reached(target: Lsn): boolean {
+    return this.options.vault.manifest.throughLsn >= target || this.keepaliveLsn >= target || (this.lastCommit?.endLsn ?? 0n) >= target;
+  }
+
+  private async keepalive(walEnd: Lsn, replyRequested: boolean): Promise<void> {
+    // Nothing staged and no transaction open: everything up to walEnd is either in the vault or not ours.
+    if (this.transaction === undefined && this.buffer.size === 0) this.keepaliveLsn = walEnd;
+    if (replyRequested) this.sendStatus();
+  }
+
+  private durableLsn(): Lsn {
+    const manifest = this.options.vault.manifest;
+    return this.keepaliveLsn > manifest.throughLsn && this.buffer.size === 0 ? this.keepaliveLsn : this.flushedEndLsn ?? manifest.throughLsn;
+  }
+
+  private flushedEndLsn: Lsn | undefined;
+
+  private sendStatus(): void {
+    this.lastStatusAt = Date.now();
+    this.stream.sendStatus(this.durableLsn());
+  }
+
+  private flushDue(target: Lsn | undefined): boolean {
+    if (this.buffer.size === 0 || this.stagedSince === undefined) return false;
+    if (target !== undefined && (this.lastCommit?.endLsn ?? 0n) >= target) return true;
+    return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.buffer.size >= MAX_STAGED_ROWS;
+  }
+
+  private async handle(message: PgoutputMessage): Promise<void> {
+    switch (message.tag) {
+      case 'begin': {
+        const duplicate = message.finalLsn <= this.options.vault.manifest.throughLsn;
+        this.transaction = { commitLsn: message.finalLsn, commitTime: message.commitTime, xid: this.fullXid(message.xid), seq: 0, context: null, duplicate };
+        this.stagedSince ??= Date.now();
+        return;
+      }
+      case 'relation':
+        await this.relations.define(message, this.transaction?.commitLsn ?? this.options.vault.manifest.throughLsn);
+        return;
+      case 'message':
+        if (message.prefix === 'recall' && message.transactional && this.transaction) this.transaction.context = normaliseContext(message.content);
+        return;
+      case 'insert':
+        return this.stage('insert', this.relations.get(message.relationId), message.row);
+      case 'update': {
+        const relation = this.relations.get(message.relationId);
+        if (message.old !== undefined && keyOf(relation, message.old) !== keyOf(relation, message.row)) {
+          // The key changed: the old key's row is gone.
+          this.stage('delete', relation, message.old);
+        }
+        return this.stage('update', relation, message.row);
+      }
+      case 'delete':
+        return this.stage('delete', this.relations.get(message.relationId), message.old);
+      case 'truncate':
+        for (const relationId of message.relationIds) await this.truncate(this.relations.get(relationId));
+        return;
+      case 'commit':
+        return this.commit(message.endLsn, message.commitTime);
+      case 'type':
+      case 'origin':
+        return;
+    }
+  }
+
+  private stage(op: 'insert' | 'update' | 'delete', relation: StreamRelation, tuple: readonly ColumnValue[]): void {
+    const txn = this.transaction;
+    if (txn === undefined) throw new Error(`pgoutput: ${op} outside a transaction`);
+    if (txn.duplicate) return;
+    const tenantValue = relation.tenantIndex === undefined ? null : tuple[relation.tenantIndex];
+    let row: string | null = null;
+    let unchanged: string[] | undefined;
+    if (op !== 'delete') {
+      const values: Record<string, string | null> = {};
+      relation.columnNames.forEach((name, i) => {
+        const value = tuple[i];
+        if (value === UNCHANGED_TOAST) (unchanged ??= []).push(name);
+        values[name] = value === UNCHANGED_TOAST || value === undefined ? null : value;
+      });
+      row = JSON.stringify(values);
+    }
+    const change: ChangeRecord = {
+      commitLsn: txn.commitLsn,
+      seq: txn.seq++,
+      commitTime: txn.commitTime,
+      xid: txn.xid,
+      table: relation.table,
+      op,
+      // A DELETE's tenant, when its key does not hold it, comes from the previous version at flush.
+      tenant: typeof tenantValue === 'string' ? tenantValue : null,
+      key: keyOf(relation, tuple),
+      schemaId: relation.schemaId,
+      row,
+      context: null,
+    };
+    this.buffer.append(change, unchanged);
+    this.totals.changes++;
+  }
+
+  private async truncate(relation: StreamRelation): Promise<void> {
+    const txn = this.transaction;
+    if (txn === undefined || txn.duplicate) return;
+    await this.buffer.sync();
+    const layers = await this.options.vault.layerFiles(this.options.vault.manifest.layers);
+    await expandTruncate(this.duck(), historySql(layers, this.buffer.tableName), this.buffer.tableName, {
+      table: relation.table,
+      commitLsn: txn.commitLsn,
+      seq: txn.seq++,
+      commitTime: txn.commitTime,
+      xid: txn.xid,
+    });
+    await this.buffer.recount();
+  }
+
+  private duck() {
+    return this.buffer.connection;
+  }
+
+  private async commit(endLsn: Lsn, commitTime: bigint): Promise<void> {
+    const txn = this.transaction;
+    this.transaction = undefined;
+    if (txn === undefined) throw new Error('pgoutput: COMMIT without BEGIN');
+    if (txn.duplicate) {
+      // Already durable in the vault: safe to acknowledge once nothing newer is staged.
+      if (this.buffer.size === 0) this.flushedEndLsn = endLsn;
+      return;
+    }
+    if (txn.context !== null && txn.seq > 0) {
+      await this.buffer.sync();
+      await this.duck().run(`UPDATE ${this.buffer.tableName} SET context = $1 WHERE commit_lsn = $2`, [txn.context, txn.commitLsn]);
+    }
+    this.lastCommit = { lsn: txn.commitLsn, endLsn, time: commitTime };
+    this.totals.transactions++;
+  }
+
+  /** Writes staged transactions as one delta layer, commits the manifest, then acknowledges. */
+  private async flush(): Promise<void> {
+    const commit = this.lastCommit;
+    const vault = this.options.vault;
+    if (commit === undefined || commit.lsn <= vault.manifest.throughLsn) {
+      this.stagedSince = undefined;
+      return;
+    }
+    const newSchemas = this.relations.history.length > vault.manifest.schemas.length;
+    let layer;
+    if (this.buffer.size > 0) {
+      await this.buffer.sync();
+      const history = historySql(await vault.layerFiles(vault.manifest.layers), this.buffer.tableName);
+      await fillUnchangedToast(this.duck(), history, this.buffer.tableName);
+      await completeDeletes(this.duck(), history, this.buffer.tableName);
+      layer = await this.buffer.writeLayer('delta');
+    }
+    if (layer !== undefined || newSchemas || commit.lsn > vault.manifest.throughLsn) {
+      const manifest = vault.manifest;
+      await vault.commit({
+        source: manifest.source,
+        startLsn: manifest.startLsn,
+        startTime: manifest.startTime,
+        throughLsn: commit.lsn,
+        throughTime: commit.time,
+        layers: layer === undefined ? manifest.layers : [...manifest.layers, layer],
+        schemas: this.relations.history,
+      });
+      if (layer !== undefined) this.totals.layers++;
+    }
+    this.stagedSince = undefined;
+    this.flushedEndLsn = commit.endLsn;
+    this.sendStatus();
+    if (layer !== undefined) this.log(`capture: ${layer.rows} changes through ${formatLsn(commit.lsn)} → ${layer.path}`);
+  }
+
+  /** The 64-bit xid for the 32-bit one in BEGIN: the one closest to the last seen. */
+  private fullXid(xid32: number): bigint {
+    const reference = this.xidReference;
+    let full = (reference & ~0xffffffffn) | BigInt(xid32);
+    if (full > reference + 0x80000000n) full -= 0x100000000n;
+    else if (full < reference - 0x80000000n) full += 0x100000000n;
+    this.xidReference = full > reference ? full : reference;
+    return full;
+  }
+}
+
+function keyOf(relation: StreamRelation, tuple: readonly ColumnValue[]): string {
+  return JSON.stringify(relation.keyIndexes.map((i) => {
+    const value = tuple[i];
+    return value === UNCHANGED_TOAST || value === undefined ? null : value;
+  }));
+}
+
+/** Context must be a JSON object; anything else is kept, wrapped, rather than lost. */
+function normaliseContext(content: Buffer): string {
+  const text = content.toString('utf8');
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return JSON.stringify(parsed);
+  } catch {
+    // fall through: not JSON
+  }
+  return JSON.stringify({ message: text });
+}

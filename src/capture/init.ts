@@ -1,0 +1,224 @@
+// `recall init`: check the source, create the publication and the slot, and write
+// the initial image from the slot's exported snapshot, so the image and the stream
+// meet exactly at the slot's consistent point. Idempotent: on an initialised vault
+// it only checks that the slot is still there.
+
+import type pg from 'pg';
+import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
+import { readCatalog, type SourceTable } from '../source/catalog.js';
+import { connectSource, type SourceConfig } from '../source/connection.js';
+import { readSourceIdentity } from '../source/identity.js';
+import { checkSource, readSourceSettings } from '../source/preflight.js';
+import type { TenancyConfig } from '../source/tenancy.js';
+import { formatLsn, parseLsn } from '../timeline/lsn.js';
+import { openDuckDB } from '../vault/duckdb.js';
+import { LayerBuffer } from '../vault/layer-buffer.js';
+import type { SchemaVersion } from '../vault/manifest.js';
+import type { Vault } from '../vault/vault.js';
+
+/** How `init` runs. */
+export interface InitOptions {
+  readonly source: SourceConfig;
+  readonly vault: Vault;
+  readonly tenancy: TenancyConfig;
+  readonly slot?: string;
+  readonly publication?: string;
+  /** How long slot creation may wait for running transactions. */
+  readonly slotTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+/** What `init` did. */
+export interface InitResult {
+  readonly created: boolean;
+  readonly slot: string;
+  readonly publication: string;
+  readonly startLsn: string;
+  readonly tables: number;
+  readonly imageRows: number;
+}
+
+const IMAGE_FETCH_ROWS = 5_000;
+
+/** Checks the source and starts its history in the vault. */
+export async function init(options: InitOptions): Promise<InitResult> {
+  const log = options.log ?? (() => undefined);
+  const slot = options.slot ?? 'recall';
+  const publication = options.publication ?? 'recall';
+  const client = await connectSource(options.source);
+  try {
+    const identity = await readSourceIdentity(client);
+    options.vault.assertSource(identity);
+    const settings = await readSourceSettings(client);
+    const tables = await readCatalog(client, options.tenancy);
+    const slotExists = (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount === 1;
+    const problems = checkSource(settings, tables, options.tenancy, slotExists);
+    if (problems.length > 0) throw new SourceNotReadyError(problems);
+
+    if (options.vault.initialized) {
+      const manifest = options.vault.manifest;
+      if (!slotExists) {
+        throw new SlotLostError(
+          `the vault ${options.vault.storage.location} was initialised, but the slot "${manifest.source.slot}" is gone: changes since ${formatLsn(manifest.throughLsn)} were not captured`,
+          'start a new vault with `recall init --vault NEW_PATH`',
+        );
+      }
+      await ensurePublication(client, manifest.source.publication, tables, settings.superuser);
+      log(`init: already initialised; history starts at ${formatLsn(manifest.startLsn)}`);
+      return { created: false, slot, publication, startLsn: formatLsn(manifest.startLsn), tables: tables.length, imageRows: 0 };
+    }
+
+    await ensurePublication(client, publication, tables, settings.superuser);
+    if (slotExists) {
+      // Left by an init that died before its image was committed: useless without one.
+      await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
+    }
+    const replication = await connectSource(options.source, { replication: true });
+    try {
+      log(`init: creating replication slot "${slot}" (waits for transactions already running)`);
+      const created = await createSlot(replication, client, slot, options.slotTimeoutMs ?? 60_000);
+      try {
+        const image = await writeImage(options, created.snapshot, created.lsn, log);
+        await options.vault.commit({
+          source: { ...identity, slot, publication },
+          startLsn: created.lsn,
+          startTime: image.time,
+          throughLsn: created.lsn,
+          throughTime: image.time,
+          layers: image.layer === undefined ? [] : [image.layer],
+          schemas: image.schemas,
+        });
+        log(`init: image of ${image.tables} tables (${image.rows} rows) at ${formatLsn(created.lsn)} in ${options.vault.storage.location}`);
+        return { created: true, slot, publication, startLsn: formatLsn(created.lsn), tables: image.tables, imageRows: image.rows };
+      } catch (error) {
+        await replication.end().catch(() => undefined);
+        await client.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
+        throw error;
+      }
+    } finally {
+      await replication.end().catch(() => undefined);
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Creates the publication, or adds tables it lacks (a per-table one misses new tables). */
+async function ensurePublication(client: pg.Client, name: string, tables: readonly SourceTable[], superuser: boolean): Promise<void> {
+  const existing = await client.query<{ puballtables: string }>('SELECT puballtables::text FROM pg_publication WHERE pubname = $1', [name]);
+  const quoted = client.escapeIdentifier(name);
+  const row = existing.rows[0];
+  if (row === undefined) {
+    // FOR ALL TABLES also captures tables created later, but needs a superuser.
+    const target = superuser || tables.length === 0 ? 'FOR ALL TABLES' : `FOR TABLE ${tables.map((table) => table.qualified).join(', ')}`;
+    if (!superuser && tables.length === 0) throw new UsageError('the source has no tables to capture', 'create the tables first, or run init as a superuser');
+    await client.query(`CREATE PUBLICATION ${quoted} ${target} WITH (publish_via_partition_root = true)`);
+    return;
+  }
+  if (row.puballtables === 'true') return;
+  const published = await client.query<{ name: string }>(
+    `SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_publication_tables WHERE pubname = $1`,
+    [name],
+  );
+  const have = new Set(published.rows.map((r) => r.name));
+  const missing = tables.filter((table) => !have.has(table.qualified));
+  if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoted} ADD TABLE ${missing.map((t) => t.qualified).join(', ')}`);
+}
+
+/** CREATE_REPLICATION_SLOT with an exported snapshot; names the sessions that block it. */
+async function createSlot(
+  replication: pg.Client,
+  client: pg.Client,
+  slot: string,
+  timeoutMs: number,
+): Promise<{ lsn: bigint; snapshot: string }> {
+  const creating = replication.query<{ consistent_point: string; snapshot_name: string }>(
+    `CREATE_REPLICATION_SLOT ${replication.escapeIdentifier(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  const outcome = await Promise.race([creating, timeout]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    const blockers = await client.query<{ pid: string; state: string; since: string }>(
+      `SELECT pid::text, state, (now() - xact_start)::text AS since FROM pg_stat_activity
+        WHERE backend_xid IS NOT NULL OR state LIKE 'idle in transaction%' ORDER BY xact_start`,
+    );
+    await client.query('SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = $1 AND pid <> pg_backend_pid() AND query LIKE $2', [
+      'walsender',
+      'CREATE_REPLICATION_SLOT%',
+    ]);
+    creating.catch(() => undefined);
+    const list = blockers.rows.map((b) => `pid ${b.pid} (${b.state}, open ${b.since})`).join(', ');
+    throw new UsageError(
+      `creating the replication slot waited ${timeoutMs / 1000} s for running transactions to end${list ? `: ${list}` : ''}`,
+      'end or commit those sessions (an idle-in-transaction session blocks it), then run `recall init` again',
+    );
+  }
+  const row = outcome.rows[0];
+  const lsn = row === undefined ? undefined : parseLsn(row.consistent_point);
+  if (row === undefined || lsn === undefined) throw new Error('CREATE_REPLICATION_SLOT returned no consistent point');
+  return { lsn, snapshot: row.snapshot_name };
+}
+
+/** Reads every table in the slot's snapshot into one image layer. */
+async function writeImage(options: InitOptions, snapshot: string, lsn: bigint, log: (line: string) => void) {
+  const reader = await connectSource(options.source);
+  const duck = await openDuckDB({ memoryLimit: '256MB', threads: 2, tempDirectory: await options.vault.storage.scratchDirectory() });
+  const buffer = await LayerBuffer.create(duck, options.vault.storage, 'image');
+  try {
+    await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot.replaceAll("'", "''")}'`);
+    const tables = await readCatalog(reader, options.tenancy);
+    const { rows: timeRows } = await reader.query<{ micros: string }>(`SELECT (extract(epoch FROM now()) * 1000000)::bigint::text AS micros`);
+    const time = BigInt(timeRows[0]?.micros ?? '0');
+    const schemas: SchemaVersion[] = [];
+    let rows = 0;
+    for (const table of tables) {
+      const columns = table.columns.filter((column) => !column.generated);
+      const key = table.primaryKey.length > 0 ? columns.filter((c) => table.primaryKey.includes(c.name)).map((c) => c.name) : columns.map((c) => c.name);
+      const schemaId = schemas.length;
+      schemas.push({
+        id: schemaId,
+        table: table.qualified,
+        sinceLsn: lsn,
+        columns: columns.map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, attnum: c.attnum, missing: null })),
+        key,
+        tenantColumn: table.tenantColumn ?? null,
+      });
+      const select = columns.map((c) => reader.escapeIdentifier(c.name)).join(', ');
+      const from = `${table.partitioned ? '' : 'ONLY '}${table.qualified}`;
+      await reader.query(`DECLARE image_rows NO SCROLL CURSOR FOR SELECT ${select || 'NULL'} FROM ${from}`);
+      for (;;) {
+        const batch = await reader.query({ text: `FETCH ${IMAGE_FETCH_ROWS} FROM image_rows`, rowMode: 'array' });
+        for (const values of batch.rows as (string | null)[][]) {
+          const row: Record<string, string | null> = {};
+          columns.forEach((column, i) => (row[column.name] = values[i] ?? null));
+          buffer.append({
+            commitLsn: lsn,
+            seq: 0,
+            commitTime: time,
+            xid: null,
+            table: table.qualified,
+            op: 'image',
+            tenant: table.tenantColumn === undefined ? null : (row[table.tenantColumn] ?? null),
+            key: JSON.stringify(key.map((name) => row[name] ?? null)),
+            schemaId,
+            row: JSON.stringify(row),
+            context: null,
+          });
+        }
+        rows += batch.rows.length;
+        if (batch.rows.length < IMAGE_FETCH_ROWS) break;
+      }
+      await reader.query('CLOSE image_rows');
+      log(`init: imaged ${table.qualified}`);
+    }
+    const layer = await buffer.writeLayer('image');
+    await reader.query('COMMIT');
+    return { layer, schemas, rows, time, tables: tables.length };
+  } finally {
+    buffer.close();
+    await reader.end().catch(() => undefined);
+  }
+}

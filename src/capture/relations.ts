@@ -1,0 +1,109 @@
+// What each relation id in the stream means: its table, its columns, its key and
+// tenant column, and the schema version its rows are written under. A Relation
+// message whose layout differs from the newest known one starts a new version, so
+// rows captured before an ADD/DROP/RENAME COLUMN stay readable.
+
+import type pg from 'pg';
+import type { RelationColumn } from './pgoutput.js';
+import { tenantColumnOf } from '../source/catalog.js';
+import { formatTableName } from '../source/table-name.js';
+import type { TenancyConfig } from '../source/tenancy.js';
+import type { SchemaColumn, SchemaVersion } from '../vault/manifest.js';
+
+/** A relation of the stream, ready to turn tuples into changes. */
+export interface StreamRelation {
+  readonly table: string;
+  readonly columnNames: readonly string[];
+  readonly keyIndexes: readonly number[];
+  readonly tenantIndex: number | undefined;
+  readonly schemaId: number;
+}
+
+/** Keeps the schema history and the relation-id map of one capture session. */
+export class RelationMap {
+  private readonly byId = new Map<number, StreamRelation>();
+  private readonly schemas: SchemaVersion[];
+
+  constructor(
+    schemas: readonly SchemaVersion[],
+    private readonly tenancy: TenancyConfig,
+    private readonly catalog: pg.Client,
+  ) {
+    this.schemas = [...schemas];
+  }
+
+  /** Every schema version known, new ones included (for the next manifest). */
+  get history(): readonly SchemaVersion[] {
+    return this.schemas;
+  }
+
+  /** The relation for an id; a change for an unknown id is a protocol violation. */
+  get(relationId: number): StreamRelation {
+    const relation = this.byId.get(relationId);
+    if (relation === undefined) throw new Error(`pgoutput: change for relation ${relationId} before its Relation message`);
+    return relation;
+  }
+
+  /** Records a Relation message; `lsn` is the commit LSN of the transaction it arrived in. */
+  async define(
+    message: { relationId: number; schema: string; name: string; columns: readonly RelationColumn[] },
+    lsn: bigint,
+  ): Promise<void> {
+    const table = formatTableName(message);
+    const names = message.columns.map((column) => column.name);
+    const key = message.columns.filter((column) => column.isKey).map((column) => column.name);
+    const tenantColumn = tenantColumnOf(table, names, key, this.tenancy) ?? null;
+    const latest = this.schemas.filter((version) => version.table === table).at(-1);
+    let version = latest;
+    if (latest === undefined || !sameLayout(latest, message.columns, key, tenantColumn)) {
+      const columns = await this.describe(message.relationId, message.columns, latest);
+      const created: SchemaVersion = { id: this.schemas.length, table, sinceLsn: lsn, columns, key, tenantColumn };
+      this.schemas.push(created);
+      version = created;
+    }
+    const tenantIndex = tenantColumn === null ? undefined : names.indexOf(tenantColumn);
+    this.byId.set(message.relationId, {
+      table,
+      columnNames: names,
+      keyIndexes: key.map((column) => names.indexOf(column)),
+      tenantIndex: tenantIndex === -1 ? undefined : tenantIndex,
+      schemaId: (version as SchemaVersion).id,
+    });
+  }
+
+  /** Type names, attnums and ADD COLUMN defaults, read from the source's catalog. */
+  private async describe(
+    relationId: number,
+    columns: readonly RelationColumn[],
+    previous: SchemaVersion | undefined,
+  ): Promise<SchemaColumn[]> {
+    const { rows } = await this.catalog.query<{ name: string; type: string; attnum: string | null; missing: string | null; has_missing: string | null }>(
+      `SELECT c.name, format_type(c.oid, c.mod) AS type, a.attnum::text AS attnum,
+              CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END AS missing,
+              a.atthasmissing::text AS has_missing
+         FROM unnest($2::text[], $3::oid[], $4::int[]) WITH ORDINALITY AS c(name, oid, mod, ord)
+         LEFT JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = c.name AND NOT a.attisdropped
+        ORDER BY c.ord`,
+      [relationId, columns.map((c) => c.name), columns.map((c) => c.typeOid), columns.map((c) => c.typeMod)],
+    );
+    const known = new Set(previous?.columns.map((column) => column.name));
+    return rows.map((row, i) => ({
+      name: row.name,
+      type: row.type,
+      typeOid: columns[i]?.typeOid,
+      attnum: row.attnum === null ? undefined : Number(row.attnum),
+      // Only a column new in this version can hold a value rows never stored.
+      missing: !known.has(row.name) && row.has_missing === 'true' ? row.missing : null,
+    }));
+  }
+}
+
+function sameLayout(version: SchemaVersion, columns: readonly RelationColumn[], key: readonly string[], tenantColumn: string | null): boolean {
+  return (
+    version.tenantColumn === tenantColumn &&
+    version.columns.length === columns.length &&
+    version.columns.every((column, i) => column.name === columns[i]?.name && (column.typeOid ?? columns[i]?.typeOid) === columns[i]?.typeOid) &&
+    version.key.length === key.length &&
+    version.key.every((column, i) => column === key[i])
+  );
+}

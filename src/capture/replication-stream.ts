@@ -1,0 +1,134 @@
+// The walsender connection: START_REPLICATION on a named slot, the CopyBoth frames
+// decoded in arrival order, and standby status updates sent only with positions the
+// caller says are durable. Built directly on node-postgres so that keepalives and
+// data pass through one ordered queue (no acknowledgement can overtake data).
+
+import type pg from 'pg';
+import { formatLsn, type Lsn } from '../timeline/lsn.js';
+import { decodePgoutput, type PgoutputMessage } from './pgoutput.js';
+
+/** What the stream yields. 'idle' comes when nothing arrived for a while, so the caller can flush on time. */
+export type ReplicationFrame =
+  | { readonly kind: 'data'; readonly walStart: Lsn; readonly message: PgoutputMessage }
+  | { readonly kind: 'keepalive'; readonly walEnd: Lsn; readonly replyRequested: boolean }
+  | { readonly kind: 'idle' };
+
+/** Queue length at which the socket is paused (backpressure), and resumed below half of it. */
+const HIGH_WATER = 2_000;
+const IDLE_MS = 250;
+/** Microseconds between the Unix epoch and 2000-01-01. */
+const PG_EPOCH_MS = 946_684_800_000;
+
+interface PgConnection {
+  on(event: 'copyData', listener: (message: { chunk: Buffer }) => void): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+  stream: { pause(): void; resume(): void };
+}
+
+/** A running logical replication stream. */
+export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
+  private readonly queue: ReplicationFrame[] = [];
+  private wake: (() => void) | undefined;
+  private failure: unknown;
+  private ended = false;
+  private paused = false;
+  private readonly connection: PgConnection;
+
+  private constructor(private readonly client: pg.Client) {
+    // node-postgres has no public API for CopyBoth; its Connection object does the framing.
+    this.connection = (client as unknown as { connection: PgConnection }).connection;
+  }
+
+  /** Starts streaming a slot with pgoutput from `startLsn` (0 = the slot's confirmed position). */
+  static start(client: pg.Client, options: { slot: string; publication: string; startLsn: Lsn }): ReplicationStream {
+    const stream = new ReplicationStream(client);
+    stream.connection.on('copyData', ({ chunk }) => stream.receive(chunk));
+    const escape = (text: string): string => text.replaceAll("'", "''");
+    client
+      .query(
+        `START_REPLICATION SLOT "${options.slot.replaceAll('"', '""')}" LOGICAL ${formatLsn(options.startLsn)} ` +
+          `(proto_version '1', publication_names '${escape(options.publication)}', messages 'true')`,
+      )
+      .then(
+        () => stream.finish(undefined),
+        (error: unknown) => stream.finish(error),
+      );
+    client.on('error', (error) => stream.finish(error));
+    client.on('end', () => stream.finish(undefined));
+    return stream;
+  }
+
+  /** Tells the server everything up to `lsn` is durable; it may recycle WAL and advance the slot. */
+  sendStatus(lsn: Lsn, replyRequested = false): void {
+    if (this.ended) return;
+    const message = Buffer.alloc(34);
+    message.write('r', 0, 'latin1');
+    message.writeBigUInt64BE(lsn, 1); // written
+    message.writeBigUInt64BE(lsn, 9); // flushed
+    message.writeBigUInt64BE(lsn, 17); // applied
+    message.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
+    message.writeUInt8(replyRequested ? 1 : 0, 33);
+    this.connection.sendCopyFromChunk(message);
+  }
+
+  /** Ends the connection; the iterator then finishes. */
+  async close(): Promise<void> {
+    this.ended = true;
+    this.wake?.();
+    await this.client.end().catch(() => undefined);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ReplicationFrame> {
+    for (;;) {
+      const frame = this.queue.shift();
+      if (frame !== undefined) {
+        if (this.paused && this.queue.length < HIGH_WATER / 2) {
+          this.paused = false;
+          this.connection.stream.resume();
+        }
+        yield frame;
+        continue;
+      }
+      if (this.failure !== undefined) throw this.failure;
+      if (this.ended) return;
+      const arrived = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), IDLE_MS);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      this.wake = undefined;
+      if (!arrived) yield { kind: 'idle' };
+    }
+  }
+
+  private receive(chunk: Buffer): void {
+    const type = chunk[0];
+    if (type === 0x77) {
+      // XLogData: 'w', walStart, walEnd, sendTime, payload
+      let message: PgoutputMessage;
+      try {
+        message = decodePgoutput(chunk.subarray(25));
+      } catch (error) {
+        this.finish(error);
+        return;
+      }
+      this.queue.push({ kind: 'data', walStart: chunk.readBigUInt64BE(1), message });
+    } else if (type === 0x6b) {
+      // Primary keepalive: 'k', walEnd, sendTime, replyRequested
+      this.queue.push({ kind: 'keepalive', walEnd: chunk.readBigUInt64BE(1), replyRequested: chunk[17] === 1 });
+    }
+    if (!this.paused && this.queue.length >= HIGH_WATER) {
+      this.paused = true;
+      this.connection.stream.pause();
+    }
+    this.wake?.();
+  }
+
+  private finish(error: unknown): void {
+    if (error !== undefined && this.failure === undefined && !this.ended) this.failure = error;
+    this.ended = true;
+    this.wake?.();
+  }
+}

@@ -1,0 +1,77 @@
+// Completing changes the stream sends incomplete, from the versions before them
+// (in the vault or earlier in the same batch): unchanged TOASTed values, the
+// removed row and tenant of a DELETE, and the rows a TRUNCATE removed.
+
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { LAYER_COLUMN_NAMES } from '../vault/change.js';
+import { fileList, queryRows } from '../vault/duckdb.js';
+
+/** A SQL source of every version known: the vault's layers plus the staging table. */
+export function historySql(layerFiles: readonly string[], staging: string): string {
+  const staged = `SELECT ${LAYER_COLUMN_NAMES} FROM ${staging}`;
+  if (layerFiles.length === 0) return `(${staged})`;
+  return `(SELECT ${LAYER_COLUMN_NAMES} FROM read_parquet(${fileList(layerFiles)}) UNION ALL ${staged})`;
+}
+
+/** Orders versions of one key: commit LSN, then position in the transaction. */
+const VERSION_ORDER = '(h.commit_lsn::HUGEINT * 4294967296 + h.seq)';
+const BEFORE = '(h.commit_lsn < d.commit_lsn OR (h.commit_lsn = d.commit_lsn AND h.seq < d.seq))';
+
+/** Fills TOASTed values an UPDATE left unchanged, oldest first so chains of such updates resolve. */
+export async function fillUnchangedToast(duck: DuckDBConnection, history: string, staging: string): Promise<number> {
+  const targets = await queryRows(
+    duck,
+    `SELECT commit_lsn, seq, "table", "key", "row", unchanged FROM ${staging} WHERE unchanged IS NOT NULL ORDER BY commit_lsn, seq`,
+  );
+  for (const target of targets) {
+    const [previous] = await queryRows(
+      duck,
+      `SELECT h."row" FROM ${history} h
+        WHERE h."table" = $1 AND h."key" = $2 AND h."row" IS NOT NULL
+          AND (h.commit_lsn < $3 OR (h.commit_lsn = $3 AND h.seq < $4))
+        ORDER BY h.commit_lsn DESC, h.seq DESC LIMIT 1`,
+      [target.table, target.key, target.commit_lsn, target.seq] as never,
+    );
+    const row = JSON.parse(target.row as string) as Record<string, string | null>;
+    const before = previous ? (JSON.parse(previous.row as string) as Record<string, string | null>) : {};
+    for (const column of JSON.parse(target.unchanged as string) as string[]) row[column] = before[column] ?? null;
+    await duck.run(`UPDATE ${staging} SET "row" = $1, unchanged = NULL WHERE commit_lsn = $2 AND seq = $3`, [
+      JSON.stringify(row),
+      target.commit_lsn,
+      target.seq,
+    ] as never);
+  }
+  return targets.length;
+}
+
+/** Gives each DELETE the row it removed and that row's tenant (the stream sends only the key). */
+export async function completeDeletes(duck: DuckDBConnection, history: string, staging: string): Promise<void> {
+  await duck.run(`
+    UPDATE ${staging} AS p
+       SET tenant = coalesce(p.tenant, r.previous.tenant), "row" = r.previous."row", schema_id = r.previous.schema_id
+      FROM (SELECT d.commit_lsn, d.seq,
+                   arg_max({'tenant': h.tenant, 'row': h."row", 'schema_id': h.schema_id}, ${VERSION_ORDER}) AS previous
+              FROM ${staging} d
+              JOIN ${history} h ON h."table" = d."table" AND h."key" = d."key" AND ${BEFORE} AND h.op <> 'delete'
+             WHERE d.op = 'delete' AND d."row" IS NULL
+             GROUP BY d.commit_lsn, d.seq) AS r
+     WHERE p.commit_lsn = r.commit_lsn AND p.seq = r.seq`);
+}
+
+/** Stages one 'truncate' change per row alive in `table` just before the TRUNCATE. */
+export async function expandTruncate(
+  duck: DuckDBConnection,
+  history: string,
+  staging: string,
+  change: { table: string; commitLsn: bigint; seq: number; commitTime: bigint; xid: bigint },
+): Promise<void> {
+  await duck.run(
+    `INSERT INTO ${staging} (${LAYER_COLUMN_NAMES})
+     SELECT $1, $2, make_timestamp($3), $4, "table", 'truncate', tenant, "key", schema_id, "row", NULL
+       FROM (SELECT h.*, row_number() OVER (PARTITION BY h."key" ORDER BY h.commit_lsn DESC, h.seq DESC) AS newest
+               FROM ${history} h
+              WHERE h."table" = $5 AND (h.commit_lsn < $1 OR (h.commit_lsn = $1 AND h.seq < $2)))
+      WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`,
+    [change.commitLsn, change.seq, change.commitTime, change.xid, change.table] as never,
+  );
+}

@@ -1,0 +1,119 @@
+// `recall init`'s check of the source: everything that would stop capture or hurt
+// the application, all reported at once with its fix, before anything is created.
+// Tables without a primary key or replica identity must be found before a
+// publication exists: publishing them makes the application's UPDATE/DELETE fail.
+
+import type pg from 'pg';
+import type { SourceProblem } from '../errors.js';
+import type { SourceTable } from './catalog.js';
+import type { TenancyConfig } from './tenancy.js';
+import { formatTableName, parseTableName } from './table-name.js';
+
+/** The source's role and server settings that matter for capture. */
+export interface SourceSettings {
+  readonly walLevel: string;
+  readonly maxReplicationSlots: number;
+  readonly usedReplicationSlots: number;
+  readonly maxWalSenders: number;
+  readonly superuser: boolean;
+  readonly replication: boolean;
+  readonly canCreate: boolean;
+  readonly role: string;
+  readonly database: string;
+}
+
+/** Reads the settings preflight checks. */
+export async function readSourceSettings(client: pg.Client): Promise<SourceSettings> {
+  const { rows } = await client.query<Record<string, string>>(`
+    SELECT current_setting('wal_level') AS wal_level,
+           current_setting('max_replication_slots') AS max_slots,
+           (SELECT count(*) FROM pg_replication_slots)::text AS used_slots,
+           current_setting('max_wal_senders') AS max_senders,
+           r.rolsuper::text AS superuser, r.rolreplication::text AS replication,
+           has_database_privilege(current_database(), 'CREATE')::text AS can_create,
+           current_user AS role, current_database() AS database
+      FROM pg_roles r WHERE r.rolname = current_user`);
+  const row = rows[0] ?? {};
+  return {
+    walLevel: row.wal_level ?? '',
+    maxReplicationSlots: Number(row.max_slots),
+    usedReplicationSlots: Number(row.used_slots),
+    maxWalSenders: Number(row.max_senders),
+    superuser: row.superuser === 'true',
+    replication: row.replication === 'true',
+    canCreate: row.can_create === 'true',
+    role: row.role ?? '',
+    database: row.database ?? '',
+  };
+}
+
+/** Every problem that stops `recall init`, each with its fix. `slotExists`: our slot is already there. */
+export function checkSource(
+  settings: SourceSettings,
+  tables: readonly SourceTable[],
+  tenancy: TenancyConfig,
+  slotExists: boolean,
+): SourceProblem[] {
+  const problems: SourceProblem[] = [];
+  const role = settings.role;
+  if (settings.walLevel !== 'logical') {
+    problems.push({
+      problem: `wal_level is "${settings.walLevel}", logical decoding needs "logical"`,
+      fix: `ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (on a managed service: set the parameter group's logical replication option)`,
+    });
+  }
+  if (!slotExists && settings.usedReplicationSlots >= settings.maxReplicationSlots) {
+    problems.push({
+      problem: `all ${settings.maxReplicationSlots} replication slots are in use (max_replication_slots)`,
+      fix: 'raise max_replication_slots and restart PostgreSQL, or drop an unused slot with pg_drop_replication_slot()',
+    });
+  }
+  if (settings.maxWalSenders < 1) {
+    problems.push({ problem: 'max_wal_senders is 0', fix: 'ALTER SYSTEM SET max_wal_senders = 10; then restart PostgreSQL' });
+  }
+  if (!settings.superuser && !settings.replication) {
+    problems.push({ problem: `role "${role}" may not stream changes (no REPLICATION attribute)`, fix: `ALTER ROLE "${role}" WITH REPLICATION;` });
+  }
+  if (!settings.superuser && !settings.canCreate) {
+    problems.push({
+      problem: `role "${role}" may not create the publication (no CREATE on database "${settings.database}")`,
+      fix: `GRANT CREATE ON DATABASE "${settings.database}" TO "${role}";`,
+    });
+  }
+  for (const table of tables) {
+    if (!table.selectable) {
+      problems.push({ problem: `role "${role}" may not read ${table.qualified}`, fix: `GRANT SELECT ON ${table.qualified} TO "${role}";` });
+    }
+    if (!settings.superuser && !table.owned) {
+      problems.push({
+        problem: `role "${role}" does not own ${table.qualified}, so it cannot add it to a publication`,
+        fix: `ALTER TABLE ${table.qualified} OWNER TO "${role}"; or run \`recall init\` as a superuser`,
+      });
+    }
+    const hasIdentity = table.primaryKey.length > 0 || table.replicaIdentity === 'f' || table.replicaIdentity === 'i';
+    if (!hasIdentity) {
+      problems.push({
+        problem: `${table.qualified} has no primary key or replica identity: publishing it would make the application's UPDATE and DELETE on it fail`,
+        fix: `ALTER TABLE ${table.qualified} ADD PRIMARY KEY (…); or ALTER TABLE ${table.qualified} REPLICA IDENTITY FULL;`,
+      });
+    }
+  }
+  const byName = new Map(tables.map((table) => [table.qualified, table]));
+  for (const [name, declared] of Object.entries(tenancy.tables)) {
+    const table = byName.get(name);
+    if (table === undefined) {
+      problems.push({ problem: `recall.yml names table ${name}, which does not exist`, fix: `fix the name in recall.yml (tables are written schema.table)` });
+    } else if (declared !== 'global' && !table.columns.some((column) => column.name === declared.column)) {
+      problems.push({
+        problem: `recall.yml says ${name} is tenant-scoped by column "${declared.column}", but ${name} has no such column`,
+        fix: `name the right column in recall.yml, or declare ${name}: global`,
+      });
+    }
+  }
+  const root = formatTableName(parseTableName(tenancy.root));
+  const rootTable = byName.get(root);
+  if (rootTable !== undefined && rootTable.primaryKey.length !== 1) {
+    problems.push({ problem: `the tenant root table ${root} needs a one-column primary key (the tenant id)`, fix: 'set tenancy.root in recall.yml to the table whose key is the tenant id' });
+  }
+  return problems;
+}

@@ -1,0 +1,82 @@
+// `recall show`: a tenant's rows as of a point. Reconstruction takes, per key, the
+// newest version at or below the point's LSN (images and deltas alike) and drops
+// keys whose newest version is a delete; each row is then laid out in the columns
+// its table had at the point, so rows written before an ADD/DROP/RENAME COLUMN read
+// as the table looked then.
+
+import { UnknownTableError } from '../errors.js';
+import { formatTableName, parseTableName } from '../source/table-name.js';
+import { queryRows } from '../vault/duckdb.js';
+import type { SchemaVersion } from '../vault/manifest.js';
+import type { Vault } from '../vault/vault.js';
+import { compareKeys } from './key-order.js';
+import type { Point } from './point.js';
+import { VaultReader } from './vault-reader.js';
+
+/** One row of a tenant at a point. Values are PostgreSQL's text form or null. */
+export interface ShownRow {
+  readonly table: string;
+  readonly row: Readonly<Record<string, string | null>>;
+}
+
+/** What to show. */
+export interface ShowOptions {
+  readonly vault: Vault;
+  readonly tenant: string;
+  readonly at: Point;
+  readonly table?: string;
+}
+
+/** The tenant's rows in every tenant-scoped table (or one) as of the point, ordered by table and key. */
+export async function show(options: ShowOptions): Promise<ShownRow[]> {
+  const reader = await VaultReader.open(options.vault);
+  try {
+    const lsn = await reader.resolve(options.at);
+    await reader.assertTenant(options.tenant);
+    const table = options.table === undefined ? undefined : formatTableName(parseTableName(options.table));
+    if (table !== undefined && !reader.manifest.schemas.some((version) => version.table === table)) {
+      throw new UnknownTableError(`table ${table} is not in the history`, 'name a captured table, e.g. public.issues');
+    }
+    const rows = await queryRows(
+      reader.duck,
+      `SELECT "table", "key", schema_id, "row" FROM (
+         SELECT "table", "key", op, schema_id, "row",
+                row_number() OVER (PARTITION BY "table", "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
+           FROM ${reader.layersSql}
+          WHERE tenant = $1 AND commit_lsn <= $2 ${table === undefined ? '' : 'AND "table" = $3'})
+        WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`,
+      table === undefined ? [options.tenant, lsn] : [options.tenant, lsn, table],
+    );
+    const shown = rows.map((row) => {
+      const name = row.table as string;
+      const layout = reader.layoutAt(name, lsn);
+      const written = reader.schema(Number(row.schema_id));
+      return {
+        table: name,
+        key: JSON.parse(row.key as string) as (string | null)[],
+        row: layOut(JSON.parse(row.row as string) as Record<string, string | null>, written, layout),
+      };
+    });
+    shown.sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : compareKeys(a.key, b.key)));
+    return shown.map(({ table: name, row }) => ({ table: name, row }));
+  } finally {
+    reader.close();
+  }
+}
+
+/** A row written under one schema version, read in the layout of another. */
+export function layOut(
+  values: Readonly<Record<string, string | null>>,
+  written: SchemaVersion | undefined,
+  layout: SchemaVersion | undefined,
+): Record<string, string | null> {
+  if (layout === undefined || written === undefined || written.id === layout.id) return { ...values };
+  const out: Record<string, string | null> = {};
+  for (const column of layout.columns) {
+    // Follow the column by attnum across renames; by name when attnums are unknown.
+    const source =
+      column.attnum !== undefined ? written.columns.find((c) => c.attnum === column.attnum) : written.columns.find((c) => c.name === column.name);
+    out[column.name] = source !== undefined && source.name in values ? (values[source.name] ?? null) : (column.missing ?? null);
+  }
+  return out;
+}

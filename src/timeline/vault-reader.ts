@@ -1,0 +1,92 @@
+// Read access to a vault's history through DuckDB: resolving points to LSN
+// bounds, and the common filters of per-tenant reads. Shared by show and log.
+
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { PointError, UnknownTenantError } from '../errors.js';
+import { fileList, openDuckDB, queryRows } from '../vault/duckdb.js';
+import type { Manifest, SchemaVersion } from '../vault/manifest.js';
+import type { Vault } from '../vault/vault.js';
+import { formatLsn, type Lsn } from './lsn.js';
+import { describePoint, formatMicros, type Point } from './point.js';
+
+/** The clock skew tolerated before a point counts as "in the future". */
+const FUTURE_SLACK_MICROS = 5_000_000n;
+
+/** A DuckDB session over the vault's verified layers. */
+export class VaultReader {
+  private constructor(
+    readonly vault: Vault,
+    readonly manifest: Manifest,
+    readonly duck: DuckDBConnection,
+    private readonly files: readonly string[],
+  ) {}
+
+  static async open(vault: Vault): Promise<VaultReader> {
+    const manifest = vault.manifest;
+    const files = await vault.layerFiles(manifest.layers);
+    const duck = await openDuckDB({ memoryLimit: '512MB', threads: 2, tempDirectory: await vault.storage.scratchDirectory() });
+    return new VaultReader(vault, manifest, duck, files);
+  }
+
+  /** read_parquet over every layer, or an empty relation if there are none. */
+  get layersSql(): string {
+    if (this.files.length === 0) {
+      return `(SELECT NULL::UBIGINT AS commit_lsn, NULL::UINTEGER AS seq, NULL::TIMESTAMP AS commit_time, NULL::UBIGINT AS xid,
+                      NULL::VARCHAR AS "table", NULL::VARCHAR AS op, NULL::VARCHAR AS tenant, NULL::VARCHAR AS "key",
+                      NULL::UINTEGER AS schema_id, NULL::VARCHAR AS "row", NULL::VARCHAR AS context WHERE false)`;
+    }
+    return `read_parquet(${fileList(this.files)})`;
+  }
+
+  /** The LSN bound of a point: every commit at or below it is part of the state at the point. */
+  async resolve(point: Point, now: bigint = BigInt(Date.now()) * 1000n): Promise<Lsn> {
+    const m = this.manifest;
+    const start = `the history in ${this.vault.storage.location} starts at ${formatMicros(m.startTime)} (lsn:${formatLsn(m.startLsn)})`;
+    switch (point.kind) {
+      case 'lsn':
+        if (point.lsn < m.startLsn) throw new PointError(`${describePoint(point)} is before the history starts`, start);
+        return point.lsn;
+      case 'time': {
+        if (point.micros > now + FUTURE_SLACK_MICROS) throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
+        if (point.micros < m.startTime) throw new PointError(`${formatMicros(point.micros)} is before the history starts`, start);
+        const [row] = await queryRows(this.duck, `SELECT max(commit_lsn) AS lsn FROM ${this.layersSql} WHERE commit_time <= make_timestamp($1)`, [point.micros]);
+        return (row?.lsn as bigint | null) ?? m.startLsn;
+      }
+      case 'before-txn': {
+        // A 32-bit xid (as BEGIN and txid wraparound-era tools show it) matches the low half.
+        const [row] = await queryRows(
+          this.duck,
+          `SELECT min(commit_lsn) AS lsn FROM ${this.layersSql} WHERE xid = $1 OR ($1 < 4294967296 AND xid % 4294967296 = $1)`,
+          [point.xid],
+        );
+        const lsn = row?.lsn as bigint | null;
+        if (lsn === null || lsn === undefined) {
+          throw new PointError(`transaction ${point.xid} is not in the history`, 'check the id with `recall log`; only transactions that changed captured rows are known');
+        }
+        return lsn - 1n;
+      }
+    }
+  }
+
+  /** Refuses a tenant that never appears in the history. */
+  async assertTenant(tenant: string): Promise<void> {
+    const [row] = await queryRows(this.duck, `SELECT count(*) AS n FROM (SELECT 1 FROM ${this.layersSql} WHERE tenant = $1 LIMIT 1)`, [tenant]);
+    if (Number(row?.n ?? 0) === 0) {
+      throw new UnknownTenantError(`tenant "${tenant}" never appears in the history`, 'check the tenant id (its text form, e.g. the value of tenants.id)');
+    }
+  }
+
+  /** The layout a table had at an LSN (its newest schema version at or before it). */
+  layoutAt(table: string, lsn: Lsn): SchemaVersion | undefined {
+    return this.manifest.schemas.filter((version) => version.table === table && version.sinceLsn <= lsn).at(-1);
+  }
+
+  /** Schema version by id. */
+  schema(id: number): SchemaVersion | undefined {
+    return this.manifest.schemas[id];
+  }
+
+  close(): void {
+    this.duck.closeSync();
+  }
+}

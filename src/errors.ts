@@ -111,6 +111,12 @@ export class SlotLostError extends RecallError {
   readonly exitCode = ExitCode.operational;
 }
 
+/** The slot is in use by another connection (often a capture that just died); capture waits for it. */
+export class SlotBusyError extends RecallError {
+  readonly code = 'slot-busy';
+  readonly exitCode = ExitCode.operational;
+}
+
 /** Something went wrong that Recall did not expect: a bug. */
 export class InternalError extends RecallError {
   readonly code = 'internal';

@@ -9,7 +9,7 @@
 //      └──── backoff with jitter ◀── connection lost / server restart ◀──────────┘
 
 import type pg from 'pg';
-import { SlotLostError, SourceAuthError, VaultConflictError, VaultCorruptError, VaultMismatchError } from '../errors.js';
+import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
 import { connectSource, type SourceConfig } from '../source/connection.js';
 import type { TenancyConfig } from '../source/tenancy.js';
 import { formatLsn, parseLsn, type Lsn } from '../timeline/lsn.js';
@@ -67,7 +67,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureSummary> 
         await session.close();
       }
     } catch (error) {
-      if (isFatal(error)) throw error;
+      if (!isTransient(error)) throw error;
       const delay = backoffDelay(attempt);
       log(`capture: ${(error as Error).message}; retrying in ${(delay / 1000).toFixed(1)} s`);
       await sleep(delay, options.signal);
@@ -76,14 +76,17 @@ export async function capture(options: CaptureOptions): Promise<CaptureSummary> 
   return { ...totals, throughLsn: formatLsn(options.vault.manifest.throughLsn) };
 }
 
-function isFatal(error: unknown): boolean {
-  return (
-    error instanceof SlotLostError ||
-    error instanceof SourceAuthError ||
-    error instanceof VaultConflictError ||
-    error instanceof VaultCorruptError ||
-    error instanceof VaultMismatchError
-  );
+/**
+ * Failures worth waiting out: the source restarting or unreachable, the network,
+ * the slot still held by a capture that just died. Anything else (a bug, a broken
+ * vault, a lost slot) stops capture loudly instead of looping.
+ */
+function isTransient(error: unknown): boolean {
+  if (error instanceof SlotBusyError || error instanceof SourceUnreachableError) return true;
+  if (error instanceof RecallError) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '55006' || /^E[A-Z]+$/.test(code))) return true;
+  return /Connection terminated|ECONNRESET|ECONNREFUSED|socket hang up|server closed the connection/i.test((error as Error)?.message ?? '');
 }
 
 /** The transaction being received. */
@@ -141,7 +144,7 @@ class CaptureSession {
       }
       if (state.active_pid !== null) {
         // After a crash of capture, the dead connection holds the slot for a moment.
-        throw new Error(`the slot "${manifest.source.slot}" is still held by process ${state.active_pid}`);
+        throw new SlotBusyError(`the slot "${manifest.source.slot}" is still held by process ${state.active_pid}`, 'is another `recall capture` running?');
       }
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       const replication = await connectSource(options.source, { replication: true });

@@ -67,7 +67,7 @@ export async function expandTruncate(
 ): Promise<void> {
   await duck.run(
     `INSERT INTO ${staging} (${LAYER_COLUMN_NAMES})
-     SELECT $1, $2, make_timestamp($3), $4, "table", 'truncate', tenant, "key", schema_id, "row", NULL
+     SELECT $1, $2, make_timestamp($3::BIGINT), $4, "table", 'truncate', tenant, "key", schema_id, "row", NULL
        FROM (SELECT h.*, row_number() OVER (PARTITION BY h."key" ORDER BY h.commit_lsn DESC, h.seq DESC) AS newest
                FROM ${history} h
               WHERE h."table" = $5 AND (h.commit_lsn < $1 OR (h.commit_lsn = $1 AND h.seq < $2)))

@@ -49,7 +49,7 @@ export class VaultReader {
       case 'time': {
         if (point.micros > now + FUTURE_SLACK_MICROS) throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
         if (point.micros < m.startTime) throw new PointError(`${formatMicros(point.micros)} is before the history starts`, start);
-        const [row] = await queryRows(this.duck, `SELECT max(commit_lsn) AS lsn FROM ${this.layersSql} WHERE commit_time <= make_timestamp($1)`, [point.micros]);
+        const [row] = await queryRows(this.duck, `SELECT max(commit_lsn) AS lsn FROM ${this.layersSql} WHERE commit_time <= make_timestamp($1::BIGINT)`, [point.micros]);
         return (row?.lsn as bigint | null) ?? m.startLsn;
       }
       case 'before-txn': {

@@ -1,0 +1,84 @@
+// `recall status`: how far behind capture is and what the vault holds, in a form a
+// status page or a pager can read.
+
+import { connectSource, type SourceConfig } from '../source/connection.js';
+import { formatLsn, parseLsn } from '../timeline/lsn.js';
+import { formatMicros } from '../timeline/point.js';
+import type { Vault } from '../vault/vault.js';
+
+/** The state of capture and vault. */
+export interface Status {
+  readonly vault: {
+    readonly location: string;
+    readonly startLsn: string;
+    readonly startTime: string;
+    readonly newestLsn: string;
+    readonly newestTime: string;
+    readonly bytes: number;
+    readonly layers: number;
+    readonly manifestVersion: number;
+  };
+  readonly slot: {
+    readonly name: string;
+    /** 'streaming' (a capture holds it), 'inactive', 'lost' or 'missing'. */
+    readonly state: 'streaming' | 'inactive' | 'lost' | 'missing';
+    readonly confirmedLsn: string | null;
+    /** WAL bytes written on the source that the vault does not hold yet. */
+    readonly lagBytes: number | null;
+    /** Seconds since the newest commit in the vault, when the source has written since. */
+    readonly lagSeconds: number | null;
+  } | null;
+  readonly source: { readonly reachable: boolean; readonly error?: string };
+}
+
+/** Reads the vault, and the slot if the source is reachable. */
+export async function status(options: { vault: Vault; source: SourceConfig }): Promise<Status> {
+  const manifest = options.vault.manifest;
+  const vault = {
+    location: options.vault.storage.location,
+    startLsn: formatLsn(manifest.startLsn),
+    startTime: formatMicros(manifest.startTime),
+    newestLsn: formatLsn(manifest.throughLsn),
+    newestTime: formatMicros(manifest.throughTime),
+    bytes: options.vault.layerBytes,
+    layers: manifest.layers.length,
+    manifestVersion: manifest.version,
+  };
+  let client;
+  try {
+    client = await connectSource(options.source);
+  } catch (error) {
+    return { vault, slot: null, source: { reachable: false, error: (error as Error).message } };
+  }
+  try {
+    const { rows } = await client.query<{ active: string; wal_status: string | null; confirmed: string | null; current: string; now_micros: string }>(
+      `SELECT s.active::text AS active, s.wal_status, s.confirmed_flush_lsn::text AS confirmed,
+              pg_current_wal_lsn()::text AS current, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS now_micros
+         FROM pg_replication_slots s WHERE s.slot_name = $1`,
+      [manifest.source.slot],
+    );
+    const row = rows[0];
+    if (row === undefined) {
+      return { vault, slot: { name: manifest.source.slot, state: 'missing', confirmedLsn: null, lagBytes: null, lagSeconds: null }, source: { reachable: true } };
+    }
+    const current = parseLsn(row.current) ?? 0n;
+    const through = manifest.throughLsn;
+    const confirmed = row.confirmed === null ? undefined : parseLsn(row.confirmed);
+    const done = confirmed !== undefined && confirmed > through ? confirmed : through;
+    const lagBytes = current > done ? Number(current - done) : 0;
+    const lagSeconds = lagBytes === 0 ? 0 : Math.max(0, Number(BigInt(row.now_micros) - manifest.throughTime) / 1e6);
+    return {
+      vault,
+      slot: {
+        name: manifest.source.slot,
+        state: row.wal_status === 'lost' ? 'lost' : row.active === 'true' ? 'streaming' : 'inactive',
+        confirmedLsn: row.confirmed,
+        lagBytes,
+        lagSeconds,
+      },
+      source: { reachable: true },
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,28 @@
+// `recall capture`: streams until SIGINT/SIGTERM (clean stop) or, with
+// --until-caught-up, until the vault holds everything committed before it started.
+
+import { capture } from '../capture/capture.js';
+import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
+
+export async function run(flags: CommonFlags & { untilCaughtUp?: boolean }): Promise<number> {
+  const source = sourceOf(flags);
+  const tenancy = tenancyOf(flags);
+  const vault = await vaultOf(flags);
+  vault.manifest; // refuses an uninitialised vault before connecting
+  const stop = new AbortController();
+  const onSignal = (): void => {
+    logLine('capture: stopping after the current write…');
+    stop.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const summary = await capture({ source, vault, tenancy, untilCaughtUp: flags.untilCaughtUp === true, signal: stop.signal, log: logLine });
+    if (flags.json) process.stdout.write(`${toJson(summary)}\n`);
+    else logLine(`capture: stopped; ${summary.transactions} transactions, ${summary.changes} changes; vault complete through lsn:${summary.throughLsn}`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,48 @@
+// Flags every command shares, and turning them into the library's inputs.
+
+import type { Command } from 'commander';
+import { resolveSource, type SourceConfig } from '../source/connection.js';
+import { loadTenancy, type TenancyConfig } from '../source/tenancy.js';
+import { Vault, resolveVaultLocation } from '../vault/vault.js';
+
+/** Adds --source, --vault, --config and --json. */
+export function commonOptions(command: Command): Command {
+  return command
+    .option('--source <url>', 'the source database (postgres://user@host:5432/db)')
+    .option('--vault <path>', 'the vault directory')
+    .option('--config <file>', 'tenancy and policies', 'recall.yml')
+    .option('--json', 'print JSON (one object per line where there are many)');
+}
+
+/** The parsed common flags. */
+export interface CommonFlags {
+  readonly source?: string;
+  readonly vault?: string;
+  readonly config: string;
+  readonly json?: boolean;
+}
+
+/** Resolves the source connection from the flags and the environment. */
+export function sourceOf(flags: CommonFlags): SourceConfig {
+  return resolveSource(flags.source);
+}
+
+/** Opens the vault named by the flags or RECALL_VAULT. */
+export async function vaultOf(flags: CommonFlags): Promise<Vault> {
+  return Vault.open(resolveVaultLocation(flags.vault));
+}
+
+/** The tenancy rules from --config (recall.yml by default; optional unless named). */
+export function tenancyOf(flags: CommonFlags): TenancyConfig {
+  return loadTenancy(flags.config, flags.config !== 'recall.yml');
+}
+
+/** A log line on stderr (stdout is for data). */
+export function logLine(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** JSON that can hold bigints. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}

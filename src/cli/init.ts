@@ -1,0 +1,15 @@
+// `recall init`: thin wrapper over the library's init.
+
+import { init } from '../capture/init.js';
+import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
+
+export async function run(flags: CommonFlags & { slot: string; publication: string }): Promise<number> {
+  const source = sourceOf(flags);
+  const tenancy = tenancyOf(flags);
+  const vault = await vaultOf(flags);
+  const result = await init({ source, vault, tenancy, slot: flags.slot, publication: flags.publication, log: logLine });
+  if (flags.json) process.stdout.write(`${toJson(result)}\n`);
+  else if (result.created) process.stdout.write(`initialised: ${result.tables} tables, ${result.imageRows} rows imaged at lsn:${result.startLsn}; now run \`recall capture\`\n`);
+  else process.stdout.write(`already initialised (history from lsn:${result.startLsn}); nothing to do\n`);
+  return 0;
+}

@@ -1,0 +1,27 @@
+// `recall log`: a tenant's changes, as JSON lines or one readable line each.
+
+import { log } from '../timeline/log.js';
+import { parsePoint } from '../timeline/point.js';
+import { toJson, vaultOf, type CommonFlags } from './common.js';
+
+export async function run(flags: CommonFlags & { tenant: string; since?: string; until?: string; table?: string }): Promise<number> {
+  const since = flags.since === undefined ? undefined : parsePoint(flags.since);
+  const until = flags.until === undefined ? undefined : parsePoint(flags.until);
+  const vault = await vaultOf(flags);
+  const changes = await log({
+    vault,
+    tenant: flags.tenant,
+    ...(since === undefined ? {} : { since }),
+    ...(until === undefined ? {} : { until }),
+    ...(flags.table === undefined ? {} : { table: flags.table }),
+  });
+  for (const change of changes) {
+    if (flags.json) {
+      process.stdout.write(`${toJson(change)}\n`);
+    } else {
+      const actor = typeof change.context?.actor === 'string' ? `  by ${change.context.actor}` : '';
+      process.stdout.write(`${change.commitTime}  lsn:${change.lsn}  txn ${change.xid}  ${change.op.padEnd(8)} ${change.table} ${JSON.stringify(change.key)}${actor}\n`);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,89 @@
+// The `recall` command line: parses flags with commander, hands each command to
+// its own module (loaded only when run), and turns errors into one clear message
+// and the documented exit code. stdout carries data, stderr carries logs.
+
+import { Command, CommanderError } from 'commander';
+import { ExitCode, InternalError, RecallError } from '../errors.js';
+import { commonOptions } from './common.js';
+
+/** Runs the CLI with the given arguments; resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = new Command('recall')
+    .description('An undo button for multi-tenant PostgreSQL: every row change, per tenant, to any second.')
+    .version(await packageVersion(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  let exitCode: number = ExitCode.ok;
+  // commander hands each action its parsed flags; the command module declares their shape.
+  const run =
+    <Flags>(load: () => Promise<{ run(flags: Flags): Promise<number> }>) =>
+    async (flags: Flags): Promise<void> => {
+      exitCode = await (await load()).run(flags);
+    };
+
+  commonOptions(program.command('init'))
+    .description('check the source, create publication and slot, and take the first image into the vault')
+    .option('--slot <name>', 'replication slot name', 'recall')
+    .option('--publication <name>', 'publication name', 'recall')
+    .action(run(() => import('./init.js')));
+
+  commonOptions(program.command('capture'))
+    .description('stream committed changes into the vault until Ctrl-C')
+    .option('--until-caught-up', 'exit once the vault holds everything committed before capture started')
+    .action(run(() => import('./capture.js')));
+
+  commonOptions(program.command('status'))
+    .description('slot state and lag, newest LSN and time in the vault, vault size')
+    .action(run(() => import('./status.js')));
+
+  commonOptions(program.command('log'))
+    .description("a tenant's changes, oldest first")
+    .requiredOption('--tenant <id>', 'the tenant (text form of its id)')
+    .option('--since <point>', 'only changes after this point')
+    .option('--until <point>', 'only changes up to this point')
+    .option('--table <name>', 'only this table (schema.table)')
+    .action(run(() => import('./log.js')));
+
+  commonOptions(program.command('show'))
+    .description("a tenant's rows as of a point")
+    .requiredOption('--tenant <id>', 'the tenant (text form of its id)')
+    .requiredOption('--at <point>', 'ISO time (UTC if no zone), "10 minutes ago", lsn:0/16B3748 or before-txn:XID')
+    .option('--table <name>', 'only this table (schema.table)')
+    .action(run(() => import('./show.js')));
+
+  program.addHelpText(
+    'after',
+    `
+Connection: --source URL, else RECALL_SOURCE, else DATABASE_URL, else libpq's PG* variables.
+Vault: --vault PATH, else RECALL_VAULT.
+Exit codes: 0 success, 1 operational error, 2 bad usage or input, 3 mismatch or unresolved conflicts.`,
+  );
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    return report(error);
+  }
+}
+
+/** Prints an error as one message plus a hint, and picks the exit code. */
+function report(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // Help and version exit through here with code 0; usage errors were printed by commander.
+    return error.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
+  }
+  const known = error instanceof RecallError ? error : new InternalError((error as Error)?.message ?? String(error), { cause: error });
+  process.stderr.write(`recall: ${known.message}\n`);
+  if (known.hint) process.stderr.write(`hint: ${known.hint}\n`);
+  if (known instanceof InternalError && process.env.RECALL_DEBUG) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
+  return known.exitCode;
+}
+
+async function packageVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}

@@ -1,0 +1,18 @@
+// `recall show`: a tenant's rows at a point, as JSON lines or readable tables.
+
+import { show } from '../timeline/show.js';
+import { parsePoint } from '../timeline/point.js';
+import { toJson, vaultOf, type CommonFlags } from './common.js';
+import { printTables } from './table-output.js';
+
+export async function run(flags: CommonFlags & { tenant: string; at: string; table?: string }): Promise<number> {
+  const at = parsePoint(flags.at);
+  const vault = await vaultOf(flags);
+  const rows = await show({ vault, tenant: flags.tenant, at, ...(flags.table === undefined ? {} : { table: flags.table }) });
+  if (flags.json) {
+    for (const row of rows) process.stdout.write(`${toJson(row)}\n`);
+  } else {
+    printTables(rows.map((r) => ({ group: r.table, row: r.row })));
+  }
+  return 0;
+}

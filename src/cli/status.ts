@@ -1,0 +1,26 @@
+// `recall status`: lag and vault facts, as text or JSON.
+
+import { status } from '../capture/status.js';
+import { sourceOf, toJson, vaultOf, type CommonFlags } from './common.js';
+
+export async function run(flags: CommonFlags): Promise<number> {
+  const vault = await vaultOf(flags);
+  const result = await status({ vault, source: sourceOf(flags) });
+  if (flags.json) {
+    process.stdout.write(`${toJson(result)}\n`);
+    return 0;
+  }
+  const v = result.vault;
+  const lines = [
+    `vault      ${v.location}`,
+    `history    ${v.startTime} (lsn:${v.startLsn}) → ${v.newestTime} (lsn:${v.newestLsn})`,
+    `size       ${v.bytes} bytes in ${v.layers} layers (manifest v${v.manifestVersion})`,
+  ];
+  if (result.slot === null) lines.push(`source     unreachable: ${result.source.error ?? ''}`);
+  else {
+    lines.push(`slot       ${result.slot.name}: ${result.slot.state}`);
+    if (result.slot.lagBytes !== null) lines.push(`lag        ${result.slot.lagBytes} bytes, ${(result.slot.lagSeconds ?? 0).toFixed(1)} s`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}

@@ -1,0 +1,85 @@
+// Running Recall as a user does: the built CLI (`bin/recall.js`) in a child process,
+// with the source and vault passed through the environment. Node is spawned
+// directly (not through npx) so a kill -9 hits the process that holds the slot.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { startCluster, type Cluster } from '../../src/sandbox/index.js';
+
+const BIN = resolve(import.meta.dirname, '../../bin/recall.js');
+
+/** The outcome of one CLI run. */
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A throwaway source database with a vault directory beside it. */
+export interface Fixture {
+  readonly cluster: Cluster;
+  readonly vault: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly db: pg.Client;
+  recall(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<RunResult>;
+  spawnRecall(args: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess;
+  close(): Promise<void>;
+}
+
+/** Starts a cluster of `major`, runs `schema` in its `postgres` database, and connects a client. */
+export async function fixture(major: number, schema: string, settings?: Record<string, string>): Promise<Fixture> {
+  const cluster = await startCluster({ major, ...(settings ? { settings } : {}) });
+  const directory = mkdtempSync(join(tmpdir(), 'recall-vault-'));
+  const vault = join(directory, 'vault');
+  const env: NodeJS.ProcessEnv = { ...process.env, RECALL_SOURCE: cluster.url(), RECALL_VAULT: vault, NO_COLOR: '1' };
+  delete env.DATABASE_URL;
+  const db = new pg.Client({ connectionString: cluster.url() });
+  await db.connect();
+  if (schema) await db.query(schema);
+  return {
+    cluster,
+    vault,
+    env,
+    db,
+    recall: (args, extra) => runRecall(args, { ...env, ...extra }),
+    spawnRecall: (args, extra) => spawn(process.execPath, [BIN, ...args], { env: { ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] }),
+    async close() {
+      await db.end().catch(() => undefined);
+      await cluster.destroy();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs the CLI to completion. */
+export function runRecall(args: readonly string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+/** Parses JSON-lines output. */
+export function jsonLines<T = Record<string, unknown>>(text: string): T[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as T);
+}
+
+/** Waits until `check` holds, polling, or fails after the deadline. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

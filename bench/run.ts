@@ -1,0 +1,179 @@
+// Recall's benchmarks, every figure a ratio against an anchor measured side by side
+// in the same run on the same machine (DESIGN.md, "Benchmarks"). Needs Debian's
+// PostgreSQL client tools (pg_recvlogical, pgbench) and taskset; run with
+// `npm run bench` and paste the printed table into BENCHMARKS.md.
+
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { Vault, parsePoint, show } from '../src/index.js';
+import { startCluster, type Cluster } from '../src/sandbox/index.js';
+
+const BIN = resolve(import.meta.dirname, '../bin/recall.js');
+const TENANTS = 1000;
+const results: { name: string; value: string; anchor: string; ratio: string; target: string }[] = [];
+
+function need(tool: string): void {
+  if (spawnSync('which', [tool]).status !== 0) {
+    throw new Error(`${tool} is missing: apt-get install postgresql-client postgresql-contrib util-linux`);
+  }
+}
+
+function recall(args: string[], env: NodeJS.ProcessEnv, pin?: string): ChildProcess {
+  const command = pin ? 'taskset' : process.execPath;
+  const argv = pin ? ['-c', pin, process.execPath, BIN, ...args] : [BIN, ...args];
+  return spawn(command, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+async function finished(child: ChildProcess): Promise<number> {
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number>((resolvePromise) => child.on('close', (c) => resolvePromise(c ?? 1)));
+  if (code !== 0) throw new Error(`recall exited ${code}: ${stderr.slice(-2000)}`);
+  return code;
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
+  const start = process.hrtime.bigint();
+  const value = await work();
+  return [value, Number(process.hrtime.bigint() - start) / 1e9];
+}
+
+async function walLsn(db: pg.Client): Promise<string> {
+  return (await db.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
+}
+
+async function walBytes(db: pg.Client, from: string): Promise<number> {
+  return Number((await db.query<{ d: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text AS d`, [from])).rows[0]!.d);
+}
+
+/** A mixed workload of `changes` row changes over all tenants, in transactions of 1,000 rows. */
+async function workload(db: pg.Client, changes: number, offset: number): Promise<void> {
+  const batches = Math.floor(changes / 1000);
+  for (let b = 0; b < batches; b++) {
+    const base = offset + b * 1000;
+    const kind = b % 10;
+    if (kind < 6) {
+      await db.query(
+        `INSERT INTO items SELECT 't' || ((g * 7919) % ${TENANTS} + 1), g, g % 100, md5(g::text), now() FROM generate_series($1::bigint, $1::bigint + 999) g`,
+        [base],
+      );
+    } else if (kind < 9) {
+      await db.query(`UPDATE items SET qty = qty + 1, note = note || '.' WHERE id IN (SELECT id FROM items ORDER BY id DESC LIMIT 1000 OFFSET $1)`, [
+        (b % 7) * 1000,
+      ]);
+    } else {
+      await db.query(`DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY id LIMIT 1000)`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['pg_recvlogical', 'pgbench', 'taskset']) need(tool);
+  const cluster: Cluster = await startCluster({ major: 18, settings: { max_wal_size: '4GB', shared_buffers: '256MB', wal_sender_timeout: '0' } });
+  const directory = mkdtempSync(join(tmpdir(), 'recall-bench-'));
+  try {
+    const env = { ...process.env, RECALL_SOURCE: cluster.url(), RECALL_VAULT: join(directory, 'vault'), PGPASSWORD: cluster.password };
+    const db = new pg.Client({ connectionString: cluster.url() });
+    await db.connect();
+    await db.query(`
+      CREATE TABLE tenants (id text PRIMARY KEY, name text);
+      CREATE TABLE items (tenant_id text NOT NULL REFERENCES tenants, id bigint PRIMARY KEY, qty int, note text, at timestamptz);
+      INSERT INTO tenants SELECT 't' || g, 'Tenant ' || g FROM generate_series(1, ${TENANTS}) g;`);
+    await finished(recall(['init'], env));
+
+    // 1. History of 100k changes; show latency there (the 1/10 point).
+    await workload(db, 100_000, 0);
+    await finished(recall(['capture', '--until-caught-up'], env));
+    const showAt = async (): Promise<number> => {
+      const vault = await Vault.open(env.RECALL_VAULT);
+      const samples: number[] = [];
+      for (let i = 0; i < 5; i++) samples.push((await timed(() => show({ vault, tenant: `t${(i * 97) % TENANTS + 1}`, at: parsePoint('now') })))[1]);
+      return samples.sort((a, b) => a - b)[2]!;
+    };
+    const show100k = await showAt();
+
+    // 2. 900k more changes, read by pg_recvlogical and by recall from the same point.
+    await db.query(`SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')`);
+    const from = await walLsn(db);
+    const layersBefore = (await Vault.open(env.RECALL_VAULT)).layerBytes;
+    await workload(db, 900_000, 10_000_000);
+    const end = await walLsn(db);
+    const wal = await walBytes(db, from);
+    const [, recvSeconds] = await timed(
+      async () =>
+        void execFileSync('pg_recvlogical', ['-d', cluster.url({ password: null }), '-S', 'bench_recv', '--start', '-o', 'proto_version=1', '-o', 'publication_names=recall', '-o', 'messages=true', '-E', end, '-f', '/dev/null', '--no-loop'], {
+          env,
+        }),
+    );
+    const [, recallSeconds] = await timed(() => finished(recall(['capture', '--until-caught-up'], env)));
+    results.push({
+      name: 'capture throughput (900k changes)',
+      value: `${Math.round(900_000 / recallSeconds)} changes/s`,
+      anchor: `pg_recvlogical: ${Math.round(900_000 / recvSeconds)} changes/s`,
+      ratio: (recvSeconds / recallSeconds).toFixed(2),
+      target: '≥ 0.5',
+    });
+    const vaultBytes = (await Vault.open(env.RECALL_VAULT)).layerBytes - layersBefore;
+    results.push({ name: 'vault bytes per change vs WAL bytes', value: `${(vaultBytes / 900_000).toFixed(1)} B/change`, anchor: `WAL: ${(wal / 900_000).toFixed(1)} B/change`, ratio: (vaultBytes / wal).toFixed(3), target: '≤ 1.0' });
+
+    const show1m = await showAt();
+    results.push({ name: 'show --at, one tenant of 1,000, 1M changes', value: `${(show1m * 1000).toFixed(0)} ms`, anchor: `same at 100k changes: ${(show100k * 1000).toFixed(0)} ms`, ratio: (show1m / show100k).toFixed(2), target: '< 1 s; growth for 10× history' });
+
+    // 3. Peak RSS of capture while it streams one transaction of 2 million row changes.
+    await db.query(`INSERT INTO items SELECT 't' || (g % ${TENANTS} + 1), g, 1, 'x', now() FROM generate_series(50000000, 51999999) g`);
+    const child = recall(['capture', '--until-caught-up'], env);
+    let peakKb = 0;
+    const poll = setInterval(() => {
+      try {
+        const line = readFileSync(`/proc/${child.pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+        peakKb = Math.max(peakKb, Number(line?.replace(/\D+/g, '') ?? 0));
+      } catch {
+        // the process has exited
+      }
+    }, 50);
+    const [, bigSeconds] = await timed(() => finished(child));
+    clearInterval(poll);
+    results.push({ name: 'peak RSS of capture, one 2M-row transaction', value: `${(peakKb / 1024).toFixed(0)} MB`, anchor: `limit 300 MB (took ${bigSeconds.toFixed(0)} s)`, ratio: (peakKb / 1024 / 300).toFixed(2), target: '≤ 1.0' });
+    await db.query(`SELECT pg_drop_replication_slot('bench_recv')`);
+
+    // 4. Source overhead: pgbench TPS with capture running vs not, capture on core 1, PostgreSQL + pgbench on core 0.
+    await db.query('CREATE DATABASE pgb');
+    const pgbUrl = cluster.url({ database: 'pgb', password: null });
+    execFileSync('pgbench', ['-i', '-s', '10', '-q', pgbUrl], { env, stdio: 'ignore' });
+    const pgb = new pg.Client({ connectionString: cluster.url({ database: 'pgb' }) });
+    await pgb.connect();
+    await pgb.query('ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY');
+    const pgbEnv = { ...env, RECALL_SOURCE: cluster.url({ database: 'pgb' }), RECALL_VAULT: join(directory, 'vault-pgb') };
+    await finished(recall(['init', '--slot', 'recall_pgb'], pgbEnv));
+    const postmaster = readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]!;
+    execFileSync('taskset', ['-a', '-p', '-c', '0', postmaster], { stdio: 'ignore' });
+    const tps = (): number => {
+      const out = execFileSync('taskset', ['-c', '0', 'pgbench', '-c', '4', '-j', '1', '-T', '20', '-n', pgbUrl], { env }).toString();
+      return Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? 0);
+    };
+    const off: number[] = [];
+    const on: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      off.push(tps());
+      const capture = recall(['capture'], pgbEnv, '1');
+      on.push(tps());
+      capture.kill('SIGINT');
+      await finished(capture);
+    }
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    results.push({ name: 'pgbench TPS with capture running', value: `${mean(on).toFixed(0)} tps`, anchor: `without capture: ${mean(off).toFixed(0)} tps`, ratio: (mean(on) / mean(off)).toFixed(2), target: '≥ 0.9' });
+    await pgb.end();
+    await db.end();
+  } finally {
+    await cluster.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  }
+  console.log('| benchmark | Recall | anchor (same run) | ratio | target |');
+  console.log('|---|---|---|---|---|');
+  for (const r of results) console.log(`| ${r.name} | ${r.value} | ${r.anchor} | ${r.ratio} | ${r.target} |`);
+}
+
+await main();

@@ -1,8 +1,6 @@
 // `recall log`: a tenant's changes after the initial image, one per row change,
 // oldest first, with the transaction context that came with each.
 
-import { UnknownTableError } from '../errors.js';
-import { formatTableName, parseTableName } from '../source/table-name.js';
 import { queryRows } from '../vault/duckdb.js';
 import type { ChangeOp } from '../vault/change.js';
 import type { Vault } from '../vault/vault.js';
@@ -40,10 +38,7 @@ export async function log(options: LogOptions): Promise<LoggedChange[]> {
     const since = options.since === undefined ? reader.manifest.startLsn : await reader.resolve(options.since);
     const until = options.until === undefined ? reader.manifest.throughLsn : await reader.resolve(options.until);
     await reader.assertTenant(options.tenant);
-    const table = options.table === undefined ? undefined : formatTableName(parseTableName(options.table));
-    if (table !== undefined && !reader.manifest.schemas.some((version) => version.table === table)) {
-      throw new UnknownTableError(`table ${table} is not in the history`, 'name a captured table, e.g. public.issues');
-    }
+    const table = options.table === undefined ? undefined : reader.capturedTable(options.table);
     const rows = await queryRows(
       reader.duck,
       `SELECT commit_lsn, commit_time, xid, "table", op, "key", "row", context

@@ -66,6 +66,7 @@ function isoMicros(match: RegExpExecArray, text: string): bigint {
   let offsetMinutes = 0;
   if (zone.toUpperCase() !== 'Z') {
     const digits = zone.replace(':', '');
+    if (Number(digits.slice(1, 3)) > 23 || Number(digits.slice(3, 5) || '0') > 59) throw new PointError(`"${text}" has no valid UTC offset`, HINT);
     offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5) || '0'));
   }
   return (BigInt(millis) - BigInt(offsetMinutes) * 60_000n) * 1000n + BigInt(fraction.padEnd(6, '0') || '0');
@@ -73,7 +74,8 @@ function isoMicros(match: RegExpExecArray, text: string): bigint {
 
 /** Formats microseconds since the epoch as ISO-8601 UTC with microseconds. */
 export function formatMicros(micros: bigint): string {
-  const millis = micros / 1000n;
+  // Floor, not truncate: before 1970, -1 µs is 23:59:59.999999 of the day before.
+  const millis = micros / 1000n - (micros % 1000n < 0n ? 1n : 0n);
   const base = new Date(Number(millis)).toISOString().slice(0, 19);
   const fraction = (((micros % 1_000_000n) + 1_000_000n) % 1_000_000n).toString().padStart(6, '0');
   return `${base}.${fraction}Z`;

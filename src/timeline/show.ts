@@ -4,8 +4,6 @@
 // its table had at the point, so rows written before an ADD/DROP/RENAME COLUMN read
 // as the table looked then.
 
-import { UnknownTableError } from '../errors.js';
-import { formatTableName, parseTableName } from '../source/table-name.js';
 import { queryRows } from '../vault/duckdb.js';
 import type { SchemaVersion } from '../vault/manifest.js';
 import type { Vault } from '../vault/vault.js';
@@ -33,10 +31,7 @@ export async function show(options: ShowOptions): Promise<ShownRow[]> {
   try {
     const lsn = await reader.resolve(options.at);
     await reader.assertTenant(options.tenant);
-    const table = options.table === undefined ? undefined : formatTableName(parseTableName(options.table));
-    if (table !== undefined && !reader.manifest.schemas.some((version) => version.table === table)) {
-      throw new UnknownTableError(`table ${table} is not in the history`, 'name a captured table, e.g. public.issues');
-    }
+    const table = options.table === undefined ? undefined : reader.capturedTable(options.table);
     const rows = await queryRows(
       reader.duck,
       `SELECT "table", "key", schema_id, "row" FROM (

@@ -2,7 +2,8 @@
 // bounds, and the common filters of per-tenant reads. Shared by show and log.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { PointError, UnknownTenantError } from '../errors.js';
+import { PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
+import { formatTableName, parseTableName } from '../source/table-name.js';
 import { fileList, openDuckDB, queryRows } from '../vault/duckdb.js';
 import type { Manifest, SchemaVersion } from '../vault/manifest.js';
 import type { Vault } from '../vault/vault.js';
@@ -74,6 +75,15 @@ export class VaultReader {
     if (Number(row?.n ?? 0) === 0) {
       throw new UnknownTenantError(`tenant "${tenant}" never appears in the history`, 'check the tenant id (its text form, e.g. the value of tenants.id)');
     }
+  }
+
+  /** The formatted name of a table as a user wrote it; refuses tables the history never held. */
+  capturedTable(name: string): string {
+    const table = formatTableName(parseTableName(name));
+    if (!this.manifest.schemas.some((version) => version.table === table)) {
+      throw new UnknownTableError(`table ${table} is not in the history`, 'name a captured table, e.g. public.issues');
+    }
+    return table;
   }
 
   /** The layout a table had at an LSN (its newest schema version at or before it). */

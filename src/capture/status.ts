@@ -2,6 +2,7 @@
 // status page or a pager can read.
 
 import { connectSource, type SourceConfig } from '../source/connection.js';
+import { readSourceIdentity } from '../source/identity.js';
 import { formatLsn, parseLsn } from '../timeline/lsn.js';
 import { formatMicros } from '../timeline/point.js';
 import type { Vault } from '../vault/vault.js';
@@ -51,6 +52,8 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
     return { vault, slot: null, source: { reachable: false, error: (error as Error).message } };
   }
   try {
+    // The slot and lag of another database's source would be reported as this vault's.
+    options.vault.assertSource(await readSourceIdentity(client));
     const { rows } = await client.query<{ active: string; wal_status: string | null; confirmed: string | null; current: string; now_micros: string }>(
       `SELECT s.active::text AS active, s.wal_status, s.confirmed_flush_lsn::text AS confirmed,
               pg_current_wal_lsn()::text AS current, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS now_micros

@@ -51,7 +51,11 @@ export function parsePoint(text: string, now: bigint = BigInt(Date.now()) * 1000
 function isoMicros(match: RegExpExecArray, text: string): bigint {
   const [, year, month, day, hour = '0', minute = '0', second = '0', fraction = '', zone = 'Z'] = match;
   const fields = [Number(year), Number(month), Number(day), Number(hour), Number(minute), Number(second)] as const;
-  const millis = Date.UTC(fields[0], fields[1] - 1, fields[2], fields[3], fields[4], fields[5]);
+  // setUTCFullYear, unlike Date.UTC, does not read years below 100 as 19xx.
+  const date = new Date(0);
+  date.setUTCFullYear(fields[0], fields[1] - 1, fields[2]);
+  date.setUTCHours(fields[3], fields[4], fields[5]);
+  const millis = date.getTime();
   const check = new Date(millis);
   if (
     Number.isNaN(millis) ||

@@ -86,7 +86,7 @@ function isTransient(error: unknown): boolean {
   if (error instanceof RecallError) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '55006' || /^E[A-Z]+$/.test(code))) return true;
-  return /Connection terminated|ECONNRESET|ECONNREFUSED|socket hang up|server closed the connection/i.test((error as Error)?.message ?? '');
+  return /Connection terminated|ECONNRESET|ECONNREFUSED|socket hang up|server closed the connection|encountered a connection error/i.test((error as Error)?.message ?? '');
 }
 
 /** The transaction being received. */
@@ -129,6 +129,10 @@ class CaptureSession {
     const vault = options.vault;
     const manifest = await vault.refresh();
     const catalog = await connectSource(options.source);
+    // A server crash or shutdown ends this (mostly idle) session with an 'error' event, which
+    // would kill the process unhandled; the session ends instead and capture reconnects.
+    let onCatalogError = (): void => undefined;
+    catalog.on('error', () => onCatalogError());
     try {
       vault.assertSource(await readSourceIdentity(catalog));
       const slot = await catalog.query<{ active_pid: string | null; wal_status: string | null }>(
@@ -149,6 +153,7 @@ class CaptureSession {
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       const replication = await connectSource(options.source, { replication: true });
       const stream = ReplicationStream.start(replication, { slot: manifest.source.slot, publication: manifest.source.publication, startLsn: 0n });
+      onCatalogError = () => void stream.close();
       const duck = await openDuckDB({ memoryLimit: '128MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
       const buffer = await LayerBuffer.create(duck, vault.storage);
       const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
@@ -171,6 +176,8 @@ class CaptureSession {
     const signal = this.options.signal;
     const onAbort = (): void => void this.stream.close();
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Stopped while the session was opening: the listener above came too late for that.
+    if (signal?.aborted) onAbort();
     try {
       for await (const frame of this.stream) {
         if (frame.kind === 'data') await this.handle(frame.message);

@@ -8,6 +8,7 @@
 //      ▲                                                                         │
 //      └──── backoff with jitter ◀── connection lost / server restart ◀──────────┘
 
+import type { DuckDBConnection } from '@duckdb/node-api';
 import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
 import { connectSource, type SourceConfig } from '../source/connection.js';
@@ -107,6 +108,10 @@ class CaptureSession {
   private stagedSince: number | undefined;
   private lastStatusAt = 0;
   private xidReference: bigint;
+  /** WAL end of the newest keepalive received while nothing was staged. */
+  private keepaliveLsn: Lsn = 0n;
+  /** End LSN of the newest commit that is durable in the vault. */
+  private flushedEndLsn: Lsn | undefined;
 
   private constructor(
     private readonly options: CaptureOptions,
@@ -133,6 +138,7 @@ class CaptureSession {
     // would kill the process unhandled; the session ends instead and capture reconnects.
     let onCatalogError = (): void => undefined;
     catalog.on('error', () => onCatalogError());
+    let duck: DuckDBConnection | undefined;
     try {
       vault.assertSource(await readSourceIdentity(catalog));
       const slot = await catalog.query<{ active_pid: string | null; wal_status: string | null }>(
@@ -151,15 +157,17 @@ class CaptureSession {
         throw new SlotBusyError(`the slot "${manifest.source.slot}" is still held by process ${state.active_pid}`, 'is another `recall capture` running?');
       }
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
+      // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
+      duck = await openDuckDB({ memoryLimit: '128MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
+      const buffer = await LayerBuffer.create(duck, vault.storage);
+      const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
       const replication = await connectSource(options.source, { replication: true });
       const stream = ReplicationStream.start(replication, { slot: manifest.source.slot, publication: manifest.source.publication, startLsn: 0n });
       onCatalogError = () => void stream.close();
-      const duck = await openDuckDB({ memoryLimit: '128MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
-      const buffer = await LayerBuffer.create(duck, vault.storage);
-      const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
       log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
       return new CaptureSession(options, totals, log, catalog, stream, buffer, relations, BigInt(xid.rows[0]?.next ?? '0'));
     } catch (error) {
+      duck?.closeSync();
       await catalog.end().catch(() => undefined);
       throw error;
     }
@@ -205,11 +213,10 @@ class CaptureSession {
 
   async close(): Promise<void> {
     this.buffer.close();
+    this.buffer.connection.closeSync();
     await this.stream.close();
     await this.catalog.end().catch(() => undefined);
   }
-
-  private keepaliveLsn: Lsn = 0n;
 
   private reached(target: Lsn): boolean {
     return this.options.vault.manifest.throughLsn >= target || this.keepaliveLsn >= target || (this.lastCommit?.endLsn ?? 0n) >= target;
@@ -221,12 +228,14 @@ class CaptureSession {
     if (replyRequested) this.sendStatus();
   }
 
+  /** The furthest position that is durable in the vault, or that holds nothing of ours. */
   private durableLsn(): Lsn {
-    const manifest = this.options.vault.manifest;
-    return this.keepaliveLsn > manifest.throughLsn && this.buffer.size === 0 ? this.keepaliveLsn : this.flushedEndLsn ?? manifest.throughLsn;
+    let durable = this.options.vault.manifest.throughLsn;
+    if (this.flushedEndLsn !== undefined && this.flushedEndLsn > durable) durable = this.flushedEndLsn;
+    const idle = this.buffer.size === 0 && this.transaction === undefined;
+    if (idle && this.keepaliveLsn > durable) durable = this.keepaliveLsn;
+    return durable;
   }
-
-  private flushedEndLsn: Lsn | undefined;
 
   private sendStatus(): void {
     this.lastStatusAt = Date.now();

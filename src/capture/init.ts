@@ -219,6 +219,7 @@ async function writeImage(options: InitOptions, snapshot: string, lsn: bigint, l
     return { layer, schemas, rows, time, tables: tables.length };
   } finally {
     buffer.close();
+    duck.closeSync();
     await reader.end().catch(() => undefined);
   }
 }

@@ -154,17 +154,26 @@ async function main(): Promise<void> {
       const out = execFileSync('taskset', ['-c', '0', 'pgbench', '-c', '4', '-j', '1', '-T', '20', '-n', pgbUrl], { env }).toString();
       return Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? 0);
     };
+    await pgb.query(`SELECT pg_create_logical_replication_slot('bench_pgb_recv', 'pgoutput')`);
     const off: number[] = [];
     const on: number[] = [];
+    const recv: number[] = [];
     for (let round = 0; round < 2; round++) {
       off.push(tps());
       const capture = recall(['capture'], pgbEnv, '1');
       on.push(tps());
       capture.kill('SIGINT');
       await finished(capture);
+      // The anchor: the same slot type streamed by pg_recvlogical into /dev/null, on the same core.
+      const receiver = spawn('taskset', ['-c', '1', 'pg_recvlogical', '-d', pgbUrl, '-S', 'bench_pgb_recv', '--start', '-o', 'proto_version=1', '-o', 'publication_names=recall', '-o', 'messages=true', '-f', '/dev/null'], { env, stdio: 'ignore' });
+      recv.push(tps());
+      receiver.kill('SIGINT');
+      await new Promise((resolvePromise) => receiver.on('close', resolvePromise));
     }
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
     results.push({ name: 'pgbench TPS with capture running', value: `${mean(on).toFixed(0)} tps`, anchor: `without capture: ${mean(off).toFixed(0)} tps`, ratio: (mean(on) / mean(off)).toFixed(2), target: '≥ 0.9' });
+    results.push({ name: 'pgbench TPS with pg_recvlogical running (the floor any logical decoding pays)', value: `${mean(recv).toFixed(0)} tps`, anchor: `without: ${mean(off).toFixed(0)} tps`, ratio: (mean(recv) / mean(off)).toFixed(2), target: 'reference' });
+    await pgb.query(`SELECT pg_drop_replication_slot('bench_pgb_recv')`);
     await pgb.end();
     await db.end();
   } finally {

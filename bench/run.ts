@@ -77,6 +77,7 @@ async function main(): Promise<void> {
   try {
     const env = { ...process.env, RECALL_SOURCE: cluster.url(), RECALL_VAULT: join(directory, 'vault'), PGPASSWORD: cluster.password };
     const db = new pg.Client({ connectionString: cluster.url() });
+    db.on('error', () => undefined); // the cluster is destroyed under it if a step fails
     await db.connect();
     await db.query(`
       CREATE TABLE tenants (id text PRIMARY KEY, name text);
@@ -144,6 +145,7 @@ async function main(): Promise<void> {
     const pgbUrl = cluster.url({ database: 'pgb', password: null });
     execFileSync('pgbench', ['-i', '-s', '10', '-q', pgbUrl], { env, stdio: 'ignore' });
     const pgb = new pg.Client({ connectionString: cluster.url({ database: 'pgb' }) });
+    pgb.on('error', () => undefined);
     await pgb.connect();
     await pgb.query('ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY');
     const pgbEnv = { ...env, RECALL_SOURCE: cluster.url({ database: 'pgb' }), RECALL_VAULT: join(directory, 'vault-pgb') };
@@ -185,4 +187,7 @@ async function main(): Promise<void> {
   for (const r of results) console.log(`| ${r.name} | ${r.value} | ${r.anchor} | ${r.ratio} | ${r.target} |`);
 }
 
-await main();
+await main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -158,9 +158,9 @@ class CaptureSession {
       }
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
-      // DuckDB's native memory runs to two or three times its limit; 48 MB keeps capture's RSS bounded
-      // near 250 MB however large a transaction is (measured in bench/run.ts).
-      duck = await openDuckDB({ memoryLimit: '48MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
+      // DuckDB's native memory runs to two or three times its limit; 64 MB keeps capture's RSS bounded
+      // under 300 MB however large a transaction is (measured in bench/run.ts).
+      duck = await openDuckDB({ memoryLimit: '64MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
       const buffer = await LayerBuffer.create(duck, vault.storage);
       const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
       const replication = await connectSource(options.source, { replication: true });

@@ -46,6 +46,8 @@ export async function fillUnchangedToast(duck: DuckDBConnection, history: string
 
 /** Gives each DELETE the row it removed and that row's tenant (the stream sends only the key). */
 export async function completeDeletes(duck: DuckDBConnection, history: string, staging: string): Promise<void> {
+  const [pending] = await queryRows(duck, `SELECT count(*) AS n FROM ${staging} WHERE op = 'delete' AND "row" IS NULL`);
+  if (Number(pending?.n ?? 0) === 0) return; // spares a join against the whole history
   await duck.run(`
     UPDATE ${staging} AS p
        SET tenant = coalesce(p.tenant, r.previous.tenant), "row" = r.previous."row", schema_id = r.previous.schema_id

@@ -20,6 +20,8 @@ const SCHEMA = `
   CREATE TABLE tenants (id bigint PRIMARY KEY, name text NOT NULL);
   CREATE TABLE issues (id bigint PRIMARY KEY, tenant_id bigint NOT NULL REFERENCES tenants, title text);
   CREATE TABLE audit_notes (tenant_id bigint, note text);  -- no primary key, no replica identity
+  CREATE TABLE flags (id int PRIMARY KEY, tenant_id bigint);
+  ALTER TABLE flags REPLICA IDENTITY NOTHING;              -- a key, but no identity: UPDATE would fail once published
   INSERT INTO tenants VALUES (1, 'acme'), (2, 'globex');
   INSERT INTO issues VALUES (1, 1, 'first'), (2, 2, 'second');`;
 
@@ -174,13 +176,14 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
       failed(
         result,
         2,
-        /\(3 problems\)/,
+        /\(4 problems\)/,
         /public\.audit_notes has no primary key or replica identity/,
+        /public\.flags has no primary key or replica identity/,
         'ALTER TABLE public.audit_notes REPLICA IDENTITY FULL',
         /public\.issues .*"account_id".*no such column/,
         /public\.ghosts, which does not exist/,
       );
-      assert.equal(result.stderr.match(/^\s+fix: /gm)?.length, 3, `a fix for each problem\n${result.stderr}`);
+      assert.equal(result.stderr.match(/^\s+fix: /gm)?.length, 4, `a fix for each problem\n${result.stderr}`);
       assert.deepEqual(await sourceState(main.db), before, 'no publication or slot was created');
       assert.deepEqual(manifests(main.vault), [], 'no manifest was written');
     });
@@ -221,6 +224,7 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
     before(async () => {
       // Fix the one problem that belongs to the source; the default tenancy fits it.
       await main.db.query('ALTER TABLE audit_notes REPLICA IDENTITY FULL');
+      await main.db.query('ALTER TABLE flags REPLICA IDENTITY DEFAULT');
       const init = await main.recall(['init', '--config', okConfig]);
       succeeded(init);
       assert.deepEqual(await sourceState(main.db), { publications: ['recall'], slots: ['recall'] }, 'init created its publication and slot');

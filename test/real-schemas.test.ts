@@ -22,6 +22,9 @@ const SCHEMA = `
   CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
   CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
   CREATE TABLE currencies (code text PRIMARY KEY, name text);
+  CREATE TABLE "order" (account_id int NOT NULL, id int PRIMARY KEY, note text);
+  ALTER TABLE "order" REPLICA IDENTITY FULL;
+  INSERT INTO "order" VALUES (1, 1, 'keyword name, full identity'), (1, 2, 'to delete'), (2, 3, 'other');
   INSERT INTO accounts VALUES (1, 'one'), (2, 'two');
   INSERT INTO "Billing"."Invoices" VALUES (1, 1, 10.00), (2, 1, 20.00);
   INSERT INTO events VALUES (1, 1, '2025-06-01', 'old'), (1, 2, '2026-06-01', 'new'), (2, 3, '2026-07-01', 'other');
@@ -33,6 +36,7 @@ tenancy:
   tables:
     '"Billing"."Invoices"': { column: Account }
     public.events: account_id
+    public.order: account_id
     public.audit: { column: account_ref }
 `;
 
@@ -62,6 +66,8 @@ for (const major of testMajors('one')) {
       await f.db.query(`ALTER TABLE accounts RENAME COLUMN name TO title`);
       await f.db.query(`UPDATE accounts SET title = 'uno' WHERE id = 1`);
       await f.db.query(`TRUNCATE currencies`);
+      await f.db.query(`UPDATE "order" SET note = 'updated' WHERE id = 1`);
+      await f.db.query(`DELETE FROM "order" WHERE id = 2`);
       const caught = await f.recall(['capture', '--until-caught-up', '--config', config]);
       assert.equal(caught.code, 0, caught.stderr);
 
@@ -74,6 +80,7 @@ for (const major of testMajors('one')) {
         { table: 'public.audit', row: { account_ref: '1', id: '1', note: 'created mid-stream' } },
         { table: 'public.events', row: { account_id: '1', id: '1', at: '2025-06-01', what: 'old' } },
         { table: 'public.events', row: { account_id: '1', id: '2', at: '2025-12-31', what: 'new' } },
+        { table: 'public.order', row: { account_id: '1', id: '1', note: 'updated' } },
       ]);
 
       const one = await f.recall(['show', '--tenant', '2', '--at', 'now', '--table', '"Billing"."Invoices"', '--json']);

@@ -9,6 +9,8 @@
 //      └──── backoff with jitter ◀── connection lost / server restart ◀──────────┘
 
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
 import { connectSource, type SourceConfig } from '../source/connection.js';
@@ -16,7 +18,7 @@ import type { TenancyConfig } from '../source/tenancy.js';
 import { formatLsn, parseLsn, type Lsn } from '../timeline/lsn.js';
 import type { ChangeRecord } from '../vault/change.js';
 import { openDuckDB } from '../vault/duckdb.js';
-import { LayerBuffer } from '../vault/layer-buffer.js';
+import { LayerBuffer, PART_ROWS } from '../vault/layer-buffer.js';
 import type { Vault } from '../vault/vault.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
 import { RelationMap, type StreamRelation } from './relations.js';
@@ -48,7 +50,7 @@ export interface CaptureSummary {
 }
 
 const STATUS_INTERVAL_MS = 10_000;
-const MAX_STAGED_ROWS = 200_000;
+const HEALTHY_SESSION_MS = 30_000;
 
 /** Streams changes into the vault until stopped (or caught up). */
 export async function capture(options: CaptureOptions): Promise<CaptureSummary> {
@@ -57,11 +59,11 @@ export async function capture(options: CaptureOptions): Promise<CaptureSummary> 
   let target: Lsn | undefined;
   for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted) break;
+    const startedAt = Date.now();
     try {
       const session = await CaptureSession.open(options, totals, log);
       try {
         target ??= options.untilCaughtUp ? await session.currentWalLsn() : undefined;
-        attempt = 0;
         const done = await session.run(target);
         if (done) break;
       } finally {
@@ -69,13 +71,22 @@ export async function capture(options: CaptureOptions): Promise<CaptureSummary> 
       }
     } catch (error) {
       if (!isTransient(error)) throw error;
+      // Only a session that lasted counts as recovered; quick failures keep backing off.
+      if (Date.now() - startedAt > HEALTHY_SESSION_MS) attempt = 0;
       const delay = backoffDelay(attempt);
       log(`capture: ${(error as Error).message}; retrying in ${(delay / 1000).toFixed(1)} s`);
       await sleep(delay, options.signal);
+      continue;
     }
+    if (options.signal?.aborted) break;
+    // The server ended the stream without an error (a clean shutdown): reconnect, but not in a tight loop.
+    await sleep(backoffDelay(Date.now() - startedAt > HEALTHY_SESSION_MS ? 0 : attempt), options.signal);
   }
   return { ...totals, throughLsn: formatLsn(options.vault.manifest.throughLsn) };
 }
+
+/** Errors of the network, never of the vault's disk (ENOSPC, EIO, EACCES stop capture). */
+const NETWORK_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND']);
 
 /**
  * Failures worth waiting out: the source restarting or unreachable, the network,
@@ -86,7 +97,7 @@ function isTransient(error: unknown): boolean {
   if (error instanceof SlotBusyError || error instanceof SourceUnreachableError) return true;
   if (error instanceof RecallError) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '55006' || /^E[A-Z]+$/.test(code))) return true;
+  if (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '55006' || NETWORK_ERRNOS.has(code))) return true;
   return /Connection terminated|ECONNRESET|ECONNREFUSED|socket hang up|server closed the connection|encountered a connection error/i.test((error as Error)?.message ?? '');
 }
 
@@ -133,6 +144,7 @@ class CaptureSession {
   ): Promise<CaptureSession> {
     const vault = options.vault;
     const manifest = await vault.refresh();
+    await removeStaleParts(await vault.storage.scratchDirectory());
     const catalog = await connectSource(options.source);
     // A server crash or shutdown ends this (mostly idle) session with an 'error' event, which
     // would kill the process unhandled; the session ends instead and capture reconnects.
@@ -160,7 +172,7 @@ class CaptureSession {
       // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
       // DuckDB's native memory runs to two or three times its limit; 64 MB keeps capture's RSS bounded
       // under 300 MB however large a transaction is (measured in bench/run.ts).
-      duck = await openDuckDB({ memoryLimit: '64MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
+      duck = await openDuckDB({ memoryLimit: '48MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
       const buffer = await LayerBuffer.create(duck, vault.storage);
       const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
       const replication = await connectSource(options.source, { replication: true });
@@ -192,21 +204,21 @@ class CaptureSession {
       for await (const frame of this.stream) {
         if (frame.kind === 'data') await this.handle(frame.message);
         else if (frame.kind === 'keepalive') await this.keepalive(frame.walEnd, frame.replyRequested);
+        if (this.transaction !== undefined && this.buffer.size >= PART_ROWS) await this.withHeartbeat(() => this.spill());
         if (this.transaction === undefined && this.flushDue(target)) await this.flush();
         if (target !== undefined && this.transaction === undefined) {
-          if (this.buffer.size === 0 && this.reached(target)) return true;
+          if (this.buffer.isEmpty && this.reached(target)) return true;
           if (frame.kind === 'idle') this.stream.sendStatus(this.durableLsn(), true);
         }
         if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) this.sendStatus();
       }
-      if (this.transaction !== undefined) {
-        // Cut off mid-transaction: forget its part; the slot sends it again next time.
-        await this.buffer.sync();
-        await this.duck().run(`DELETE FROM ${this.buffer.tableName} WHERE commit_lsn = $1`, [this.transaction.commitLsn]);
-        await this.buffer.recount();
+      if (this.transaction === undefined) {
+        await this.flush();
+      } else {
+        // Cut off mid-transaction: forget everything not yet durable; the slot sends it again next time.
+        await this.buffer.discard();
         this.transaction = undefined;
       }
-      await this.flush();
       return signal?.aborted === true;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -226,7 +238,7 @@ class CaptureSession {
 
   private async keepalive(walEnd: Lsn, replyRequested: boolean): Promise<void> {
     // Nothing staged and no transaction open: everything up to walEnd is either in the vault or not ours.
-    if (this.transaction === undefined && this.buffer.size === 0) this.keepaliveLsn = walEnd;
+    if (this.transaction === undefined && this.buffer.isEmpty) this.keepaliveLsn = walEnd;
     if (replyRequested) this.sendStatus();
   }
 
@@ -234,7 +246,7 @@ class CaptureSession {
   private durableLsn(): Lsn {
     let durable = this.options.vault.manifest.throughLsn;
     if (this.flushedEndLsn !== undefined && this.flushedEndLsn > durable) durable = this.flushedEndLsn;
-    const idle = this.buffer.size === 0 && this.transaction === undefined;
+    const idle = this.buffer.isEmpty && this.transaction === undefined;
     if (idle && this.keepaliveLsn > durable) durable = this.keepaliveLsn;
     return durable;
   }
@@ -245,9 +257,9 @@ class CaptureSession {
   }
 
   private flushDue(target: Lsn | undefined): boolean {
-    if (this.buffer.size === 0 || this.stagedSince === undefined) return false;
+    if (this.buffer.isEmpty || this.stagedSince === undefined) return false;
     if (target !== undefined && (this.lastCommit?.endLsn ?? 0n) >= target) return true;
-    return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.buffer.size >= MAX_STAGED_ROWS;
+    return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.buffer.size >= PART_ROWS;
   }
 
   private async handle(message: PgoutputMessage): Promise<void> {
@@ -325,14 +337,14 @@ class CaptureSession {
     const txn = this.transaction;
     if (txn === undefined || txn.duplicate) return;
     await this.buffer.sync();
-    const layers = await this.options.vault.layerFiles(this.options.vault.manifest.layers);
-    await expandTruncate(this.duck(), historySql(layers, this.buffer.tableName), this.buffer.tableName, {
+    const history = await this.history();
+    await this.withHeartbeat(() => expandTruncate(this.duck(), history, this.buffer.tableName, {
       table: relation.table,
       commitLsn: txn.commitLsn,
       seq: txn.seq++,
       commitTime: txn.commitTime,
       xid: txn.xid,
-    });
+    }));
     await this.buffer.recount();
   }
 
@@ -346,7 +358,7 @@ class CaptureSession {
     if (txn === undefined) throw new Error('pgoutput: COMMIT without BEGIN');
     if (txn.duplicate) {
       // Already durable in the vault: safe to acknowledge once nothing newer is staged.
-      if (this.buffer.size === 0) this.flushedEndLsn = endLsn;
+      if (this.buffer.isEmpty) this.flushedEndLsn = endLsn;
       return;
     }
     if (txn.context !== null && txn.seq > 0) {
@@ -357,40 +369,81 @@ class CaptureSession {
     this.totals.transactions++;
   }
 
+  /**
+   * Runs vault work that may take long while telling the server we are alive, so that
+   * wal_sender_timeout does not drop the connection (the socket may be paused meanwhile).
+   */
+  private async withHeartbeat<T>(work: () => Promise<T>): Promise<T> {
+    const timer = setInterval(() => this.sendStatus(), STATUS_INTERVAL_MS);
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
   /** Writes staged transactions as one delta layer, commits the manifest, then acknowledges. */
   private async flush(): Promise<void> {
+    await this.withHeartbeat(() => this.flushNow());
+  }
+
+  /** Every version known so far: the vault's layers, parts spilled since, and the staging table. */
+  private async history(): Promise<string> {
+    await this.buffer.sync();
+    const layers = await this.options.vault.layerFiles(this.options.vault.manifest.layers);
+    return historySql([...layers, ...this.buffer.partFiles], this.buffer.tableName);
+  }
+
+  /** Completes the staged changes the stream sent incomplete (TOAST, deletes). */
+  private async complete(): Promise<void> {
+    if (this.buffer.size === 0) return;
+    const history = await this.history();
+    await fillUnchangedToast(this.duck(), history, this.buffer.tableName);
+    const orphans = await completeDeletes(this.duck(), history, this.buffer.tableName);
+    if (orphans > 0) {
+      this.log(`capture: warning: ${orphans} deleted rows have no earlier version in the vault (a gap in the history); their tenant is unknown`);
+    }
+  }
+
+  /** Moves the staged part of a large transaction to a part file, so memory stays bounded. */
+  private async spill(): Promise<void> {
+    const txn = this.transaction;
+    if (txn?.context) {
+      // Context that arrives after a spill reaches only the rows still staged (see ARCHITECTURE.md).
+      await this.buffer.sync();
+      await this.duck().run(`UPDATE ${this.buffer.tableName} SET context = $1 WHERE commit_lsn = $2`, [txn.context, txn.commitLsn]);
+    }
+    await this.complete();
+    await this.buffer.spill('delta');
+  }
+
+  private async flushNow(): Promise<void> {
     const commit = this.lastCommit;
     const vault = this.options.vault;
     if (commit === undefined || commit.lsn <= vault.manifest.throughLsn) {
       this.stagedSince = undefined;
       return;
     }
-    const newSchemas = this.relations.history.length > vault.manifest.schemas.length;
-    let layer;
-    if (this.buffer.size > 0) {
-      await this.buffer.sync();
-      const history = historySql(await vault.layerFiles(vault.manifest.layers), this.buffer.tableName);
-      await fillUnchangedToast(this.duck(), history, this.buffer.tableName);
-      await completeDeletes(this.duck(), history, this.buffer.tableName);
-      layer = await this.buffer.writeLayer('delta');
-    }
-    if (layer !== undefined || newSchemas || commit.lsn > vault.manifest.throughLsn) {
-      const manifest = vault.manifest;
-      await vault.commit({
-        source: manifest.source,
-        startLsn: manifest.startLsn,
-        startTime: manifest.startTime,
-        throughLsn: commit.lsn,
-        throughTime: commit.time,
-        layers: layer === undefined ? manifest.layers : [...manifest.layers, layer],
-        schemas: this.relations.history,
-      });
-      if (layer !== undefined) this.totals.layers++;
-    }
+    await this.complete();
+    const layers = await this.buffer.commitLayers('delta');
+    const manifest = vault.manifest;
+    await vault.commit({
+      source: manifest.source,
+      startLsn: manifest.startLsn,
+      startTime: manifest.startTime,
+      throughLsn: commit.lsn,
+      throughTime: commit.time,
+      layers: [...manifest.layers, ...layers],
+      schemas: this.relations.history,
+    });
+    this.totals.layers += layers.length;
     this.stagedSince = undefined;
     this.flushedEndLsn = commit.endLsn;
     this.sendStatus();
-    if (layer !== undefined) this.log(`capture: ${layer.rows} changes through ${formatLsn(commit.lsn)} → ${layer.path}`);
+    if (layers.length > 0) {
+      const rows = layers.reduce((sum, layer) => sum + layer.rows, 0);
+      this.log(`capture: ${rows} changes through ${formatLsn(commit.lsn)} → ${layers.map((layer) => layer.path).join(', ')}`);
+    }
   }
 
   /** The 64-bit xid for the 32-bit one in BEGIN: the one closest to the last seen. */
@@ -401,6 +454,13 @@ class CaptureSession {
     else if (full < reference - 0x80000000n) full += 0x100000000n;
     this.xidReference = full > reference ? full : reference;
     return full;
+  }
+}
+
+/** Part files left by a capture that died before committing them: never in the manifest, never read. */
+async function removeStaleParts(scratch: string): Promise<void> {
+  for (const name of await readdir(scratch)) {
+    if (name.endsWith('.parquet')) await rm(join(scratch, name), { force: true });
   }
 }
 

@@ -9,10 +9,11 @@ import { readCatalog, type SourceTable } from '../source/catalog.js';
 import { connectSource, type SourceConfig } from '../source/connection.js';
 import { readSourceIdentity } from '../source/identity.js';
 import { checkSource, readSourceSettings } from '../source/preflight.js';
+import { formatTableName } from '../source/table-name.js';
 import type { TenancyConfig } from '../source/tenancy.js';
 import { formatLsn, parseLsn } from '../timeline/lsn.js';
 import { openDuckDB } from '../vault/duckdb.js';
-import { LayerBuffer } from '../vault/layer-buffer.js';
+import { LayerBuffer, PART_ROWS } from '../vault/layer-buffer.js';
 import type { SchemaVersion } from '../vault/manifest.js';
 import type { Vault } from '../vault/vault.js';
 
@@ -51,7 +52,9 @@ export async function init(options: InitOptions): Promise<InitResult> {
     options.vault.assertSource(identity);
     const settings = await readSourceSettings(client);
     const tables = await readCatalog(client, options.tenancy);
-    const slotExists = (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount === 1;
+    // An initialised vault names its own slot; --slot only matters for a new one.
+    const ownSlot = options.vault.initialized ? options.vault.manifest.source.slot : slot;
+    const slotExists = (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [ownSlot])).rowCount === 1;
     const problems = checkSource(settings, tables, options.tenancy, slotExists);
     if (problems.length > 0) throw new SourceNotReadyError(problems);
 
@@ -65,7 +68,14 @@ export async function init(options: InitOptions): Promise<InitResult> {
       }
       await ensurePublication(client, manifest.source.publication, tables, settings.superuser);
       log(`init: already initialised; history starts at ${formatLsn(manifest.startLsn)}`);
-      return { created: false, slot, publication, startLsn: formatLsn(manifest.startLsn), tables: tables.length, imageRows: 0 };
+      return {
+        created: false,
+        slot: manifest.source.slot,
+        publication: manifest.source.publication,
+        startLsn: formatLsn(manifest.startLsn),
+        tables: tables.length,
+        imageRows: 0,
+      };
     }
 
     await ensurePublication(client, publication, tables, settings.superuser);
@@ -85,7 +95,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
           startTime: image.time,
           throughLsn: created.lsn,
           throughTime: image.time,
-          layers: image.layer === undefined ? [] : [image.layer],
+          layers: image.layers,
           schemas: image.schemas,
         });
         log(`init: image of ${image.tables} tables (${image.rows} rows) at ${formatLsn(created.lsn)} in ${options.vault.storage.location}`);
@@ -110,19 +120,19 @@ async function ensurePublication(client: pg.Client, name: string, tables: readon
   const row = existing.rows[0];
   if (row === undefined) {
     // FOR ALL TABLES also captures tables created later, but needs a superuser.
-    const target = superuser || tables.length === 0 ? 'FOR ALL TABLES' : `FOR TABLE ${tables.map((table) => table.qualified).join(', ')}`;
+    const target = superuser || tables.length === 0 ? 'FOR ALL TABLES' : `FOR TABLE ${tables.map((table) => table.sql).join(', ')}`;
     if (!superuser && tables.length === 0) throw new UsageError('the source has no tables to capture', 'create the tables first, or run init as a superuser');
     await client.query(`CREATE PUBLICATION ${quoted} ${target} WITH (publish_via_partition_root = true)`);
     return;
   }
   if (row.puballtables === 'true') return;
-  const published = await client.query<{ name: string }>(
-    `SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_publication_tables WHERE pubname = $1`,
+  const published = await client.query<{ schema: string; name: string }>(
+    `SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1`,
     [name],
   );
-  const have = new Set(published.rows.map((r) => r.name));
+  const have = new Set(published.rows.map((r) => formatTableName(r)));
   const missing = tables.filter((table) => !have.has(table.qualified));
-  if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoted} ADD TABLE ${missing.map((t) => t.qualified).join(', ')}`);
+  if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoted} ADD TABLE ${missing.map((t) => t.sql).join(', ')}`);
 }
 
 /** CREATE_REPLICATION_SLOT with an exported snapshot; names the sessions that block it. */
@@ -176,7 +186,7 @@ async function writeImage(options: InitOptions, snapshot: string, lsn: bigint, l
     let rows = 0;
     for (const table of tables) {
       const columns = table.columns.filter((column) => !column.generated);
-      const key = table.primaryKey.length > 0 ? columns.filter((c) => table.primaryKey.includes(c.name)).map((c) => c.name) : columns.map((c) => c.name);
+      const key = table.key;
       const schemaId = schemas.length;
       schemas.push({
         id: schemaId,
@@ -187,7 +197,7 @@ async function writeImage(options: InitOptions, snapshot: string, lsn: bigint, l
         tenantColumn: table.tenantColumn ?? null,
       });
       const select = columns.map((c) => reader.escapeIdentifier(c.name)).join(', ');
-      const from = `${table.partitioned ? '' : 'ONLY '}${table.qualified}`;
+      const from = `${table.partitioned ? '' : 'ONLY '}${table.sql}`;
       await reader.query(`DECLARE image_rows NO SCROLL CURSOR FOR SELECT ${select || 'NULL'} FROM ${from}`);
       for (;;) {
         const batch = await reader.query({ text: `FETCH ${IMAGE_FETCH_ROWS} FROM image_rows`, rowMode: 'array' });
@@ -209,14 +219,15 @@ async function writeImage(options: InitOptions, snapshot: string, lsn: bigint, l
           });
         }
         rows += batch.rows.length;
+        if (buffer.size >= PART_ROWS) await buffer.spill('image');
         if (batch.rows.length < IMAGE_FETCH_ROWS) break;
       }
       await reader.query('CLOSE image_rows');
       log(`init: imaged ${table.qualified}`);
     }
-    const layer = await buffer.writeLayer('image');
+    const layers = await buffer.commitLayers('image');
     await reader.query('COMMIT');
-    return { layer, schemas, rows, time, tables: tables.length };
+    return { layers, schemas, rows, time, tables: tables.length };
   } finally {
     buffer.close();
     duck.closeSync();

@@ -5,7 +5,7 @@
 
 import type pg from 'pg';
 import type { RelationColumn } from './pgoutput.js';
-import { tenantColumnOf } from '../source/catalog.js';
+import { identityKeySql, tenantColumnOf } from '../source/catalog.js';
 import { formatTableName } from '../source/table-name.js';
 import type { TenancyConfig } from '../source/tenancy.js';
 import type { SchemaColumn, SchemaVersion } from '../vault/manifest.js';
@@ -51,7 +51,7 @@ export class RelationMap {
   ): Promise<void> {
     const table = formatTableName(message);
     const names = message.columns.map((column) => column.name);
-    const key = message.columns.filter((column) => column.isKey).map((column) => column.name);
+    const key = await this.keyOf(message.relationId, names);
     const tenantColumn = tenantColumnOf(table, names, key, this.tenancy) ?? null;
     const latest = this.schemas.filter((version) => version.table === table).at(-1);
     let version = latest;
@@ -69,6 +69,16 @@ export class RelationMap {
       tenantIndex: tenantIndex === -1 ? undefined : tenantIndex,
       schemaId: (version as SchemaVersion).id,
     });
+  }
+
+  /**
+   * The row identity, the same rule as the image's (catalog.identityKeySql): pgoutput's own
+   * key flags mark every column under REPLICA IDENTITY FULL, which would give one row two keys.
+   */
+  private async keyOf(relationId: number, names: readonly string[]): Promise<string[]> {
+    const { rows } = await this.catalog.query<{ key: string | null }>(`SELECT ${identityKeySql('$1::oid')} AS key`, [relationId]);
+    const key = rows[0]?.key ? (JSON.parse(rows[0].key) as string[]) : [];
+    return key.length > 0 && key.every((column) => names.includes(column)) ? key : [...names];
   }
 
   /** Type names, attnums and ADD COLUMN defaults, read from the source's catalog. */

@@ -16,7 +16,7 @@ export type ReplicationFrame =
 /** Queue length at which the socket is paused (backpressure), and resumed below half of it. */
 const HIGH_WATER = 2_000;
 const IDLE_MS = 250;
-/** Microseconds between the Unix epoch and 2000-01-01. */
+/** Milliseconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01. */
 const PG_EPOCH_MS = 946_684_800_000;
 
 interface PgConnection {
@@ -80,6 +80,8 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<ReplicationFrame> {
     for (;;) {
+      // A failure wins over queued frames: a transaction must never commit without a change that failed to decode.
+      if (this.failure !== undefined) throw this.failure;
       const frame = this.queue.shift();
       if (frame !== undefined) {
         if (this.paused && this.queue.length < HIGH_WATER / 2) {
@@ -89,7 +91,6 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
         yield frame;
         continue;
       }
-      if (this.failure !== undefined) throw this.failure;
       if (this.ended) return;
       const arrived = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), IDLE_MS);

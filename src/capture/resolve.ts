@@ -44,20 +44,28 @@ export async function fillUnchangedToast(duck: DuckDBConnection, history: string
   return targets.length;
 }
 
-/** Gives each DELETE the row it removed and that row's tenant (the stream sends only the key). */
-export async function completeDeletes(duck: DuckDBConnection, history: string, staging: string): Promise<void> {
-  const [pending] = await queryRows(duck, `SELECT count(*) AS n FROM ${staging} WHERE op = 'delete' AND "row" IS NULL`);
-  if (Number(pending?.n ?? 0) === 0) return; // spares a join against the whole history
+/**
+ * Gives each DELETE the row it removed and that row's tenant (the stream sends only the key).
+ * Returns how many deletes found no earlier version: a gap in the history, to be reported.
+ */
+export async function completeDeletes(duck: DuckDBConnection, history: string, staging: string): Promise<number> {
+  const incomplete = `SELECT count(*) AS n FROM ${staging} WHERE op = 'delete' AND "row" IS NULL`;
+  const [pending] = await queryRows(duck, incomplete);
+  if (Number(pending?.n ?? 0) === 0) return 0; // spares a join against the whole history
+  // The semi join first narrows the history to the deleted keys, so the join and the
+  // aggregate hold only those versions, never the whole history, in memory.
   await duck.run(`
+    WITH d AS (SELECT commit_lsn, seq, "table", "key" FROM ${staging} WHERE op = 'delete' AND "row" IS NULL),
+         h AS (SELECT * FROM ${history} AS v SEMI JOIN d USING ("table", "key") WHERE v.op <> 'delete')
     UPDATE ${staging} AS p
        SET tenant = coalesce(p.tenant, r.previous.tenant), "row" = r.previous."row", schema_id = r.previous.schema_id
       FROM (SELECT d.commit_lsn, d.seq,
                    arg_max({'tenant': h.tenant, 'row': h."row", 'schema_id': h.schema_id}, ${VERSION_ORDER}) AS previous
-              FROM ${staging} d
-              JOIN ${history} h ON h."table" = d."table" AND h."key" = d."key" AND ${BEFORE} AND h.op <> 'delete'
-             WHERE d.op = 'delete' AND d."row" IS NULL
+              FROM d JOIN h ON h."table" = d."table" AND h."key" = d."key" AND ${BEFORE}
              GROUP BY d.commit_lsn, d.seq) AS r
-     WHERE p.commit_lsn = r.commit_lsn AND p.seq = r.seq`);
+     WHERE p.commit_lsn = r.commit_lsn AND p.seq = r.seq AND p.op = 'delete'`);
+  const [left] = await queryRows(duck, incomplete);
+  return Number(left?.n ?? 0);
 }
 
 /** Stages one 'truncate' change per row alive in `table` just before the TRUNCATE. */

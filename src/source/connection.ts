@@ -51,8 +51,10 @@ export function resolveSource(flag: string | undefined, env: NodeJS.ProcessEnv =
     };
     if (Number.isNaN(base.port)) throw new UsageError(`the source port "${parsed.port}" is not a number`, 'fix the port in --source');
   } else {
-    // No URL: node-postgres reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself.
-    base = {};
+    // No URL: node-postgres reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself,
+    // but would give PGSSLMODE=require verify-full's meaning; libpq's comes from the parser.
+    const sslmode = env.PGSSLMODE;
+    base = sslmode ? { ssl: parseConnectionString(`postgres://?sslmode=${encodeURIComponent(sslmode)}`, { useLibpqCompat: true }).ssl as pg.ClientConfig['ssl'] } : {};
   }
   const host = base.host ?? env.PGHOST ?? 'localhost';
   const port = base.port ?? (env.PGPORT ? Number(env.PGPORT) : 5432);

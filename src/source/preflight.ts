@@ -90,7 +90,9 @@ export function checkSource(
         fix: `ALTER TABLE ${table.qualified} OWNER TO "${role}"; or run \`recall init\` as a superuser`,
       });
     }
-    const hasIdentity = table.primaryKey.length > 0 || table.replicaIdentity === 'f' || table.replicaIdentity === 'i';
+    // What PostgreSQL itself requires before it lets a published table be updated.
+    const hasIdentity =
+      table.replicaIdentity === 'f' || (table.replicaIdentity === 'd' && table.primaryKey.length > 0) || (table.replicaIdentity === 'i' && table.identityIndex);
     if (!hasIdentity) {
       problems.push({
         problem: `${table.qualified} has no primary key or replica identity: publishing it would make the application's UPDATE and DELETE on it fail`,

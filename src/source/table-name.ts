@@ -45,7 +45,7 @@ export function parseTableName(text: string): TableName {
   throw new UsageError(`malformed table name ${text}`, 'write names like public.issues or "Billing"."Invoices"');
 }
 
-/** Quotes one identifier the way PostgreSQL's quote_ident does (keywords aside). */
+/** Quotes an identifier only where its spelling needs it; keywords stay bare, so this is for display and flags, not SQL. */
 export function quoteIdentifier(identifier: string): string {
   return /^[a-z_][a-z0-9_$]*$/.test(identifier) ? identifier : `"${identifier.replaceAll('"', '""')}"`;
 }
@@ -53,4 +53,10 @@ export function quoteIdentifier(identifier: string): string {
 /** The schema-qualified, quoted name used in every output and flag. */
 export function formatTableName(table: TableName): string {
   return `${quoteIdentifier(table.schema)}.${quoteIdentifier(table.name)}`;
+}
+
+/** The always-quoted form for SQL statements (keywords such as "order" need the quotes there). */
+export function sqlTableName(table: TableName): string {
+  const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
+  return `${quote(table.schema)}.${quote(table.name)}`;
 }

@@ -4,13 +4,16 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeRecord } from './change.js';
 import { queryRows, sqlLiteral } from './duckdb.js';
 import type { LayerEntry } from './manifest.js';
 import type { VaultStorage } from './storage.js';
+
+/** Staged rows at which a part is spilled: the most any single sort or staging table holds. */
+export const PART_ROWS = 50_000;
 
 /** Rows per Parquet row group: small enough that per-tenant reads skip most of a file. */
 const ROW_GROUP_SIZE = 16_384;
@@ -19,6 +22,7 @@ const ROW_GROUP_SIZE = 16_384;
 export class LayerBuffer {
   private appender: DuckDBAppender;
   private count = 0;
+  private parts: { local: string; entry: LayerEntry }[] = [];
 
   private constructor(
     private readonly duck: DuckDBConnection,
@@ -47,7 +51,7 @@ export class LayerBuffer {
     this.count = Number(row?.n ?? 0);
   }
 
-  /** Rows staged since the last layer was written. */
+  /** Rows in the staging table (not counting spilled parts). */
   get size(): number {
     return this.count;
   }
@@ -81,10 +85,14 @@ export class LayerBuffer {
     this.appender.flushSync();
   }
 
-  /** Writes every staged row into a new layer file and empties the buffer; undefined if empty. */
-  async writeLayer(kind: LayerEntry['kind']): Promise<LayerEntry | undefined> {
+  /**
+   * Writes the staged rows, sorted, to a part file in scratch and empties the staging table.
+   * Parts bound memory: however large a transaction, no sort or table holds more than one
+   * part's rows. They become layers only when `commitLayers` moves them into the vault.
+   */
+  async spill(kind: LayerEntry['kind']): Promise<void> {
     await this.sync();
-    if (this.count === 0) return undefined;
+    if (this.count === 0) return;
     const [stats] = await queryRows(
       this.duck,
       `SELECT count(*) AS rows, min(commit_lsn) AS min_lsn, max(commit_lsn) AS max_lsn,
@@ -96,29 +104,57 @@ export class LayerBuffer {
     const minLsn = stats.min_lsn as bigint;
     const maxLsn = stats.max_lsn as bigint;
     const name = `${hex16(minLsn)}-${hex16(maxLsn)}-${randomBytes(4).toString('hex')}.parquet`;
-    const scratch = join(await this.storage.scratchDirectory(), name);
+    const local = join(await this.storage.scratchDirectory(), name);
     await this.duck.run(
       `COPY (SELECT ${LAYER_COLUMN_NAMES} FROM ${this.tableName} ORDER BY ${LAYER_ORDER})
-         TO ${sqlLiteral(scratch)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
+         TO ${sqlLiteral(local)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
     );
-    const bytes = (await stat(scratch)).size;
-    const sha256 = await hashFile(scratch);
-    const path = `layers/${kind}/${name}`;
-    await this.storage.putFile(path, scratch);
+    this.parts.push({
+      local,
+      entry: {
+        path: `layers/${kind}/${name}`,
+        kind,
+        minLsn,
+        maxLsn,
+        minTime: stats.min_time as bigint,
+        maxTime: stats.max_time as bigint,
+        rows: Number(stats.rows),
+        bytes: (await stat(local)).size,
+        sha256: await hashFile(local),
+        minTenant: (stats.min_tenant as string | null) ?? null,
+        maxTenant: (stats.max_tenant as string | null) ?? null,
+      },
+    });
     await this.clear();
-    return {
-      path,
-      kind,
-      minLsn,
-      maxLsn,
-      minTime: stats.min_time as bigint,
-      maxTime: stats.max_time as bigint,
-      rows: Number(stats.rows),
-      bytes,
-      sha256,
-      minTenant: (stats.min_tenant as string | null) ?? null,
-      maxTenant: (stats.max_tenant as string | null) ?? null,
-    };
+  }
+
+  /** Local files of the parts spilled since the last commit, for queries over the history. */
+  get partFiles(): string[] {
+    return this.parts.map((part) => part.local);
+  }
+
+  /** Spills what is staged, then moves every part into the vault durably; the entries for the manifest. */
+  async commitLayers(kind: LayerEntry['kind']): Promise<LayerEntry[]> {
+    await this.spill(kind);
+    const entries: LayerEntry[] = [];
+    for (const part of this.parts) {
+      await this.storage.putFile(part.entry.path, part.local);
+      entries.push(part.entry);
+    }
+    this.parts = [];
+    return entries;
+  }
+
+  /** Forgets everything staged and spilled (a transaction was cut off; the slot sends it again). */
+  async discard(): Promise<void> {
+    for (const part of this.parts) await rm(part.local, { force: true });
+    this.parts = [];
+    await this.clear();
+  }
+
+  /** Nothing staged and nothing spilled since the last commit. */
+  get isEmpty(): boolean {
+    return this.count === 0 && this.parts.length === 0;
   }
 
   /** Drops every staged row (after a layer was written, or to forget a partial transaction). */

@@ -109,7 +109,10 @@ export async function loadManifest(storage: VaultStorage): Promise<{ manifest: M
   if (manifest.version > 1) {
     // Check the newest link of the chain on every open; `recall verify` walks all of it.
     const previous = await storage.read(manifestPath(manifest.version - 1));
-    if (previous !== undefined && sha256(previous) !== manifest.previous) {
+    if (previous === undefined) {
+      throw new VaultCorruptError(`manifest version ${manifest.version - 1} is missing from ${storage.location}`, 'restore it from a copy of the vault; the chain cannot be checked without it');
+    }
+    if (sha256(previous) !== manifest.previous) {
       throw new VaultCorruptError(`manifest version ${manifest.version} does not chain to version ${manifest.version - 1}`, 'the vault was modified outside Recall; restore it from a copy');
     }
   }

@@ -7,8 +7,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 
-/** The oldest and newest majors looked for; Recall's logical decoding needs 14 or later. */
-const MAJOR_RANGE = { min: 14, max: 30 } as const;
+/** The majors looked for: 13 is installed only to test that Recall refuses it. */
+const MAJOR_RANGE = { min: 13, max: 30 } as const;
 
 /** An installed server package: where it lives and which build it is. */
 interface ServerPackage {

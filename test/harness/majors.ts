@@ -1,10 +1,19 @@
 // Which PostgreSQL majors a test runs against: the oldest and newest installed
 // cover the version differences that matter; RECALL_TEST_MAJORS overrides the choice.
+import { MIN_SERVER_VERSION } from '../../src/source/identity.js';
 import { installedMajors } from '../../src/sandbox/index.js';
 
-/** The majors to test: 'all' the oldest and newest installed, 'one' the newest; RECALL_TEST_MAJORS ("14,16") wins. */
+/** Installed majors Recall supports (older ones are installed only to test the refusal). */
+const supported = (): number[] => installedMajors().filter((major) => major * 10000 >= MIN_SERVER_VERSION);
+
+/** Installed majors older than Recall supports. */
+export function unsupportedMajors(): number[] {
+  return installedMajors().filter((major) => major * 10000 < MIN_SERVER_VERSION);
+}
+
+/** The majors to test: 'all' the oldest and newest supported ones installed, 'one' the newest; RECALL_TEST_MAJORS ("14,16") wins. */
 export function testMajors(scope: 'all' | 'one'): number[] {
-  const installed = installedMajors();
+  const installed = supported();
   const listed = fromEnvironment(installed);
   if (listed !== undefined) return scope === 'all' ? listed : listed.slice(0, 1);
 

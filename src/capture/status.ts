@@ -26,7 +26,7 @@ export interface Status {
     readonly confirmedLsn: string | null;
     /** WAL bytes written on the source that the vault does not hold yet. */
     readonly lagBytes: number | null;
-    /** Seconds since the newest commit in the vault, when the source has written since. */
+    /** While a capture streams: the server's flush lag for it (pg_stat_replication); null when none runs and bytes are behind. */
     readonly lagSeconds: number | null;
   } | null;
   readonly source: { readonly reachable: boolean; readonly error?: string };
@@ -54,10 +54,12 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
   try {
     // The slot and lag of another database's source would be reported as this vault's.
     options.vault.assertSource(await readSourceIdentity(client));
-    const { rows } = await client.query<{ active: string; wal_status: string | null; confirmed: string | null; current: string; now_micros: string }>(
+    const { rows } = await client.query<{ active: string; wal_status: string | null; confirmed: string | null; current: string; flush_lag: string | null }>(
       `SELECT s.active::text AS active, s.wal_status, s.confirmed_flush_lsn::text AS confirmed,
-              pg_current_wal_lsn()::text AS current, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text AS now_micros
-         FROM pg_replication_slots s WHERE s.slot_name = $1`,
+              pg_current_wal_lsn()::text AS current,
+              extract(epoch FROM r.flush_lag)::text AS flush_lag
+         FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+        WHERE s.slot_name = $1`,
       [manifest.source.slot],
     );
     const row = rows[0];
@@ -69,7 +71,9 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
     const confirmed = row.confirmed === null ? undefined : parseLsn(row.confirmed);
     const done = confirmed !== undefined && confirmed > through ? confirmed : through;
     const lagBytes = current > done ? Number(current - done) : 0;
-    const lagSeconds = lagBytes === 0 ? 0 : Math.max(0, Number(BigInt(row.now_micros) - manifest.throughTime) / 1e6);
+    // While streaming, the server's own measure: how long WAL waited for capture to make it durable.
+    // Without a capture there is no such measure; the bytes still say how far behind the vault is.
+    const lagSeconds = row.active === 'true' ? Number(row.flush_lag ?? 0) : lagBytes === 0 ? 0 : null;
     return {
       vault,
       slot: {

@@ -19,7 +19,10 @@ export async function run(flags: CommonFlags): Promise<number> {
   if (result.slot === null) lines.push(`source     unreachable: ${result.source.error ?? ''}`);
   else {
     lines.push(`slot       ${result.slot.name}: ${result.slot.state}`);
-    if (result.slot.lagBytes !== null) lines.push(`lag        ${result.slot.lagBytes} bytes, ${(result.slot.lagSeconds ?? 0).toFixed(1)} s`);
+    if (result.slot.lagBytes !== null) {
+      const seconds = result.slot.lagSeconds === null ? 'capture not running' : `${result.slot.lagSeconds.toFixed(1)} s`;
+      lines.push(`lag        ${result.slot.lagBytes} bytes, ${seconds}`);
+    }
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

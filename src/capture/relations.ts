@@ -54,9 +54,10 @@ export class RelationMap {
     const key = await this.keyOf(message.relationId, names);
     const tenantColumn = tenantColumnOf(table, names, key, this.tenancy) ?? null;
     const latest = this.schemas.filter((version) => version.table === table).at(-1);
+    // Described every time: a column dropped and added again under its old name differs only by attnum.
+    const columns = await this.describe(message.relationId, message.columns, latest);
     let version = latest;
-    if (latest === undefined || !sameLayout(latest, message.columns, key, tenantColumn)) {
-      const columns = await this.describe(message.relationId, message.columns, latest);
+    if (latest === undefined || !sameLayout(latest, columns, key, tenantColumn)) {
       const created: SchemaVersion = { id: this.schemas.length, table, sinceLsn: lsn, columns, key, tenantColumn };
       this.schemas.push(created);
       version = created;
@@ -88,31 +89,42 @@ export class RelationMap {
     previous: SchemaVersion | undefined,
   ): Promise<SchemaColumn[]> {
     const { rows } = await this.catalog.query<{ name: string; type: string; attnum: string | null; missing: string | null; has_missing: string | null }>(
+      // A partitioned root stores no rows, so the ADD COLUMN default lives on its partitions
+      // (pg_partition_tree lists nothing for a plain table, hence the table itself too).
       `SELECT c.name, format_type(c.oid, c.mod) AS type, a.attnum::text AS attnum,
-              CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END AS missing,
-              a.atthasmissing::text AS has_missing
+              m.missing, (m.missing IS NOT NULL)::text AS has_missing
          FROM unnest($2::text[], $3::oid[], $4::int[]) WITH ORDINALITY AS c(name, oid, mod, ord)
          LEFT JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = c.name AND NOT a.attisdropped
+         LEFT JOIN LATERAL (
+                SELECT (p.attmissingval::text::text[])[1] AS missing
+                  FROM (SELECT $1::regclass AS relid UNION ALL SELECT relid FROM pg_partition_tree($1::regclass)) t
+                  JOIN pg_attribute p ON p.attrelid = t.relid AND p.attname = c.name AND NOT p.attisdropped AND p.atthasmissing
+                 LIMIT 1) m ON true
         ORDER BY c.ord`,
       [relationId, columns.map((c) => c.name), columns.map((c) => c.typeOid), columns.map((c) => c.typeMod)],
     );
-    const known = new Set(previous?.columns.map((column) => column.name));
-    return rows.map((row, i) => ({
-      name: row.name,
-      type: row.type,
-      typeOid: columns[i]?.typeOid,
-      attnum: row.attnum === null ? undefined : Number(row.attnum),
-      // Only a column new in this version can hold a value rows never stored.
-      missing: !known.has(row.name) && row.has_missing === 'true' ? row.missing : null,
-    }));
+    const known = new Set(previous?.columns.map((column) => column.attnum ?? column.name));
+    return rows.map((row, i) => {
+      const attnum = row.attnum === null ? undefined : Number(row.attnum);
+      return {
+        name: row.name,
+        type: row.type,
+        typeOid: columns[i]?.typeOid,
+        attnum,
+        // Only a column new in this version can hold a value rows never stored.
+        missing: !known.has(attnum ?? row.name) && row.has_missing === 'true' ? row.missing : null,
+      };
+    });
   }
 }
 
-function sameLayout(version: SchemaVersion, columns: readonly RelationColumn[], key: readonly string[], tenantColumn: string | null): boolean {
+function sameLayout(version: SchemaVersion, columns: readonly SchemaColumn[], key: readonly string[], tenantColumn: string | null): boolean {
+  const same = (a: SchemaColumn, b: SchemaColumn | undefined): boolean =>
+    b !== undefined && a.name === b.name && (a.typeOid ?? b.typeOid) === b.typeOid && (a.attnum ?? b.attnum) === b.attnum;
   return (
     version.tenantColumn === tenantColumn &&
     version.columns.length === columns.length &&
-    version.columns.every((column, i) => column.name === columns[i]?.name && (column.typeOid ?? columns[i]?.typeOid) === columns[i]?.typeOid) &&
+    version.columns.every((column, i) => same(column, columns[i])) &&
     version.key.length === key.length &&
     version.key.every((column, i) => column === key[i])
   );

@@ -3,7 +3,7 @@
 // fails if the target exists.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, link, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, link, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { VaultStorage } from './storage.js';
 
@@ -79,10 +79,6 @@ export function fsStorage(directory: string): VaultStorage {
       const scratch = join(root, 'scratch');
       await mkdir(scratch, { recursive: true });
       return scratch;
-    },
-
-    async remove(path) {
-      await rm(full(path), { force: true });
     },
   };
 }

@@ -20,6 +20,4 @@ export interface VaultStorage {
   localPath(path: string): Promise<string>;
   /** A local scratch directory for files being built. */
   scratchDirectory(): Promise<string>;
-  /** Removes an object; no error if it is gone. */
-  remove(path: string): Promise<void>;
 }

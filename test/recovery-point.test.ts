@@ -44,6 +44,10 @@ for (const major of testMajors('one')) {
         await new Promise((resolve) => capture.on('close', resolve));
       }
       assert.equal(capture.exitCode, 0, 'SIGTERM stops capture cleanly');
+      // A clean stop acknowledges what it made durable: the slot does not resend it next time.
+      const vault = await Vault.open(f.vault);
+      const { rows } = await f.db.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots`);
+      assert.ok(parseLsn(rows[0]!.lsn)! >= vault.manifest.throughLsn, `slot at ${rows[0]!.lsn}`);
     });
   });
 }

@@ -196,7 +196,8 @@ class CaptureSession {
   /** Processes frames until stopped (false: reconnect) or caught up (true). */
   async run(target: Lsn | undefined): Promise<boolean> {
     const signal = this.options.signal;
-    const onAbort = (): void => void this.stream.close();
+    // A stop ends the iteration only: the final flush below still acknowledges what it made durable.
+    const onAbort = (): void => this.stream.stop();
     signal?.addEventListener('abort', onAbort, { once: true });
     // Stopped while the session was opening: the listener above came too late for that.
     if (signal?.aborted) onAbort();

@@ -32,6 +32,7 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
   private failure: unknown;
   private ended = false;
   private paused = false;
+  private stopped = false;
   private readonly connection: PgConnection;
 
   private constructor(private readonly client: pg.Client) {
@@ -71,6 +72,12 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
     this.connection.sendCopyFromChunk(message);
   }
 
+  /** Ends the iteration but keeps the connection, so a last status update can still be sent. */
+  stop(): void {
+    this.stopped = true;
+    this.wake?.();
+  }
+
   /** Ends the connection; the iterator then finishes. */
   async close(): Promise<void> {
     this.ended = true;
@@ -82,6 +89,7 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
     for (;;) {
       // A failure wins over queued frames: a transaction must never commit without a change that failed to decode.
       if (this.failure !== undefined) throw this.failure;
+      if (this.stopped) return;
       const frame = this.queue.shift();
       if (frame !== undefined) {
         if (this.paused && this.queue.length < HIGH_WATER / 2) {

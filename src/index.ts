@@ -1,15 +1,11 @@
 // Recall as a library: the same operations the CLI offers, with types. The CLI
 // and (later) the console are thin faces over these.
 
-export { init, type InitOptions, type InitResult } from './capture/init.js';
-export { capture, type CaptureOptions, type CaptureSummary } from './capture/capture.js';
-export { status, type Status } from './capture/status.js';
-export { show, type ShowOptions, type ShownRow } from './timeline/show.js';
-export { log, type LogOptions, type LoggedChange } from './timeline/log.js';
-export { parsePoint, formatMicros, type Point } from './timeline/point.js';
-export { parseLsn, formatLsn, type Lsn } from './timeline/lsn.js';
-export { resolveSource, type SourceConfig } from './source/connection.js';
-export { loadTenancy, parseTenancy, DEFAULT_TENANCY, type TenancyConfig } from './source/tenancy.js';
-export { Vault, resolveVaultLocation } from './vault/vault.js';
-export { recallContextSql, type TransactionContext } from './capture/context.js';
+export { init, capture, status, recallContextSql } from './capture/index.js';
+export type { InitOptions, InitResult, CaptureOptions, CaptureSummary, Status, TransactionContext } from './capture/index.js';
+export { show, log, parsePoint, formatMicros, parseLsn, formatLsn } from './timeline/index.js';
+export type { ShowOptions, ShownRow, LogOptions, LoggedChange, Point, Lsn } from './timeline/index.js';
+export { resolveSource, loadTenancy, parseTenancy, DEFAULT_TENANCY } from './source/index.js';
+export type { SourceConfig, TenancyConfig } from './source/index.js';
+export { Vault, resolveVaultLocation } from './vault/index.js';
 export * from './errors.js';

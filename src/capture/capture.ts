@@ -13,19 +13,13 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
-import { connectSource, type SourceConfig } from '../source/connection.js';
-import type { TenancyConfig } from '../source/tenancy.js';
-import { formatLsn, parseLsn, type Lsn } from '../timeline/lsn.js';
-import type { ChangeRecord } from '../vault/change.js';
-import { openDuckDB } from '../vault/duckdb.js';
-import { LayerBuffer, PART_ROWS } from '../vault/layer-buffer.js';
-import type { Vault } from '../vault/vault.js';
+import { connectSource, type SourceConfig, type TenancyConfig, backoffDelay, sleep, readSourceIdentity } from '../source/index.js';
+import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
+import { type ChangeRecord, openDuckDB, LayerBuffer, PART_ROWS, type Vault } from '../vault/index.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
 import { RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
 import { completeDeletes, expandTruncate, fillUnchangedToast, historySql } from './resolve.js';
-import { backoffDelay, sleep } from '../source/backoff.js';
-import { readSourceIdentity } from '../source/identity.js';
 
 /** How `capture` runs. */
 export interface CaptureOptions {

@@ -5,17 +5,9 @@
 
 import type pg from 'pg';
 import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
-import { readCatalog, type SourceTable } from '../source/catalog.js';
-import { connectSource, type SourceConfig } from '../source/connection.js';
-import { readSourceIdentity } from '../source/identity.js';
-import { checkSource, readSourceSettings } from '../source/preflight.js';
-import { formatTableName } from '../source/table-name.js';
-import type { TenancyConfig } from '../source/tenancy.js';
-import { formatLsn, parseLsn } from '../timeline/lsn.js';
-import { openDuckDB } from '../vault/duckdb.js';
-import { LayerBuffer, PART_ROWS } from '../vault/layer-buffer.js';
-import type { SchemaVersion } from '../vault/manifest.js';
-import type { Vault } from '../vault/vault.js';
+import { readCatalog, type SourceTable, connectSource, type SourceConfig, readSourceIdentity, checkSource, readSourceSettings, formatTableName, type TenancyConfig } from '../source/index.js';
+import { formatLsn, parseLsn } from '../timeline/index.js';
+import { openDuckDB, LayerBuffer, PART_ROWS, type SchemaVersion, type Vault } from '../vault/index.js';
 
 /** How `init` runs. */
 export interface InitOptions {

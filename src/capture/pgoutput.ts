@@ -2,7 +2,7 @@
 // logical messages). Unlike general-purpose parsers it never converts a value: each
 // column stays the exact text the walsender rendered, so every type round-trips.
 
-import type { Lsn } from '../timeline/lsn.js';
+import type { Lsn } from '../timeline/index.js';
 
 /** Marks a TOASTed column that an UPDATE left unchanged: its value is not sent. */
 export const UNCHANGED_TOAST = Symbol('unchanged-toast');

@@ -5,10 +5,8 @@
 
 import type pg from 'pg';
 import type { RelationColumn } from './pgoutput.js';
-import { identityKeySql, tenantColumnOf } from '../source/catalog.js';
-import { formatTableName } from '../source/table-name.js';
-import type { TenancyConfig } from '../source/tenancy.js';
-import type { SchemaColumn, SchemaVersion } from '../vault/manifest.js';
+import { identityKeySql, tenantColumnOf, formatTableName, type TenancyConfig } from '../source/index.js';
+import type { SchemaColumn, SchemaVersion } from '../vault/index.js';
 
 /** A relation of the stream, ready to turn tuples into changes. */
 export interface StreamRelation {

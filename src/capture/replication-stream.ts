@@ -4,7 +4,7 @@
 // data pass through one ordered queue (no acknowledgement can overtake data).
 
 import type pg from 'pg';
-import { formatLsn, type Lsn } from '../timeline/lsn.js';
+import { formatLsn, type Lsn } from '../timeline/index.js';
 import { decodePgoutput, type PgoutputMessage } from './pgoutput.js';
 
 /** What the stream yields. 'idle' comes when nothing arrived for a while, so the caller can flush on time. */

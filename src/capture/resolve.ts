@@ -3,8 +3,7 @@
 // removed row and tenant of a DELETE, and the rows a TRUNCATE removed.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { LAYER_COLUMN_NAMES } from '../vault/change.js';
-import { fileList, queryRows } from '../vault/duckdb.js';
+import { LAYER_COLUMN_NAMES, fileList, queryRows } from '../vault/index.js';
 
 /** A SQL source of every version known: the vault's layers plus the staging table. */
 export function historySql(layerFiles: readonly string[], staging: string): string {

@@ -1,11 +1,9 @@
 // `recall status`: how far behind capture is and what the vault holds, in a form a
 // status page or a pager can read.
 
-import { connectSource, type SourceConfig } from '../source/connection.js';
-import { readSourceIdentity } from '../source/identity.js';
-import { formatLsn, parseLsn } from '../timeline/lsn.js';
-import { formatMicros } from '../timeline/point.js';
-import type { Vault } from '../vault/vault.js';
+import { connectSource, type SourceConfig, readSourceIdentity } from '../source/index.js';
+import { formatLsn, parseLsn, formatMicros } from '../timeline/index.js';
+import type { Vault } from '../vault/index.js';
 
 /** The state of capture and vault. */
 export interface Status {

@@ -1,7 +1,7 @@
 // `recall capture`: streams until SIGINT/SIGTERM (clean stop) or, with
 // --until-caught-up, until the vault holds everything committed before it started.
 
-import { capture } from '../capture/capture.js';
+import { capture } from '../capture/index.js';
 import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags & { untilCaughtUp?: boolean }): Promise<number> {

@@ -1,9 +1,8 @@
 // Flags every command shares, and turning them into the library's inputs.
 
 import type { Command } from 'commander';
-import { resolveSource, type SourceConfig } from '../source/connection.js';
-import { loadTenancy, type TenancyConfig } from '../source/tenancy.js';
-import { Vault, resolveVaultLocation } from '../vault/vault.js';
+import { resolveSource, type SourceConfig, loadTenancy, type TenancyConfig } from '../source/index.js';
+import { Vault, resolveVaultLocation } from '../vault/index.js';
 
 /** Adds --source, --vault, --config and --json. */
 export function commonOptions(command: Command): Command {

@@ -1,6 +1,6 @@
 // `recall init`: thin wrapper over the library's init.
 
-import { init } from '../capture/init.js';
+import { init } from '../capture/index.js';
 import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags & { slot: string; publication: string }): Promise<number> {

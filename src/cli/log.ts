@@ -1,7 +1,6 @@
 // `recall log`: a tenant's changes, as JSON lines or one readable line each.
 
-import { log } from '../timeline/log.js';
-import { parsePoint } from '../timeline/point.js';
+import { log, parsePoint } from '../timeline/index.js';
 import { toJson, vaultOf, type CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags & { tenant: string; since?: string; until?: string; table?: string }): Promise<number> {

@@ -1,7 +1,6 @@
 // `recall show`: a tenant's rows at a point, as JSON lines or readable tables.
 
-import { show } from '../timeline/show.js';
-import { parsePoint } from '../timeline/point.js';
+import { show, parsePoint } from '../timeline/index.js';
 import { toJson, vaultOf, type CommonFlags } from './common.js';
 import { printTables } from './table-output.js';
 

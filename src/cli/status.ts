@@ -1,6 +1,6 @@
 // `recall status`: lag and vault facts, as text or JSON.
 
-import { status } from '../capture/status.js';
+import { status } from '../capture/index.js';
 import { sourceOf, toJson, vaultOf, type CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags): Promise<number> {

@@ -1,6 +1,6 @@
 // Readable tables on a terminal: one block per group (table name), columns aligned.
 
-/** Prints rows grouped under headings, with aligned columns; NULL shown as "∅"-free "NULL". */
+/** Prints rows grouped under headings, with aligned columns; SQL NULL is shown as NULL. */
 export function printTables(rows: readonly { group: string; row: Readonly<Record<string, string | null>> }[]): void {
   const groups = new Map<string, Readonly<Record<string, string | null>>[]>();
   for (const { group, row } of rows) groups.set(group, [...(groups.get(group) ?? []), row]);

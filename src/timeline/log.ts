@@ -1,9 +1,7 @@
 // `recall log`: a tenant's changes after the initial image, one per row change,
 // oldest first, with the transaction context that came with each.
 
-import { queryRows } from '../vault/duckdb.js';
-import type { ChangeOp } from '../vault/change.js';
-import type { Vault } from '../vault/vault.js';
+import { queryRows, type ChangeOp, type Vault } from '../vault/index.js';
 import { formatLsn } from './lsn.js';
 import { formatMicros, type Point } from './point.js';
 import { VaultReader } from './vault-reader.js';

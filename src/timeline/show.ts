@@ -4,9 +4,7 @@
 // its table had at the point, so rows written before an ADD/DROP/RENAME COLUMN read
 // as the table looked then.
 
-import { queryRows } from '../vault/duckdb.js';
-import type { SchemaVersion } from '../vault/manifest.js';
-import type { Vault } from '../vault/vault.js';
+import { queryRows, type SchemaVersion, type Vault } from '../vault/index.js';
 import { compareKeys } from './key-order.js';
 import type { Point } from './point.js';
 import { VaultReader } from './vault-reader.js';

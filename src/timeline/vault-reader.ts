@@ -3,10 +3,8 @@
 
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
-import { formatTableName, parseTableName } from '../source/table-name.js';
-import { fileList, openDuckDB, queryRows } from '../vault/duckdb.js';
-import type { Manifest, SchemaVersion } from '../vault/manifest.js';
-import type { Vault } from '../vault/vault.js';
+import { formatTableName, parseTableName } from '../source/index.js';
+import { fileList, openDuckDB, queryRows, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
 import { formatLsn, type Lsn } from './lsn.js';
 import { describePoint, formatMicros, type Point } from './point.js';
 

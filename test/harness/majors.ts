@@ -1,6 +1,6 @@
 // Which PostgreSQL majors a test runs against: the oldest and newest installed
 // cover the version differences that matter; RECALL_TEST_MAJORS overrides the choice.
-import { MIN_SERVER_VERSION } from '../../src/source/identity.js';
+import { MIN_SERVER_VERSION } from '../../src/source/index.js';
 import { installedMajors } from '../../src/sandbox/index.js';
 
 /** Installed majors Recall supports (older ones are installed only to test the refusal). */

@@ -1,0 +1,7 @@
+// Capture's public face: starting a history (init), streaming into it (capture),
+// reporting on it (status), and the helper applications use to say who did what.
+
+export { init, type InitOptions, type InitResult } from './init.js';
+export { capture, type CaptureOptions, type CaptureSummary } from './capture.js';
+export { status, type Status } from './status.js';
+export { recallContextSql, type TransactionContext } from './context.js';

@@ -5,7 +5,7 @@
 
 import type pg from 'pg';
 import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
-import { readCatalog, type SourceTable, connectSource, type SourceConfig, readSourceIdentity, checkSource, readSourceSettings, formatTableName, type TenancyConfig } from '../source/index.js';
+import { backoffDelay, sleep, readCatalog, type SourceTable, connectSource, type SourceConfig, readSourceIdentity, checkSource, readSourceSettings, formatTableName, type TenancyConfig } from '../source/index.js';
 import { formatLsn, parseLsn } from '../timeline/index.js';
 import { openDuckDB, LayerBuffer, PART_ROWS, type SchemaVersion, type Vault } from '../vault/index.js';
 
@@ -94,7 +94,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
         return { created: true, slot, publication, startLsn: formatLsn(created.lsn), tables: image.tables, imageRows: image.rows };
       } catch (error) {
         await replication.end().catch(() => undefined);
-        await client.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
+        await dropSlotWhenReleased(client, slot);
         throw error;
       }
     } finally {
@@ -102,6 +102,23 @@ export async function init(options: InitOptions): Promise<InitResult> {
     }
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Drops a slot whose image failed. The walsender releases it a moment after its
+ * connection ends, so "active for PID" is retried with backoff; a slot left behind
+ * would hold WAL until the next `recall init`.
+ */
+async function dropSlotWhenReleased(client: pg.Client, slot: string): Promise<void> {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    try {
+      await client.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '55006') return; // gone already, or unreachable: init reports the first error
+      await sleep(backoffDelay(attempt));
+    }
   }
 }
 

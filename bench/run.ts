@@ -61,9 +61,10 @@ async function workload(db: pg.Client, changes: number, offset: number): Promise
         [base],
       );
     } else if (kind < 9) {
-      await db.query(`UPDATE items SET qty = qty + 1, note = note || '.' WHERE id IN (SELECT id FROM items ORDER BY id DESC LIMIT 1000 OFFSET $1)`, [
-        (b % 7) * 1000,
-      ]);
+      await db.query(
+        `UPDATE items SET qty = qty + 1, note = note || '.' WHERE id IN (SELECT id FROM items ORDER BY id DESC LIMIT 1000 OFFSET $1)`,
+        [(b % 7) * 1000],
+      );
     } else {
       await db.query(`DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY id LIMIT 1000)`);
     }
@@ -72,7 +73,10 @@ async function workload(db: pg.Client, changes: number, offset: number): Promise
 
 async function main(): Promise<void> {
   for (const tool of ['pg_recvlogical', 'pgbench', 'taskset']) need(tool);
-  const cluster: Cluster = await startCluster({ major: 18, settings: { max_wal_size: '4GB', shared_buffers: '256MB', wal_sender_timeout: '0' } });
+  const cluster: Cluster = await startCluster({
+    major: 18,
+    settings: { max_wal_size: '4GB', shared_buffers: '256MB', wal_sender_timeout: '0' },
+  });
   const directory = mkdtempSync(join(tmpdir(), 'recall-bench-'));
   try {
     const env = { ...process.env, RECALL_SOURCE: cluster.url(), RECALL_VAULT: join(directory, 'vault'), PGPASSWORD: cluster.password };
@@ -91,7 +95,8 @@ async function main(): Promise<void> {
     const showAt = async (): Promise<number> => {
       const vault = await Vault.open(env.RECALL_VAULT);
       const samples: number[] = [];
-      for (let i = 0; i < 5; i++) samples.push((await timed(() => show({ vault, tenant: `t${(i * 97) % TENANTS + 1}`, at: parsePoint('now') })))[1]);
+      for (let i = 0; i < 5; i++)
+        samples.push((await timed(() => show({ vault, tenant: `t${((i * 97) % TENANTS) + 1}`, at: parsePoint('now') })))[1]);
       return samples.sort((a, b) => a - b)[2]!;
     };
     const show100k = await showAt();
@@ -105,9 +110,30 @@ async function main(): Promise<void> {
     const wal = await walBytes(db, from);
     const [, recvSeconds] = await timed(
       async () =>
-        void execFileSync('pg_recvlogical', ['-d', cluster.url({ password: null }), '-S', 'bench_recv', '--start', '-o', 'proto_version=1', '-o', 'publication_names=recall', '-o', 'messages=true', '-E', end, '-f', '/dev/null', '--no-loop'], {
-          env,
-        }),
+        void execFileSync(
+          'pg_recvlogical',
+          [
+            '-d',
+            cluster.url({ password: null }),
+            '-S',
+            'bench_recv',
+            '--start',
+            '-o',
+            'proto_version=1',
+            '-o',
+            'publication_names=recall',
+            '-o',
+            'messages=true',
+            '-E',
+            end,
+            '-f',
+            '/dev/null',
+            '--no-loop',
+          ],
+          {
+            env,
+          },
+        ),
     );
     const [, recallSeconds] = await timed(() => finished(recall(['capture', '--until-caught-up'], env)));
     results.push({
@@ -118,10 +144,22 @@ async function main(): Promise<void> {
       target: '≥ 0.5',
     });
     const vaultBytes = (await Vault.open(env.RECALL_VAULT)).layerBytes - layersBefore;
-    results.push({ name: 'vault bytes per change vs WAL bytes', value: `${(vaultBytes / 900_000).toFixed(1)} B/change`, anchor: `WAL: ${(wal / 900_000).toFixed(1)} B/change`, ratio: (vaultBytes / wal).toFixed(3), target: '≤ 1.0' });
+    results.push({
+      name: 'vault bytes per change vs WAL bytes',
+      value: `${(vaultBytes / 900_000).toFixed(1)} B/change`,
+      anchor: `WAL: ${(wal / 900_000).toFixed(1)} B/change`,
+      ratio: (vaultBytes / wal).toFixed(3),
+      target: '≤ 1.0',
+    });
 
     const show1m = await showAt();
-    results.push({ name: 'show --at, one tenant of 1,000, 1M changes', value: `${(show1m * 1000).toFixed(0)} ms`, anchor: `same at 100k changes: ${(show100k * 1000).toFixed(0)} ms`, ratio: (show1m / show100k).toFixed(2), target: '< 1 s; growth for 10× history' });
+    results.push({
+      name: 'show --at, one tenant of 1,000, 1M changes',
+      value: `${(show1m * 1000).toFixed(0)} ms`,
+      anchor: `same at 100k changes: ${(show100k * 1000).toFixed(0)} ms`,
+      ratio: (show1m / show100k).toFixed(2),
+      target: '< 1 s; growth for 10× history',
+    });
 
     // 3. Peak RSS of capture while it streams one transaction of 2 million row changes.
     await db.query(`INSERT INTO items SELECT 't' || (g % ${TENANTS} + 1), g, 1, 'x', now() FROM generate_series(50000000, 51999999) g`);
@@ -129,7 +167,9 @@ async function main(): Promise<void> {
     let peakKb = 0;
     const poll = setInterval(() => {
       try {
-        const line = readFileSync(`/proc/${child.pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+        const line = readFileSync(`/proc/${child.pid}/status`, 'utf8')
+          .split('\n')
+          .find((l) => l.startsWith('VmHWM:'));
         peakKb = Math.max(peakKb, Number(line?.replace(/\D+/g, '') ?? 0));
       } catch {
         // the process has exited
@@ -137,7 +177,13 @@ async function main(): Promise<void> {
     }, 50);
     const [, bigSeconds] = await timed(() => finished(child));
     clearInterval(poll);
-    results.push({ name: 'peak RSS of capture, one 2M-row transaction', value: `${(peakKb / 1024).toFixed(0)} MB`, anchor: `limit 300 MB (took ${bigSeconds.toFixed(0)} s)`, ratio: (peakKb / 1024 / 300).toFixed(2), target: '≤ 1.0' });
+    results.push({
+      name: 'peak RSS of capture, one 2M-row transaction',
+      value: `${(peakKb / 1024).toFixed(0)} MB`,
+      anchor: `limit 300 MB (took ${bigSeconds.toFixed(0)} s)`,
+      ratio: (peakKb / 1024 / 300).toFixed(2),
+      target: '≤ 1.0',
+    });
     await db.query(`SELECT pg_drop_replication_slot('bench_recv')`);
 
     // 4. Source overhead: pgbench TPS with capture running vs not, capture on core 1, PostgreSQL + pgbench on core 0.
@@ -167,14 +213,47 @@ async function main(): Promise<void> {
       capture.kill('SIGINT');
       await finished(capture);
       // The anchor: the same slot type streamed by pg_recvlogical into /dev/null, on the same core.
-      const receiver = spawn('taskset', ['-c', '1', 'pg_recvlogical', '-d', pgbUrl, '-S', 'bench_pgb_recv', '--start', '-o', 'proto_version=1', '-o', 'publication_names=recall', '-o', 'messages=true', '-f', '/dev/null'], { env, stdio: 'ignore' });
+      const receiver = spawn(
+        'taskset',
+        [
+          '-c',
+          '1',
+          'pg_recvlogical',
+          '-d',
+          pgbUrl,
+          '-S',
+          'bench_pgb_recv',
+          '--start',
+          '-o',
+          'proto_version=1',
+          '-o',
+          'publication_names=recall',
+          '-o',
+          'messages=true',
+          '-f',
+          '/dev/null',
+        ],
+        { env, stdio: 'ignore' },
+      );
       recv.push(tps());
       receiver.kill('SIGINT');
       await new Promise((resolvePromise) => receiver.on('close', resolvePromise));
     }
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-    results.push({ name: 'pgbench TPS with capture running', value: `${mean(on).toFixed(0)} tps`, anchor: `without capture: ${mean(off).toFixed(0)} tps`, ratio: (mean(on) / mean(off)).toFixed(2), target: '≥ 0.9' });
-    results.push({ name: 'pgbench TPS with pg_recvlogical running (the floor any logical decoding pays)', value: `${mean(recv).toFixed(0)} tps`, anchor: `without: ${mean(off).toFixed(0)} tps`, ratio: (mean(recv) / mean(off)).toFixed(2), target: 'reference' });
+    results.push({
+      name: 'pgbench TPS with capture running',
+      value: `${mean(on).toFixed(0)} tps`,
+      anchor: `without capture: ${mean(off).toFixed(0)} tps`,
+      ratio: (mean(on) / mean(off)).toFixed(2),
+      target: '≥ 0.9',
+    });
+    results.push({
+      name: 'pgbench TPS with pg_recvlogical running (the floor any logical decoding pays)',
+      value: `${mean(recv).toFixed(0)} tps`,
+      anchor: `without: ${mean(off).toFixed(0)} tps`,
+      ratio: (mean(recv) / mean(off)).toFixed(2),
+      target: 'reference',
+    });
     await pgb.query(`SELECT pg_drop_replication_slot('bench_pgb_recv')`);
     await pgb.end();
     await db.end();

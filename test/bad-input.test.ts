@@ -149,7 +149,10 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
 
     test('a database that does not exist: exit 2, names it', async () => {
       const vault = join(scratch, 'no-database');
-      const result = await runRecall(['init', '--source', main.cluster.url({ database: 'nosuchdb' }), '--vault', vault, '--config', okConfig], bareEnv());
+      const result = await runRecall(
+        ['init', '--source', main.cluster.url({ database: 'nosuchdb' }), '--vault', vault, '--config', okConfig],
+        bareEnv(),
+      );
       failed(result, 2, /nosuchdb/, /no such database/);
       assert.deepEqual(manifests(vault), []);
     });
@@ -168,7 +171,9 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
       const config = join(scratch, 'wrong.yml');
       writeFileSync(
         config,
-        ['tenancy:', '  column: tenant_id', '  tables:', '    public.issues: { column: account_id }', '    public.ghosts: global', ''].join('\n'),
+        ['tenancy:', '  column: tenant_id', '  tables:', '    public.issues: { column: account_id }', '    public.ghosts: global', ''].join(
+          '\n',
+        ),
       );
       const before = await sourceState(main.db);
       assert.deepEqual(before, { publications: [], slots: [] });
@@ -198,12 +203,7 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
     test('no vault given: exit 2 with a hint naming --vault, before touching the source', async () => {
       const env = { ...main.env };
       delete env.RECALL_VAULT;
-      for (const args of [
-        ['show', '--tenant', '1', '--at', 'now'],
-        ['log', '--tenant', '1'],
-        ['status'],
-        ['init', '--config', okConfig],
-      ]) {
+      for (const args of [['show', '--tenant', '1', '--at', 'now'], ['log', '--tenant', '1'], ['status'], ['init', '--config', okConfig]]) {
         const result = await runRecall(args, env);
         failed(result, 2, /no vault given/);
         assert.match(result.stderr, /^hint: .*--vault/m, result.stderr);
@@ -227,7 +227,11 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
       await main.db.query('ALTER TABLE flags REPLICA IDENTITY DEFAULT');
       const init = await main.recall(['init', '--config', okConfig]);
       succeeded(init);
-      assert.deepEqual(await sourceState(main.db), { publications: ['recall'], slots: ['recall'] }, 'init created its publication and slot');
+      assert.deepEqual(
+        await sourceState(main.db),
+        { publications: ['recall'], slots: ['recall'] },
+        'init created its publication and slot',
+      );
       await main.db.query("INSERT INTO issues VALUES (3, 1, 'third'); UPDATE issues SET title = 'first, edited' WHERE id = 1");
       succeeded(await main.recall(['capture', '--until-caught-up', '--config', okConfig]));
       versions = manifests(main.vault);
@@ -277,7 +281,11 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
     test('a point before the history starts: exit 2, says where it starts', async () => {
       const result = await main.recall(['show', '--tenant', '1', '--at', '2000-01-01T00:00:00Z']);
       failed(result, 2, /2000-01-01T00:00:00\.000000Z is before the history starts/);
-      assert.match(result.stderr, /^hint: the history in .* starts at \d{4}-\d\d-\d\dT[\d:.]+Z \(lsn:[0-9A-F]+\/[0-9A-F]+\)/m, result.stderr);
+      assert.match(
+        result.stderr,
+        /^hint: the history in .* starts at \d{4}-\d\d-\d\dT[\d:.]+Z \(lsn:[0-9A-F]+\/[0-9A-F]+\)/m,
+        result.stderr,
+      );
       failed(await main.recall(['show', '--tenant', '1', '--at', 'lsn:0/1']), 2, /lsn:0\/1 is before the history starts/);
       failed(await main.recall(['log', '--tenant', '1', '--since', '2000-01-01T00:00:00Z']), 2, /before the history starts/);
       await unchanged();
@@ -291,7 +299,11 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
     });
 
     test('an unknown --table: exit 2, names it', async () => {
-      failed(await main.recall(['show', '--tenant', '1', '--at', 'now', '--table', 'public.nope']), 2, /table public\.nope is not in the history/);
+      failed(
+        await main.recall(['show', '--tenant', '1', '--at', 'now', '--table', 'public.nope']),
+        2,
+        /table public\.nope is not in the history/,
+      );
       failed(await main.recall(['log', '--tenant', '1', '--table', 'nope']), 2, /table public\.nope is not in the history/);
       await unchanged();
     });
@@ -352,7 +364,8 @@ describe('help', () => {
   test('recall --help exits 0 and lists every command', async () => {
     const result = await runRecall(['--help'], bareEnv());
     assert.equal(result.code, 0, result.stderr);
-    for (const command of COMMANDS) assert.match(result.stdout, new RegExp(`^\\s+${command}\\b`, 'm'), `lists ${command}:\n${result.stdout}`);
+    for (const command of COMMANDS)
+      assert.match(result.stdout, new RegExp(`^\\s+${command}\\b`, 'm'), `lists ${command}:\n${result.stdout}`);
     assert.match(result.stdout, /Exit codes:/);
     assert.match(result.stdout, /RECALL_VAULT/);
   });

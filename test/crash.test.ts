@@ -41,7 +41,10 @@ function manifestVersions(f: Fixture): number {
 
 /** The vault's `throughLsn` from its newest manifest version, read the way an outsider would. */
 function vaultThroughLsn(f: Fixture): bigint {
-  const newest = readdirSync(join(f.vault, 'manifest')).filter((name) => /^\d{12}\.json$/.test(name)).sort().at(-1);
+  const newest = readdirSync(join(f.vault, 'manifest'))
+    .filter((name) => /^\d{12}\.json$/.test(name))
+    .sort()
+    .at(-1);
   assert.ok(newest !== undefined, 'the vault has no manifest');
   const manifest = JSON.parse(readFileSync(join(f.vault, 'manifest', newest), 'utf8')) as { throughLsn: string };
   return BigInt(manifest.throughLsn.replace(/n$/, ''));
@@ -58,7 +61,9 @@ async function slotConfirmedLsn(f: Fixture): Promise<bigint> {
   db.on('error', () => undefined);
   await db.connect();
   try {
-    const { rows } = await db.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'recall'`);
+    const { rows } = await db.query<{ lsn: string }>(
+      `SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'recall'`,
+    );
     return parseLsn(rows[0]?.lsn ?? '0/0');
   } finally {
     await db.end().catch(() => undefined);
@@ -138,7 +143,10 @@ for (const major of testMajors('all')) {
           slotBusyWaits += capture.count(/still held by process/);
         }
         const versionsDuringKills = manifestVersions(f) - versionsBefore;
-        assert.ok(versionsDuringKills >= KILL_CYCLES / 2, `only ${versionsDuringKills} manifest versions were committed during the kill cycles`);
+        assert.ok(
+          versionsDuringKills >= KILL_CYCLES / 2,
+          `only ${versionsDuringKills} manifest versions were committed during the kill cycles`,
+        );
 
         const stats = await writer.stop();
         writer = undefined;
@@ -183,7 +191,10 @@ for (const major of testMajors('all')) {
         // The slot's position is saved lazily: after a crash it can be behind what was acknowledged,
         // and the server sends those transactions again (the vault must skip them).
         const slotAfterCrash = await slotConfirmedLsn(f);
-        const resent = slotAfterCrash < vaultAtCrash ? `the slot restarted ${vaultAtCrash - slotAfterCrash} bytes of WAL behind the vault` : 'the slot restarted at or after the vault';
+        const resent =
+          slotAfterCrash < vaultAtCrash
+            ? `the slot restarted ${vaultAtCrash - slotAfterCrash} bytes of WAL behind the vault`
+            : 'the slot restarted at or after the vault';
         await writer.progress(20);
         // Capture must come back by itself (backoff) and write again.
         await capture.waitForLines(STREAMING, streamsBeforeCrash + 1, 60_000);
@@ -262,7 +273,10 @@ for (const major of testMajors('all')) {
             continue;
           }
           assert.deepEqual(exit, { code: 0, signal: null }, `SIGINT during ${phase}: ${capture.describe()}`);
-          assert.ok(capture.lines.some((line) => /^capture: stopped;/.test(line)), `no summary line: ${capture.describe()}`);
+          assert.ok(
+            capture.lines.some((line) => /^capture: stopped;/.test(line)),
+            `no summary line: ${capture.describe()}`,
+          );
           if (streamingBefore) outcomes.whileStreaming++;
           else outcomes.beforeStreaming++;
           stops.push(`${phase}: exit 0 in ${tookMs} ms`);

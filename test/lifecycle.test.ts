@@ -46,7 +46,10 @@ for (const major of testMajors('one')) {
       await f.db.query(`UPDATE tenants SET plan = 'enterprise'`);
       assert.equal((await f.recall(['capture', '--until-caught-up'])).code, 0);
       const changes = jsonLines<{ row: { plan: string } }>((await f.recall(['log', '--tenant', 'a', '--json'])).stdout);
-      assert.deepStrictEqual(changes.map((c) => c.row.plan), ['pro', 'enterprise']);
+      assert.deepStrictEqual(
+        changes.map((c) => c.row.plan),
+        ['pro', 'enterprise'],
+      );
     });
   });
 }

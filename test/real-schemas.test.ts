@@ -93,7 +93,9 @@ for (const major of testMajors('one')) {
       const one = await f.recall(['show', '--tenant', '2', '--at', 'now', '--table', '"Billing"."Invoices"', '--json']);
       assert.deepStrictEqual(jsonLines(one.stdout), [{ table: '"Billing"."Invoices"', row: { Account: '2', No: '1', Total: '20.00' } }]);
 
-      const logged = jsonLines<{ table: string; op: string; context: unknown }>((await f.recall(['log', '--tenant', '1', '--json'])).stdout);
+      const logged = jsonLines<{ table: string; op: string; context: unknown }>(
+        (await f.recall(['log', '--tenant', '1', '--json'])).stdout,
+      );
       const invoice = logged.find((change) => change.table === '"Billing"."Invoices"');
       assert.deepStrictEqual(invoice?.context, { actor: 'billing-job', ticket: 'OPS-7' });
       const moved = logged.filter((change) => change.table === 'public.events');

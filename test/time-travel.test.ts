@@ -63,13 +63,21 @@ async function randomWork(f: Fixture, random: () => number, tenants: readonly st
       if (roll < 0.35) {
         await f.db.query(`INSERT INTO tasks (tenant_id, title) VALUES ($1, $2)`, [tenant, `task ${Math.floor(random() * 1e6)} 'quoted'`]);
       } else if (roll < 0.55) {
-        await f.db.query(`UPDATE tasks SET done = NOT done, title = title || '+' WHERE id = (SELECT id FROM tasks WHERE tenant_id = $1 ORDER BY random() LIMIT 1)`, [tenant]);
+        await f.db.query(
+          `UPDATE tasks SET done = NOT done, title = title || '+' WHERE id = (SELECT id FROM tasks WHERE tenant_id = $1 ORDER BY random() LIMIT 1)`,
+          [tenant],
+        );
       } else if (roll < 0.7) {
         await f.db.query(`DELETE FROM tasks WHERE id = (SELECT id FROM tasks WHERE tenant_id = $1 ORDER BY random() LIMIT 1)`, [tenant]);
       } else if (roll < 0.85) {
-        await f.db.query(`INSERT INTO projects (tenant_id, id) SELECT $1, coalesce(max(id), 0) + 1 FROM projects WHERE tenant_id = $1`, [tenant]);
+        await f.db.query(`INSERT INTO projects (tenant_id, id) SELECT $1, coalesce(max(id), 0) + 1 FROM projects WHERE tenant_id = $1`, [
+          tenant,
+        ]);
       } else {
-        await f.db.query(`DELETE FROM projects WHERE (tenant_id, id) = (SELECT tenant_id, id FROM projects WHERE tenant_id = $1 ORDER BY random() LIMIT 1)`, [tenant]);
+        await f.db.query(
+          `DELETE FROM projects WHERE (tenant_id, id) = (SELECT tenant_id, id FROM projects WHERE tenant_id = $1 ORDER BY random() LIMIT 1)`,
+          [tenant],
+        );
       }
     }
     await f.db.query('COMMIT');
@@ -109,7 +117,8 @@ for (const major of testMajors('all')) {
           live.splice(live.indexOf('t2'), 1);
         }
         await randomWork(f, random, live, 15);
-        if (phase === 2) await f.db.query(`UPDATE tasks SET title = 'after add' WHERE id = (SELECT min(id) FROM tasks WHERE tenant_id = 't1')`);
+        if (phase === 2)
+          await f.db.query(`UPDATE tasks SET title = 'after add' WHERE id = (SELECT min(id) FROM tasks WHERE tenant_id = 't1')`);
         await record();
       }
       capture.kill('SIGINT');

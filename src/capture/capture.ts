@@ -80,7 +80,16 @@ export async function capture(options: CaptureOptions): Promise<CaptureSummary> 
 }
 
 /** Errors of the network, never of the vault's disk (ENOSPC, EIO, EACCES stop capture). */
-const NETWORK_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND']);
+const NETWORK_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
 
 /**
  * Failures worth waiting out: the source restarting or unreachable, the network,
@@ -91,8 +100,11 @@ function isTransient(error: unknown): boolean {
   if (error instanceof SlotBusyError || error instanceof SourceUnreachableError) return true;
   if (error instanceof RecallError) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '55006' || NETWORK_ERRNOS.has(code))) return true;
-  return /Connection terminated|ECONNRESET|ECONNREFUSED|socket hang up|server closed the connection|encountered a connection error/i.test((error as Error)?.message ?? '');
+  if (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '55006' || NETWORK_ERRNOS.has(code)))
+    return true;
+  return /Connection terminated|ECONNRESET|ECONNREFUSED|socket hang up|server closed the connection|encountered a connection error/i.test(
+    (error as Error)?.message ?? '',
+  );
 }
 
 /** The transaction being received. */
@@ -160,7 +172,10 @@ class CaptureSession {
       }
       if (state.active_pid !== null) {
         // After a crash of capture, the dead connection holds the slot for a moment.
-        throw new SlotBusyError(`the slot "${manifest.source.slot}" is still held by process ${state.active_pid}`, 'is another `recall capture` running?');
+        throw new SlotBusyError(
+          `the slot "${manifest.source.slot}" is still held by process ${state.active_pid}`,
+          'is another `recall capture` running?',
+        );
       }
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
@@ -170,7 +185,11 @@ class CaptureSession {
       const buffer = await LayerBuffer.create(duck, vault.storage);
       const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
       const replication = await connectSource(options.source, { replication: true });
-      const stream = ReplicationStream.start(replication, { slot: manifest.source.slot, publication: manifest.source.publication, startLsn: 0n });
+      const stream = ReplicationStream.start(replication, {
+        slot: manifest.source.slot,
+        publication: manifest.source.publication,
+        startLsn: 0n,
+      });
       onCatalogError = () => void stream.close();
       log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
       return new CaptureSession(options, totals, log, catalog, stream, buffer, relations, BigInt(xid.rows[0]?.next ?? '0'));
@@ -261,7 +280,14 @@ class CaptureSession {
     switch (message.tag) {
       case 'begin': {
         const duplicate = message.finalLsn <= this.options.vault.manifest.throughLsn;
-        this.transaction = { commitLsn: message.finalLsn, commitTime: message.commitTime, xid: this.fullXid(message.xid), seq: 0, context: null, duplicate };
+        this.transaction = {
+          commitLsn: message.finalLsn,
+          commitTime: message.commitTime,
+          xid: this.fullXid(message.xid),
+          seq: 0,
+          context: null,
+          duplicate,
+        };
         this.stagedSince ??= Date.now();
         return;
       }
@@ -269,7 +295,8 @@ class CaptureSession {
         await this.relations.define(message, this.transaction?.commitLsn ?? this.options.vault.manifest.throughLsn);
         return;
       case 'message':
-        if (message.prefix === 'recall' && message.transactional && this.transaction) this.transaction.context = normaliseContext(message.content);
+        if (message.prefix === 'recall' && message.transactional && this.transaction)
+          this.transaction.context = normaliseContext(message.content);
         return;
       case 'insert':
         return this.stage('insert', this.relations.get(message.relationId), message.row);
@@ -333,13 +360,15 @@ class CaptureSession {
     if (txn === undefined || txn.duplicate) return;
     await this.buffer.sync();
     const history = await this.history();
-    await this.withHeartbeat(() => expandTruncate(this.duck(), history, this.buffer.tableName, {
-      table: relation.table,
-      commitLsn: txn.commitLsn,
-      seq: txn.seq++,
-      commitTime: txn.commitTime,
-      xid: txn.xid,
-    }));
+    await this.withHeartbeat(() =>
+      expandTruncate(this.duck(), history, this.buffer.tableName, {
+        table: relation.table,
+        commitLsn: txn.commitLsn,
+        seq: txn.seq++,
+        commitTime: txn.commitTime,
+        xid: txn.xid,
+      }),
+    );
     await this.buffer.recount();
   }
 
@@ -396,7 +425,9 @@ class CaptureSession {
     await fillUnchangedToast(this.duck(), history, this.buffer.tableName);
     const orphans = await completeDeletes(this.duck(), history, this.buffer.tableName);
     if (orphans > 0) {
-      this.log(`capture: warning: ${orphans} deleted rows have no earlier version in the vault (a gap in the history); their tenant is unknown`);
+      this.log(
+        `capture: warning: ${orphans} deleted rows have no earlier version in the vault (a gap in the history); their tenant is unknown`,
+      );
     }
   }
 
@@ -460,10 +491,12 @@ async function removeStaleParts(scratch: string): Promise<void> {
 }
 
 function keyOf(relation: StreamRelation, tuple: readonly ColumnValue[]): string {
-  return JSON.stringify(relation.keyIndexes.map((i) => {
-    const value = tuple[i];
-    return value === UNCHANGED_TOAST || value === undefined ? null : value;
-  }));
+  return JSON.stringify(
+    relation.keyIndexes.map((i) => {
+      const value = tuple[i];
+      return value === UNCHANGED_TOAST || value === undefined ? null : value;
+    }),
+  );
 }
 
 /** Context must be a JSON object; anything else is kept, wrapped, rather than lost. */

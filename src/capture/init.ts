@@ -5,7 +5,19 @@
 
 import type pg from 'pg';
 import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
-import { backoffDelay, sleep, readCatalog, type SourceTable, connectSource, type SourceConfig, readSourceIdentity, checkSource, readSourceSettings, formatTableName, type TenancyConfig } from '../source/index.js';
+import {
+  backoffDelay,
+  sleep,
+  readCatalog,
+  type SourceTable,
+  connectSource,
+  type SourceConfig,
+  readSourceIdentity,
+  checkSource,
+  readSourceSettings,
+  formatTableName,
+  type TenancyConfig,
+} from '../source/index.js';
 import { formatLsn, parseLsn } from '../timeline/index.js';
 import { openDuckDB, LayerBuffer, PART_ROWS, type SchemaVersion, type Vault } from '../vault/index.js';
 
@@ -130,7 +142,8 @@ async function ensurePublication(client: pg.Client, name: string, tables: readon
   if (row === undefined) {
     // FOR ALL TABLES also captures tables created later, but needs a superuser.
     const target = superuser || tables.length === 0 ? 'FOR ALL TABLES' : `FOR TABLE ${tables.map((table) => table.sql).join(', ')}`;
-    if (!superuser && tables.length === 0) throw new UsageError('the source has no tables to capture', 'create the tables first, or run init as a superuser');
+    if (!superuser && tables.length === 0)
+      throw new UsageError('the source has no tables to capture', 'create the tables first, or run init as a superuser');
     await client.query(`CREATE PUBLICATION ${quoted} ${target} WITH (publish_via_partition_root = true)`);
     return;
   }
@@ -163,10 +176,10 @@ async function createSlot(
       `SELECT pid::text, state, (now() - xact_start)::text AS since FROM pg_stat_activity
         WHERE backend_xid IS NOT NULL OR state LIKE 'idle in transaction%' ORDER BY xact_start`,
     );
-    await client.query('SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = $1 AND pid <> pg_backend_pid() AND query LIKE $2', [
-      'walsender',
-      'CREATE_REPLICATION_SLOT%',
-    ]);
+    await client.query(
+      'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = $1 AND pid <> pg_backend_pid() AND query LIKE $2',
+      ['walsender', 'CREATE_REPLICATION_SLOT%'],
+    );
     creating.catch(() => undefined);
     const list = blockers.rows.map((b) => `pid ${b.pid} (${b.state}, open ${b.since})`).join(', ');
     throw new UsageError(
@@ -189,7 +202,9 @@ async function writeImage(options: InitOptions, snapshot: string, lsn: bigint, l
     await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot.replaceAll("'", "''")}'`);
     const tables = await readCatalog(reader, options.tenancy);
-    const { rows: timeRows } = await reader.query<{ micros: string }>(`SELECT (extract(epoch FROM now()) * 1000000)::bigint::text AS micros`);
+    const { rows: timeRows } = await reader.query<{ micros: string }>(
+      `SELECT (extract(epoch FROM now()) * 1000000)::bigint::text AS micros`,
+    );
     const time = BigInt(timeRows[0]?.micros ?? '0');
     const schemas: SchemaVersion[] = [];
     let rows = 0;

@@ -86,7 +86,13 @@ export class RelationMap {
     columns: readonly RelationColumn[],
     previous: SchemaVersion | undefined,
   ): Promise<SchemaColumn[]> {
-    const { rows } = await this.catalog.query<{ name: string; type: string; attnum: string | null; missing: string | null; has_missing: string | null }>(
+    const { rows } = await this.catalog.query<{
+      name: string;
+      type: string;
+      attnum: string | null;
+      missing: string | null;
+      has_missing: string | null;
+    }>(
       // A partitioned root stores no rows, so the ADD COLUMN default lives on its partitions
       // (pg_partition_tree lists nothing for a plain table, hence the table itself too).
       `SELECT c.name, format_type(c.oid, c.mod) AS type, a.attnum::text AS attnum,
@@ -116,7 +122,12 @@ export class RelationMap {
   }
 }
 
-function sameLayout(version: SchemaVersion, columns: readonly SchemaColumn[], key: readonly string[], tenantColumn: string | null): boolean {
+function sameLayout(
+  version: SchemaVersion,
+  columns: readonly SchemaColumn[],
+  key: readonly string[],
+  tenantColumn: string | null,
+): boolean {
   const same = (a: SchemaColumn, b: SchemaColumn | undefined): boolean =>
     b !== undefined && a.name === b.name && (a.typeOid ?? b.typeOid) === b.typeOid && (a.attnum ?? b.attnum) === b.attnum;
   return (

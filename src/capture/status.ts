@@ -52,7 +52,13 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
   try {
     // The slot and lag of another database's source would be reported as this vault's.
     options.vault.assertSource(await readSourceIdentity(client));
-    const { rows } = await client.query<{ active: string; wal_status: string | null; confirmed: string | null; current: string; flush_lag: string | null }>(
+    const { rows } = await client.query<{
+      active: string;
+      wal_status: string | null;
+      confirmed: string | null;
+      current: string;
+      flush_lag: string | null;
+    }>(
       `SELECT s.active::text AS active, s.wal_status, s.confirmed_flush_lsn::text AS confirmed,
               pg_current_wal_lsn()::text AS current,
               extract(epoch FROM r.flush_lag)::text AS flush_lag
@@ -62,7 +68,11 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
     );
     const row = rows[0];
     if (row === undefined) {
-      return { vault, slot: { name: manifest.source.slot, state: 'missing', confirmedLsn: null, lagBytes: null, lagSeconds: null }, source: { reachable: true } };
+      return {
+        vault,
+        slot: { name: manifest.source.slot, state: 'missing', confirmedLsn: null, lagBytes: null, lagSeconds: null },
+        source: { reachable: true },
+      };
     }
     const current = parseLsn(row.current) ?? 0n;
     const through = manifest.throughLsn;

@@ -17,9 +17,19 @@ export async function run(flags: CommonFlags & { untilCaughtUp?: boolean }): Pro
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const summary = await capture({ source, vault, tenancy, untilCaughtUp: flags.untilCaughtUp === true, signal: stop.signal, log: logLine });
+    const summary = await capture({
+      source,
+      vault,
+      tenancy,
+      untilCaughtUp: flags.untilCaughtUp === true,
+      signal: stop.signal,
+      log: logLine,
+    });
     if (flags.json) process.stdout.write(`${toJson(summary)}\n`);
-    else logLine(`capture: stopped; ${summary.transactions} transactions, ${summary.changes} changes; vault complete through lsn:${summary.throughLsn}`);
+    else
+      logLine(
+        `capture: stopped; ${summary.transactions} transactions, ${summary.changes} changes; vault complete through lsn:${summary.throughLsn}`,
+      );
     return 0;
   } finally {
     process.off('SIGINT', onSignal);

@@ -9,7 +9,10 @@ export async function run(flags: CommonFlags & { slot: string; publication: stri
   const vault = await vaultOf(flags);
   const result = await init({ source, vault, tenancy, slot: flags.slot, publication: flags.publication, log: logLine });
   if (flags.json) process.stdout.write(`${toJson(result)}\n`);
-  else if (result.created) process.stdout.write(`initialised: ${result.tables} tables, ${result.imageRows} rows imaged at lsn:${result.startLsn}; now run \`recall capture\`\n`);
+  else if (result.created)
+    process.stdout.write(
+      `initialised: ${result.tables} tables, ${result.imageRows} rows imaged at lsn:${result.startLsn}; now run \`recall capture\`\n`,
+    );
   else process.stdout.write(`already initialised (history from lsn:${result.startLsn}); nothing to do\n`);
   return 0;
 }

@@ -19,7 +19,9 @@ export async function run(flags: CommonFlags & { tenant: string; since?: string;
       process.stdout.write(`${toJson(change)}\n`);
     } else {
       const actor = typeof change.context?.actor === 'string' ? `  by ${change.context.actor}` : '';
-      process.stdout.write(`${change.commitTime}  lsn:${change.lsn}  txn ${change.xid}  ${change.op.padEnd(8)} ${change.table} ${JSON.stringify(change.key)}${actor}\n`);
+      process.stdout.write(
+        `${change.commitTime}  lsn:${change.lsn}  txn ${change.xid}  ${change.op.padEnd(8)} ${change.table} ${JSON.stringify(change.key)}${actor}\n`,
+      );
     }
   }
   return 0;

@@ -2,18 +2,7 @@
 // temp directory, listen on 127.0.0.1 at a free port, crash and restart on demand.
 // Nothing is registered globally: whoever starts a cluster destroys it.
 import { createServer } from 'node:net';
-import {
-  appendFile,
-  chown,
-  mkdtemp,
-  readdir,
-  readFile,
-  readlink,
-  realpath,
-  rm,
-  unlink,
-  writeFile,
-} from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, readdir, readFile, readlink, realpath, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installedMajors, serverBinaries, type ServerBinaries } from './binaries.js';
@@ -123,13 +112,7 @@ function checkedSettings(settings: Readonly<Record<string, string>>): Record<str
   return { ...settings };
 }
 
-async function initdb(
-  binaries: ServerBinaries,
-  user: ServerUser,
-  root: string,
-  dataDir: string,
-  password: string,
-): Promise<void> {
+async function initdb(binaries: ServerBinaries, user: ServerUser, root: string, dataDir: string, password: string): Promise<void> {
   const pwfile = join(root, 'pwfile');
   await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
   if (user !== null) await chown(pwfile, user.uid, user.gid);
@@ -159,10 +142,7 @@ async function allowReplicationFromLocalhost(dataDir: string): Promise<void> {
   const present = (await readFile(hba, 'utf8')).split('\n').some((line) => {
     const [type, database, , address, method] = line.replace(/#.*/, '').trim().split(/\s+/);
     return (
-      type === 'host' &&
-      database?.split(',').includes('replication') === true &&
-      address === `${HOST}/32` &&
-      method === 'scram-sha-256'
+      type === 'host' && database?.split(',').includes('replication') === true && address === `${HOST}/32` && method === 'scram-sha-256'
     );
   });
   if (!present) await appendFile(hba, `host    replication     all             ${HOST}/32            scram-sha-256\n`);

@@ -97,7 +97,12 @@ export async function readCatalog(client: pg.Client, tenancy: TenancyConfig): Pr
       key: identity.length > 0 ? identity : columns.filter((column) => !column.generated).map((column) => column.name),
       replicaIdentity: row.relreplident,
       identityIndex: row.identity_index === 'true',
-      tenantColumn: tenantColumnOf(qualified, columns.map((column) => column.name), primaryKey, tenancy),
+      tenantColumn: tenantColumnOf(
+        qualified,
+        columns.map((column) => column.name),
+        primaryKey,
+        tenancy,
+      ),
       owned: row.owned === 't',
       selectable: row.selectable === 't',
     };

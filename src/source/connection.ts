@@ -38,7 +38,10 @@ export function resolveSource(flag: string | undefined, env: NodeJS.ProcessEnv =
     try {
       parsed = parseConnectionString(url, { useLibpqCompat: true });
     } catch (error) {
-      throw new UsageError(`the source connection string is malformed: ${(error as Error).message}`, 'give --source postgres://user@host:5432/database');
+      throw new UsageError(
+        `the source connection string is malformed: ${(error as Error).message}`,
+        'give --source postgres://user@host:5432/database',
+      );
     }
     base = {
       host: parsed.host ?? undefined,
@@ -54,13 +57,20 @@ export function resolveSource(flag: string | undefined, env: NodeJS.ProcessEnv =
     // No URL: node-postgres reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself,
     // but would give PGSSLMODE=require verify-full's meaning; libpq's comes from the parser.
     const sslmode = env.PGSSLMODE;
-    base = sslmode ? { ssl: parseConnectionString(`postgres://?sslmode=${encodeURIComponent(sslmode)}`, { useLibpqCompat: true }).ssl as pg.ClientConfig['ssl'] } : {};
+    base = sslmode
+      ? {
+          ssl: parseConnectionString(`postgres://?sslmode=${encodeURIComponent(sslmode)}`, { useLibpqCompat: true })
+            .ssl as pg.ClientConfig['ssl'],
+        }
+      : {};
   }
   const host = base.host ?? env.PGHOST ?? 'localhost';
   const port = base.port ?? (env.PGPORT ? Number(env.PGPORT) : 5432);
   const user = base.user ?? env.PGUSER ?? env.USER ?? 'postgres';
   const database = base.database ?? env.PGDATABASE ?? user;
-  const pinned = Object.entries(PINNED_SETTINGS).map(([name, value]) => `-c ${name}=${value}`).join(' ');
+  const pinned = Object.entries(PINNED_SETTINGS)
+    .map(([name, value]) => `-c ${name}=${value}`)
+    .join(' ');
   return {
     client: {
       ...base,
@@ -76,7 +86,7 @@ export function resolveSource(flag: string | undefined, env: NodeJS.ProcessEnv =
 
 /** Opens a connection, turning the usual failures into errors a user can act on. */
 export async function connectSource(source: SourceConfig, options: { replication?: boolean } = {}): Promise<pg.Client> {
-  const client = new pg.Client(options.replication ? { ...source.client, replication: 'database' } as pg.ClientConfig : source.client);
+  const client = new pg.Client(options.replication ? ({ ...source.client, replication: 'database' } as pg.ClientConfig) : source.client);
   try {
     await client.connect();
   } catch (error) {
@@ -91,16 +101,26 @@ export function describeConnectError(error: unknown, source: SourceConfig): Erro
   const code = (error as { code?: string }).code;
   const message = (error as Error).message ?? String(error);
   if (code === '28P01' || code === '28000') {
-    return new SourceAuthError(`the source ${source.display} refused the login: ${message}`, 'check the user and password in --source (or PGUSER/PGPASSWORD) and pg_hba.conf');
+    return new SourceAuthError(
+      `the source ${source.display} refused the login: ${message}`,
+      'check the user and password in --source (or PGUSER/PGPASSWORD) and pg_hba.conf',
+    );
   }
   if (code === '3D000') {
     return new SourceAuthError(`the source ${source.display} has no such database: ${message}`, 'check the database name in --source');
   }
   if (code === '57P03') {
-    return new SourceUnreachableError(`the source ${source.display} is starting up or shutting down`, 'wait for the server to accept connections, then retry');
+    return new SourceUnreachableError(
+      `the source ${source.display} is starting up or shutting down`,
+      'wait for the server to accept connections, then retry',
+    );
   }
   if (code === undefined || /^E[A-Z]+$/.test(code) || /timeout|terminated/i.test(message)) {
-    return new SourceUnreachableError(`cannot reach the source ${source.display}: ${message}`, 'check that the server is running and that host and port in --source are right', { cause: error });
+    return new SourceUnreachableError(
+      `cannot reach the source ${source.display}: ${message}`,
+      'check that the server is running and that host and port in --source are right',
+      { cause: error },
+    );
   }
   return error instanceof Error ? error : new Error(message);
 }

@@ -72,7 +72,10 @@ export function checkSource(
     problems.push({ problem: 'max_wal_senders is 0', fix: 'ALTER SYSTEM SET max_wal_senders = 10; then restart PostgreSQL' });
   }
   if (!settings.superuser && !settings.replication) {
-    problems.push({ problem: `role "${role}" may not stream changes (no REPLICATION attribute)`, fix: `ALTER ROLE "${role}" WITH REPLICATION;` });
+    problems.push({
+      problem: `role "${role}" may not stream changes (no REPLICATION attribute)`,
+      fix: `ALTER ROLE "${role}" WITH REPLICATION;`,
+    });
   }
   if (!settings.superuser && !settings.canCreate) {
     problems.push({
@@ -92,7 +95,9 @@ export function checkSource(
     }
     // What PostgreSQL itself requires before it lets a published table be updated.
     const hasIdentity =
-      table.replicaIdentity === 'f' || (table.replicaIdentity === 'd' && table.primaryKey.length > 0) || (table.replicaIdentity === 'i' && table.identityIndex);
+      table.replicaIdentity === 'f' ||
+      (table.replicaIdentity === 'd' && table.primaryKey.length > 0) ||
+      (table.replicaIdentity === 'i' && table.identityIndex);
     if (!hasIdentity) {
       problems.push({
         problem: `${table.qualified} has no primary key or replica identity: publishing it would make the application's UPDATE and DELETE on it fail`,
@@ -104,7 +109,10 @@ export function checkSource(
   for (const [name, declared] of Object.entries(tenancy.tables)) {
     const table = byName.get(name);
     if (table === undefined) {
-      problems.push({ problem: `recall.yml names table ${name}, which does not exist`, fix: `fix the name in recall.yml (tables are written schema.table)` });
+      problems.push({
+        problem: `recall.yml names table ${name}, which does not exist`,
+        fix: `fix the name in recall.yml (tables are written schema.table)`,
+      });
     } else if (declared !== 'global' && !table.columns.some((column) => column.name === declared.column)) {
       problems.push({
         problem: `recall.yml says ${name} is tenant-scoped by column "${declared.column}", but ${name} has no such column`,
@@ -115,7 +123,10 @@ export function checkSource(
   const root = formatTableName(parseTableName(tenancy.root));
   const rootTable = byName.get(root);
   if (rootTable !== undefined && rootTable.primaryKey.length !== 1) {
-    problems.push({ problem: `the tenant root table ${root} needs a one-column primary key (the tenant id)`, fix: 'set tenancy.root in recall.yml to the table whose key is the tenant id' });
+    problems.push({
+      problem: `the tenant root table ${root} needs a one-column primary key (the tenant id)`,
+      fix: 'set tenancy.root in recall.yml to the table whose key is the tenant id',
+    });
   }
   return problems;
 }

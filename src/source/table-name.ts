@@ -20,7 +20,8 @@ export function parseTableName(text: string): TableName {
       part = '';
       for (;;) {
         const quote = rest.indexOf('"', end);
-        if (quote < 0) throw new UsageError(`unterminated quote in table name ${text}`, 'write names like public.issues or "Billing"."Invoices"');
+        if (quote < 0)
+          throw new UsageError(`unterminated quote in table name ${text}`, 'write names like public.issues or "Billing"."Invoices"');
         part += rest.slice(end, quote);
         if (rest[quote + 1] === '"') {
           part += '"';
@@ -38,7 +39,8 @@ export function parseTableName(text: string): TableName {
     }
     parts.push(part);
     if (rest.startsWith('.')) rest = rest.slice(1);
-    else if (rest.length > 0) throw new UsageError(`malformed table name ${text}`, 'write names like public.issues or "Billing"."Invoices"');
+    else if (rest.length > 0)
+      throw new UsageError(`malformed table name ${text}`, 'write names like public.issues or "Billing"."Invoices"');
   }
   if (parts.length === 1 && parts[0]) return { schema: 'public', name: parts[0] };
   if (parts.length === 2 && parts[0] && parts[1]) return { schema: parts[0], name: parts[1] };

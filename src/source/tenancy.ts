@@ -42,12 +42,14 @@ export function parseTenancy(document: unknown, origin = 'recall.yml'): TenancyC
   if (typeof tenancy !== 'object') throw new UsageError(`${origin}: tenancy must be a mapping`, 'see README.md, "recall.yml"');
   const section = tenancy as Record<string, unknown>;
   const column = section.column ?? DEFAULT_TENANCY.column;
-  if (typeof column !== 'string' || column === '') throw new UsageError(`${origin}: tenancy.column must be a column name`, 'e.g. column: tenant_id');
+  if (typeof column !== 'string' || column === '')
+    throw new UsageError(`${origin}: tenancy.column must be a column name`, 'e.g. column: tenant_id');
   const rootText = section.root ?? DEFAULT_TENANCY.root;
   if (typeof rootText !== 'string') throw new UsageError(`${origin}: tenancy.root must be a table name`, 'e.g. root: public.tenants');
   const tables: Record<string, TableTenancy> = {};
   const declared = section.tables ?? {};
-  if (typeof declared !== 'object' || declared === null) throw new UsageError(`${origin}: tenancy.tables must be a mapping`, 'see README.md, "recall.yml"');
+  if (typeof declared !== 'object' || declared === null)
+    throw new UsageError(`${origin}: tenancy.tables must be a mapping`, 'see README.md, "recall.yml"');
   for (const [name, value] of Object.entries(declared)) {
     const key = formatTableName(parseTableName(name));
     if (value === 'global') tables[key] = 'global';

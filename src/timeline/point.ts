@@ -70,7 +70,8 @@ function isoMicros(match: RegExpExecArray, text: string): bigint {
   let offsetMinutes = 0;
   if (zone.toUpperCase() !== 'Z') {
     const digits = zone.replace(':', '');
-    if (Number(digits.slice(1, 3)) > 23 || Number(digits.slice(3, 5) || '0') > 59) throw new PointError(`"${text}" has no valid UTC offset`, HINT);
+    if (Number(digits.slice(1, 3)) > 23 || Number(digits.slice(3, 5) || '0') > 59)
+      throw new PointError(`"${text}" has no valid UTC offset`, HINT);
     offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5) || '0'));
   }
   return (BigInt(millis) - BigInt(offsetMinutes) * 60_000n) * 1000n + BigInt(fraction.padEnd(6, '0') || '0');

@@ -68,7 +68,9 @@ export function layOut(
   for (const column of layout.columns) {
     // Follow the column by attnum across renames; by name when attnums are unknown.
     const source =
-      column.attnum !== undefined ? written.columns.find((c) => c.attnum === column.attnum) : written.columns.find((c) => c.name === column.name);
+      column.attnum !== undefined
+        ? written.columns.find((c) => c.attnum === column.attnum)
+        : written.columns.find((c) => c.name === column.name);
     out[column.name] = source !== undefined && source.name in values ? (values[source.name] ?? null) : (column.missing ?? null);
   }
   return out;

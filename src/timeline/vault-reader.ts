@@ -46,9 +46,14 @@ export class VaultReader {
         if (point.lsn < m.startLsn) throw new PointError(`${describePoint(point)} is before the history starts`, start);
         return point.lsn;
       case 'time': {
-        if (point.micros > now + FUTURE_SLACK_MICROS) throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
+        if (point.micros > now + FUTURE_SLACK_MICROS)
+          throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
         if (point.micros < m.startTime) throw new PointError(`${formatMicros(point.micros)} is before the history starts`, start);
-        const [row] = await queryRows(this.duck, `SELECT max(commit_lsn) AS lsn FROM ${this.layersSql} WHERE commit_time <= make_timestamp($1::BIGINT)`, [point.micros]);
+        const [row] = await queryRows(
+          this.duck,
+          `SELECT max(commit_lsn) AS lsn FROM ${this.layersSql} WHERE commit_time <= make_timestamp($1::BIGINT)`,
+          [point.micros],
+        );
         return (row?.lsn as bigint | null) ?? m.startLsn;
       }
       case 'before-txn': {
@@ -60,7 +65,10 @@ export class VaultReader {
         );
         const lsn = row?.lsn as bigint | null;
         if (lsn === null || lsn === undefined) {
-          throw new PointError(`transaction ${point.xid} is not in the history`, 'check the id with `recall log`; only transactions that changed captured rows are known');
+          throw new PointError(
+            `transaction ${point.xid} is not in the history`,
+            'check the id with `recall log`; only transactions that changed captured rows are known',
+          );
         }
         return lsn - 1n;
       }
@@ -69,9 +77,14 @@ export class VaultReader {
 
   /** Refuses a tenant that never appears in the history. */
   async assertTenant(tenant: string): Promise<void> {
-    const [row] = await queryRows(this.duck, `SELECT count(*) AS n FROM (SELECT 1 FROM ${this.layersSql} WHERE tenant = $1 LIMIT 1)`, [tenant]);
+    const [row] = await queryRows(this.duck, `SELECT count(*) AS n FROM (SELECT 1 FROM ${this.layersSql} WHERE tenant = $1 LIMIT 1)`, [
+      tenant,
+    ]);
     if (Number(row?.n ?? 0) === 0) {
-      throw new UnknownTenantError(`tenant "${tenant}" never appears in the history`, 'check the tenant id (its text form, e.g. the value of tenants.id)');
+      throw new UnknownTenantError(
+        `tenant "${tenant}" never appears in the history`,
+        'check the tenant id (its text form, e.g. the value of tenants.id)',
+      );
     }
   }
 

@@ -23,11 +23,7 @@ export async function openDuckDB(limits: DuckDBLimits): Promise<DuckDBConnection
 }
 
 /** Runs a query and returns its rows as objects of DuckDB values. */
-export async function queryRows(
-  connection: DuckDBConnection,
-  sql: string,
-  values?: DuckDBValue[],
-): Promise<Record<string, DuckDBValue>[]> {
+export async function queryRows(connection: DuckDBConnection, sql: string, values?: DuckDBValue[]): Promise<Record<string, DuckDBValue>[]> {
   const reader = await connection.runAndReadAll(sql, values);
   return reader.getRowObjects();
 }

@@ -104,16 +104,26 @@ export async function loadManifest(storage: VaultStorage): Promise<{ manifest: M
   try {
     manifest = decode(data);
   } catch (error) {
-    throw new VaultCorruptError(`manifest ${newest} in ${storage.location} is not valid JSON`, 'restore the file from a copy of the vault', { cause: error });
+    throw new VaultCorruptError(
+      `manifest ${newest} in ${storage.location} is not valid JSON`,
+      'restore the file from a copy of the vault',
+      { cause: error },
+    );
   }
   if (manifest.version > 1) {
     // Check the newest link of the chain on every open; `recall verify` walks all of it.
     const previous = await storage.read(manifestPath(manifest.version - 1));
     if (previous === undefined) {
-      throw new VaultCorruptError(`manifest version ${manifest.version - 1} is missing from ${storage.location}`, 'restore it from a copy of the vault; the chain cannot be checked without it');
+      throw new VaultCorruptError(
+        `manifest version ${manifest.version - 1} is missing from ${storage.location}`,
+        'restore it from a copy of the vault; the chain cannot be checked without it',
+      );
     }
     if (sha256(previous) !== manifest.previous) {
-      throw new VaultCorruptError(`manifest version ${manifest.version} does not chain to version ${manifest.version - 1}`, 'the vault was modified outside Recall; restore it from a copy');
+      throw new VaultCorruptError(
+        `manifest version ${manifest.version} does not chain to version ${manifest.version - 1}`,
+        'the vault was modified outside Recall; restore it from a copy',
+      );
     }
   }
   return { manifest, hash: sha256(data) };

@@ -43,7 +43,10 @@ export class Vault {
   /** The newest committed manifest. */
   get manifest(): Manifest {
     if (this.current === undefined) {
-      throw new VaultMissingError(`the vault ${this.storage.location} holds no history yet`, 'run `recall init` first (check --vault / RECALL_VAULT)');
+      throw new VaultMissingError(
+        `the vault ${this.storage.location} holds no history yet`,
+        'run `recall init` first (check --vault / RECALL_VAULT)',
+      );
     }
     return this.current.manifest;
   }
@@ -82,7 +85,11 @@ export class Vault {
         try {
           actual = await hashFile(path);
         } catch (error) {
-          throw new VaultCorruptError(`layer ${layer.path} is missing from ${this.storage.location}`, 'restore the file from a copy of the vault', { cause: error });
+          throw new VaultCorruptError(
+            `layer ${layer.path} is missing from ${this.storage.location}`,
+            'restore the file from a copy of the vault',
+            { cause: error },
+          );
         }
         if (actual !== layer.sha256) {
           throw new VaultCorruptError(

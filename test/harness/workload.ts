@@ -354,7 +354,10 @@ export async function checkVaultAgainstTruth(f: Fixture, tenants: readonly strin
         )
       ).rows.map((r) => ({ tenant_id: r.tenant_id, id: r.id, v: r.v }));
       const shown = jsonLines<{ table: string; row: Record<string, string | null> }>(
-        succeeded(await f.recall(['show', '--tenant', tenant, '--at', 'now', '--table', 'public.items', '--json']), `recall show --tenant ${tenant}`),
+        succeeded(
+          await f.recall(['show', '--tenant', tenant, '--at', 'now', '--table', 'public.items', '--json']),
+          `recall show --tenant ${tenant}`,
+        ),
       );
       assert.ok(shown.every((s) => s.table === 'public.items'));
       const rows = shown.map((s) => s.row).sort((a, b) => Number(a.id) - Number(b.id));

@@ -1,6 +1,7 @@
 // Flags every command shares, and turning them into the library's inputs.
 
 import type { Command } from 'commander';
+import { formatMicros, type Point } from '../timeline/index.js';
 import { resolveSource, type SourceConfig, loadTenancy, type TenancyConfig } from '../source/index.js';
 import { Vault, resolveVaultLocation } from '../vault/index.js';
 
@@ -44,4 +45,22 @@ export function logLine(line: string): void {
 /** JSON that can hold bigints. */
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
+/** How far past the vault's newest commit a point may be before the user is told. */
+const STALE_AFTER_MICROS = 60_000_000n;
+
+/**
+ * Warns on stderr when a point lies well past the newest commit in the vault: the
+ * answer is the vault's newest state, which is stale if capture is behind (on an
+ * idle database it is simply current).
+ */
+export function notePastVaultEnd(vault: Vault, point: Point | undefined): void {
+  if (point?.kind !== 'time') return;
+  const newest = vault.manifest.throughTime;
+  if (point.micros > newest + STALE_AFTER_MICROS) {
+    logLine(
+      `note: the vault's newest change committed at ${formatMicros(newest)}; if capture is behind, \`recall status\` says by how much`,
+    );
+  }
 }

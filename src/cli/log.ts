@@ -1,7 +1,7 @@
 // `recall log`: a tenant's changes, as JSON lines or one readable line each.
 
 import { log, parsePoint } from '../timeline/index.js';
-import { toJson, vaultOf, type CommonFlags } from './common.js';
+import { notePastVaultEnd, toJson, vaultOf, type CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags & { tenant: string; since?: string; until?: string; table?: string }): Promise<number> {
   const since = flags.since === undefined ? undefined : parsePoint(flags.since);
@@ -14,6 +14,7 @@ export async function run(flags: CommonFlags & { tenant: string; since?: string;
     ...(until === undefined ? {} : { until }),
     ...(flags.table === undefined ? {} : { table: flags.table }),
   });
+  notePastVaultEnd(vault, until);
   for (const change of changes) {
     if (flags.json) {
       process.stdout.write(`${toJson(change)}\n`);

@@ -35,6 +35,9 @@ export class PointError extends RecallError {
   readonly exitCode = ExitCode.badInput;
 }
 
+/** A point lies before the history starts: the vault cannot know that state. */
+export class PointBeforeHistoryError extends PointError {}
+
 /** The tenant never appears in the history. */
 export class UnknownTenantError extends RecallError {
   readonly code = 'unknown-tenant';

@@ -1,6 +1,7 @@
 // `recall log`: a tenant's changes after the initial image, one per row change,
 // oldest first, with the transaction context that came with each.
 
+import { PointBeforeHistoryError } from '../errors.js';
 import { queryRows, type ChangeOp, type Vault } from '../vault/index.js';
 import { formatLsn } from './lsn.js';
 import { formatMicros, type Point } from './point.js';
@@ -33,7 +34,7 @@ export interface LogOptions {
 export async function log(options: LogOptions): Promise<LoggedChange[]> {
   const reader = await VaultReader.open(options.vault);
   try {
-    const since = options.since === undefined ? reader.manifest.startLsn : await reader.resolve(options.since);
+    const since = options.since === undefined ? reader.manifest.startLsn : await resolveSince(reader, options.since);
     const until = options.until === undefined ? reader.manifest.throughLsn : await reader.resolve(options.until);
     await reader.assertTenant(options.tenant);
     const table = options.table === undefined ? undefined : reader.capturedTable(options.table);
@@ -57,5 +58,17 @@ export async function log(options: LogOptions): Promise<LoggedChange[]> {
     }));
   } finally {
     reader.close();
+  }
+}
+
+/** Resolves --since; a point before the history says how to list all of it instead. */
+async function resolveSince(reader: VaultReader, since: Point): Promise<bigint> {
+  try {
+    return await reader.resolve(since);
+  } catch (error) {
+    if (error instanceof PointBeforeHistoryError) {
+      throw new PointBeforeHistoryError(error.message, `${error.hint ?? ''}; leave out --since to list every change the history holds`);
+    }
+    throw error;
   }
 }

@@ -2,7 +2,7 @@
 // bounds, and the common filters of per-tenant reads. Shared by show and log.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
+import { PointBeforeHistoryError, PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
 import { formatTableName, parseTableName } from '../source/index.js';
 import { fileList, openDuckDB, queryRows, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
 import { formatLsn, type Lsn } from './lsn.js';
@@ -43,12 +43,13 @@ export class VaultReader {
     const start = `the history in ${this.vault.storage.location} starts at ${formatMicros(m.startTime)} (lsn:${formatLsn(m.startLsn)})`;
     switch (point.kind) {
       case 'lsn':
-        if (point.lsn < m.startLsn) throw new PointError(`${describePoint(point)} is before the history starts`, start);
+        if (point.lsn < m.startLsn) throw new PointBeforeHistoryError(`${describePoint(point)} is before the history starts`, start);
         return point.lsn;
       case 'time': {
         if (point.micros > now + FUTURE_SLACK_MICROS)
           throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
-        if (point.micros < m.startTime) throw new PointError(`${formatMicros(point.micros)} is before the history starts`, start);
+        if (point.micros < m.startTime)
+          throw new PointBeforeHistoryError(`${formatMicros(point.micros)} is before the history starts`, start);
         const [row] = await queryRows(
           this.duck,
           `SELECT max(commit_lsn) AS lsn FROM ${this.layersSql} WHERE commit_time <= make_timestamp($1::BIGINT)`,

@@ -35,6 +35,25 @@ async function finished(child: ChildProcess): Promise<number> {
   return code;
 }
 
+/** pg_recvlogical streaming `slot` exactly as Recall does (pgoutput, proto 1, messages on) into /dev/null. */
+function receiverArgs(url: string, slot: string): string[] {
+  return [
+    '-d',
+    url,
+    '-S',
+    slot,
+    '--start',
+    '-o',
+    'proto_version=1',
+    '-o',
+    'publication_names=recall',
+    '-o',
+    'messages=true',
+    '-f',
+    '/dev/null',
+  ];
+}
+
 async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
   const start = process.hrtime.bigint();
   const value = await work();
@@ -110,30 +129,9 @@ async function main(): Promise<void> {
     const wal = await walBytes(db, from);
     const [, recvSeconds] = await timed(
       async () =>
-        void execFileSync(
-          'pg_recvlogical',
-          [
-            '-d',
-            cluster.url({ password: null }),
-            '-S',
-            'bench_recv',
-            '--start',
-            '-o',
-            'proto_version=1',
-            '-o',
-            'publication_names=recall',
-            '-o',
-            'messages=true',
-            '-E',
-            end,
-            '-f',
-            '/dev/null',
-            '--no-loop',
-          ],
-          {
-            env,
-          },
-        ),
+        void execFileSync('pg_recvlogical', [...receiverArgs(cluster.url({ password: null }), 'bench_recv'), '-E', end, '--no-loop'], {
+          env,
+        }),
     );
     const [, recallSeconds] = await timed(() => finished(recall(['capture', '--until-caught-up'], env)));
     results.push({
@@ -213,28 +211,7 @@ async function main(): Promise<void> {
       capture.kill('SIGINT');
       await finished(capture);
       // The anchor: the same slot type streamed by pg_recvlogical into /dev/null, on the same core.
-      const receiver = spawn(
-        'taskset',
-        [
-          '-c',
-          '1',
-          'pg_recvlogical',
-          '-d',
-          pgbUrl,
-          '-S',
-          'bench_pgb_recv',
-          '--start',
-          '-o',
-          'proto_version=1',
-          '-o',
-          'publication_names=recall',
-          '-o',
-          'messages=true',
-          '-f',
-          '/dev/null',
-        ],
-        { env, stdio: 'ignore' },
-      );
+      const receiver = spawn('taskset', ['-c', '1', 'pg_recvlogical', ...receiverArgs(pgbUrl, 'bench_pgb_recv')], { env, stdio: 'ignore' });
       recv.push(tps());
       receiver.kill('SIGINT');
       await new Promise((resolvePromise) => receiver.on('close', resolvePromise));

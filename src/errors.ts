@@ -23,44 +23,34 @@ export abstract class RecallError extends Error {
   }
 }
 
-/** A flag, argument or setting is malformed or missing. */
-export class UsageError extends RecallError {
-  readonly code = 'bad-usage';
-  readonly exitCode = ExitCode.badInput;
+/** The base class of one kind of error: its stable code and its exit code, declared once. */
+function errorKind<Code extends string>(code: Code, exitCode: ExitCode) {
+  return class extends RecallError {
+    readonly code: Code = code;
+    readonly exitCode: ExitCode = exitCode;
+  };
 }
 
+/** A flag, argument or setting is malformed or missing. */
+export class UsageError extends errorKind('bad-usage', ExitCode.badInput) {}
+
 /** A point on the timeline is malformed, before the history or in the future. */
-export class PointError extends RecallError {
-  readonly code = 'bad-point';
-  readonly exitCode = ExitCode.badInput;
-}
+export class PointError extends errorKind('bad-point', ExitCode.badInput) {}
 
 /** A point lies before the history starts: the vault cannot know that state. */
 export class PointBeforeHistoryError extends PointError {}
 
 /** The tenant never appears in the history. */
-export class UnknownTenantError extends RecallError {
-  readonly code = 'unknown-tenant';
-  readonly exitCode = ExitCode.badInput;
-}
+export class UnknownTenantError extends errorKind('unknown-tenant', ExitCode.badInput) {}
 
 /** The table is not part of the captured source. */
-export class UnknownTableError extends RecallError {
-  readonly code = 'unknown-table';
-  readonly exitCode = ExitCode.badInput;
-}
+export class UnknownTableError extends errorKind('unknown-table', ExitCode.badInput) {}
 
 /** The source cannot be reached (host down, wrong port, network). Retried where it makes sense. */
-export class SourceUnreachableError extends RecallError {
-  readonly code = 'source-unreachable';
-  readonly exitCode = ExitCode.operational;
-}
+export class SourceUnreachableError extends errorKind('source-unreachable', ExitCode.operational) {}
 
 /** The source refused our credentials or our database name. */
-export class SourceAuthError extends RecallError {
-  readonly code = 'source-auth';
-  readonly exitCode = ExitCode.badInput;
-}
+export class SourceAuthError extends errorKind('source-auth', ExitCode.badInput) {}
 
 /** One problem `recall init` found on the source, with its fix. */
 export interface SourceProblem {
@@ -69,9 +59,7 @@ export interface SourceProblem {
 }
 
 /** The source is not ready for capture; every problem is listed at once. */
-export class SourceNotReadyError extends RecallError {
-  readonly code = 'source-not-ready';
-  readonly exitCode = ExitCode.badInput;
+export class SourceNotReadyError extends errorKind('source-not-ready', ExitCode.badInput) {
   readonly problems: readonly SourceProblem[];
 
   constructor(problems: readonly SourceProblem[]) {
@@ -85,46 +73,25 @@ export class SourceNotReadyError extends RecallError {
 }
 
 /** The vault does not exist yet, or is not a Recall vault. */
-export class VaultMissingError extends RecallError {
-  readonly code = 'vault-missing';
-  readonly exitCode = ExitCode.badInput;
-}
+export class VaultMissingError extends errorKind('vault-missing', ExitCode.badInput) {}
 
 /** The vault belongs to another database than the source given. */
-export class VaultMismatchError extends RecallError {
-  readonly code = 'vault-of-another-source';
-  readonly exitCode = ExitCode.badInput;
-}
+export class VaultMismatchError extends errorKind('vault-of-another-source', ExitCode.badInput) {}
 
 /** A vault file failed its checksum, the manifest chain is broken, or LSNs have a gap. */
-export class VaultCorruptError extends RecallError {
-  readonly code = 'vault-corrupt';
-  readonly exitCode = ExitCode.operational;
-}
+export class VaultCorruptError extends errorKind('vault-corrupt', ExitCode.operational) {}
 
 /** Another writer committed a manifest version first: two captures on one vault. */
-export class VaultConflictError extends RecallError {
-  readonly code = 'vault-conflict';
-  readonly exitCode = ExitCode.operational;
-}
+export class VaultConflictError extends errorKind('vault-conflict', ExitCode.operational) {}
 
 /** The replication slot is gone or unusable; the history has a hole from here. */
-export class SlotLostError extends RecallError {
-  readonly code = 'slot-lost';
-  readonly exitCode = ExitCode.operational;
-}
+export class SlotLostError extends errorKind('slot-lost', ExitCode.operational) {}
 
 /** The slot is in use by another connection (often a capture that just died); capture waits for it. */
-export class SlotBusyError extends RecallError {
-  readonly code = 'slot-busy';
-  readonly exitCode = ExitCode.operational;
-}
+export class SlotBusyError extends errorKind('slot-busy', ExitCode.operational) {}
 
 /** Something went wrong that Recall did not expect: a bug. */
-export class InternalError extends RecallError {
-  readonly code = 'internal';
-  readonly exitCode = ExitCode.operational;
-
+export class InternalError extends errorKind('internal', ExitCode.operational) {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, 'this is a bug in Recall: please report it with the command you ran', options);
   }

@@ -90,6 +90,21 @@ export class SlotLostError extends errorKind('slot-lost', ExitCode.operational) 
 /** The slot is in use by another connection (often a capture that just died); capture waits for it. */
 export class SlotBusyError extends errorKind('slot-busy', ExitCode.operational) {}
 
+/** The vault does not hold everything committed on the source yet, and could not catch up in time. */
+export class VaultBehindError extends errorKind('vault-behind', ExitCode.operational) {}
+
+/** The source lacks a privilege a restore needs (the message names it). */
+export class MissingPrivilegeError extends errorKind('missing-privilege', ExitCode.badInput) {}
+
+/** A restore could not freeze the affected rows: a writer kept them busy too long. */
+export class FreezeError extends errorKind('freeze-timeout', ExitCode.operational) {}
+
+/** A plan has conflicts that --on-conflict did not resolve; nothing was written. */
+export class UnresolvedConflictsError extends errorKind('unresolved-conflicts', ExitCode.mismatch) {}
+
+/** After apply, the rows did not equal the target; that tenant's transaction was rolled back. */
+export class VerifyMismatchError extends errorKind('verify-mismatch', ExitCode.mismatch) {}
+
 /** Something went wrong that Recall did not expect: a bug. */
 export class InternalError extends errorKind('internal', ExitCode.operational) {
   constructor(message: string, options?: { cause?: unknown }) {

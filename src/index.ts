@@ -9,3 +9,5 @@ export { resolveSource, loadTenancy, parseTenancy, DEFAULT_TENANCY } from './sou
 export type { SourceConfig, TenancyConfig } from './source/index.js';
 export { Vault, resolveVaultLocation } from './vault/index.js';
 export * from './errors.js';
+export { planRestore, planUndo, PreparedPlan } from './restore/index.js';
+export type { ApplyResult, Conflict, ConflictResolution, GroupPlan, Plan, RestoreOptions, UndoOptions } from './restore/index.js';

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { Vault, parsePoint, show } from '../src/index.js';
 import { fixture, jsonLines, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
+import { prng } from '../src/demo/random.js';
 
 const TENANTS = ['t1', 't2', 't3', 'Tenant Four', 'five'];
 
@@ -18,16 +19,6 @@ const SCHEMA = `
   CREATE TABLE plans (code text PRIMARY KEY, price numeric);
   INSERT INTO plans VALUES ('free', 0), ('pro', 9.99);
   INSERT INTO tenants SELECT id, 'Tenant ' || id FROM unnest(ARRAY['${TENANTS.join("','")}']) id;`;
-
-/** A small deterministic PRNG (mulberry32), so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rows = Record<string, Record<string, string | null>[]>;
 

@@ -53,6 +53,30 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--table <name>', 'only this table (schema.table)')
     .action(run(() => import('./show.js')));
 
+  const applyOptions = (command: Command): Command =>
+    command
+      .option(
+        '--on-conflict <how>',
+        'resolve conflicts: skip (leave those tenants out), theirs (keep the live rows), ours (overwrite later changes)',
+      )
+      .option('--dry-run', 'show the plan only; write nothing')
+      .option('--yes', 'apply without asking (for scripts)');
+
+  applyOptions(commonOptions(program.command('restore')))
+    .description('put tenants (or the whole database) back to a point, inside the live database')
+    .option('--tenant <ids>', 'the tenants, comma-separated')
+    .option('--all', 'every tenant and the global tables')
+    .requiredOption('--to <point>', 'ISO time (UTC if no zone), "10 minutes ago", lsn:0/16B3748 or before-txn:XID')
+    .action(run(() => import('./restore.js')));
+
+  applyOptions(commonOptions(program.command('undo')))
+    .description('reverse what some transactions did, across every tenant they touched')
+    .option('--txn <ids>', 'transaction ids, comma-separated (as `recall log` shows them)')
+    .option('--actor <name>', 'every transaction whose context names this actor')
+    .option('--since <point>', 'with --actor: only transactions after this point')
+    .option('--until <point>', 'with --actor: only transactions up to this point')
+    .action(run(() => import('./undo.js')));
+
   program.addHelpText(
     'after',
     `

@@ -13,6 +13,8 @@ export interface SourceColumn {
   readonly typeOid: number;
   readonly attnum: number;
   readonly generated: boolean;
+  /** An identity column (GENERATED … AS IDENTITY): inserting its values needs OVERRIDING SYSTEM VALUE. */
+  readonly identity: boolean;
 }
 
 /** A table of the source, partitions folded into their root. */
@@ -68,7 +70,8 @@ export async function readCatalog(client: pg.Client, tenancy: TenancyConfig): Pr
            EXISTS (SELECT 1 FROM pg_index r WHERE r.indrelid = c.oid AND r.indisreplident)::text AS identity_index,
            (SELECT json_agg(json_build_object(
                      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
-                     'typeOid', a.atttypid, 'attnum', a.attnum, 'generated', a.attgenerated <> '')
+                     'typeOid', a.atttypid, 'attnum', a.attnum, 'generated', a.attgenerated <> '',
+                     'identity', a.attidentity <> '')
                    ORDER BY a.attnum)
               FROM pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text AS columns

@@ -4,7 +4,8 @@
 export { PINNED_SETTINGS, connectSource, describeConnectError, resolveSource, type SourceConfig } from './connection.js';
 export { identityKeySql, readCatalog, tenantColumnOf, type SourceColumn, type SourceTable } from './catalog.js';
 export { DEFAULT_TENANCY, loadTenancy, parseTenancy, type TableTenancy, type TenancyConfig } from './tenancy.js';
-export { formatTableName, parseTableName, quoteIdentifier, sqlTableName, type TableName } from './table-name.js';
+export { formatTableName, parseTableName, quoteIdentifier, sqlIdentifier, sqlTableName, type TableName } from './table-name.js';
+export { readConstraints, type Constraints, type ForeignKey, type OwnedSequence, type UniqueKey } from './constraints.js';
 export { MIN_SERVER_VERSION, readSourceIdentity, type SourceFacts } from './identity.js';
 export { checkSource, readSourceSettings, type SourceSettings } from './preflight.js';
 export { backoffDelay, sleep } from './backoff.js';

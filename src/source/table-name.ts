@@ -57,8 +57,12 @@ export function formatTableName(table: TableName): string {
   return `${quoteIdentifier(table.schema)}.${quoteIdentifier(table.name)}`;
 }
 
-/** The always-quoted form for SQL statements (keywords such as "order" need the quotes there). */
+/** An identifier, always quoted, for SQL statements (keywords such as "order" need the quotes). */
+export function sqlIdentifier(identifier: string): string {
+  return `"${identifier.replaceAll('"', '""')}"`;
+}
+
+/** The always-quoted, schema-qualified form of a table for SQL statements. */
 export function sqlTableName(table: TableName): string {
-  const quote = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`;
-  return `${quote(table.schema)}.${quote(table.name)}`;
+  return `${sqlIdentifier(table.schema)}.${sqlIdentifier(table.name)}`;
 }

@@ -6,6 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { prng } from '../../src/demo/random.js';
 import { jsonLines, type Fixture, type RunResult } from './recall.js';
 
 /** The schema the crash tests capture: a tenants root, a keyed table, and the ground truth. */
@@ -23,17 +24,7 @@ export function seedSql(tenants: readonly string[], rowsPerTenant = 5): string {
           INSERT INTO items VALUES ${values.join(', ')};`;
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing run's workload can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../../src/demo/random.js';
 
 /** What the writer did. */
 export interface WriterStats {

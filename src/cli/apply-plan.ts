@@ -1,0 +1,81 @@
+// What restore and undo share on the command line: print the plan, stop on
+// unresolved conflicts (exit 3) or after a dry run, ask on a terminal (or take
+// --yes), apply with progress on stderr, and close the plan whatever happens.
+
+import { createInterface } from 'node:readline/promises';
+import { UnresolvedConflictsError, UsageError } from '../errors.js';
+import type { PreparedPlan } from '../restore/index.js';
+import { logLine, toJson } from './common.js';
+import { formatPlan } from './plan-output.js';
+
+/** The flags every plan-then-apply command takes. */
+export interface ApplyFlags {
+  readonly json?: boolean;
+  readonly dryRun?: boolean;
+  readonly yes?: boolean;
+  readonly onConflict?: string;
+}
+
+/** The --on-conflict value, checked before anything happens. */
+export function resolutionOf(flags: ApplyFlags): 'skip' | 'theirs' | 'ours' | undefined {
+  const value = flags.onConflict;
+  if (value === undefined) return undefined;
+  if (value === 'skip' || value === 'theirs' || value === 'ours') return value;
+  throw new UsageError(`--on-conflict must be skip, theirs or ours, not "${value}"`, 'see `recall restore --help` for what each one does');
+}
+
+/** Refuses, before any work, to apply without a way to confirm. */
+export function assertConfirmable(flags: ApplyFlags): void {
+  if (!flags.dryRun && !flags.yes && !process.stdin.isTTY) {
+    throw new UsageError('not asking for confirmation without a terminal', 'pass --yes to apply, or --dry-run to see the plan only');
+  }
+}
+
+/** Shows the plan, then applies it if allowed and confirmed; always closes it. */
+export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, verb: string): Promise<number> {
+  const started = Date.now();
+  try {
+    const plan = prepared.plan;
+    if (flags.json) process.stdout.write(`${toJson({ plan })}\n`);
+    else process.stdout.write(formatPlan(plan));
+    if (plan.unresolved > 0) {
+      throw new UnresolvedConflictsError(
+        `the plan has ${plan.unresolved} unresolved conflict${plan.unresolved === 1 ? '' : 's'}; nothing was written`,
+        'resolve them with --on-conflict skip (leave those tenants out), theirs (keep the live rows) or ours (overwrite later changes)',
+      );
+    }
+    if (flags.dryRun) return 0;
+    if (plan.totals.insert + plan.totals.update + plan.totals.delete === 0) {
+      logLine(`${verb}: nothing to write`);
+      return 0;
+    }
+    if (!flags.yes && !(await confirm(`${verb}: apply this plan? The affected tenants stay frozen until it ends. [y/N] `))) {
+      logLine(`${verb}: not applied; nothing was written`);
+      return 0;
+    }
+    const progress = process.stderr.isTTY;
+    const result = await prepared.apply({
+      onGroup: (group, done, total) => {
+        if (progress) process.stderr.write(`\r${verb}: ${done}/${total} group(s) written and verified`);
+      },
+    });
+    if (progress) process.stderr.write('\n');
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    if (flags.json) process.stdout.write(`${toJson({ applied: result })}\n`);
+    logLine(
+      `${verb}: wrote ${result.written} row(s) in ${result.groups.length} group(s), each verified against the target, in ${seconds} s (plan ${result.planId})`,
+    );
+    return 0;
+  } finally {
+    await prepared.close();
+  }
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+  } finally {
+    prompt.close();
+  }
+}

@@ -1,0 +1,56 @@
+// Before a restore or undo plans anything, the vault must hold every change
+// committed on the source so far: otherwise the plan would miss the newest writes.
+// If a `recall capture` holds the slot, wait for it to acknowledge the current WAL
+// position (it acknowledges only what is durable); if none runs, capture here.
+
+import type pg from 'pg';
+import { SlotLostError, VaultBehindError } from '../errors.js';
+import { capture } from '../capture/index.js';
+import { sleep, type SourceConfig, type TenancyConfig } from '../source/index.js';
+import { formatLsn, parseLsn } from '../timeline/index.js';
+import type { Vault } from '../vault/index.js';
+
+/** What catching up needs. */
+export interface CatchUpOptions {
+  readonly source: SourceConfig;
+  readonly vault: Vault;
+  readonly tenancy: TenancyConfig;
+  readonly log: (line: string) => void;
+  /** How long to wait for a running capture. */
+  readonly timeoutMs?: number;
+}
+
+const POLL_MS = 100;
+
+/** Returns once the vault holds everything committed on the source before the call. */
+export async function catchUp(client: pg.Client, options: CatchUpOptions): Promise<void> {
+  const slot = options.vault.manifest.source.slot;
+  const { rows } = await client.query<{ target: string }>('SELECT pg_current_wal_lsn()::text AS target');
+  const target = parseLsn(rows[0]?.target ?? '0/0') ?? 0n;
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  for (;;) {
+    const { rows: slots } = await client.query<{ active: boolean; confirmed: string | null }>(
+      'SELECT active, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1',
+      [slot],
+    );
+    const state = slots[0];
+    if (state === undefined) {
+      throw new SlotLostError(`the replication slot "${slot}" is gone`, 'the history has a hole; run `recall init` into a new vault');
+    }
+    const confirmed = state.confirmed === null ? 0n : (parseLsn(state.confirmed) ?? 0n);
+    if (confirmed >= target) break;
+    if (!state.active) {
+      options.log(`catching up: the vault is ${target - confirmed} bytes behind the source; capturing them first`);
+      await capture({ source: options.source, vault: options.vault, tenancy: options.tenancy, untilCaughtUp: true });
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new VaultBehindError(
+        `the vault is ${target - confirmed} bytes behind the source (lsn:${formatLsn(confirmed)} of lsn:${formatLsn(target)})`,
+        'the running `recall capture` has not caught up; check it with `recall status`, then run again',
+      );
+    }
+    await sleep(POLL_MS);
+  }
+  await options.vault.refresh();
+}

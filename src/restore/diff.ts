@@ -1,0 +1,231 @@
+// The diff between the staged target and the live rows, and the conflicts that
+// would stop it from being written as planned: a key or unique value another row
+// holds, a foreign key that would dangle. Each check marks the staged rows it finds
+// (a JSON document in "recall.conflict" with the live row in the way), so the plan
+// lists every conflict with both versions and apply can leave resolved rows out.
+
+import type pg from 'pg';
+import { sqlIdentifier, sqlTableName, parseTableName, type Constraints } from '../source/index.js';
+import type { Conflict, ConflictKind, ConflictResolution, Key, Row } from './plan.js';
+import { CONFLICT, GROUP, PRESENT, SKIP, type StagedTable } from './staging.js';
+
+/** The staged tables of a plan by name, with the source's constraints. */
+export interface StagedPlan {
+  readonly tables: ReadonlyMap<string, StagedTable>;
+  readonly constraints: Constraints;
+}
+
+/** Writes per group and table: rows to insert, update, delete, and a few keys of each. */
+export interface TableDiff {
+  readonly tenant: string | null;
+  readonly table: string;
+  readonly insert: number;
+  readonly update: number;
+  readonly delete: number;
+}
+
+const s = (staged: StagedTable): string => `pg_temp.${staged.staging}`;
+
+/** A conflict document as stored in "recall.conflict". */
+function conflictDoc(kind: ConflictKind, detail: string, theirs: string): string {
+  return `json_build_object('kind', '${kind}', 'detail', ${detail}, 'theirs', ${theirs})::text`;
+}
+
+/** A live row (alias t) still there after apply: not replaced by a staged row that will be written. */
+function remains(staged: StagedTable, t: string): string {
+  return `NOT EXISTS (SELECT 1 FROM ${s(staged)} r WHERE ${staged.sameKey(t, 'r')} AND NOT r.${SKIP})`;
+}
+
+/** Marks a staged row with the first live row the condition finds in its way. */
+async function mark(client: pg.Client, staged: StagedTable, candidates: string, doc: string): Promise<number> {
+  const result = await client.query(
+    `UPDATE ${s(staged)} AS x SET ${CONFLICT} = f.doc
+       FROM (SELECT n.ctid AS id, (${doc}) AS doc FROM ${s(staged)} n
+              WHERE n.${PRESENT} AND NOT n.${SKIP} AND n.${CONFLICT} IS NULL AND ${candidates}) f
+      WHERE x.ctid = f.id AND f.doc IS NOT NULL`,
+  );
+  return result.rowCount ?? 0;
+}
+
+/** Finds every conflict not yet marked; returns how many it marked. */
+export async function markConflicts(client: pg.Client, plan: StagedPlan): Promise<number> {
+  let marked = 0;
+  for (const staged of plan.tables.values()) {
+    const t = staged.table;
+    // A key now held by another tenant's row: writing ours would move that row.
+    if (t.tenantColumn !== undefined) {
+      marked += await mark(
+        client,
+        staged,
+        'true',
+        `SELECT ${conflictDoc('unique', `'the key is now held by a row of tenant ' || ${staged.tenantOf('l')}`, staged.rowJson('l'))}
+           FROM ${t.sql} l WHERE ${staged.sameKey('l', 'n')} AND ${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP} LIMIT 1`,
+      );
+    }
+    for (const unique of plan.constraints.uniqueKeys.filter((u) => u.table === t.qualified)) {
+      if (!unique.columns.every((column) => staged.columns.includes(column))) continue;
+      const columns = unique.columns.map(sqlIdentifier);
+      marked += await mark(
+        client,
+        staged,
+        columns.map((c) => `n.${c} IS NOT NULL`).join(' AND '),
+        `SELECT ${conflictDoc('unique', `'${unique.name.replaceAll("'", "''")} (${unique.columns.join(', ').replaceAll("'", "''")}) is held by another row'`, staged.rowJson('l'))}
+           FROM ${t.sql} l WHERE ${columns.map((c) => `l.${c} = n.${c}`).join(' AND ')} AND ${remains(staged, 'l')} LIMIT 1`,
+      );
+    }
+    marked += await markForeignKeys(client, plan, staged);
+  }
+  return marked;
+}
+
+/** Foreign keys from and to a staged table that would dangle after apply. */
+async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: StagedTable): Promise<number> {
+  let marked = 0;
+  for (const key of plan.constraints.foreignKeys) {
+    const parentSql = sqlTableName(parseTableName(key.parent));
+    const parentStaged = plan.tables.get(key.parent);
+    const childStaged = plan.tables.get(key.child);
+    const match = (child: string, parent: string): string =>
+      key.childColumns
+        .map((c, i) => `${parent}.${sqlIdentifier(key.parentColumns[i] as string)} = ${child}.${sqlIdentifier(c)}`)
+        .join(' AND ');
+    const label = `'${key.name.replaceAll("'", "''")}: ' || '${key.child.replaceAll("'", "''")} → ${key.parent.replaceAll("'", "''")}'`;
+    if (key.child === staged.name && key.childColumns.every((column) => staged.columns.includes(column))) {
+      // Our row would reference a parent row that will not exist.
+      const parentKept =
+        `EXISTS (SELECT 1 FROM ${parentSql} p WHERE ${match('n', 'p')}` +
+        (parentStaged === undefined ? ')' : ` AND ${remains(parentStaged, 'p')})`);
+      const parentWritten =
+        parentStaged === undefined || !key.parentColumns.every((c) => parentStaged.columns.includes(c))
+          ? 'false'
+          : `EXISTS (SELECT 1 FROM ${s(parentStaged)} q WHERE q.${PRESENT} AND NOT q.${SKIP} AND ${match('n', 'q')})`;
+      marked += await mark(
+        client,
+        staged,
+        key.childColumns.map((c) => `n.${sqlIdentifier(c)} IS NOT NULL`).join(' AND '),
+        `SELECT ${conflictDoc('foreign-key', `${label} || ': the referenced row would not exist'`, 'NULL::json')}
+          WHERE NOT ${parentKept} AND NOT ${parentWritten}`,
+      );
+    }
+    if (key.parent === staged.name && key.parentColumns.every((column) => staged.columns.includes(column))) {
+      // A row that stays would lose the parent row we delete or change.
+      const childSql = sqlTableName(parseTableName(key.child));
+      const sameValues = key.parentColumns.map((c) => `d.${sqlIdentifier(c)} IS NOT DISTINCT FROM l.${sqlIdentifier(c)}`).join(' AND ');
+      const result = await client.query(
+        `UPDATE ${s(staged)} AS x SET ${CONFLICT} = f.doc
+           FROM (SELECT d.ctid AS id,
+                        (SELECT ${conflictDoc('foreign-key', `${label} || ': a row that stays references this row'`, `json_build_object('table', '${key.child.replaceAll("'", "''")}', 'row', row_to_json(c))`)}
+                           FROM ${sqlTableName(parseTableName(key.parent))} l JOIN ${childSql} c ON ${match('c', 'l')}
+                          WHERE ${staged.sameKey('l', 'd')} AND NOT (d.${PRESENT} AND ${sameValues})
+                            ${childStaged === undefined ? '' : `AND ${remains(childStaged, 'c')}`}
+                          LIMIT 1) AS doc
+                   FROM ${s(staged)} d WHERE NOT d.${SKIP} AND d.${CONFLICT} IS NULL) f
+          WHERE x.ctid = f.id AND f.doc IS NOT NULL`,
+      );
+      marked += result.rowCount ?? 0;
+    }
+  }
+  return marked;
+}
+
+/**
+ * Resolves marked conflicts as --on-conflict says, leaving rows out of the writes:
+ * `theirs` keeps each conflicting live row, `skip` leaves out every group with a
+ * conflict, `ours` writes our version over rows changed later (the one kind it can
+ * force; a value or reference held by another row stays a conflict). Leaving rows
+ * out can expose new conflicts (a child whose parent is now kept out), so marking
+ * and resolving repeat until nothing new appears.
+ */
+export async function resolveConflicts(client: pg.Client, plan: StagedPlan, resolution: ConflictResolution | undefined): Promise<void> {
+  for (let round = 0; round < 20; round++) {
+    const marked = await markConflicts(client, plan);
+    if (resolution === undefined || resolution === 'ours') return;
+    if (round > 0 && marked === 0) return;
+    if (resolution === 'theirs') {
+      for (const staged of plan.tables.values()) {
+        await client.query(`UPDATE ${s(staged)} SET ${SKIP} = true WHERE ${CONFLICT} IS NOT NULL AND NOT ${SKIP}`);
+      }
+    } else {
+      const groups = new Set<string | null>();
+      for (const staged of plan.tables.values()) {
+        const { rows } = await client.query<{ group: string | null }>(
+          `SELECT DISTINCT ${GROUP} AS group FROM ${s(staged)} WHERE ${CONFLICT} IS NOT NULL`,
+        );
+        for (const row of rows) groups.add(row.group);
+      }
+      if (groups.size === 0) return;
+      for (const staged of plan.tables.values()) {
+        await client.query(
+          `UPDATE ${s(staged)} SET ${SKIP} = true WHERE NOT ${SKIP} AND (${GROUP} = ANY($1::text[]) OR (${GROUP} IS NULL AND $2))`,
+          [[...groups].filter((g) => g !== null), groups.has(null)],
+        );
+      }
+    }
+  }
+}
+
+/** Inserts, updates and deletes per group and table, as apply would write them. */
+export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableDiff[]> {
+  const { rows } = await client.query<{ group: string | null; insert: string; update: string; delete: string }>(
+    `SELECT n.${GROUP} AS group,
+            count(*) FILTER (WHERE n.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')})) AS insert,
+            count(*) FILTER (WHERE n.${PRESENT} AND EXISTS (SELECT 1 FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')} AND (${staged.differs('l', 'n')}))) AS update,
+            count(*) FILTER (WHERE NOT n.${PRESENT} AND EXISTS (SELECT 1 FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')})) AS delete
+       FROM ${s(staged)} n WHERE NOT n.${SKIP} GROUP BY n.${GROUP}`,
+  );
+  return rows.map((row) => ({
+    tenant: row.group,
+    table: staged.name,
+    insert: Number(row.insert),
+    update: Number(row.update),
+    delete: Number(row.delete),
+  }));
+}
+
+/** Most conflicts a plan lists per table; the counts stay exact beyond it. */
+const LISTED_CONFLICTS = 1000;
+
+/** The conflicts marked in a staged table, with both versions and how each was resolved. */
+export async function listConflicts(
+  client: pg.Client,
+  staged: StagedTable,
+  resolution: ConflictResolution | undefined,
+): Promise<{ conflicts: Conflict[]; total: number; unresolved: number }> {
+  const forced = resolution === 'ours' ? `(n.${CONFLICT}::json->>'kind') = 'changed-after'` : 'false';
+  const { rows } = await client.query<{
+    group: string | null;
+    key: string;
+    ours: string | null;
+    doc: string;
+    skip: boolean;
+    total: string;
+    unresolved: string;
+  }>(
+    `SELECT n.${GROUP} AS group, ${staged.keyJson('n')} AS key,
+            CASE WHEN n.${PRESENT} THEN ${staged.rowJson('n')} END AS ours, n.${CONFLICT} AS doc, n.${SKIP} AS skip,
+            count(*) OVER () AS total, count(*) FILTER (WHERE NOT n.${SKIP} AND NOT ${forced}) OVER () AS unresolved
+       FROM ${s(staged)} n WHERE n.${CONFLICT} IS NOT NULL ORDER BY 1, 2 LIMIT ${LISTED_CONFLICTS}`,
+  );
+  const conflicts = rows.map((row) => {
+    const doc = JSON.parse(row.doc) as { kind: ConflictKind; detail: string; theirs: Conflict['theirs'] };
+    const resolved: ConflictResolution | undefined =
+      resolution === 'ours'
+        ? doc.kind === 'changed-after'
+          ? 'ours'
+          : undefined
+        : row.skip && resolution !== undefined
+          ? resolution
+          : undefined;
+    return {
+      kind: doc.kind,
+      table: staged.name,
+      tenant: row.group,
+      key: JSON.parse(row.key) as Key,
+      ours: row.ours === null ? null : (JSON.parse(row.ours) as Row),
+      theirs: doc.theirs,
+      detail: doc.detail,
+      ...(resolved === undefined ? {} : { resolution: resolved }),
+    };
+  });
+  return { conflicts, total: Number(rows[0]?.total ?? 0), unresolved: Number(rows[0]?.unresolved ?? 0) };
+}

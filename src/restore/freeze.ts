@@ -1,0 +1,109 @@
+// The freeze: while a restore runs, the application's writes to the affected
+// tenants fail with a clear error, with no change to the application.
+//
+// A guard trigger on each affected table takes a shared transaction-level advisory
+// lock on the row's tenant (and on the table); the restore holds the same locks
+// exclusively at session level. So taking the freeze waits for writers already at
+// work, later writers fail fast (SQLSTATE 55P03) until it lifts, and it lifts by
+// itself if Recall dies: session locks end with the session. Recall's own writes run
+// with session_replication_role = replica, under which ordinary triggers do not fire.
+
+import type pg from 'pg';
+import { FreezeError } from '../errors.js';
+import type { SourceTable } from '../source/index.js';
+
+/** Advisory lock namespaces ("RCL" + 1, + 2): per tenant, per table. */
+const TENANT_LOCKS = 0x52434c01;
+const TABLE_LOCKS = 0x52434c02;
+
+/** How long the freeze waits for writers already at work (and for the table locks of its triggers). */
+const FREEZE_WAIT = '30s';
+
+const GUARD_FUNCTION = `
+CREATE OR REPLACE FUNCTION recall.guard() RETURNS trigger LANGUAGE plpgsql AS $guard$
+DECLARE
+  tenant text;
+BEGIN
+  IF NOT pg_try_advisory_xact_lock_shared(${TABLE_LOCKS}, hashtext(TG_RELID::text)) THEN
+    RAISE EXCEPTION 'table %.% is being restored by Recall; retry in a moment', TG_TABLE_SCHEMA, TG_TABLE_NAME
+      USING ERRCODE = '55P03', HINT = 'the restore lifts this block when it ends';
+  END IF;
+  IF TG_NARGS > 0 THEN
+    FOR tenant IN SELECT DISTINCT v FROM unnest(ARRAY[to_jsonb(NEW) ->> TG_ARGV[0], to_jsonb(OLD) ->> TG_ARGV[0]]) AS v WHERE v IS NOT NULL LOOP
+      IF NOT pg_try_advisory_xact_lock_shared(${TENANT_LOCKS}, hashtext(tenant)) THEN
+        RAISE EXCEPTION 'tenant % is being restored by Recall; retry in a moment', tenant
+          USING ERRCODE = '55P03', HINT = 'the restore lifts this block when it ends';
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN coalesce(NEW, OLD);
+END
+$guard$`;
+
+const TRIGGER = 'recall_guard';
+
+/** A freeze held on one connection: call lift() in a finally block. */
+export class Freeze {
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly tables: readonly SourceTable[],
+  ) {}
+
+  /**
+   * Installs the guard on the tables and takes the locks: every listed tenant, or
+   * (tenants 'all') every table as a whole; global tables in the list are always
+   * frozen whole.
+   */
+  static async take(client: pg.Client, tables: readonly SourceTable[], tenants: readonly string[] | 'all'): Promise<Freeze> {
+    const freeze = new Freeze(client, tables);
+    try {
+      await client.query(`SET lock_timeout = '${FREEZE_WAIT}'`);
+      await client.query('CREATE SCHEMA IF NOT EXISTS recall');
+      await client.query(GUARD_FUNCTION);
+      for (const table of tables) {
+        const argument = table.tenantColumn === undefined ? '' : `'${table.tenantColumn.replaceAll("'", "''")}'`;
+        await client.query(
+          `CREATE OR REPLACE TRIGGER ${TRIGGER} BEFORE INSERT OR UPDATE OR DELETE ON ${table.sql}
+             FOR EACH ROW EXECUTE FUNCTION recall.guard(${argument})`,
+        );
+      }
+      for (const table of tables) {
+        if (tenants === 'all' || table.tenantColumn === undefined) {
+          await client.query(`SELECT pg_advisory_lock(${TABLE_LOCKS}, hashtext($1::text))`, [String(table.oid)]);
+        }
+      }
+      if (tenants !== 'all') {
+        for (const tenant of tenants) await client.query(`SELECT pg_advisory_lock(${TENANT_LOCKS}, hashtext($1))`, [tenant]);
+      }
+      await client.query('RESET lock_timeout');
+      return freeze;
+    } catch (error) {
+      await freeze.lift().catch(() => undefined);
+      if ((error as { code?: string }).code === '55P03') {
+        throw new FreezeError(
+          `could not freeze the affected rows within ${FREEZE_WAIT}: a transaction writing to them is still running`,
+          'find it in pg_stat_activity (state, xact_start) and let it finish or end it, then run again',
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Releases the locks and removes the guard triggers, unless another Recall freeze
+   * is active (its guard must stay). A guard left behind by a crash blocks nothing:
+   * the locks it checks died with the session.
+   */
+  async lift(): Promise<void> {
+    await this.client.query('SELECT pg_advisory_unlock_all()');
+    const { rows } = await this.client.query<{ others: string }>(
+      `SELECT count(*) AS others FROM pg_locks
+        WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND pid <> pg_backend_pid() AND granted`,
+    );
+    if (Number(rows[0]?.others ?? 0) > 0) return;
+    await this.client.query(`SET lock_timeout = '${FREEZE_WAIT}'`);
+    for (const table of this.tables) await this.client.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${table.sql}`);
+    await this.client.query('RESET lock_timeout');
+  }
+}

@@ -1,0 +1,193 @@
+// Staging: the target state copied into temporary tables on the source, one per
+// table, next to the live rows it will be compared with. Rows arrive by COPY in
+// PostgreSQL's text format (the vault's own), so every type parses back exactly,
+// and the diff, the checks and the writes are set-based SQL that follows the tenant.
+
+import { once } from 'node:events';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { sqlIdentifier, type SourceTable } from '../source/index.js';
+import type { TargetRow } from './target.js';
+
+/** Flag columns of a staging table; the dots keep them apart from any user column. */
+export const PRESENT = '"recall.present"';
+export const GROUP = '"recall.group"';
+export const SKIP = '"recall.skip"';
+export const CONFLICT = '"recall.conflict"';
+
+/** A table of the plan with its staging table and the SQL fragments that relate the two. */
+export class StagedTable {
+  /** Columns the target provides values for (never generated ones), key columns included. */
+  readonly columns: readonly string[];
+  /** The provided columns that are not part of the key: what an update sets and verify compares. */
+  readonly valueColumns: readonly string[];
+
+  constructor(
+    readonly table: SourceTable,
+    /** Name of the staging table in pg_temp. */
+    readonly staging: string,
+    layoutColumns: readonly string[] | undefined,
+  ) {
+    const writable = table.columns.filter((column) => !column.generated).map((column) => column.name);
+    const provided = new Set([...(layoutColumns ?? writable), ...table.key]);
+    this.columns = writable.filter((name) => provided.has(name));
+    this.valueColumns = this.columns.filter((name) => !table.key.includes(name));
+  }
+
+  get name(): string {
+    return this.table.qualified;
+  }
+
+  /** Whether rows are identified by all their columns (no primary key, no identity index). */
+  private get fullIdentity(): boolean {
+    return this.table.primaryKey.length === 0 && !this.table.identityIndex;
+  }
+
+  /** Join condition between a live row (alias a) and a staged row (alias b) of the same key. */
+  sameKey(a: string, b: string): string {
+    return this.table.key
+      .map((column) => {
+        const c = sqlIdentifier(column);
+        // Under full identity there may be no equality operator (json): compare the text.
+        return this.fullIdentity ? `${a}.${c}::text IS NOT DISTINCT FROM ${b}.${c}::text` : `${a}.${c} = ${b}.${c}`;
+      })
+      .join(' AND ');
+  }
+
+  /** Whether a live row (a) differs from a staged row (b) in any provided value, compared as text. */
+  differs(a: string, b: string): string {
+    if (this.valueColumns.length === 0) return 'false';
+    return this.valueColumns
+      .map((column) => `${a}.${sqlIdentifier(column)}::text IS DISTINCT FROM ${b}.${sqlIdentifier(column)}::text`)
+      .join(' OR ');
+  }
+
+  /** The text form of a live row's tenant (alias a), or NULL for a global table. */
+  tenantOf(a: string): string {
+    return this.table.tenantColumn === undefined ? 'NULL::text' : `${a}.${sqlIdentifier(this.table.tenantColumn)}::text`;
+  }
+
+  /** A JSON object of a row's provided columns (alias a), for showing it in a plan. */
+  rowJson(a: string, columns: readonly string[] = this.columns): string {
+    return `json_build_object(${columns.map((column) => `'${column.replaceAll("'", "''")}', ${a}.${sqlIdentifier(column)}::text`).join(', ')})::text`;
+  }
+
+  /** A JSON array of a row's key (alias a). */
+  keyJson(a: string): string {
+    return `json_build_array(${this.table.key.map((column) => `${a}.${sqlIdentifier(column)}::text`).join(', ')})::text`;
+  }
+
+  /** The type of the tenant column, for casting tenant ids given as text. */
+  get tenantType(): string | undefined {
+    return this.table.columns.find((column) => column.name === this.table.tenantColumn)?.type;
+  }
+}
+
+/** Creates an empty staging table shaped like the table's provided columns. */
+export async function createStaging(client: pg.Client, staged: StagedTable): Promise<void> {
+  const columns = staged.columns.map(sqlIdentifier).join(', ');
+  await client.query(`DROP TABLE IF EXISTS pg_temp.${staged.staging}`);
+  // Typed like the table (domains and their checks included), so COPY parses each value with its own type.
+  await client.query(`CREATE TEMP TABLE ${staged.staging} AS SELECT ${columns} FROM ${staged.table.sql} WITH NO DATA`);
+  await client.query(
+    `ALTER TABLE pg_temp.${staged.staging}
+       ADD COLUMN ${PRESENT} boolean NOT NULL DEFAULT true, ADD COLUMN ${GROUP} text,
+       ADD COLUMN ${SKIP} boolean NOT NULL DEFAULT false, ADD COLUMN ${CONFLICT} text`,
+  );
+}
+
+/** Indexes the key and refreshes statistics once the rows are in, so joins use the key. */
+export async function finishStaging(client: pg.Client, staged: StagedTable): Promise<void> {
+  await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${staged.table.key.map(sqlIdentifier).join(', ')})`);
+  await client.query(`ANALYZE pg_temp.${staged.staging}`);
+}
+
+/** Rows per COPY write: large enough to amortise the call, small enough to bound memory. */
+const COPY_BATCH_ROWS = 2000;
+
+/**
+ * Copies one table's target rows into its staging table. A row the table must not
+ * hold is staged with its key only and "recall.present" false.
+ */
+export async function copyTargets(
+  client: pg.Client,
+  staged: StagedTable,
+  rows: AsyncIterable<TargetRow> | Iterable<TargetRow>,
+): Promise<number> {
+  const stream = client.query(
+    copyFrom(`COPY pg_temp.${staged.staging} (${[...staged.columns.map(sqlIdentifier), PRESENT, GROUP, CONFLICT].join(', ')}) FROM STDIN`),
+  );
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('finish', resolve);
+    stream.on('error', reject);
+  });
+  let count = 0;
+  let batch = '';
+  let batched = 0;
+  const flush = async (): Promise<void> => {
+    if (batch === '') return;
+    if (!stream.write(batch)) await Promise.race([once(stream, 'drain'), done]);
+    batch = '';
+    batched = 0;
+  };
+  try {
+    for await (const target of rows) {
+      const values = staged.columns.map((column) => {
+        if (target.row !== null) return target.row[column] ?? null;
+        const position = staged.table.key.indexOf(column);
+        return position < 0 ? null : (target.key[position] ?? null);
+      });
+      const flags = [target.row !== null ? 't' : 'f', target.tenant, changedAfterDoc(target)];
+      batch += `${[...values, ...flags].map(copyField).join('\t')}\n`;
+      count++;
+      if (++batched >= COPY_BATCH_ROWS) await flush();
+    }
+    await flush();
+  } catch (error) {
+    stream.destroy(error as Error);
+    await done.catch(() => undefined);
+    throw error;
+  }
+  stream.end();
+  await done;
+  return count;
+}
+
+/** The conflict document of a row an unselected transaction changed after the undone ones. */
+function changedAfterDoc(target: TargetRow): string | null {
+  const later = target.changedAfter;
+  if (later === undefined) return null;
+  const actor = later.actor === null ? '' : ` (actor ${later.actor})`;
+  return JSON.stringify({
+    kind: 'changed-after',
+    detail: `changed later by transaction ${later.xid}${actor} at ${later.commitTime}`,
+    theirs: later.row,
+  });
+}
+
+/**
+ * Stages, for a restore, the live rows in scope that the target does not hold: each
+ * is staged absent, so apply deletes it. Scope is the listed tenants, or the whole
+ * table. Runs after finishStaging, whose key index keeps this a join, not a scan per row.
+ */
+export async function stageLiveRows(client: pg.Client, staged: StagedTable, tenants: readonly string[] | 'all'): Promise<void> {
+  const key = staged.table.key.map(sqlIdentifier);
+  const tenantColumn = staged.table.tenantColumn;
+  const scope =
+    tenants === 'all' || tenantColumn === undefined
+      ? 'true'
+      : `l.${sqlIdentifier(tenantColumn)} IN (SELECT CAST(x AS ${staged.tenantType}) FROM unnest($1::text[]) AS x)`;
+  await client.query(
+    `INSERT INTO pg_temp.${staged.staging} (${key.join(', ')}, ${PRESENT}, ${GROUP})
+     SELECT ${key.map((c) => `l.${c}`).join(', ')}, false, ${staged.tenantOf('l')} FROM ${staged.table.sql} AS l
+      WHERE ${scope} AND NOT EXISTS (SELECT 1 FROM pg_temp.${staged.staging} AS n WHERE ${staged.sameKey('l', 'n')})`,
+    scope === 'true' ? [] : [tenants],
+  );
+  await client.query(`ANALYZE pg_temp.${staged.staging}`);
+}
+
+/** One field of COPY's text format: \N for NULL, backslash escapes for the rest. */
+function copyField(value: string | null): string {
+  if (value === null) return '\\N';
+  return value.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
+}

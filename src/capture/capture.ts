@@ -44,6 +44,7 @@ export interface CaptureSummary {
 }
 
 const STATUS_INTERVAL_MS = 10_000;
+const IDLE_STATUS_MS = 1_000;
 const HEALTHY_SESSION_MS = 30_000;
 
 /** Streams changes into the vault until stopped (or caught up). */
@@ -225,6 +226,17 @@ class CaptureSession {
           if (frame.kind === 'idle') this.stream.sendStatus(this.durableLsn(), true);
         }
         if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) this.sendStatus();
+        else if (
+          frame.kind === 'idle' &&
+          this.buffer.isEmpty &&
+          this.transaction === undefined &&
+          Date.now() - this.lastStatusAt > IDLE_STATUS_MS
+        ) {
+          // Idle: ask the server where WAL ends, so the slot's confirmed position follows it
+          // within a second or two; a restore waits on that position to know the vault is current.
+          this.lastStatusAt = Date.now();
+          this.stream.sendStatus(this.durableLsn(), true);
+        }
       }
       if (this.transaction === undefined) {
         await this.flush();

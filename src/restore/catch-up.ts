@@ -29,7 +29,7 @@ export async function catchUp(client: pg.Client, options: CatchUpOptions): Promi
   const target = parseLsn(rows[0]?.target ?? '0/0') ?? 0n;
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   for (;;) {
-    const { rows: slots } = await client.query<{ active: boolean; confirmed: string | null }>(
+    const { rows: slots } = await client.query<{ active: string; confirmed: string | null }>(
       'SELECT active, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1',
       [slot],
     );
@@ -39,7 +39,7 @@ export async function catchUp(client: pg.Client, options: CatchUpOptions): Promi
     }
     const confirmed = state.confirmed === null ? 0n : (parseLsn(state.confirmed) ?? 0n);
     if (confirmed >= target) break;
-    if (!state.active) {
+    if (state.active !== 't') {
       options.log(`catching up: the vault is ${target - confirmed} bytes behind the source; capturing them first`);
       await capture({ source: options.source, vault: options.vault, tenancy: options.tenancy, untilCaughtUp: true });
       return;

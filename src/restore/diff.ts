@@ -197,7 +197,7 @@ export async function listConflicts(
     key: string;
     ours: string | null;
     doc: string;
-    skip: boolean;
+    skip: string;
     total: string;
     unresolved: string;
   }>(
@@ -213,7 +213,7 @@ export async function listConflicts(
         ? doc.kind === 'changed-after'
           ? 'ours'
           : undefined
-        : row.skip && resolution !== undefined
+        : row.skip === 't' && resolution !== undefined
           ? resolution
           : undefined;
     return {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
+import { recallContextSql } from '../src/capture/index.js';
 import { SAAS_SCHEMA, cleanupScript, keepWorking, signUp, tenantNames } from '../src/demo/saas.js';
 import { fixture, jsonLines, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
@@ -72,6 +73,93 @@ for (const major of testMajors('one')) {
       // Identity and serial sequences still hand out fresh values; the updated_at trigger fires again for the app.
       await f.db.query(`INSERT INTO public.users (tenant_id, email, name) VALUES ('t001', 'new@t001.example', 'New')`);
       await f.db.query(`INSERT INTO public.projects (tenant_id, name) VALUES ('t001', 'After the undo')`);
+    });
+
+    test('a mistaken TRUNCATE of every tenant table is undone by --txn; later sign-ups stay', async () => {
+      const tenants = tenantNames(8);
+      const f = await start(tenants);
+      const before = await tenantState(f.db, tenants);
+      await f.db.query('BEGIN');
+      await f.db.query(...recallContextSql({ actor: 'dba' }));
+      await f.db.query('TRUNCATE public.tenants, public.users, public.projects, public.issues, public.memberships');
+      const { rows } = await f.db.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+      await f.db.query('COMMIT');
+      await signUp(f.db, ['t100', 't101']);
+      const signUps = await tenantState(f.db, ['t100', 't101']);
+
+      const undo = await f.recall(['undo', '--txn', rows[0]?.xid ?? '', '--yes']);
+      assert.equal(undo.code, 0, undo.stderr);
+      assert.deepStrictEqual(await tenantState(f.db, tenants), before, 'every truncated row is back');
+      assert.deepStrictEqual(await tenantState(f.db, ['t100', 't101']), signUps, 'the sign-ups after the TRUNCATE stay');
+    });
+
+    test('conflicts stop the plan with exit 3 and write nothing, until --on-conflict resolves them', async () => {
+      const tenants = tenantNames(4);
+      const f = await start(tenants);
+      const db = f.db;
+      // A transaction to undo edits an issue of t002; the app edits that issue again afterwards.
+      await db.query('BEGIN');
+      await db.query(...recallContextSql({ actor: 'bulk-edit' }));
+      const edited = await db.query<{ id: string }>(
+        `UPDATE public.issues SET title = 'bulk' WHERE id = (SELECT min(id) FROM public.issues WHERE tenant_id = 't002') RETURNING id`,
+      );
+      const issue = edited.rows[0]?.id ?? '';
+      const xid = (await db.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0]?.xid ?? '';
+      await db.query('COMMIT');
+      await db.query(`UPDATE public.issues SET status = 'done' WHERE id = $1`, [issue]);
+
+      const refused = await f.recall(['undo', '--txn', xid, '--dry-run', '--json']);
+      assert.equal(refused.code, 3, refused.stderr);
+      assert.match(refused.stderr, /1 unresolved conflict; nothing was written/);
+      const [doc] = jsonLines<{
+        plan: {
+          groups: { conflicts: { kind: string; key: string[]; ours: { title: string }; theirs: { title: string; status: string } }[] }[];
+        };
+      }>(refused.stdout);
+      const conflict = doc?.plan.groups.flatMap((g) => g.conflicts)[0];
+      assert.equal(conflict?.kind, 'changed-after');
+      assert.deepStrictEqual(conflict?.key, [issue]);
+      assert.notEqual(conflict?.ours.title, 'bulk', 'ours is the version before the undone transaction');
+      assert.deepStrictEqual([conflict?.theirs.title, conflict?.theirs.status], ['bulk', 'done'], 'theirs is the live row');
+      const live = await tenantState(db, tenants);
+      assert.equal((await f.recall(['undo', '--txn', xid, '--yes'])).code, 3);
+      assert.deepStrictEqual(await tenantState(db, tenants), live, 'an unresolved conflict writes nothing, even with --yes');
+
+      assert.equal((await f.recall(['undo', '--txn', xid, '--on-conflict', 'theirs', '--yes'])).code, 0);
+      assert.deepStrictEqual(await tenantState(db, tenants), live, 'theirs keeps the live row');
+      const ours = await f.recall(['undo', '--txn', xid, '--on-conflict', 'ours', '--yes']);
+      assert.equal(ours.code, 0, ours.stderr);
+      const after = await db.query<{ title: string; status: string }>('SELECT title, status FROM public.issues WHERE id = $1', [issue]);
+      assert.deepStrictEqual(
+        after.rows[0],
+        { title: conflict?.ours.title, status: 'open' },
+        'ours writes the version before the undone transaction',
+      );
+
+      // edudip: a tenant deleted by mistake, and its user's unique email taken since by another tenant.
+      const [deleted] = await cleanupScript(db, ['t003'], 1, 'oops');
+      await db.query(`INSERT INTO public.users (tenant_id, email, name) VALUES ('t004', 'user1@t003.example', 'Reused')`);
+      const livePlan = await tenantState(db, tenants);
+      const unique = await f.recall(['undo', '--txn', String(deleted), '--dry-run']);
+      assert.equal(unique.code, 3, unique.stderr);
+      assert.match(unique.stdout, /unique public\.users key \["\d+"\] \(tenant t003\): users_email_key \(email\) is held by another row/);
+      assert.match(
+        unique.stdout,
+        /theirs: .*"email":"user1@t003\.example".*"tenant_id":"t004"|theirs: .*"tenant_id":"t004".*"email":"user1@t003\.example"/,
+      );
+      assert.deepStrictEqual(await tenantState(db, tenants), livePlan, 'nothing written');
+
+      // theirs: t003 comes back without the user whose email is taken, and without what depends on that user.
+      const resolved = await f.recall(['undo', '--txn', String(deleted), '--on-conflict', 'theirs', '--yes']);
+      assert.equal(resolved.code, 0, resolved.stderr);
+      const back = await tenantState(db, ['t003']);
+      assert.equal(back.tenants?.length, 1);
+      assert.equal(back.users?.length, 2, 'the conflicting user stays out');
+      const dangling = await db.query(
+        `SELECT 'membership' FROM public.memberships m WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = m.user_id)
+         UNION ALL SELECT 'issue' FROM public.issues i WHERE i.assignee_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = i.assignee_id)`,
+      );
+      assert.deepStrictEqual(dangling.rows, [], 'no foreign key dangles');
     });
   });
 }

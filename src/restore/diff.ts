@@ -114,7 +114,7 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
       const result = await client.query(
         `UPDATE ${s(staged)} AS x SET ${CONFLICT} = f.doc
            FROM (SELECT d.ctid AS id,
-                        (SELECT ${conflictDoc('foreign-key', `${label} || ': a row that stays references this row'`, `json_build_object('table', '${key.child.replaceAll("'", "''")}', 'row', row_to_json(c))`)}
+                        (SELECT ${conflictDoc('foreign-key', `${label} || ': a row that stays references this row'`, `(SELECT json_object_agg(kv.key, kv.value) FROM json_each_text(row_to_json(c)) AS kv)`)}
                            FROM ${sqlTableName(parseTableName(key.parent))} l JOIN ${childSql} c ON ${match('c', 'l')}
                           WHERE ${staged.sameKey('l', 'd')} AND NOT (d.${PRESENT} AND ${sameValues})
                             ${childStaged === undefined ? '' : `AND ${remains(childStaged, 'c')}`}
@@ -202,7 +202,7 @@ export async function listConflicts(
     unresolved: string;
   }>(
     `SELECT n.${GROUP} AS group, ${staged.keyJson('n')} AS key,
-            CASE WHEN n.${PRESENT} THEN ${staged.rowJson('n')} END AS ours, n.${CONFLICT} AS doc, n.${SKIP} AS skip,
+            CASE WHEN n.${PRESENT} THEN ${staged.rowJson('n')}::text END AS ours, n.${CONFLICT} AS doc, n.${SKIP} AS skip,
             count(*) OVER () AS total, count(*) FILTER (WHERE NOT n.${SKIP} AND NOT ${forced}) OVER () AS unresolved
        FROM ${s(staged)} n WHERE n.${CONFLICT} IS NOT NULL ORDER BY 1, 2 LIMIT ${LISTED_CONFLICTS}`,
   );

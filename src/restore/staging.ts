@@ -67,9 +67,9 @@ export class StagedTable {
     return this.table.tenantColumn === undefined ? 'NULL::text' : `${a}.${sqlIdentifier(this.table.tenantColumn)}::text`;
   }
 
-  /** A JSON object of a row's provided columns (alias a), for showing it in a plan. */
-  rowJson(a: string, columns: readonly string[] = this.columns): string {
-    return `json_build_object(${columns.map((column) => `'${column.replaceAll("'", "''")}', ${a}.${sqlIdentifier(column)}::text`).join(', ')})::text`;
+  /** A JSON object of a row's provided columns (alias a) as text values, for showing it in a plan. */
+  rowJson(a: string): string {
+    return `json_build_object(${this.columns.map((column) => `'${column.replaceAll("'", "''")}', ${a}.${sqlIdentifier(column)}::text`).join(', ')})`;
   }
 
   /** A JSON array of a row's key (alias a). */

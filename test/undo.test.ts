@@ -13,6 +13,16 @@ import { testMajors } from './harness/majors.js';
 import { counts, othersState, tenantState } from './harness/saas.js';
 import { CaptureProcess } from './harness/workload.js';
 
+/** One tenant's rows out of a state of many (rows are row_to_json text, holding the tenant id). */
+function tenantSlice(state: Record<string, string[]>, tenant: string): Record<string, string[]> {
+  return Object.fromEntries(
+    Object.entries(state).map(([table, rows]) => [
+      table,
+      rows.filter((row) => (JSON.parse(row) as { id?: string; tenant_id?: string })[table === 'tenants' ? 'id' : 'tenant_id'] === tenant),
+    ]),
+  );
+}
+
 for (const major of testMajors('one')) {
   describe(`undo on PostgreSQL ${major}`, () => {
     const fixtures: Fixture[] = [];
@@ -160,6 +170,45 @@ for (const major of testMajors('one')) {
          UNION ALL SELECT 'issue' FROM public.issues i WHERE i.assignee_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.users u WHERE u.id = i.assignee_id)`,
       );
       assert.deepStrictEqual(dangling.rows, [], 'no foreign key dangles');
+    });
+
+    test('kill -9 during apply leaves each tenant untouched or fully restored, and a rerun completes the undo', async () => {
+      const all = tenantNames(40);
+      const f = await fixture(major, SAAS_SCHEMA);
+      fixtures.push(f);
+      await signUp(f.db, all, { users: 10, projects: 4, issuesPerProject: 60 });
+      assert.equal((await f.recall(['init'])).code, 0);
+      const capture = CaptureProcess.spawn(f);
+      captures.push(capture);
+      await capture.waitForLines(/capture: streaming slot/, 1, 30_000);
+      const before = await tenantState(f.db, all);
+      await cleanupScript(f.db, all, 8);
+
+      const undo = new CaptureProcess(f.spawnRecall(['undo', '--actor', 'cleanup-script', '--yes']));
+      const restored = async (): Promise<number> =>
+        Number((await f.db.query<{ n: string }>('SELECT count(*) AS n FROM public.tenants WHERE id = ANY($1)', [all])).rows[0]?.n);
+      const deadline = Date.now() + 60_000;
+      while ((await restored()) === 0 && undo.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      await undo.kill9();
+      const partly = await restored();
+      assert.ok(partly > 0 && partly < all.length, `killed mid-apply (${partly} of ${all.length} tenants written)`);
+
+      for (const tenant of all) {
+        const state = await tenantState(f.db, [tenant]);
+        const rows = Object.values(state).reduce((sum, list) => sum + list.length, 0);
+        if (rows > 0) assert.deepStrictEqual(counts(state), counts(tenantSlice(before, tenant)), `tenant ${tenant} is fully restored`);
+        if (rows > 0) assert.deepStrictEqual(state, tenantSlice(before, tenant), `tenant ${tenant} is fully restored`);
+      }
+      // The dead restore's freeze died with its session: the application writes again.
+      const written = (await f.db.query<{ id: string }>('SELECT min(id) AS id FROM public.tenants')).rows[0]?.id;
+      await f.db.query(`INSERT INTO public.projects (tenant_id, name) VALUES ($1, 'while frozen?')`, [written]);
+      await f.db.query(`DELETE FROM public.projects WHERE name = 'while frozen?'`);
+
+      const rerun = await f.recall(['undo', '--actor', 'cleanup-script', '--yes']);
+      assert.equal(rerun.code, 0, rerun.stderr);
+      assert.doesNotMatch(rerun.stdout, /conflict/, "the first run's own writes are not conflicts");
+      assert.deepStrictEqual(counts(await tenantState(f.db, all)), counts(before), rerun.stdout + rerun.stderr);
+      assert.deepStrictEqual(await tenantState(f.db, all), before);
     });
   });
 }

@@ -184,10 +184,18 @@ class Reader {
     return text;
   }
 
-  bytes(length: number): Buffer {
-    const slice = this.buffer.subarray(this.offset, this.offset + length);
+  /** UTF-8 text of the given length, decoded at once (no copy of the bytes). */
+  text(length: number): string {
+    const text = this.buffer.toString('utf8', this.offset, this.offset + length);
     this.offset += length;
-    return slice;
+    return text;
+  }
+
+  /** A copy: the frame's buffer belongs to the socket reader, which reuses it for later frames. */
+  bytes(length: number): Buffer {
+    const copy = Buffer.from(this.buffer.subarray(this.offset, this.offset + length));
+    this.offset += length;
+    return copy;
   }
 
   expect(marker: string): void {
@@ -201,7 +209,7 @@ class Reader {
       const kind = String.fromCharCode(this.byte());
       if (kind === 'n') values.push(null);
       else if (kind === 'u') values.push(UNCHANGED_TOAST);
-      else if (kind === 't') values.push(this.bytes(this.uint32()).toString('utf8'));
+      else if (kind === 't') values.push(this.text(this.uint32()));
       else throw new Error(`pgoutput: unsupported column format ${JSON.stringify(kind)} (binary mode is never requested)`);
     }
     return values;

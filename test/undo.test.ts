@@ -76,7 +76,7 @@ for (const major of testMajors('one')) {
 
       const undo = await f.recall(['undo', '--actor', 'cleanup-script', '--yes']);
       assert.equal(undo.code, 0, undo.stderr);
-      assert.match(undo.stderr, /undo: wrote \d+ row\(s\) in 40 group\(s\)/);
+      assert.match(undo.stderr, /undo: wrote \d+ row\(s\) in 40 transaction\(s\), one per tenant/);
       assert.deepStrictEqual(await tenantState(f.db, doomed), before, 'the 40 tenants are back exactly as before the script');
       assert.deepStrictEqual(await othersState(f.db, doomed), othersBefore, 'no other row changed');
 
@@ -147,7 +147,7 @@ for (const major of testMajors('one')) {
       );
 
       // edudip: a tenant deleted by mistake, and its user's unique email taken since by another tenant.
-      const [deleted] = await cleanupScript(db, ['t003'], 1, 'oops');
+      const [deleted] = await cleanupScript(db, ['t003'], 1, { actor: 'oops' });
       await db.query(`INSERT INTO public.users (tenant_id, email, name) VALUES ('t004', 'user1@t003.example', 'Reused')`);
       const livePlan = await tenantState(db, tenants);
       const unique = await f.recall(['undo', '--txn', String(deleted), '--dry-run']);

@@ -56,14 +56,14 @@ export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, ve
     const progress = process.stderr.isTTY;
     const result = await prepared.apply({
       onGroup: (group, done, total) => {
-        if (progress) process.stderr.write(`\r${verb}: ${done}/${total} group(s) written and verified`);
+        if (progress) process.stderr.write(`\r${verb}: ${done}/${total} tenants written and verified`);
       },
     });
     if (progress) process.stderr.write('\n');
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     if (flags.json) process.stdout.write(`${toJson({ applied: result })}\n`);
     logLine(
-      `${verb}: wrote ${result.written} row(s) in ${result.groups.length} group(s), each verified against the target, in ${seconds} s (plan ${result.planId})`,
+      `${verb}: wrote ${result.written} row(s) in ${result.groups.length} transaction(s), one per tenant, each verified against the target before commit, in ${seconds} s (plan ${result.planId})`,
     );
     return 0;
   } finally {

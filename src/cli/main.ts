@@ -77,6 +77,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--until <point>', 'with --actor: only transactions up to this point')
     .action(run(() => import('./undo.js')));
 
+  program
+    .command('demo')
+    .description('a throwaway PostgreSQL with a sample SaaS, an accident, and its undo (needs no database of your own)')
+    .option('--keep', 'leave the database running and the vault in place, and print how to connect')
+    .option('--json', 'print the events as JSON lines')
+    .action(run(() => import('./demo.js')));
+
   program.addHelpText(
     'after',
     `

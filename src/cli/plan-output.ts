@@ -35,7 +35,8 @@ export function formatPlan(plan: Plan): string {
   });
   if (tenants.length > 0) {
     const more = tenants.length > LISTED_TENANTS ? `, and ${tenants.length - LISTED_TENANTS} more` : '';
-    lines.push(`  ${tenants.length} group${tenants.length === 1 ? '' : 's'}: ${named.join(', ')}${more}`);
+    const noun = tenants.some((group) => group.tenant === null) ? 'group' : 'tenant';
+    lines.push(`  ${tenants.length} ${noun}${tenants.length === 1 ? '' : 's'}: ${named.join(', ')}${more}`);
   }
   const skipped = plan.groups.filter((group) => group.skipped).map((group) => group.tenant ?? '(global tables)');
   if (skipped.length > 0) lines.push(`  skipped (--on-conflict skip): ${skipped.join(', ')}`);

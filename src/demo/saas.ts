@@ -139,9 +139,16 @@ export async function work(db: pg.Client, tenant: string, random: () => number):
 }
 
 /** The mistake: a cleanup script that hard-deletes tenants, a batch per transaction, each tagged with its actor. */
-export async function cleanupScript(db: pg.Client, tenants: readonly string[], batch: number, actor = 'cleanup-script'): Promise<bigint[]> {
+export async function cleanupScript(
+  db: pg.Client,
+  tenants: readonly string[],
+  batch: number,
+  options: { actor?: string; pauseMs?: number } = {},
+): Promise<bigint[]> {
+  const actor = options.actor ?? 'cleanup-script';
   const xids: bigint[] = [];
   for (let i = 0; i < tenants.length; i += batch) {
+    if (i > 0 && options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
     await db.query('BEGIN');
     await db.query(...recallContextSql({ actor, ticket: 'OPS-1234' }));
     await db.query('DELETE FROM public.tenants WHERE id = ANY($1)', [tenants.slice(i, i + batch)]);
@@ -170,4 +177,37 @@ export function keepWorking(db: pg.Client, tenants: readonly string[], seed: num
       return count;
     },
   };
+}
+
+/** table → rows as JSON text, sorted: a state two moments can be compared by. */
+export type SaasState = Record<string, string[]>;
+
+/** The rows of the given tenants in every tenant table. */
+export async function tenantState(db: pg.Client, tenants: readonly string[]): Promise<SaasState> {
+  return state(db, (column) => `${column} = ANY($1)`, [tenants], false);
+}
+
+/** Every row not of the given tenants, the global plans table included. */
+export async function othersState(db: pg.Client, tenants: readonly string[]): Promise<SaasState> {
+  return state(db, (column) => `NOT (${column} = ANY($1))`, [tenants], true);
+}
+
+async function state(db: pg.Client, where: (column: string) => string, params: unknown[], global: boolean): Promise<SaasState> {
+  const out: SaasState = {};
+  for (const table of TENANT_TABLES) {
+    const column = table === 'tenants' ? 'id' : 'tenant_id';
+    const { rows } = await db.query<{ r: string }>(
+      `SELECT row_to_json(t)::text AS r FROM public.${table} t WHERE ${where(column)} ORDER BY 1`,
+      params,
+    );
+    out[table] = rows.map((row) => row.r);
+  }
+  if (global)
+    out.plans = (await db.query<{ r: string }>('SELECT row_to_json(t)::text AS r FROM public.plans t ORDER BY 1')).rows.map((row) => row.r);
+  return out;
+}
+
+/** Rows in a state. */
+export function rowCount(s: SaasState): number {
+  return Object.values(s).reduce((sum, rows) => sum + rows.length, 0);
 }

@@ -40,6 +40,8 @@ export interface Cluster {
   kill9(): Promise<void>;
   /** Stops, then starts. */
   restart(): Promise<void>;
+  /** A shell command that stops the server and removes its files, for a cluster left running on purpose. */
+  readonly removeCommand: string;
   /** Stops the server without a checkpoint if it runs and removes every file; safe to call twice. */
   destroy(): Promise<void>;
 }
@@ -190,6 +192,11 @@ class SandboxCluster implements Cluster {
 
   get port(): number {
     return this.#port;
+  }
+
+  get removeCommand(): string {
+    const stop = `${join(this.binaries.native, 'bin', 'pg_ctl')} -D ${this.dataDir} -m fast stop`;
+    return `${this.user === null ? stop : `su postgres -c '${stop}'`} && rm -rf ${this.root}`;
   }
 
   url(options: { database?: string; user?: string; password?: string | null } = {}): string {

@@ -14,6 +14,20 @@ export interface ApplyFlags {
   readonly dryRun?: boolean;
   readonly yes?: boolean;
   readonly onConflict?: string;
+  readonly jobs: string;
+  readonly maxRate?: string;
+}
+
+/** The apply tuning flags (--jobs, --max-rate), checked before anything happens. */
+export function tuningOf(flags: ApplyFlags): { jobs: number; maxRowsPerSecond?: number } {
+  const jobs = positiveInteger(flags.jobs, '--jobs');
+  return flags.maxRate === undefined ? { jobs } : { jobs, maxRowsPerSecond: positiveInteger(flags.maxRate, '--max-rate') };
+}
+
+function positiveInteger(text: string, flag: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1)
+    throw new UsageError(`${flag} must be a positive whole number, not "${text}"`, `e.g. ${flag} 4`);
+  return Number(text);
 }
 
 /** The --on-conflict value, checked before anything happens. */

@@ -60,6 +60,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         'resolve conflicts: skip (leave those tenants out), theirs (keep the live rows), ours (overwrite later changes)',
       )
       .option('--dry-run', 'show the plan only; write nothing')
+      .option('--jobs <n>', 'tenants staged and written side by side, one connection each', '2')
+      .option('--max-rate <rows>', 'cap the write rate, in rows per second (default: no cap)')
       .option('--yes', 'apply without asking (for scripts)');
 
   applyOptions(commonOptions(program.command('restore')))

@@ -3,7 +3,7 @@
 import { UsageError } from '../errors.js';
 import { planRestore } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
-import { assertConfirmable, resolutionOf, showAndApply, type ApplyFlags } from './apply-plan.js';
+import { assertConfirmable, resolutionOf, showAndApply, tuningOf, type ApplyFlags } from './apply-plan.js';
 import { logLine, sourceOf, tenancyOf, vaultOf, type CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string; all?: boolean; to: string }): Promise<number> {
@@ -18,6 +18,7 @@ export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string; a
     throw new UsageError(`--tenant "${flags.tenant}" holds an empty name`, 'e.g. --tenant acme,globex');
   const to = parsePoint(flags.to);
   const onConflict = resolutionOf(flags);
+  const tuning = tuningOf(flags);
   assertConfirmable(flags);
   const prepared = await planRestore({
     source: sourceOf(flags),
@@ -28,6 +29,7 @@ export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string; a
     pointText: flags.to,
     ...(onConflict === undefined ? {} : { onConflict }),
     dryRun: flags.dryRun === true,
+    ...tuning,
     log: logLine,
   });
   return showAndApply(prepared, flags, 'restore');

@@ -3,7 +3,7 @@
 import { UsageError } from '../errors.js';
 import { planUndo } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
-import { assertConfirmable, resolutionOf, showAndApply, type ApplyFlags } from './apply-plan.js';
+import { assertConfirmable, resolutionOf, showAndApply, tuningOf, type ApplyFlags } from './apply-plan.js';
 import { logLine, sourceOf, tenancyOf, vaultOf, type CommonFlags } from './common.js';
 
 export async function run(
@@ -26,6 +26,7 @@ export async function run(
   const since = flags.since === undefined ? undefined : parsePoint(flags.since);
   const until = flags.until === undefined ? undefined : parsePoint(flags.until);
   const onConflict = resolutionOf(flags);
+  const tuning = tuningOf(flags);
   assertConfirmable(flags);
   const prepared = await planUndo({
     source: sourceOf(flags),
@@ -37,6 +38,7 @@ export async function run(
     ...(until === undefined ? {} : { until }),
     ...(onConflict === undefined ? {} : { onConflict }),
     dryRun: flags.dryRun === true,
+    ...tuning,
     log: logLine,
   });
   return showAndApply(prepared, flags, 'undo');

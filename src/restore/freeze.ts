@@ -42,68 +42,66 @@ $guard$`;
 
 const TRIGGER = 'recall_guard';
 
-/** A freeze held on one connection: call lift() in a finally block. */
-export class Freeze {
-  private constructor(
-    private readonly client: pg.Client,
-    private readonly tables: readonly SourceTable[],
-  ) {}
-
-  /**
-   * Installs the guard on the tables and takes the locks: every listed tenant, or
-   * (tenants 'all') every table as a whole; global tables in the list are always
-   * frozen whole.
-   */
-  static async take(client: pg.Client, tables: readonly SourceTable[], tenants: readonly string[] | 'all'): Promise<Freeze> {
-    const freeze = new Freeze(client, tables);
-    try {
-      await client.query(`SET lock_timeout = '${FREEZE_WAIT}'`);
-      await client.query('CREATE SCHEMA IF NOT EXISTS recall');
-      await client.query(GUARD_FUNCTION);
-      for (const table of tables) {
-        const argument = table.tenantColumn === undefined ? '' : `'${table.tenantColumn.replaceAll("'", "''")}'`;
-        await client.query(
-          `CREATE OR REPLACE TRIGGER ${TRIGGER} BEFORE INSERT OR UPDATE OR DELETE ON ${table.sql}
-             FOR EACH ROW EXECUTE FUNCTION recall.guard(${argument})`,
-        );
-      }
-      for (const table of tables) {
-        if (tenants === 'all' || table.tenantColumn === undefined) {
-          await client.query(`SELECT pg_advisory_lock(${TABLE_LOCKS}, hashtext($1::text))`, [String(table.oid)]);
-        }
-      }
-      if (tenants !== 'all') {
-        for (const tenant of tenants) await client.query(`SELECT pg_advisory_lock(${TENANT_LOCKS}, hashtext($1))`, [tenant]);
-      }
-      await client.query('RESET lock_timeout');
-      return freeze;
-    } catch (error) {
-      await freeze.lift().catch(() => undefined);
-      if ((error as { code?: string }).code === '55P03') {
-        throw new FreezeError(
-          `could not freeze the affected rows within ${FREEZE_WAIT}: a transaction writing to them is still running`,
-          'find it in pg_stat_activity (state, xact_start) and let it finish or end it, then run again',
-          { cause: error },
-        );
-      }
-      throw error;
+/**
+ * Installs the guard trigger on each table (CREATE OR REPLACE: a guard left by an
+ * earlier run is reused). Runs on one connection before any lock is taken.
+ */
+export async function installGuards(client: pg.Client, tables: readonly SourceTable[]): Promise<void> {
+  await withFreezeWait(client, async () => {
+    await client.query('CREATE SCHEMA IF NOT EXISTS recall');
+    await client.query(GUARD_FUNCTION);
+    for (const table of tables) {
+      const argument = table.tenantColumn === undefined ? '' : `'${table.tenantColumn.replaceAll("'", "''")}'`;
+      await client.query(
+        `CREATE OR REPLACE TRIGGER ${TRIGGER} BEFORE INSERT OR UPDATE OR DELETE ON ${table.sql}
+           FOR EACH ROW EXECUTE FUNCTION recall.guard(${argument})`,
+      );
     }
-  }
+  });
+}
 
-  /**
-   * Releases the locks and removes the guard triggers, unless another Recall freeze
-   * is active (its guard must stay). A guard left behind by a crash blocks nothing:
-   * the locks it checks died with the session.
-   */
-  async lift(): Promise<void> {
-    await this.client.query('SELECT pg_advisory_unlock_all()');
-    const { rows } = await this.client.query<{ others: string }>(
-      `SELECT count(*) AS others FROM pg_locks
-        WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND pid <> pg_backend_pid() AND granted`,
-    );
-    if (Number(rows[0]?.others ?? 0) > 0) return;
-    await this.client.query(`SET lock_timeout = '${FREEZE_WAIT}'`);
-    for (const table of this.tables) await this.client.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${table.sql}`);
-    await this.client.query('RESET lock_timeout');
+/**
+ * Freezes rows on this connection's session: every listed tenant, and the listed
+ * tables as a whole. Waits (up to FREEZE_WAIT) for writers already at work.
+ */
+export async function freeze(client: pg.Client, what: { tenants: readonly string[]; wholeTables: readonly SourceTable[] }): Promise<void> {
+  await withFreezeWait(client, async () => {
+    for (const table of what.wholeTables)
+      await client.query(`SELECT pg_advisory_lock(${TABLE_LOCKS}, hashtext($1::text))`, [String(table.oid)]);
+    for (const tenant of what.tenants) await client.query(`SELECT pg_advisory_lock(${TENANT_LOCKS}, hashtext($1))`, [tenant]);
+  });
+}
+
+/**
+ * Removes the guard triggers once no Recall freeze is held any more (a concurrent
+ * restore's guard must stay). A guard left behind by a crash blocks nothing: the
+ * locks it checks died with the session.
+ */
+export async function removeGuards(client: pg.Client, tables: readonly SourceTable[]): Promise<void> {
+  const { rows } = await client.query<{ held: string }>(
+    `SELECT count(*) AS held FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND granted`,
+  );
+  if (Number(rows[0]?.held ?? 0) > 0) return;
+  await withFreezeWait(client, async () => {
+    for (const table of tables) await client.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${table.sql}`);
+  });
+}
+
+/** Runs freeze work under lock_timeout, turning a timeout into a FreezeError. */
+async function withFreezeWait(client: pg.Client, work: () => Promise<void>): Promise<void> {
+  await client.query(`SET lock_timeout = '${FREEZE_WAIT}'`);
+  try {
+    await work();
+  } catch (error) {
+    if ((error as { code?: string }).code === '55P03') {
+      throw new FreezeError(
+        `could not freeze the affected rows within ${FREEZE_WAIT}: a transaction writing to them is still running`,
+        'find it in pg_stat_activity (state, xact_start) and let it finish or end it, then run again',
+        { cause: error },
+      );
+    }
+    throw error;
+  } finally {
+    await client.query('RESET lock_timeout').catch(() => undefined);
   }
 }

@@ -1,31 +1,22 @@
 // Planning a restore or an undo, end to end: catch the vault up, resolve what is
 // selected, freeze the affected tenants (unless it is a dry run), stage the target
 // state next to the live rows, find and resolve conflicts, and summarise the plan.
-// The result holds the staged state on its connection, so apply writes exactly
-// what was planned and shown, under the same freeze.
+// The result holds the staged state in its sessions, so apply writes exactly what
+// was planned and shown, under the same freeze.
 
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { UnknownTableError, UnresolvedConflictsError, UsageError } from '../errors.js';
-import {
-  connectSource,
-  readCatalog,
-  readConstraints,
-  type Constraints,
-  type SourceConfig,
-  type SourceTable,
-  type TenancyConfig,
-} from '../source/index.js';
+import { connectSource, readCatalog, readConstraints, type SourceConfig, type SourceTable, type TenancyConfig } from '../source/index.js';
 import { formatLsn, VaultReader, type Lsn, type Point } from '../timeline/index.js';
 import { queryRows, type Vault } from '../vault/index.js';
-import { applyGroup, type GroupResult } from './apply.js';
+import type { GroupResult } from './apply.js';
 import { catchUp } from './catch-up.js';
-import { countWrites, listConflicts, resolveConflicts, type StagedPlan } from './diff.js';
-import { Freeze } from './freeze.js';
-import { totalsOf, type Conflict, type ConflictResolution, type GroupPlan, type Plan, type Selection, type TableSteps } from './plan.js';
-import { copyTargets, createStaging, finishStaging, stageLiveRows, StagedTable } from './staging.js';
-import { restoreTargets, selectTransactions, undoTargets, type TargetRow } from './target.js';
-import { parentsFirst } from './write-order.js';
+import { installGuards, removeGuards } from './freeze.js';
+import { totalsOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
+import { PlanSession, type SessionContext, type SessionShare } from './plan-session.js';
+import { restoreTargets, selectTransactions, undoTargets } from './target.js';
+import { Throttle } from './throttle.js';
 
 /** What every restore and undo needs. */
 export interface PlanCommon {
@@ -35,6 +26,10 @@ export interface PlanCommon {
   readonly onConflict?: ConflictResolution;
   /** Plan only: no freeze, and apply is refused. */
   readonly dryRun?: boolean;
+  /** Sessions that stage and write tenants side by side (default 2). */
+  readonly jobs?: number;
+  /** Caps the write rate of apply, in rows per second. */
+  readonly maxRowsPerSecond?: number;
   /** Progress and notes (stderr in the CLI). */
   readonly log?: (line: string) => void;
 }
@@ -81,9 +76,10 @@ export async function planRestore(options: RestoreOptions): Promise<PreparedPlan
       id: planIdOf(`restore ${JSON.stringify(options.tenants)} ${lsn}`),
       tables,
       tenants: options.tenants,
+      global: options.tenants === 'all',
       layoutLsn: lsn,
-      targets: (fresh) => restoreTargets(fresh, options.tenants, lsn),
-      liveScope: options.tenants,
+      targets: (fresh, share) => restoreTargets(fresh, share.tenants, lsn),
+      restore: true,
     };
   });
 }
@@ -120,9 +116,11 @@ export async function planUndo(options: UndoOptions): Promise<PreparedPlan> {
       id,
       tables,
       tenants,
+      global: touched.some((row) => row.tenant === null),
       layoutLsn: undefined,
-      targets: (fresh) => undoTargets(fresh, xids, id),
-      liveScope: undefined,
+      targets: (fresh, share) =>
+        undoTargets(fresh, xids, id, { tenants: share.tenants === 'all' ? [] : share.tenants, global: share.global }),
+      restore: false,
     };
   });
 }
@@ -132,129 +130,80 @@ interface Scope {
   readonly selection: Selection;
   readonly id: string;
   readonly tables: readonly SourceTable[];
-  /** Tenants to freeze ('all': every table as a whole). */
+  /** The tenants involved ('all': the whole database). */
   readonly tenants: readonly string[] | 'all';
-  /** The LSN whose layouts the target rows are in (undefined: the newest). */
+  /** Whether rows of global tables are involved. */
+  readonly global: boolean;
   readonly layoutLsn: Lsn | undefined;
-  readonly targets: (reader: VaultReader) => AsyncGenerator<TargetRow>;
-  /** For a restore: the live rows to replace (tenants or all); undefined for an undo. */
-  readonly liveScope: readonly string[] | 'all' | undefined;
+  readonly targets: SessionContext['targets'];
+  readonly restore: boolean;
 }
+
+/** Sessions a plan runs side by side unless told otherwise. */
+const DEFAULT_JOBS = 2;
 
 async function prepare(options: PlanCommon, select: (client: pg.Client, reader: VaultReader) => Promise<Scope>): Promise<PreparedPlan> {
   const log = options.log ?? (() => undefined);
   const catchUpOptions = { source: options.source, vault: options.vault, tenancy: options.tenancy, log };
   const client = await connectSource(options.source);
-  let freeze: Freeze | undefined;
+  const sessions: PlanSession[] = [];
+  let guarded: readonly SourceTable[] = [];
   try {
     await catchUp(client, catchUpOptions);
-    let reader = await VaultReader.open(options.vault);
+    const reader = await VaultReader.open(options.vault);
     let scope: Scope;
     try {
       scope = await select(client, reader);
     } finally {
       reader.close();
     }
+    const context: SessionContext = {
+      source: options.source,
+      vault: options.vault,
+      constraints: await readConstraints(client),
+      tables: scope.tables,
+      layoutLsn: scope.layoutLsn,
+      targets: scope.targets,
+      restore: scope.restore,
+      onConflict: options.onConflict,
+    };
+    const shares = shareOut(scope, options.jobs ?? DEFAULT_JOBS);
     if (!options.dryRun) {
-      freeze = await Freeze.take(client, scope.tables, scope.tenants);
-      // Writes that committed before the freeze took hold must be in the plan too.
-      await catchUp(client, catchUpOptions);
+      await installGuards(client, scope.tables);
+      guarded = scope.tables;
     }
-    const constraints = await readConstraints(client);
-    reader = await VaultReader.open(options.vault);
-    let staged: StagedTable[];
-    try {
-      const layoutLsn = scope.layoutLsn ?? reader.manifest.throughLsn;
-      staged = parentsFirst(
-        scope.tables.map((table) => table.qualified),
-        constraints.foreignKeys,
-      ).map((name, i) => {
-        const table = scope.tables.find((t) => t.qualified === name) as SourceTable;
-        return new StagedTable(
-          table,
-          `recall_stage_${i}`,
-          reader.layoutAt(name, layoutLsn)?.columns.map((column) => column.name),
-        );
-      });
-      for (const table of staged) await createStaging(client, table);
-      const byName = new Map(staged.map((table) => [table.name, table]));
-      const copied = await copyByTable(client, byName, scope.targets(reader));
-      log(`staged ${copied} target rows in ${staged.length} table(s)`);
-    } finally {
-      reader.close();
-    }
-    for (const table of staged) {
-      await finishStaging(client, table);
-      if (scope.liveScope !== undefined) await stageLiveRows(client, table, scope.liveScope);
-    }
-    const stagedPlan: StagedPlan = { tables: new Map(staged.map((table) => [table.name, table])), constraints };
-    await resolveConflicts(client, stagedPlan, options.onConflict);
-    const plan = await summarise(client, scope, stagedPlan, options);
-    return new PreparedPlan(client, plan, staged, constraints, freeze, options.dryRun ?? false);
+    sessions.push(...(await Promise.all(shares.map((share) => PlanSession.open(context, share, { freeze: !options.dryRun })))));
+    // Writes that committed before the freeze took hold must be in the plan too.
+    if (!options.dryRun) await catchUp(client, catchUpOptions);
+    const planned = await Promise.all(sessions.map((session) => session.plan()));
+    log(
+      `staged ${planned.reduce((sum, p) => sum + p.staged, 0)} target rows of ${scope.tables.length} table(s) in ${sessions.length} session(s)`,
+    );
+    const groups = planned.flatMap((p) => p.groups).sort((a, b) => (a.tenant ?? '').localeCompare(b.tenant ?? '', 'en', { numeric: true }));
+    const plan: Plan = {
+      id: scope.id,
+      selection: scope.selection,
+      vaultLsn: formatLsn(options.vault.manifest.throughLsn),
+      groups,
+      totals: totalsOf(groups),
+      unresolved: planned.reduce((sum, p) => sum + p.unresolved, 0),
+    };
+    return new PreparedPlan(client, plan, sessions, guarded, options);
   } catch (error) {
-    await freeze?.lift().catch(() => undefined);
+    await Promise.all(sessions.map((session) => session.close()));
+    if (guarded.length > 0) await removeGuards(client, guarded).catch(() => undefined);
     await client.end().catch(() => undefined);
     throw error;
   }
 }
 
-/** Feeds target rows (ordered by table) into each table's COPY; rows of tables the source no longer has are left out. */
-async function copyByTable(
-  client: pg.Client,
-  tables: ReadonlyMap<string, StagedTable>,
-  targets: AsyncGenerator<TargetRow>,
-): Promise<number> {
-  let next = await targets.next();
-  let copied = 0;
-  while (!next.done) {
-    const table = next.value.table;
-    const run = async function* (): AsyncGenerator<TargetRow> {
-      while (!next.done && next.value.table === table) {
-        const row = next.value;
-        next = await targets.next();
-        yield row;
-      }
-    };
-    const staged = tables.get(table);
-    if (staged === undefined) for await (const row of run()) void row;
-    else copied += await copyTargets(client, staged, run());
-  }
-  return copied;
-}
-
-/** Counts, samples and conflicts, per group. */
-async function summarise(client: pg.Client, scope: Scope, staged: StagedPlan, options: PlanCommon): Promise<Plan> {
-  const groups = new Map<string | null, { tables: TableSteps[]; conflicts: Conflict[]; skipped: boolean }>();
-  const groupOf = (tenant: string | null) => {
-    let group = groups.get(tenant);
-    if (group === undefined) groups.set(tenant, (group = { tables: [], conflicts: [], skipped: false }));
-    return group;
-  };
-  let unresolved = 0;
-  for (const table of staged.tables.values()) {
-    for (const diff of await countWrites(client, table)) {
-      if (diff.insert + diff.update + diff.delete === 0) continue;
-      groupOf(diff.tenant).tables.push({ table: diff.table, insert: diff.insert, update: diff.update, delete: diff.delete });
-    }
-    const listed = await listConflicts(client, table, options.onConflict);
-    unresolved += listed.unresolved;
-    for (const conflict of listed.conflicts) {
-      const group = groupOf(conflict.tenant);
-      group.conflicts.push(conflict);
-      if (conflict.resolution === 'skip') group.skipped = true;
-    }
-  }
-  const list: GroupPlan[] = [...groups.entries()]
-    .map(([tenant, group]) => ({ tenant, ...group }))
-    .sort((a, b) => (a.tenant ?? '').localeCompare(b.tenant ?? '', 'en', { numeric: true }));
-  return {
-    id: scope.id,
-    selection: scope.selection,
-    vaultLsn: formatLsn(options.vault.manifest.throughLsn),
-    groups: list,
-    totals: totalsOf(list),
-    unresolved,
-  };
+/** Deals the tenants round-robin to at most `jobs` sessions; the first also takes the global rows. */
+function shareOut(scope: Scope, jobs: number): SessionShare[] {
+  if (scope.tenants === 'all') return [{ tenants: 'all', global: true }];
+  const count = Math.max(1, Math.min(jobs, scope.tenants.length));
+  const shares = Array.from({ length: count }, (_, i) => ({ tenants: [] as string[], global: i === 0 && scope.global }));
+  [...scope.tenants].sort().forEach((tenant, i) => shares[i % count]?.tenants.push(tenant));
+  return shares;
 }
 
 /** A short, stable id: the same selection always gets the same id. */
@@ -262,22 +211,24 @@ function planIdOf(selection: string): string {
   return createHash('sha256').update(selection).digest('hex').slice(0, 12);
 }
 
-/** A computed plan, its staged rows and (unless a dry run) the freeze, on one connection. */
+/** A computed plan with its sessions (staged rows, and unless a dry run, the freeze). */
 export class PreparedPlan {
   private closed = false;
 
   constructor(
     private readonly client: pg.Client,
     readonly plan: Plan,
-    private readonly staged: readonly StagedTable[],
-    private readonly constraints: Constraints,
-    private readonly freeze: Freeze | undefined,
-    private readonly dryRun: boolean,
+    private readonly sessions: readonly PlanSession[],
+    private readonly guarded: readonly SourceTable[],
+    private readonly options: PlanCommon,
   ) {}
 
-  /** Writes every group that is not skipped, one transaction each; refuses while conflicts are unresolved. */
+  /**
+   * Writes every group that is not skipped, one transaction each, the sessions side
+   * by side; refuses while conflicts are unresolved.
+   */
   async apply(options: { onGroup?: (result: GroupResult, done: number, total: number) => void } = {}): Promise<ApplyResult> {
-    if (this.dryRun) throw new UsageError('a dry-run plan cannot be applied', 'plan again without dryRun to apply');
+    if (this.options.dryRun) throw new UsageError('a dry-run plan cannot be applied', 'plan again without dryRun to apply');
     if (this.plan.unresolved > 0) {
       throw new UnresolvedConflictsError(
         `the plan has ${this.plan.unresolved} unresolved conflict(s); nothing was written`,
@@ -285,27 +236,33 @@ export class PreparedPlan {
       );
     }
     const groups = this.plan.groups.filter((group) => !group.skipped && group.tables.length > 0);
+    const throttle = new Throttle(this.options.maxRowsPerSecond);
     const results: GroupResult[] = [];
-    for (const group of groups) {
-      const result = await applyGroup(this.client, {
-        planId: this.plan.id,
-        op: this.plan.selection.kind,
-        tenant: group.tenant,
-        tables: this.staged,
-        constraints: this.constraints,
-      });
+    const onGroup = (result: GroupResult): void => {
       results.push(result);
       options.onGroup?.(result, results.length, groups.length);
-    }
+    };
+    const plan = { id: this.plan.id, op: this.plan.selection.kind };
+    await Promise.all(
+      this.sessions.map((session) =>
+        session.apply(
+          groups.filter((group) => session.owns(group.tenant)),
+          plan,
+          throttle,
+          onGroup,
+        ),
+      ),
+    );
     return { planId: this.plan.id, groups: results, written: results.reduce((sum, r) => sum + r.written, 0) };
   }
 
-  /** Lifts the freeze and ends the connection (staging tables go with it). */
+  /** Ends the sessions (the freeze lifts), removes the guards, and closes the connection. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     try {
-      await this.freeze?.lift();
+      await Promise.all(this.sessions.map((session) => session.close()));
+      if (this.guarded.length > 0) await removeGuards(this.client, this.guarded);
     } finally {
       await this.client.end().catch(() => undefined);
     }

@@ -96,9 +96,10 @@ export async function createStaging(client: pg.Client, staged: StagedTable): Pro
   );
 }
 
-/** Indexes the key and refreshes statistics once the rows are in, so joins use the key. */
+/** Indexes the key and the group, and refreshes statistics once the rows are in: joins use the key, each tenant's writes its group. */
 export async function finishStaging(client: pg.Client, staged: StagedTable): Promise<void> {
   await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${staged.table.key.map(sqlIdentifier).join(', ')})`);
+  await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${GROUP})`);
   await client.query(`ANALYZE pg_temp.${staged.staging}`);
 }
 
@@ -170,9 +171,15 @@ function changedAfterDoc(target: TargetRow): string | null {
  * is staged absent, so apply deletes it. Scope is the listed tenants, or the whole
  * table. Runs after finishStaging, whose key index keeps this a join, not a scan per row.
  */
-export async function stageLiveRows(client: pg.Client, staged: StagedTable, tenants: readonly string[] | 'all'): Promise<void> {
+export async function stageLiveRows(
+  client: pg.Client,
+  staged: StagedTable,
+  tenants: readonly string[] | 'all',
+  global: boolean,
+): Promise<void> {
   const key = staged.table.key.map(sqlIdentifier);
   const tenantColumn = staged.table.tenantColumn;
+  if (tenantColumn === undefined && !global) return;
   const scope =
     tenants === 'all' || tenantColumn === undefined
       ? 'true'

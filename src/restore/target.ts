@@ -105,9 +105,19 @@ export async function* restoreTargets(reader: VaultReader, tenants: readonly str
  * change to it (null where the row did not exist then), table by table. Later
  * unselected changes are reported with the row, except those made by this plan itself
  * (a rerun after a crash sees its own earlier writes, and they are not conflicts).
+ * A session takes its share: rows first touched in its tenants, or in global tables.
  */
-export async function* undoTargets(reader: VaultReader, xids: readonly bigint[], planId: string): AsyncGenerator<TargetRow> {
+export async function* undoTargets(
+  reader: VaultReader,
+  xids: readonly bigint[],
+  planId: string,
+  share: { readonly tenants: readonly string[]; readonly global: boolean },
+): AsyncGenerator<TargetRow> {
   const selected = `xid IN (${xids.join(', ')})`;
+  const mine = [
+    ...(share.tenants.length > 0 ? [`t.tenant IN (${share.tenants.map(sqlLiteral).join(', ')})`] : []),
+    ...(share.global ? ['t.tenant IS NULL'] : []),
+  ];
   const ours = `(json_extract_string(context, '$.actor') = 'recall' AND json_extract_string(context, '$.plan') = ${sqlLiteral(planId)})`;
   const newestLsn = reader.manifest.throughLsn;
   const result = await reader.duck.stream(
@@ -124,6 +134,7 @@ export async function* undoTargets(reader: VaultReader, xids: readonly bigint[],
                      'time': epoch_us(v.commit_time)::VARCHAR, 'actor': json_extract_string(v.context, '$.actor')}, v.position)
               FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours) AS later
        FROM touched t JOIN versions v USING ("table", "key")
+      WHERE ${mine.length > 0 ? mine.join(' OR ') : 'false'}
       GROUP BY t."table", t."key", t.tenant
       ORDER BY t."table"`,
   );

@@ -1,0 +1,188 @@
+// One connection's share of a plan: the freeze of its tenants (session locks), the
+// target rows of those tenants staged in its temporary tables, their conflicts and
+// counts, and later their writes. A plan runs several sessions side by side, each
+// with its own tenants, so many tenants are staged and written in parallel.
+
+import type pg from 'pg';
+import { connectSource, type Constraints, type SourceConfig, type SourceTable } from '../source/index.js';
+import { VaultReader, type Lsn } from '../timeline/index.js';
+import type { Vault } from '../vault/index.js';
+import { applyGroup, type GroupResult } from './apply.js';
+import { countWrites, listConflicts, resolveConflicts, type StagedPlan } from './diff.js';
+import { freeze } from './freeze.js';
+import type { Conflict, ConflictResolution, GroupPlan, TableSteps } from './plan.js';
+import { copyTargets, createStaging, finishStaging, stageLiveRows, StagedTable } from './staging.js';
+import type { TargetRow } from './target.js';
+import type { Throttle } from './throttle.js';
+import { parentsFirst } from './write-order.js';
+
+/** What one session handles. */
+export interface SessionShare {
+  /** The tenants whose rows it stages and writes ('all': every tenant, for a whole-database restore). */
+  readonly tenants: readonly string[] | 'all';
+  /** Whether it also handles rows of global tables (and freezes those tables whole). */
+  readonly global: boolean;
+}
+
+/** What every session of a plan shares. */
+export interface SessionContext {
+  readonly source: SourceConfig;
+  readonly vault: Vault;
+  readonly constraints: Constraints;
+  /** The plan's tables. */
+  readonly tables: readonly SourceTable[];
+  /** The LSN whose table layouts the targets are written in (undefined: the newest). */
+  readonly layoutLsn: Lsn | undefined;
+  /** The target rows of a share, ordered by table. */
+  readonly targets: (reader: VaultReader, share: SessionShare) => AsyncGenerator<TargetRow>;
+  /** For a restore, the live rows the share replaces are staged too; an undo touches only the targets. */
+  readonly restore: boolean;
+  readonly onConflict: ConflictResolution | undefined;
+}
+
+/** The part of the plan a session computed. */
+export interface SessionPlan {
+  readonly groups: readonly GroupPlan[];
+  readonly unresolved: number;
+  readonly staged: number;
+}
+
+export class PlanSession {
+  private staged: StagedTable[] = [];
+
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly context: SessionContext,
+    readonly share: SessionShare,
+  ) {}
+
+  /** Connects and, unless planning only, freezes the share's tenants (and its global tables). */
+  static async open(context: SessionContext, share: SessionShare, options: { freeze: boolean }): Promise<PlanSession> {
+    const client = await connectSource(context.source);
+    try {
+      if (options.freeze) {
+        await freeze(client, {
+          tenants: share.tenants === 'all' ? [] : share.tenants,
+          wholeTables: context.tables.filter((table) => share.tenants === 'all' || (share.global && table.tenantColumn === undefined)),
+        });
+      }
+      return new PlanSession(client, context, share);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Stages the share's target rows, finds and resolves conflicts, and counts the writes per tenant. */
+  async plan(): Promise<SessionPlan> {
+    const { client, context } = this;
+    const reader = await VaultReader.open(context.vault);
+    let copied: number;
+    try {
+      const layoutLsn = context.layoutLsn ?? reader.manifest.throughLsn;
+      this.staged = parentsFirst(
+        context.tables.map((table) => table.qualified),
+        context.constraints.foreignKeys,
+      ).map((name, i) => {
+        const table = context.tables.find((t) => t.qualified === name) as SourceTable;
+        return new StagedTable(
+          table,
+          `recall_stage_${i}`,
+          reader.layoutAt(name, layoutLsn)?.columns.map((column) => column.name),
+        );
+      });
+      for (const table of this.staged) await createStaging(client, table);
+      copied = await copyByTable(client, new Map(this.staged.map((table) => [table.name, table])), context.targets(reader, this.share));
+    } finally {
+      reader.close();
+    }
+    for (const table of this.staged) {
+      await finishStaging(client, table);
+      if (context.restore) await stageLiveRows(client, table, this.share.tenants, this.share.global);
+    }
+    const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
+    await resolveConflicts(client, stagedPlan, context.onConflict);
+    return { ...(await this.summarise(stagedPlan)), staged: copied };
+  }
+
+  /** Counts, and conflicts with both versions, per group. */
+  private async summarise(staged: StagedPlan): Promise<Omit<SessionPlan, 'staged'>> {
+    const groups = new Map<string | null, { tables: TableSteps[]; conflicts: Conflict[]; skipped: boolean }>();
+    const groupOf = (tenant: string | null) => {
+      let group = groups.get(tenant);
+      if (group === undefined) groups.set(tenant, (group = { tables: [], conflicts: [], skipped: false }));
+      return group;
+    };
+    let unresolved = 0;
+    for (const table of staged.tables.values()) {
+      for (const diff of await countWrites(this.client, table)) {
+        if (diff.insert + diff.update + diff.delete === 0) continue;
+        groupOf(diff.tenant).tables.push({ table: diff.table, insert: diff.insert, update: diff.update, delete: diff.delete });
+      }
+      const listed = await listConflicts(this.client, table, this.context.onConflict);
+      unresolved += listed.unresolved;
+      for (const conflict of listed.conflicts) {
+        const group = groupOf(conflict.tenant);
+        group.conflicts.push(conflict);
+        if (conflict.resolution === 'skip') group.skipped = true;
+      }
+    }
+    return { groups: [...groups.entries()].map(([tenant, group]) => ({ tenant, ...group })), unresolved };
+  }
+
+  /** Writes the given groups of this share, one transaction each. */
+  async apply(
+    groups: readonly GroupPlan[],
+    plan: { readonly id: string; readonly op: 'restore' | 'undo' },
+    throttle: Throttle,
+    onGroup: (result: GroupResult) => void,
+  ): Promise<void> {
+    for (const group of groups) {
+      await throttle.take(group.tables.reduce((sum, step) => sum + step.insert + step.update + step.delete, 0));
+      onGroup(
+        await applyGroup(this.client, {
+          planId: plan.id,
+          op: plan.op,
+          tenant: group.tenant,
+          tables: this.staged,
+          constraints: this.context.constraints,
+        }),
+      );
+    }
+  }
+
+  /** Whether a group is this session's. */
+  owns(tenant: string | null): boolean {
+    if (tenant === null) return this.share.global;
+    return this.share.tenants === 'all' || this.share.tenants.includes(tenant);
+  }
+
+  /** Ends the session: its freeze lifts and its staging tables go with it. */
+  async close(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+/** Feeds target rows (ordered by table) into each table's COPY; rows of tables the source no longer has are left out. */
+async function copyByTable(
+  client: pg.Client,
+  tables: ReadonlyMap<string, StagedTable>,
+  targets: AsyncGenerator<TargetRow>,
+): Promise<number> {
+  let next = await targets.next();
+  let copied = 0;
+  while (!next.done) {
+    const table = next.value.table;
+    const run = async function* (): AsyncGenerator<TargetRow> {
+      while (!next.done && next.value.table === table) {
+        const row = next.value;
+        next = await targets.next();
+        yield row;
+      }
+    };
+    const staged = tables.get(table);
+    if (staged === undefined) for await (const row of run()) void row;
+    else copied += await copyTargets(client, staged, run());
+  }
+  return copied;
+}

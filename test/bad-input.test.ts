@@ -253,6 +253,31 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
       assert.deepEqual(titles, ['first, edited', 'third']);
     });
 
+    test('restore and undo: bad flags, unknown tenants and transactions exit 2 and change nothing', async () => {
+      const rows = async (): Promise<string[]> =>
+        (await main.db.query<{ r: string }>('SELECT row_to_json(i)::text AS r FROM issues i ORDER BY 1')).rows.map((row) => row.r);
+      const before = await rows();
+      failed(await main.recall(['restore', '--to', 'now', '--yes']), 2, /--tenant T\[,T…\] or .* --all/);
+      failed(await main.recall(['restore', '--tenant', '1', '--all', '--to', 'now', '--yes']), 2, /one of the two/);
+      failed(await main.recall(['restore', '--tenant', 'nope', '--to', 'now', '--yes']), 2, /tenant "nope" never appears/);
+      failed(await main.recall(['restore', '--tenant', '1', '--to', 'yesterday-ish', '--yes']), 2, /yesterday-ish/);
+      failed(await main.recall(['restore', '--tenant', '1', '--to', 'now', '--on-conflict', 'mine', '--yes']), 2, /skip, theirs or ours/);
+      failed(
+        await main.recall(['restore', '--tenant', '1', '--to', 'now', '--jobs', '0', '--yes']),
+        2,
+        /--jobs must be a positive whole number/,
+      );
+      failed(await main.recall(['restore', '--tenant', '1', '--to', 'now']), 2, /not asking for confirmation without a terminal/, /--yes/);
+      failed(await main.recall(['undo', '--yes']), 2, /--txn X\[,Y…\] or --actor A/);
+      failed(await main.recall(['undo', '--txn', 'abc', '--yes']), 2, /"abc" is not a transaction id/);
+      failed(await main.recall(['undo', '--txn', '99999999', '--yes']), 2, /99999999 changed no captured row/);
+      failed(await main.recall(['undo', '--actor', 'nobody', '--yes']), 2, /no transaction of actor "nobody"/);
+      assert.deepEqual(await rows(), before, 'no row changed');
+      const guards = await main.db.query(`SELECT tgname FROM pg_trigger WHERE tgname = 'recall_guard'`);
+      assert.deepEqual(guards.rows, [], 'no guard trigger was left behind');
+      await unchanged();
+    });
+
     test('an unknown tenant: exit 2, names it', async () => {
       failed(await main.recall(['show', '--tenant', 'nope', '--at', 'now']), 2, /tenant "nope" never appears/);
       failed(await main.recall(['log', '--tenant', '999']), 2, /tenant "999" never appears/);
@@ -364,7 +389,7 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
 });
 
 describe('help', () => {
-  const COMMANDS = ['init', 'capture', 'status', 'log', 'show'];
+  const COMMANDS = ['init', 'capture', 'status', 'log', 'show', 'restore', 'undo'];
 
   test('recall --help exits 0 and lists every command', async () => {
     const result = await runRecall(['--help'], bareEnv());
@@ -384,6 +409,12 @@ describe('help', () => {
       assert.match(result.stdout, /--source <url>/);
     });
   }
+
+  test('recall demo --help exits 0', async () => {
+    const result = await runRecall(['demo', '--help'], bareEnv());
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /--keep/);
+  });
 
   test('an unknown command or flag: exit 2 with usage help', async () => {
     const unknown = await runRecall(['frobnicate'], bareEnv());

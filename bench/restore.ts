@@ -28,7 +28,7 @@ import { startCluster } from '../src/sandbox/index.js';
 const TABLES = ['accounts', 'contacts', 'deals', 'notes', 'events'] as const;
 const ROWS_PER_TABLE = Number(process.env.BENCH_ROWS_PER_TABLE ?? 20_000);
 const UNDO_TENANTS = Number(process.env.BENCH_UNDO_TENANTS ?? 1000);
-const UNDO_ROWS_PER_TENANT = Number(process.env.BENCH_UNDO_ROWS_PER_TENANT ?? 500);
+const UNDO_ROWS_PER_TENANT = Number(process.env.BENCH_UNDO_ROWS_PER_TENANT ?? 2500);
 const results: { name: string; value: string; anchor: string; ratio: string; target: string }[] = [];
 
 const SCHEMA = `
@@ -180,6 +180,6 @@ async function main(): Promise<void> {
 }
 
 await main().catch((error: unknown) => {
-  console.error(error);
+  console.error((error as Error).stack ?? error);
   process.exitCode = 1;
 });

@@ -15,7 +15,7 @@ import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
 import { connectSource, type SourceConfig, type TenancyConfig, backoffDelay, sleep, readSourceIdentity } from '../source/index.js';
 import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
-import { type ChangeRecord, openDuckDB, LayerBuffer, PART_ROWS, type Vault } from '../vault/index.js';
+import { type ChangeRecord, openDuckDB, LayerBuffer, type Vault } from '../vault/index.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
 import { RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
@@ -115,6 +115,8 @@ interface OpenTransaction {
   readonly xid: bigint;
   seq: number;
   context: string | null;
+  /** Changes staged before the context arrived (they get it by one UPDATE; later ones carry it when appended). */
+  contextLate: boolean;
   /** Already in the vault (sent again after a crash): received and dropped. */
   readonly duplicate: boolean;
 }
@@ -180,8 +182,9 @@ class CaptureSession {
       }
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
-      // DuckDB's native memory runs to two or three times its limit; 64 MB keeps capture's RSS bounded
-      // under 300 MB however large a transaction is (measured in bench/run.ts).
+      // DuckDB's native memory runs to two or three times its limit; 48 MB keeps capture's RSS bounded
+      // under 300 MB however large a transaction is (measured in bench/run.ts); see ARCHITECTURE.md for
+      // the one shape that still exceeds it (huge deletes of very wide rows).
       duck = await openDuckDB({ memoryLimit: '48MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
       const buffer = await LayerBuffer.create(duck, vault.storage);
       const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
@@ -219,7 +222,7 @@ class CaptureSession {
       for await (const frame of this.stream) {
         if (frame.kind === 'data') await this.handle(frame.message);
         else if (frame.kind === 'keepalive') await this.keepalive(frame.walEnd, frame.replyRequested);
-        if (this.transaction !== undefined && this.buffer.size >= PART_ROWS) await this.withHeartbeat(() => this.spill());
+        if (this.transaction !== undefined && this.buffer.full) await this.withHeartbeat(() => this.spill());
         if (this.transaction === undefined && this.flushDue(target)) await this.flush();
         if (target !== undefined && this.transaction === undefined) {
           if (this.buffer.isEmpty && this.reached(target)) return true;
@@ -285,7 +288,7 @@ class CaptureSession {
   private flushDue(target: Lsn | undefined): boolean {
     if (this.buffer.isEmpty || this.stagedSince === undefined) return false;
     if (target !== undefined && (this.lastCommit?.endLsn ?? 0n) >= target) return true;
-    return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.buffer.size >= PART_ROWS;
+    return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.buffer.full;
   }
 
   private async handle(message: PgoutputMessage): Promise<void> {
@@ -298,6 +301,7 @@ class CaptureSession {
           xid: this.fullXid(message.xid),
           seq: 0,
           context: null,
+          contextLate: false,
           duplicate,
         };
         this.stagedSince ??= Date.now();
@@ -307,8 +311,10 @@ class CaptureSession {
         await this.relations.define(message, this.transaction?.commitLsn ?? this.options.vault.manifest.throughLsn);
         return;
       case 'message':
-        if (message.prefix === 'recall' && message.transactional && this.transaction)
+        if (message.prefix === 'recall' && message.transactional && this.transaction) {
           this.transaction.context = normaliseContext(message.content);
+          this.transaction.contextLate = this.transaction.seq > 0;
+        }
         return;
       case 'insert':
         return this.stage('insert', this.relations.get(message.relationId), message.row);
@@ -361,7 +367,7 @@ class CaptureSession {
       key: keyOf(relation, tuple),
       schemaId: relation.schemaId,
       row,
-      context: null,
+      context: txn.context,
     };
     this.buffer.append(change, unchanged);
     this.totals.changes++;
@@ -379,6 +385,7 @@ class CaptureSession {
         seq: txn.seq++,
         commitTime: txn.commitTime,
         xid: txn.xid,
+        context: txn.context,
       }),
     );
     await this.buffer.recount();
@@ -397,7 +404,7 @@ class CaptureSession {
       if (this.buffer.isEmpty) this.flushedEndLsn = endLsn;
       return;
     }
-    if (txn.context !== null && txn.seq > 0) {
+    if (txn.context !== null && txn.contextLate) {
       await this.buffer.sync();
       await this.duck().run(`UPDATE ${this.buffer.tableName} SET context = $1 WHERE commit_lsn = $2`, [txn.context, txn.commitLsn]);
     }
@@ -446,7 +453,7 @@ class CaptureSession {
   /** Moves the staged part of a large transaction to a part file, so memory stays bounded. */
   private async spill(): Promise<void> {
     const txn = this.transaction;
-    if (txn?.context) {
+    if (txn?.context && txn.contextLate) {
       // Context that arrives after a spill reaches only the rows still staged (see ARCHITECTURE.md).
       await this.buffer.sync();
       await this.duck().run(`UPDATE ${this.buffer.tableName} SET context = $1 WHERE commit_lsn = $2`, [txn.context, txn.commitLsn]);

@@ -19,7 +19,7 @@ import {
   type TenancyConfig,
 } from '../source/index.js';
 import { formatLsn, parseLsn } from '../timeline/index.js';
-import { openDuckDB, LayerBuffer, PART_ROWS, type SchemaVersion, type Vault } from '../vault/index.js';
+import { openDuckDB, LayerBuffer, type SchemaVersion, type Vault } from '../vault/index.js';
 
 /** How `init` runs. */
 export interface InitOptions {
@@ -243,7 +243,7 @@ async function writeImage(options: InitOptions, snapshot: string, lsn: bigint, l
           });
         }
         rows += batch.rows.length;
-        if (buffer.size >= PART_ROWS) await buffer.spill('image');
+        if (buffer.full) await buffer.spill('image');
         if (batch.rows.length < IMAGE_FETCH_ROWS) break;
       }
       await reader.query('CLOSE image_rows');

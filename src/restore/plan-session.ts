@@ -16,6 +16,9 @@ import type { TargetRow } from './target.js';
 import type { Throttle } from './throttle.js';
 import { parentsFirst } from './write-order.js';
 
+/** Buffers for a session's staging tables: allocated on the server only as they fill. */
+const TEMP_BUFFERS = '512MB';
+
 /** What one session handles. */
 export interface SessionShare {
   /** The tenants whose rows it stages and writes ('all': every tenant, for a whole-database restore). */
@@ -60,6 +63,9 @@ export class PlanSession {
   static async open(context: SessionContext, share: SessionShare, options: { freeze: boolean }): Promise<PlanSession> {
     const client = await connectSource(context.source);
     try {
+      // Staging lives in temporary tables, which use the session's own buffers (8 MB by
+      // default, then files): a tenant's rows must fit in memory or every step pays I/O.
+      await client.query(`SET temp_buffers = '${TEMP_BUFFERS}'`);
       if (options.freeze) {
         await freeze(client, {
           tenants: share.tenants === 'all' ? [] : share.tenants,

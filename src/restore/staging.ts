@@ -100,7 +100,7 @@ export async function createStaging(client: pg.Client, staged: StagedTable): Pro
 export async function finishStaging(client: pg.Client, staged: StagedTable): Promise<void> {
   await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${staged.table.key.map(sqlIdentifier).join(', ')})`);
   await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${GROUP})`);
-  await client.query(`ANALYZE pg_temp.${staged.staging}`);
+  await analyze(client, staged);
 }
 
 /** Rows per COPY write: large enough to amortise the call, small enough to bound memory. */
@@ -190,7 +190,12 @@ export async function stageLiveRows(
       WHERE ${scope} AND NOT EXISTS (SELECT 1 FROM pg_temp.${staged.staging} AS n WHERE ${staged.sameKey('l', 'n')})`,
     scope === 'true' ? [] : [tenants],
   );
-  await client.query(`ANALYZE pg_temp.${staged.staging}`);
+  await analyze(client, staged);
+}
+
+/** Statistics for the columns joins and filters use (the key, the flags); the values' own are not needed. */
+async function analyze(client: pg.Client, staged: StagedTable): Promise<void> {
+  await client.query(`ANALYZE pg_temp.${staged.staging} (${[...staged.table.key.map(sqlIdentifier), PRESENT, GROUP, SKIP].join(', ')})`);
 }
 
 /** One field of COPY's text format: \N for NULL, backslash escapes for the rest. */

@@ -4,6 +4,6 @@
 export { Vault, resolveVaultLocation } from './vault.js';
 export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, SourceIdentity } from './manifest.js';
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
-export { LayerBuffer, PART_ROWS, hashFile } from './layer-buffer.js';
+export { LayerBuffer, hashFile } from './layer-buffer.js';
 export { fileList, openDuckDB, queryRows, sqlLiteral, type DuckDBLimits } from './duckdb.js';
 export type { VaultStorage } from './storage.js';

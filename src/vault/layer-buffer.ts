@@ -13,7 +13,14 @@ import type { LayerEntry } from './manifest.js';
 import type { VaultStorage } from './storage.js';
 
 /** Staged rows at which a part is spilled: the most any single sort or staging table holds. */
-export const PART_ROWS = 50_000;
+export const PART_ROWS = 20_000;
+
+/**
+ * Staged text (rows, keys, context) at which a part is spilled whatever the row count:
+ * DuckDB keeps the staging table in memory, and completing deletes rewrites rows in
+ * place, so wide rows must spill sooner than narrow ones to stay inside capture's limit.
+ */
+const PART_BYTES = 16 * 1024 * 1024;
 
 /** Rows per Parquet row group: small enough that per-tenant reads skip most of a file. */
 const ROW_GROUP_SIZE = 16_384;
@@ -22,6 +29,7 @@ const ROW_GROUP_SIZE = 16_384;
 export class LayerBuffer {
   private appender: DuckDBAppender;
   private count = 0;
+  private bytes = 0;
   private parts: { local: string; entry: LayerEntry }[] = [];
 
   private constructor(
@@ -47,13 +55,22 @@ export class LayerBuffer {
   /** Re-counts staged rows after SQL added or removed some. */
   async recount(): Promise<void> {
     await this.sync();
-    const [row] = await queryRows(this.duck, `SELECT count(*) AS n FROM ${this.tableName}`);
+    const [row] = await queryRows(
+      this.duck,
+      `SELECT count(*) AS n, sum(length("key") + coalesce(length("row"), 0) + coalesce(length(context), 0)) AS bytes FROM ${this.tableName}`,
+    );
     this.count = Number(row?.n ?? 0);
+    this.bytes = Number(row?.bytes ?? 0);
   }
 
   /** Rows in the staging table (not counting spilled parts). */
   get size(): number {
     return this.count;
+  }
+
+  /** Whether the staged rows make a full part: time to spill (or flush). */
+  get full(): boolean {
+    return this.count >= PART_ROWS || this.bytes >= PART_BYTES;
   }
 
   /** Stages one change; `unchanged` lists TOASTed columns whose value must come from the previous version. */
@@ -78,6 +95,7 @@ export class LayerBuffer {
     else a.appendVarchar(JSON.stringify(unchanged));
     a.endRow();
     this.count++;
+    this.bytes += change.key.length + (change.row?.length ?? 0) + (change.context?.length ?? 0);
   }
 
   /** Makes appended rows visible to SQL on the staging table. */
@@ -160,9 +178,13 @@ export class LayerBuffer {
   /** Drops every staged row (after a layer was written, or to forget a partial transaction). */
   async clear(): Promise<void> {
     this.appender.closeSync();
-    await this.duck.run(`DELETE FROM ${this.tableName}`);
+    // Dropped and created again, not DELETEd: an in-memory DuckDB never reclaims the
+    // string space that deleted and updated rows held, so the memory would only grow.
+    await this.duck.run(`DROP TABLE ${this.tableName}`);
+    await this.duck.run(`CREATE TABLE ${this.tableName} (${LAYER_COLUMNS}, unchanged VARCHAR)`);
     this.appender = await this.duck.createAppender(this.tableName);
     this.count = 0;
+    this.bytes = 0;
   }
 
   /** Releases the appender. */

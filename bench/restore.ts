@@ -29,7 +29,10 @@ const TABLES = ['accounts', 'contacts', 'deals', 'notes', 'events'] as const;
 const ROWS_PER_TABLE = Number(process.env.BENCH_ROWS_PER_TABLE ?? 20_000);
 const UNDO_TENANTS = Number(process.env.BENCH_UNDO_TENANTS ?? 1000);
 const UNDO_ROWS_PER_TENANT = Number(process.env.BENCH_UNDO_ROWS_PER_TENANT ?? 2500);
-const results: { name: string; value: string; anchor: string; ratio: string; target: string }[] = [];
+/** Prints each figure as soon as it is measured, so a later failure keeps the earlier ones. */
+function report(r: { name: string; value: string; anchor: string; ratio: string; target: string }): void {
+  console.log(`| ${r.name} | ${r.value} | ${r.anchor} | ${r.ratio} | ${r.target} |`);
+}
 
 const SCHEMA = `
   CREATE TABLE tenants (id int PRIMARY KEY, name text NOT NULL);
@@ -47,7 +50,7 @@ async function fill(db: pg.Client, first: number, count: number, rows: number, b
   ]);
   for (const [i, table] of TABLES.entries()) {
     await db.query(
-      `INSERT INTO ${table} SELECT $3::bigint + (t - $1) * $4::bigint + g, t, 'row ' || g || ' of ' || t, (g % 1000) * 1.25,
+      `INSERT INTO ${table} SELECT $3::bigint + (t - 1) * $4::bigint + g, t, 'row ' || g || ' of ' || t, (g % 1000) * 1.25,
               ARRAY['a' || (g % 7), 'b'], jsonb_build_object('n', g, 'table', ${i}), '2026-01-01'::timestamptz + g * interval '1 second'
          FROM generate_series($1::int, $2::int) t, generate_series(1, $4::int) g`,
       [first, first + count - 1, base + i * 1e9, rows],
@@ -106,6 +109,8 @@ async function deleteTenants(db: pg.Client, tenants: number[], perTransaction: n
 }
 
 async function main(): Promise<void> {
+  console.log('| benchmark | Recall | anchor (same run) | ratio | target |');
+  console.log('|---|---|---|---|---|');
   const cluster = await startCluster({ major: 18, settings: { max_wal_size: '4GB', shared_buffers: '256MB' } });
   const directory = mkdtempSync(join(tmpdir(), 'recall-bench-restore-'));
   const db = new pg.Client({ connectionString: cluster.url() });
@@ -130,7 +135,7 @@ async function main(): Promise<void> {
     };
     const [rows, small] = await restoreTenant();
     const limit = await copyLimit(db, 1);
-    results.push({
+    report({
       name: `restore one tenant of ${rows.toLocaleString('en')} rows (5 tables) to a point`,
       value: `${small.toFixed(2)} s (${Math.round(rows / small).toLocaleString('en')} rows/s)`,
       anchor: `raw COPY of the same rows into empty tables: ${limit.toFixed(2)} s`,
@@ -142,7 +147,7 @@ async function main(): Promise<void> {
     await fill(db, 3, 10, ROWS_PER_TABLE, 2e8);
     await capture({ ...common, vault, untilCaughtUp: true });
     const [, big] = await restoreTenant();
-    results.push({
+    report({
       name: 'the same restore, 10× more rows of other tenants',
       value: `${big.toFixed(2)} s`,
       anchor: `with ${(rows / ROWS_PER_TABLE / 5).toFixed(0)}× (no) others: ${small.toFixed(2)} s`,
@@ -162,7 +167,7 @@ async function main(): Promise<void> {
     await deleteTenants(db, doomed, 50);
     await capture({ ...common, vault: undoVault, untilCaughtUp: true });
     const [undone, undoSeconds] = await timed(async () => applied(await planUndo({ ...common, vault: undoVault, actor: 'purge-script' })));
-    results.push({
+    report({
       name: `undo of a script that deleted ${doomed.length} tenants of ${UNDO_TENANTS}`,
       value: `${undoSeconds.toFixed(1)} s, ${undone.toLocaleString('en')} rows (${Math.round(undone / undoSeconds).toLocaleString('en')} rows/s)`,
       anchor: `raw COPY, from step 1: ${Math.round(rows / limit).toLocaleString('en')} rows/s`,
@@ -174,9 +179,6 @@ async function main(): Promise<void> {
     await cluster.destroy();
     rmSync(directory, { recursive: true, force: true });
   }
-  console.log('| benchmark | Recall | anchor (same run) | ratio | target |');
-  console.log('|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.name} | ${r.value} | ${r.anchor} | ${r.ratio} | ${r.target} |`);
 }
 
 await main().catch((error: unknown) => {

@@ -76,7 +76,7 @@ for (const major of testMajors('one')) {
 
       const undo = await f.recall(['undo', '--actor', 'cleanup-script', '--yes']);
       assert.equal(undo.code, 0, undo.stderr);
-      assert.match(undo.stderr, /undo: wrote \d+ row\(s\) in 40 transaction\(s\), one per tenant/);
+      assert.match(undo.stderr, /undo: wrote \d+ row\(s\) of 40 tenant\(s\) in \d+ transaction\(s\), each holding whole tenants/);
       assert.deepStrictEqual(await tenantState(f.db, doomed), before, 'the 40 tenants are back exactly as before the script');
       assert.deepStrictEqual(await othersState(f.db, doomed), othersBefore, 'no other row changed');
 

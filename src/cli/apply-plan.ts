@@ -45,11 +45,18 @@ export function assertConfirmable(flags: ApplyFlags): void {
   }
 }
 
+/** A progress line rewritten in place on a terminal; nothing elsewhere (progress only on a TTY). */
+export function progressLine(): ((line: string) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return (line) => process.stderr.write(`\r\x1b[K${line}`);
+}
+
 /** Shows the plan, then applies it if allowed and confirmed; always closes it. */
 export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, verb: string): Promise<number> {
   const started = Date.now();
   try {
     const plan = prepared.plan;
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     if (flags.json) process.stdout.write(`${toJson({ plan })}\n`);
     else process.stdout.write(formatPlan(plan));
     if (plan.unresolved > 0) {
@@ -70,14 +77,14 @@ export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, ve
     const progress = process.stderr.isTTY;
     const result = await prepared.apply({
       onGroup: (group, done, total) => {
-        if (progress) process.stderr.write(`\r${verb}: ${done}/${total} tenants written and verified`);
+        if (progress) process.stderr.write(`\r\x1b[K${verb}: ${done}/${total} tenants written and verified`);
       },
     });
     if (progress) process.stderr.write('\n');
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     if (flags.json) process.stdout.write(`${toJson({ applied: result })}\n`);
     logLine(
-      `${verb}: wrote ${result.written} row(s) in ${result.groups.length} transaction(s), one per tenant, each verified against the target before commit, in ${seconds} s (plan ${result.planId})`,
+      `${verb}: wrote ${result.written} row(s) of ${result.groups} tenant(s) in ${result.transactions} transaction(s), each holding whole tenants and verified against the target before commit, in ${seconds} s (plan ${result.planId})`,
     );
     return 0;
   } finally {

@@ -3,7 +3,7 @@
 import { UsageError } from '../errors.js';
 import { planRestore } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
-import { assertConfirmable, resolutionOf, showAndApply, tuningOf, type ApplyFlags } from './apply-plan.js';
+import { assertConfirmable, progressLine, resolutionOf, showAndApply, tuningOf, type ApplyFlags } from './apply-plan.js';
 import { logLine, sourceOf, tenancyOf, vaultOf, type CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string; all?: boolean; to: string }): Promise<number> {
@@ -31,6 +31,7 @@ export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string; a
     dryRun: flags.dryRun === true,
     ...tuning,
     log: logLine,
+    ...(progressLine() === undefined ? {} : { progress: progressLine() }),
   });
   return showAndApply(prepared, flags, 'restore');
 }

@@ -97,7 +97,7 @@ export async function demo(options: DemoOptions): Promise<void> {
     try {
       const result = await prepared.apply();
       step(
-        `recall undo --actor cleanup-script --yes: froze the ${doomed.length} tenants, wrote ${result.written} rows in ${result.groups.length} transactions (one per tenant), each verified before commit`,
+        `recall undo --actor cleanup-script --yes: froze the ${doomed.length} tenants, wrote ${result.written} rows of ${result.groups} tenants in ${result.transactions} transaction(s), each holding whole tenants and verified before commit`,
       );
     } finally {
       await prepared.close();

@@ -1,5 +1,5 @@
-// Apply: writes one group (a tenant, or the global tables) of a staged plan in one
-// transaction: deletes children first, then updates and inserts parents first, moves
+// Apply: writes a batch of groups (tenants, or the global tables) of a staged plan in
+// one transaction, so each tenant is either untouched or fully restored: deletes children first, then updates and inserts parents first, moves
 // sequences past restored values, checks the result against the target, and commits
 // only if it matches. The transaction carries Recall's own context, so the restore
 // is captured like any other change and can itself be undone.
@@ -7,26 +7,37 @@
 import type pg from 'pg';
 import { MissingPrivilegeError, VerifyMismatchError } from '../errors.js';
 import { recallContextSql } from '../capture/index.js';
-import { sqlIdentifier, type Constraints } from '../source/index.js';
+import { parseTableName, sqlIdentifier, sqlTableName, type Constraints } from '../source/index.js';
 import { GROUP, PRESENT, SKIP, type StagedTable } from './staging.js';
 
 /** What one apply transaction needs to know. */
 export interface GroupWrite {
   readonly planId: string;
   readonly op: 'restore' | 'undo';
-  readonly tenant: string | null;
+  /** The groups written together: tenants, and null for the global tables. */
+  readonly tenants: readonly (string | null)[];
   /** Staged tables, parents first. */
   readonly tables: readonly StagedTable[];
   readonly constraints: Constraints;
 }
 
-/** Rows written by one group. */
+/** Advisory lock namespace ("RCL" + 4) serialising sequence moves across sessions. */
+const SEQUENCE_LOCKS = 0x52434c04;
+
+/** Rows written by one batch of groups. */
 export interface GroupResult {
-  readonly tenant: string | null;
+  readonly tenants: readonly (string | null)[];
   readonly written: number;
 }
 
-const inGroup = (n: string): string => `${n}.${GROUP} IS NOT DISTINCT FROM $1 AND NOT ${n}.${SKIP}`;
+/** The staged rows (alias n) of the batch's groups: $1 the tenants, $2 whether the global rows are in. */
+const inGroup = (n: string): string => `(${n}.${GROUP} = ANY($1::text[]) OR (${n}.${GROUP} IS NULL AND $2::boolean)) AND NOT ${n}.${SKIP}`;
+
+/** The parameters inGroup expects. */
+const groupParams = (tenants: readonly (string | null)[]): [string[], boolean] => [
+  tenants.filter((t): t is string => t !== null),
+  tenants.includes(null),
+];
 
 /** Writes and verifies one group atomically; throws (after rolling back) if the result differs from the target. */
 export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<GroupResult> {
@@ -38,22 +49,22 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
     for (const staged of [...group.tables].reverse()) {
       const result = await client.query(
         `DELETE FROM ${staged.table.sql} AS l USING pg_temp.${staged.staging} AS n
-          WHERE ${inGroup('n')} AND NOT n.${PRESENT} AND ${staged.sameKey('l', 'n')}`,
-        [group.tenant],
+          WHERE ${inGroup('n')} AND NOT n.${PRESENT} AND ${staged.sameKey('l', 'n')} AND ${sameTenant(staged)}`,
+        groupParams(group.tenants),
       );
       written += result.rowCount ?? 0;
     }
-    for (const staged of group.tables) written += await upsert(client, staged, group.tenant);
+    for (const staged of group.tables) written += await upsert(client, staged, group.tenants);
     await moveSequences(client, group);
-    const mismatched = await verify(client, group);
+    const mismatched = [...(await verify(client, group)), ...(await danglingReferences(client, group))];
     if (mismatched.length > 0) {
       throw new VerifyMismatchError(
-        `after writing, ${mismatched.join(', ')} did not equal the target${group.tenant === null ? '' : ` for tenant ${group.tenant}`}; rolled back`,
-        'nothing was written for this tenant; run `recall restore … --dry-run` to see the plan again, and report this if it persists',
+        `after writing, ${mismatched.join('; ')}: the result does not match the plan (tenants ${group.tenants.map((t) => t ?? '(global)').join(', ')}); rolled back`,
+        'nothing was written for these tenants; run the command with --dry-run to see the plan again, and report this if it persists',
       );
     }
     await client.query('COMMIT');
-    return { tenant: group.tenant, written };
+    return { tenants: group.tenants, written };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
@@ -81,40 +92,52 @@ async function becomeReplica(client: pg.Client): Promise<void> {
   }
 }
 
+/** The live row (l) belongs to the staged row's (n) tenant: a key another tenant took since is never touched. */
+function sameTenant(staged: StagedTable): string {
+  return staged.table.tenantColumn === undefined ? 'true' : `${staged.tenantOf('l')} IS NOT DISTINCT FROM n.${GROUP}`;
+}
+
 /** Updates rows that differ from the target, then inserts the missing ones (identity values included). */
-async function upsert(client: pg.Client, staged: StagedTable, tenant: string | null): Promise<number> {
+async function upsert(client: pg.Client, staged: StagedTable, tenants: readonly (string | null)[]): Promise<number> {
   const table = staged.table.sql;
   let written = 0;
-  if (staged.valueColumns.length > 0) {
-    const columns = staged.valueColumns.map(sqlIdentifier);
+  // A GENERATED ALWAYS identity column cannot be updated; its value never changes in place anyway.
+  const settable = staged.valueColumns.filter((name) => staged.table.columns.find((c) => c.name === name)?.identity !== 'a');
+  if (settable.length > 0) {
+    const columns = settable.map(sqlIdentifier);
     const updated = await client.query(
       `UPDATE ${table} AS l SET (${columns.join(', ')}) = ROW(${columns.map((c) => `n.${c}`).join(', ')})
          FROM pg_temp.${staged.staging} AS n
-        WHERE ${inGroup('n')} AND n.${PRESENT} AND ${staged.sameKey('l', 'n')} AND (${staged.differs('l', 'n')})`,
-      [tenant],
+        WHERE ${inGroup('n')} AND n.${PRESENT} AND ${staged.sameKey('l', 'n')} AND ${sameTenant(staged)} AND (${staged.differs('l', 'n')})`,
+      groupParams(tenants),
     );
     written += updated.rowCount ?? 0;
   }
   const columns = staged.columns.map(sqlIdentifier).join(', ');
-  const identity = staged.table.columns.some((column) => column.identity) ? 'OVERRIDING SYSTEM VALUE' : '';
+  const identity = staged.table.columns.some((column) => column.identity !== '') ? 'OVERRIDING SYSTEM VALUE' : '';
   const inserted = await client.query(
     `INSERT INTO ${table} (${columns}) ${identity}
      SELECT ${staged.columns.map((c) => `n.${sqlIdentifier(c)}`).join(', ')} FROM pg_temp.${staged.staging} AS n
       WHERE ${inGroup('n')} AND n.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${table} AS l WHERE ${staged.sameKey('l', 'n')})`,
-    [tenant],
+    groupParams(tenants),
   );
   return written + (inserted.rowCount ?? 0);
 }
 
-/** Moves each serial or identity sequence past the largest value this group wrote, so new rows never collide. */
+/**
+ * Moves each serial or identity sequence past the largest value this batch wrote, so
+ * new rows never collide. Sessions serialise on the sequence (setval is not
+ * transactional), and the sequence never moves back.
+ */
 async function moveSequences(client: pg.Client, group: GroupWrite): Promise<void> {
   for (const staged of group.tables) {
     for (const owned of group.constraints.sequences.filter((s) => s.table === staged.name && staged.columns.includes(s.column))) {
+      await client.query(`SELECT pg_advisory_xact_lock(${SEQUENCE_LOCKS}, hashtext($1))`, [owned.sequence]);
       await client.query(
-        `SELECT setval($2::regclass, m.top) FROM (SELECT max(n.${sqlIdentifier(owned.column)}) AS top
+        `SELECT setval($3::regclass, m.top) FROM (SELECT max(n.${sqlIdentifier(owned.column)}) AS top
             FROM pg_temp.${staged.staging} AS n WHERE ${inGroup('n')} AND n.${PRESENT}) AS m
-          WHERE m.top > (SELECT last_value FROM ${owned.sequence})`,
-        [group.tenant, owned.sequence],
+          WHERE m.top >= (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM ${owned.sequence})`,
+        [...groupParams(group.tenants), owned.sequence],
       );
     }
   }
@@ -129,9 +152,49 @@ async function verify(client: pg.Client, group: GroupWrite): Promise<string[]> {
         WHERE ${inGroup('n')} AND CASE WHEN n.${PRESENT}
           THEN NOT EXISTS (SELECT 1 FROM ${staged.table.sql} AS l WHERE ${staged.sameKey('l', 'n')} AND NOT (${staged.differs('l', 'n')}))
           ELSE EXISTS (SELECT 1 FROM ${staged.table.sql} AS l WHERE ${staged.sameKey('l', 'n')}) END`,
-      [group.tenant],
+      groupParams(group.tenants),
     );
-    if (Number(rows[0]?.wrong ?? 0) > 0) mismatched.push(`${rows[0]?.wrong} row(s) of ${staged.name}`);
+    if (Number(rows[0]?.wrong ?? 0) > 0) mismatched.push(`${rows[0]?.wrong} row(s) of ${staged.name} differ from the target`);
   }
   return mismatched;
+}
+
+/**
+ * References the writes left dangling, checked inside the transaction because
+ * foreign-key triggers are off: written rows whose parent is missing now, and rows
+ * still referencing a parent this batch deleted. The plan checked both already;
+ * this catches what changed since outside the freeze (a global parent, a table
+ * the undo did not touch).
+ */
+async function danglingReferences(client: pg.Client, group: GroupWrite): Promise<string[]> {
+  const found: string[] = [];
+  const byName = new Map(group.tables.map((staged) => [staged.name, staged]));
+  for (const key of group.constraints.foreignKeys) {
+    const match = (child: string, parent: string): string =>
+      key.childColumns
+        .map((c, i) => `${parent}.${sqlIdentifier(key.parentColumns[i] as string)} = ${child}.${sqlIdentifier(c)}`)
+        .join(' AND ');
+    const child = byName.get(key.child);
+    if (child !== undefined && key.childColumns.every((c) => child.columns.includes(c))) {
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM pg_temp.${child.staging} AS n
+          WHERE ${inGroup('n')} AND n.${PRESENT} AND ${key.childColumns.map((c) => `n.${sqlIdentifier(c)} IS NOT NULL`).join(' AND ')}
+            AND NOT EXISTS (SELECT 1 FROM ${sqlTableName(parseTableName(key.parent))} AS p WHERE ${match('n', 'p')})`,
+        groupParams(group.tenants),
+      );
+      if (Number(rows[0]?.n ?? 0) > 0) found.push(`${rows[0]?.n} row(s) of ${key.child} whose ${key.parent} row is missing (${key.name})`);
+    }
+    const parent = byName.get(key.parent);
+    if (parent !== undefined && key.parentColumns.every((c) => parent.table.key.includes(c))) {
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM pg_temp.${parent.staging} AS n
+          WHERE ${inGroup('n')} AND NOT n.${PRESENT}
+            AND EXISTS (SELECT 1 FROM ${sqlTableName(parseTableName(key.child))} AS c WHERE ${match('c', 'n')})`,
+        groupParams(group.tenants),
+      );
+      if (Number(rows[0]?.n ?? 0) > 0)
+        found.push(`${rows[0]?.n} deleted row(s) of ${key.parent} still referenced from ${key.child} (${key.name})`);
+    }
+  }
+  return found;
 }

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { sqlIdentifier, sqlTableName, parseTableName, type Constraints } from '../source/index.js';
 import type { Conflict, ConflictKind, ConflictResolution, Key, Row } from './plan.js';
-import { CONFLICT, GROUP, PRESENT, SKIP, type StagedTable } from './staging.js';
+import { CONFLICT, GROUP, LATER, PRESENT, SKIP, type StagedTable } from './staging.js';
 
 /** The staged tables of a plan by name, with the source's constraints. */
 export interface StagedPlan {
@@ -134,22 +134,25 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
  * conflict, `ours` writes our version over rows changed later (the one kind it can
  * force; a value or reference held by another row stays a conflict). Leaving rows
  * out can expose new conflicts (a child whose parent is now kept out), so marking
- * and resolving repeat until nothing new appears.
+ * and resolving repeat until nothing new appears (each round only adds skipped rows,
+ * so it ends).
  */
 export async function resolveConflicts(client: pg.Client, plan: StagedPlan, resolution: ConflictResolution | undefined): Promise<void> {
-  for (let round = 0; round < 20; round++) {
+  // A row in conflict of either kind: `ours` overrides only changed-after.
+  const conflicting = `(${CONFLICT} IS NOT NULL OR ${LATER} IS NOT NULL)`;
+  for (let round = 0; ; round++) {
     const marked = await markConflicts(client, plan);
     if (resolution === undefined || resolution === 'ours') return;
     if (round > 0 && marked === 0) return;
     if (resolution === 'theirs') {
       for (const staged of plan.tables.values()) {
-        await client.query(`UPDATE ${s(staged)} SET ${SKIP} = true WHERE ${CONFLICT} IS NOT NULL AND NOT ${SKIP}`);
+        await client.query(`UPDATE ${s(staged)} SET ${SKIP} = true WHERE ${conflicting} AND NOT ${SKIP}`);
       }
     } else {
       const groups = new Set<string | null>();
       for (const staged of plan.tables.values()) {
         const { rows } = await client.query<{ group: string | null }>(
-          `SELECT DISTINCT ${GROUP} AS group FROM ${s(staged)} WHERE ${CONFLICT} IS NOT NULL`,
+          `SELECT DISTINCT ${GROUP} AS group FROM ${s(staged)} WHERE ${conflicting}`,
         );
         for (const row of rows) groups.add(row.group);
       }
@@ -168,10 +171,13 @@ export async function resolveConflicts(client: pg.Client, plan: StagedPlan, reso
 export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableDiff[]> {
   const { rows } = await client.query<{ group: string | null; insert: string; update: string; delete: string }>(
     `SELECT n.${GROUP} AS group,
-            count(*) FILTER (WHERE n.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')})) AS insert,
-            count(*) FILTER (WHERE n.${PRESENT} AND EXISTS (SELECT 1 FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')} AND (${staged.differs('l', 'n')}))) AS update,
-            count(*) FILTER (WHERE NOT n.${PRESENT} AND EXISTS (SELECT 1 FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')})) AS delete
-       FROM ${s(staged)} n WHERE NOT n.${SKIP} GROUP BY n.${GROUP}`,
+            count(*) FILTER (WHERE n.${PRESENT} AND l.found IS NULL) AS insert,
+            count(*) FILTER (WHERE n.${PRESENT} AND l.found AND l.differs) AS update,
+            count(*) FILTER (WHERE NOT n.${PRESENT} AND l.found) AS delete
+       FROM ${s(staged)} n
+       LEFT JOIN LATERAL (SELECT true AS found, (${staged.differs('l', 'n')}) AS differs
+                            FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')} LIMIT 1) l ON true
+      WHERE NOT n.${SKIP} GROUP BY n.${GROUP}`,
   );
   return rows.map((row) => ({
     tenant: row.group,
@@ -191,41 +197,44 @@ export async function listConflicts(
   staged: StagedTable,
   resolution: ConflictResolution | undefined,
 ): Promise<{ conflicts: Conflict[]; total: number; unresolved: number }> {
-  const forced = resolution === 'ours' ? `(n.${CONFLICT}::json->>'kind') = 'changed-after'` : 'false';
+  const open = resolution === 'ours' ? `n.${CONFLICT} IS NOT NULL` : `(n.${CONFLICT} IS NOT NULL OR n.${LATER} IS NOT NULL)`;
   const { rows } = await client.query<{
     group: string | null;
     key: string;
     ours: string | null;
-    doc: string;
+    conflict: string | null;
+    later: string | null;
     skip: string;
     total: string;
     unresolved: string;
   }>(
     `SELECT n.${GROUP} AS group, ${staged.keyJson('n')} AS key,
-            CASE WHEN n.${PRESENT} THEN ${staged.rowJson('n')}::text END AS ours, n.${CONFLICT} AS doc, n.${SKIP} AS skip,
-            count(*) OVER () AS total, count(*) FILTER (WHERE NOT n.${SKIP} AND NOT ${forced}) OVER () AS unresolved
-       FROM ${s(staged)} n WHERE n.${CONFLICT} IS NOT NULL ORDER BY 1, 2 LIMIT ${LISTED_CONFLICTS}`,
+            CASE WHEN n.${PRESENT} THEN ${staged.rowJson('n')}::text END AS ours, n.${CONFLICT} AS conflict, n.${LATER} AS later,
+            n.${SKIP} AS skip, count(*) OVER () AS total, count(*) FILTER (WHERE NOT n.${SKIP} AND ${open}) OVER () AS unresolved
+       FROM ${s(staged)} n WHERE n.${CONFLICT} IS NOT NULL OR n.${LATER} IS NOT NULL ORDER BY 1, 2 LIMIT ${LISTED_CONFLICTS}`,
   );
-  const conflicts = rows.map((row) => {
-    const doc = JSON.parse(row.doc) as { kind: ConflictKind; detail: string; theirs: Conflict['theirs'] };
-    const resolved: ConflictResolution | undefined =
-      resolution === 'ours'
-        ? doc.kind === 'changed-after'
-          ? 'ours'
-          : undefined
-        : row.skip === 't' && resolution !== undefined
-          ? resolution
-          : undefined;
-    return {
-      kind: doc.kind,
-      table: staged.name,
-      tenant: row.group,
-      key: JSON.parse(row.key) as Key,
-      ours: row.ours === null ? null : (JSON.parse(row.ours) as Row),
-      theirs: doc.theirs,
-      detail: doc.detail,
-      ...(resolved === undefined ? {} : { resolution: resolved }),
-    };
-  });
+  const conflicts = rows.flatMap((row) =>
+    [row.later, row.conflict]
+      .filter((doc): doc is string => doc !== null)
+      .map((text) => {
+        const doc = JSON.parse(text) as { kind: ConflictKind; detail: string; theirs: Conflict['theirs'] };
+        const resolved: ConflictResolution | undefined =
+          row.skip === 't' && resolution !== undefined && resolution !== 'ours'
+            ? resolution
+            : resolution === 'ours' && doc.kind === 'changed-after'
+              ? 'ours'
+              : undefined;
+        return {
+          kind: doc.kind,
+          table: staged.name,
+          tenant: row.group,
+          key: JSON.parse(row.key) as Key,
+          ours: row.ours === null ? null : (JSON.parse(row.ours) as Row),
+          theirs: doc.theirs,
+          detail: doc.detail,
+          ...(resolved === undefined ? {} : { resolution: resolved }),
+        };
+      }),
+  );
   return { conflicts, total: Number(rows[0]?.total ?? 0), unresolved: Number(rows[0]?.unresolved ?? 0) };
 }

@@ -12,9 +12,10 @@ import type pg from 'pg';
 import { FreezeError } from '../errors.js';
 import type { SourceTable } from '../source/index.js';
 
-/** Advisory lock namespaces ("RCL" + 1, + 2): per tenant, per table. */
+/** Advisory lock namespaces ("RCL" + 1, + 2, + 3): per tenant, per table, and the guards themselves. */
 const TENANT_LOCKS = 0x52434c01;
 const TABLE_LOCKS = 0x52434c02;
+const GUARD_LOCK = 0x52434c03;
 
 /** How long the freeze waits for writers already at work (and for the table locks of its triggers). */
 const FREEZE_WAIT = '30s';
@@ -24,12 +25,13 @@ CREATE OR REPLACE FUNCTION recall.guard() RETURNS trigger LANGUAGE plpgsql AS $g
 DECLARE
   tenant text;
 BEGIN
-  IF NOT pg_try_advisory_xact_lock_shared(${TABLE_LOCKS}, hashtext(TG_RELID::text)) THEN
+  -- The table is named by the root's oid (an argument): on a partition TG_RELID is the partition's.
+  IF NOT pg_try_advisory_xact_lock_shared(${TABLE_LOCKS}, hashtext(TG_ARGV[0])) THEN
     RAISE EXCEPTION 'table %.% is being restored by Recall; retry in a moment', TG_TABLE_SCHEMA, TG_TABLE_NAME
       USING ERRCODE = '55P03', HINT = 'the restore lifts this block when it ends';
   END IF;
-  IF TG_NARGS > 0 THEN
-    FOR tenant IN SELECT DISTINCT v FROM unnest(ARRAY[to_jsonb(NEW) ->> TG_ARGV[0], to_jsonb(OLD) ->> TG_ARGV[0]]) AS v WHERE v IS NOT NULL LOOP
+  IF TG_NARGS > 1 THEN
+    FOR tenant IN SELECT DISTINCT v FROM unnest(ARRAY[to_jsonb(NEW) ->> TG_ARGV[1], to_jsonb(OLD) ->> TG_ARGV[1]]) AS v WHERE v IS NOT NULL LOOP
       IF NOT pg_try_advisory_xact_lock_shared(${TENANT_LOCKS}, hashtext(tenant)) THEN
         RAISE EXCEPTION 'tenant % is being restored by Recall; retry in a moment', tenant
           USING ERRCODE = '55P03', HINT = 'the restore lifts this block when it ends';
@@ -48,16 +50,24 @@ const TRIGGER = 'recall_guard';
  */
 export async function installGuards(client: pg.Client, tables: readonly SourceTable[]): Promise<void> {
   await withFreezeWait(client, async () => {
+    // Held until guardsInPlace(): a concurrent restore must not remove guards between
+    // their installation and the freezes that rely on them.
+    await client.query(`SELECT pg_advisory_lock(${GUARD_LOCK}, 0)`);
     await client.query('CREATE SCHEMA IF NOT EXISTS recall');
     await client.query(GUARD_FUNCTION);
     for (const table of tables) {
-      const argument = table.tenantColumn === undefined ? '' : `'${table.tenantColumn.replaceAll("'", "''")}'`;
+      const tenantColumn = table.tenantColumn === undefined ? '' : `, '${table.tenantColumn.replaceAll("'", "''")}'`;
       await client.query(
         `CREATE OR REPLACE TRIGGER ${TRIGGER} BEFORE INSERT OR UPDATE OR DELETE ON ${table.sql}
-           FOR EACH ROW EXECUTE FUNCTION recall.guard(${argument})`,
+           FOR EACH ROW EXECUTE FUNCTION recall.guard('${table.oid}'${tenantColumn})`,
       );
     }
   });
+}
+
+/** Ends the guard installation (see installGuards): the freezes are held now. */
+export async function guardsInPlace(client: pg.Client): Promise<void> {
+  await client.query(`SELECT pg_advisory_unlock(${GUARD_LOCK}, 0)`);
 }
 
 /**
@@ -78,12 +88,17 @@ export async function freeze(client: pg.Client, what: { tenants: readonly string
  * locks it checks died with the session.
  */
 export async function removeGuards(client: pg.Client, tables: readonly SourceTable[]): Promise<void> {
-  const { rows } = await client.query<{ held: string }>(
-    `SELECT count(*) AS held FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND granted`,
-  );
-  if (Number(rows[0]?.held ?? 0) > 0) return;
   await withFreezeWait(client, async () => {
-    for (const table of tables) await client.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${table.sql}`);
+    await client.query(`SELECT pg_advisory_lock(${GUARD_LOCK}, 0)`);
+    try {
+      const { rows } = await client.query<{ held: string }>(
+        `SELECT count(*) AS held FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND granted`,
+      );
+      if (Number(rows[0]?.held ?? 0) > 0) return;
+      for (const table of tables) await client.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${table.sql}`);
+    } finally {
+      await client.query(`SELECT pg_advisory_unlock(${GUARD_LOCK}, 0)`);
+    }
   });
 }
 

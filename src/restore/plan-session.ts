@@ -19,6 +19,10 @@ import { parentsFirst } from './write-order.js';
 /** Buffers for a session's staging tables: allocated on the server only as they fill. */
 const TEMP_BUFFERS = '512MB';
 
+/** A transaction of apply gathers tenants up to this many rows, or this many tenants. */
+const BATCH_ROWS = 20_000;
+const BATCH_GROUPS = 10;
+
 /** What one session handles. */
 export interface SessionShare {
   /** The tenants whose rows it stages and writes ('all': every tenant, for a whole-database restore). */
@@ -41,6 +45,8 @@ export interface SessionContext {
   /** For a restore, the live rows the share replaces are staged too; an undo touches only the targets. */
   readonly restore: boolean;
   readonly onConflict: ConflictResolution | undefined;
+  /** Called as target rows are staged, with how many this batch added. */
+  readonly onStaged: (rows: number) => void;
 }
 
 /** The part of the plan a session computed. */
@@ -98,7 +104,12 @@ export class PlanSession {
         );
       });
       for (const table of this.staged) await createStaging(client, table);
-      copied = await copyByTable(client, new Map(this.staged.map((table) => [table.name, table])), context.targets(reader, this.share));
+      copied = await copyByTable(
+        client,
+        new Map(this.staged.map((table) => [table.name, table])),
+        context.targets(reader, this.share),
+        context.onStaged,
+      );
     } finally {
       reader.close();
     }
@@ -136,25 +147,42 @@ export class PlanSession {
     return { groups: [...groups.entries()].map(([tenant, group]) => ({ tenant, ...group })), unresolved };
   }
 
-  /** Writes the given groups of this share, one transaction each. */
+  /**
+   * Writes the given groups of this share in batches: tenants are gathered into one
+   * transaction until it holds BATCH_ROWS rows or BATCH_GROUPS tenants, so many small
+   * tenants do not cost a round of statements each. A large tenant gets its own.
+   */
   async apply(
     groups: readonly GroupPlan[],
     plan: { readonly id: string; readonly op: 'restore' | 'undo' },
     throttle: Throttle,
-    onGroup: (result: GroupResult) => void,
+    onBatch: (result: GroupResult) => void,
   ): Promise<void> {
-    for (const group of groups) {
-      await throttle.take(group.tables.reduce((sum, step) => sum + step.insert + step.update + step.delete, 0));
-      onGroup(
+    const rowsOf = (group: GroupPlan): number => group.tables.reduce((sum, step) => sum + step.insert + step.update + step.delete, 0);
+    let batch: GroupPlan[] = [];
+    let rows = 0;
+    const write = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      await throttle.take(rows);
+      const tenants = batch.map((group) => group.tenant);
+      batch = [];
+      rows = 0;
+      onBatch(
         await applyGroup(this.client, {
           planId: plan.id,
           op: plan.op,
-          tenant: group.tenant,
+          tenants,
           tables: this.staged,
           constraints: this.context.constraints,
         }),
       );
+    };
+    for (const group of groups) {
+      if (batch.length > 0 && (rows + rowsOf(group) > BATCH_ROWS || batch.length >= BATCH_GROUPS)) await write();
+      batch.push(group);
+      rows += rowsOf(group);
     }
+    await write();
   }
 
   /** Whether a group is this session's. */
@@ -174,6 +202,7 @@ async function copyByTable(
   client: pg.Client,
   tables: ReadonlyMap<string, StagedTable>,
   targets: AsyncGenerator<TargetRow>,
+  onBatch: (rows: number) => void,
 ): Promise<number> {
   let next = await targets.next();
   let copied = 0;
@@ -188,7 +217,7 @@ async function copyByTable(
     };
     const staged = tables.get(table);
     if (staged === undefined) for await (const row of run()) void row;
-    else copied += await copyTargets(client, staged, run());
+    else copied += await copyTargets(client, staged, run(), onBatch);
   }
   return copied;
 }

@@ -12,7 +12,7 @@ import { formatLsn, VaultReader, type Lsn, type Point } from '../timeline/index.
 import { queryRows, type Vault } from '../vault/index.js';
 import type { GroupResult } from './apply.js';
 import { catchUp } from './catch-up.js';
-import { installGuards, removeGuards } from './freeze.js';
+import { guardsInPlace, installGuards, removeGuards } from './freeze.js';
 import { totalsOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
 import { PlanSession, type SessionContext, type SessionShare } from './plan-session.js';
 import { restoreTargets, selectTransactions, undoTargets } from './target.js';
@@ -30,8 +30,10 @@ export interface PlanCommon {
   readonly jobs?: number;
   /** Caps the write rate of apply, in rows per second. */
   readonly maxRowsPerSecond?: number;
-  /** Progress and notes (stderr in the CLI). */
+  /** Notes (stderr in the CLI). */
   readonly log?: (line: string) => void;
+  /** Progress of long steps, as a line to show in place (a terminal's progress line in the CLI). */
+  readonly progress?: (line: string) => void;
 }
 
 /** A restore: tenants (or all) back to a point. */
@@ -53,30 +55,34 @@ export interface UndoOptions extends PlanCommon {
 /** The outcome of apply. */
 export interface ApplyResult {
   readonly planId: string;
-  readonly groups: readonly GroupResult[];
+  /** Tenants (and the global tables, if any) written. */
+  readonly groups: number;
+  /** Transactions they were written in: each holds whole tenants. */
+  readonly transactions: number;
   readonly written: number;
 }
 
 /** Plans a restore; call apply() to write it, and close() in every case. */
 export async function planRestore(options: RestoreOptions): Promise<PreparedPlan> {
+  const tenants = options.tenants === 'all' ? 'all' : [...new Set(options.tenants)];
   return prepare(options, async (client, reader) => {
     const lsn = await reader.resolve(options.to);
-    if (options.tenants !== 'all') for (const tenant of options.tenants) await reader.assertTenant(tenant);
+    if (tenants !== 'all') for (const tenant of tenants) await reader.assertTenant(tenant);
     const catalog = await readCatalog(client, options.tenancy);
     const known = new Set(reader.manifest.schemas.map((schema) => schema.table));
-    const tables = catalog.filter((table) => known.has(table.qualified) && (options.tenants === 'all' || table.tenantColumn !== undefined));
+    const tables = catalog.filter((table) => known.has(table.qualified) && (tenants === 'all' || table.tenantColumn !== undefined));
     const selection: Selection = {
       kind: 'restore',
-      tenants: options.tenants,
+      tenants: tenants,
       point: options.pointText ?? formatLsn(lsn),
       lsn: formatLsn(lsn),
     };
     return {
       selection,
-      id: planIdOf(`restore ${JSON.stringify(options.tenants)} ${lsn}`),
+      id: planIdOf(`restore ${JSON.stringify(tenants)} ${lsn}`),
       tables,
-      tenants: options.tenants,
-      global: options.tenants === 'all',
+      tenants: tenants,
+      global: tenants === 'all',
       layoutLsn: lsn,
       targets: (fresh, share) => restoreTargets(fresh, share.tenants, lsn),
       restore: true,
@@ -166,13 +172,19 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
       targets: scope.targets,
       restore: scope.restore,
       onConflict: options.onConflict,
+      onStaged: stagingProgress(options.progress),
     };
     const shares = shareOut(scope, options.jobs ?? DEFAULT_JOBS);
     if (!options.dryRun) {
       await installGuards(client, scope.tables);
       guarded = scope.tables;
     }
-    sessions.push(...(await Promise.all(shares.map((share) => PlanSession.open(context, share, { freeze: !options.dryRun })))));
+    // Every session that opened is kept, so the cleanup below closes it even if another failed.
+    const opened = await Promise.allSettled(shares.map((share) => PlanSession.open(context, share, { freeze: !options.dryRun })));
+    for (const result of opened) if (result.status === 'fulfilled') sessions.push(result.value);
+    const failed = opened.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    if (!options.dryRun) await guardsInPlace(client);
     // Writes that committed before the freeze took hold must be in the plan too.
     if (!options.dryRun) await catchUp(client, catchUpOptions);
     const planned = await Promise.all(sessions.map((session) => session.plan()));
@@ -195,6 +207,18 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     await client.end().catch(() => undefined);
     throw error;
   }
+}
+
+/** Counts staged rows across sessions and reports them at most every 200 ms. */
+function stagingProgress(progress: PlanCommon['progress']): (rows: number) => void {
+  let staged = 0;
+  let shown = 0;
+  return (rows) => {
+    staged += rows;
+    if (progress === undefined || Date.now() - shown < 200) return;
+    shown = Date.now();
+    progress(`staging the target: ${staged.toLocaleString('en')} rows`);
+  };
 }
 
 /** Deals the tenants round-robin to at most `jobs` sessions; the first also takes the global rows. */
@@ -238,9 +262,11 @@ export class PreparedPlan {
     const groups = this.plan.groups.filter((group) => !group.skipped && group.tables.length > 0);
     const throttle = new Throttle(this.options.maxRowsPerSecond);
     const results: GroupResult[] = [];
-    const onGroup = (result: GroupResult): void => {
+    let done = 0;
+    const onBatch = (result: GroupResult): void => {
       results.push(result);
-      options.onGroup?.(result, results.length, groups.length);
+      done += result.tenants.length;
+      options.onGroup?.(result, done, groups.length);
     };
     const plan = { id: this.plan.id, op: this.plan.selection.kind };
     await Promise.all(
@@ -249,11 +275,11 @@ export class PreparedPlan {
           groups.filter((group) => session.owns(group.tenant)),
           plan,
           throttle,
-          onGroup,
+          onBatch,
         ),
       ),
     );
-    return { planId: this.plan.id, groups: results, written: results.reduce((sum, r) => sum + r.written, 0) };
+    return { planId: this.plan.id, groups: done, transactions: results.length, written: results.reduce((sum, r) => sum + r.written, 0) };
   }
 
   /** Ends the sessions (the freeze lifts), removes the guards, and closes the connection. */

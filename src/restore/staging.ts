@@ -14,6 +14,8 @@ export const PRESENT = '"recall.present"';
 export const GROUP = '"recall.group"';
 export const SKIP = '"recall.skip"';
 export const CONFLICT = '"recall.conflict"';
+/** An undo's changed-after conflict, known from the vault before staging; kept apart so every other check still runs. */
+export const LATER = '"recall.later"';
 
 /** A table of the plan with its staging table and the SQL fragments that relate the two. */
 export class StagedTable {
@@ -92,7 +94,7 @@ export async function createStaging(client: pg.Client, staged: StagedTable): Pro
   await client.query(
     `ALTER TABLE pg_temp.${staged.staging}
        ADD COLUMN ${PRESENT} boolean NOT NULL DEFAULT true, ADD COLUMN ${GROUP} text,
-       ADD COLUMN ${SKIP} boolean NOT NULL DEFAULT false, ADD COLUMN ${CONFLICT} text`,
+       ADD COLUMN ${SKIP} boolean NOT NULL DEFAULT false, ADD COLUMN ${CONFLICT} text, ADD COLUMN ${LATER} text`,
   );
 }
 
@@ -114,9 +116,10 @@ export async function copyTargets(
   client: pg.Client,
   staged: StagedTable,
   rows: AsyncIterable<TargetRow> | Iterable<TargetRow>,
+  onBatch: (rows: number) => void = () => undefined,
 ): Promise<number> {
   const stream = client.query(
-    copyFrom(`COPY pg_temp.${staged.staging} (${[...staged.columns.map(sqlIdentifier), PRESENT, GROUP, CONFLICT].join(', ')}) FROM STDIN`),
+    copyFrom(`COPY pg_temp.${staged.staging} (${[...staged.columns.map(sqlIdentifier), PRESENT, GROUP, LATER].join(', ')}) FROM STDIN`),
   );
   const done = new Promise<void>((resolve, reject) => {
     stream.on('finish', resolve);
@@ -128,6 +131,7 @@ export async function copyTargets(
   const flush = async (): Promise<void> => {
     if (batch === '') return;
     if (!stream.write(batch)) await Promise.race([once(stream, 'drain'), done]);
+    onBatch(batched);
     batch = '';
     batched = 0;
   };

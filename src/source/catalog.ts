@@ -13,8 +13,8 @@ export interface SourceColumn {
   readonly typeOid: number;
   readonly attnum: number;
   readonly generated: boolean;
-  /** An identity column (GENERATED … AS IDENTITY): inserting its values needs OVERRIDING SYSTEM VALUE. */
-  readonly identity: boolean;
+  /** attidentity: 'a' GENERATED ALWAYS, 'd' BY DEFAULT, '' none. Inserting identity values needs OVERRIDING SYSTEM VALUE. */
+  readonly identity: '' | 'a' | 'd';
 }
 
 /** A table of the source, partitions folded into their root. */
@@ -71,7 +71,7 @@ export async function readCatalog(client: pg.Client, tenancy: TenancyConfig): Pr
            (SELECT json_agg(json_build_object(
                      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
                      'typeOid', a.atttypid, 'attnum', a.attnum, 'generated', a.attgenerated <> '',
-                     'identity', a.attidentity <> '')
+                     'identity', a.attidentity)
                    ORDER BY a.attnum)
               FROM pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text AS columns

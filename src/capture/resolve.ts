@@ -44,7 +44,7 @@ export async function fillUnchangedToast(duck: DuckDBConnection, history: string
 }
 
 /** Deletes completed per statement: the join and aggregate hold this many deletes' versions at most. */
-const DELETE_BATCH = 5_000;
+const DELETE_BATCH = 20_000;
 
 /**
  * Gives each DELETE the row it removed and that row's tenant (the stream sends only the key).

@@ -4,8 +4,8 @@
 
 import { createInterface } from 'node:readline/promises';
 import { UnresolvedConflictsError, UsageError } from '../errors.js';
-import type { PreparedPlan } from '../restore/index.js';
-import { logLine, toJson } from './common.js';
+import type { PlanCommon, PreparedPlan } from '../restore/index.js';
+import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
 import { formatPlan } from './plan-output.js';
 
 /** The flags every plan-then-apply command takes. */
@@ -19,7 +19,7 @@ export interface ApplyFlags {
 }
 
 /** The apply tuning flags (--jobs, --max-rate), checked before anything happens. */
-export function tuningOf(flags: ApplyFlags): { jobs: number; maxRowsPerSecond?: number } {
+function tuningOf(flags: ApplyFlags): { jobs: number; maxRowsPerSecond?: number } {
   const jobs = positiveInteger(flags.jobs, '--jobs');
   return flags.maxRate === undefined ? { jobs } : { jobs, maxRowsPerSecond: positiveInteger(flags.maxRate, '--max-rate') };
 }
@@ -31,7 +31,7 @@ function positiveInteger(text: string, flag: string): number {
 }
 
 /** The --on-conflict value, checked before anything happens. */
-export function resolutionOf(flags: ApplyFlags): 'skip' | 'theirs' | 'ours' | undefined {
+function resolutionOf(flags: ApplyFlags): 'skip' | 'theirs' | 'ours' | undefined {
   const value = flags.onConflict;
   if (value === undefined) return undefined;
   if (value === 'skip' || value === 'theirs' || value === 'ours') return value;
@@ -39,16 +39,31 @@ export function resolutionOf(flags: ApplyFlags): 'skip' | 'theirs' | 'ours' | un
 }
 
 /** Refuses, before any work, to apply without a way to confirm. */
-export function assertConfirmable(flags: ApplyFlags): void {
+function assertConfirmable(flags: ApplyFlags): void {
   if (!flags.dryRun && !flags.yes && !process.stdin.isTTY) {
     throw new UsageError('not asking for confirmation without a terminal', 'pass --yes to apply, or --dry-run to see the plan only');
   }
 }
 
-/** A progress line rewritten in place on a terminal; nothing elsewhere (progress only on a TTY). */
-export function progressLine(): ((line: string) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  return (line) => process.stderr.write(`\r\x1b[K${line}`);
+/**
+ * Checks the flags restore and undo share (before any side effect), then gives the
+ * options every plan takes: source, vault, tenancy, resolution, tuning, logs, progress.
+ */
+export async function planOptionsOf(flags: CommonFlags & ApplyFlags): Promise<PlanCommon> {
+  const onConflict = resolutionOf(flags);
+  const tuning = tuningOf(flags);
+  assertConfirmable(flags);
+  return {
+    source: sourceOf(flags),
+    vault: await vaultOf(flags),
+    tenancy: tenancyOf(flags),
+    ...(onConflict === undefined ? {} : { onConflict }),
+    dryRun: flags.dryRun === true,
+    ...tuning,
+    log: logLine,
+    // A progress line rewritten in place, only on a terminal.
+    ...(process.stderr.isTTY ? { progress: (line: string) => process.stderr.write(`\r\x1b[K${line}`) } : {}),
+  };
 }
 
 /** Shows the plan, then applies it if allowed and confirmed; always closes it. */
@@ -76,7 +91,7 @@ export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, ve
     }
     const progress = process.stderr.isTTY;
     const result = await prepared.apply({
-      onGroup: (group, done, total) => {
+      onProgress: (done, total) => {
         if (progress) process.stderr.write(`\r\x1b[K${verb}: ${done}/${total} tenants written and verified`);
       },
     });

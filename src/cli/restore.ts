@@ -3,8 +3,8 @@
 import { UsageError } from '../errors.js';
 import { planRestore } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
-import { assertConfirmable, progressLine, resolutionOf, showAndApply, tuningOf, type ApplyFlags } from './apply-plan.js';
-import { logLine, sourceOf, tenancyOf, vaultOf, type CommonFlags } from './common.js';
+import { planOptionsOf, showAndApply, type ApplyFlags } from './apply-plan.js';
+import type { CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string; all?: boolean; to: string }): Promise<number> {
   if ((flags.tenant === undefined) === (flags.all !== true)) {
@@ -17,21 +17,6 @@ export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string; a
   if (tenants !== 'all' && tenants.some((t) => t === ''))
     throw new UsageError(`--tenant "${flags.tenant}" holds an empty name`, 'e.g. --tenant acme,globex');
   const to = parsePoint(flags.to);
-  const onConflict = resolutionOf(flags);
-  const tuning = tuningOf(flags);
-  assertConfirmable(flags);
-  const prepared = await planRestore({
-    source: sourceOf(flags),
-    vault: await vaultOf(flags),
-    tenancy: tenancyOf(flags),
-    tenants,
-    to,
-    pointText: flags.to,
-    ...(onConflict === undefined ? {} : { onConflict }),
-    dryRun: flags.dryRun === true,
-    ...tuning,
-    log: logLine,
-    ...(progressLine() === undefined ? {} : { progress: progressLine() }),
-  });
+  const prepared = await planRestore({ ...(await planOptionsOf(flags)), tenants, to, pointText: flags.to });
   return showAndApply(prepared, flags, 'restore');
 }

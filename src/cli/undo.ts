@@ -3,8 +3,8 @@
 import { UsageError } from '../errors.js';
 import { planUndo } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
-import { assertConfirmable, progressLine, resolutionOf, showAndApply, tuningOf, type ApplyFlags } from './apply-plan.js';
-import { logLine, sourceOf, tenancyOf, vaultOf, type CommonFlags } from './common.js';
+import { planOptionsOf, showAndApply, type ApplyFlags } from './apply-plan.js';
+import type { CommonFlags } from './common.js';
 
 export async function run(
   flags: CommonFlags & ApplyFlags & { txn?: string; actor?: string; since?: string; until?: string },
@@ -25,22 +25,12 @@ export async function run(
   });
   const since = flags.since === undefined ? undefined : parsePoint(flags.since);
   const until = flags.until === undefined ? undefined : parsePoint(flags.until);
-  const onConflict = resolutionOf(flags);
-  const tuning = tuningOf(flags);
-  assertConfirmable(flags);
   const prepared = await planUndo({
-    source: sourceOf(flags),
-    vault: await vaultOf(flags),
-    tenancy: tenancyOf(flags),
+    ...(await planOptionsOf(flags)),
     ...(txns === undefined ? {} : { txns }),
     ...(flags.actor === undefined ? {} : { actor: flags.actor }),
     ...(since === undefined ? {} : { since }),
     ...(until === undefined ? {} : { until }),
-    ...(onConflict === undefined ? {} : { onConflict }),
-    dryRun: flags.dryRun === true,
-    ...tuning,
-    log: logLine,
-    ...(progressLine() === undefined ? {} : { progress: progressLine() }),
   });
   return showAndApply(prepared, flags, 'undo');
 }

@@ -251,7 +251,7 @@ export class PreparedPlan {
    * Writes every group that is not skipped, one transaction each, the sessions side
    * by side; refuses while conflicts are unresolved.
    */
-  async apply(options: { onGroup?: (result: GroupResult, done: number, total: number) => void } = {}): Promise<ApplyResult> {
+  async apply(options: { onProgress?: (tenantsDone: number, tenantsTotal: number) => void } = {}): Promise<ApplyResult> {
     if (this.options.dryRun) throw new UsageError('a dry-run plan cannot be applied', 'plan again without dryRun to apply');
     if (this.plan.unresolved > 0) {
       throw new UnresolvedConflictsError(
@@ -266,7 +266,7 @@ export class PreparedPlan {
     const onBatch = (result: GroupResult): void => {
       results.push(result);
       done += result.tenants.length;
-      options.onGroup?.(result, done, groups.length);
+      options.onProgress?.(done, groups.length);
     };
     const plan = { id: this.plan.id, op: this.plan.selection.kind };
     await Promise.all(

@@ -28,7 +28,7 @@ import { startCluster } from '../src/sandbox/index.js';
 const TABLES = ['accounts', 'contacts', 'deals', 'notes', 'events'] as const;
 const ROWS_PER_TABLE = Number(process.env.BENCH_ROWS_PER_TABLE ?? 20_000);
 const UNDO_TENANTS = Number(process.env.BENCH_UNDO_TENANTS ?? 1000);
-const UNDO_ROWS_PER_TENANT = Number(process.env.BENCH_UNDO_ROWS_PER_TENANT ?? 500);
+const UNDO_ROWS_PER_TENANT = Number(process.env.BENCH_UNDO_ROWS_PER_TENANT ?? 2500);
 /** Prints each figure as soon as it is measured, so a later failure keeps the earlier ones. */
 function report(r: { name: string; value: string; anchor: string; ratio: string; target: string }): void {
   console.log(`| ${r.name} | ${r.value} | ${r.anchor} | ${r.ratio} | ${r.target} |`);

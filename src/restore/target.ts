@@ -113,17 +113,33 @@ export async function* undoTargets(
   planId: string,
   share: { readonly tenants: readonly string[]; readonly global: boolean },
 ): AsyncGenerator<TargetRow> {
+  // A query per chunk of tenants: the per-key aggregate holds one chunk's keys, not the whole undo's.
+  for (let i = 0; i < share.tenants.length; i += UNDO_CHUNK_TENANTS) {
+    yield* undoTargetsOf(
+      reader,
+      xids,
+      planId,
+      `tenant IN (${share.tenants
+        .slice(i, i + UNDO_CHUNK_TENANTS)
+        .map(sqlLiteral)
+        .join(', ')})`,
+    );
+  }
+  if (share.global) yield* undoTargetsOf(reader, xids, planId, 'tenant IS NULL');
+}
+
+/** Tenants whose undo targets one query computes. */
+const UNDO_CHUNK_TENANTS = 25;
+
+/** undoTargets for the rows first touched in the tenants `mine` selects. */
+async function* undoTargetsOf(reader: VaultReader, xids: readonly bigint[], planId: string, mine: string): AsyncGenerator<TargetRow> {
   const selected = `xid IN (${xids.join(', ')})`;
-  const mine = [
-    ...(share.tenants.length > 0 ? [`t.tenant IN (${share.tenants.map(sqlLiteral).join(', ')})`] : []),
-    ...(share.global ? ['t.tenant IS NULL'] : []),
-  ];
   const ours = `(json_extract_string(context, '$.actor') = 'recall' AND json_extract_string(context, '$.plan') = ${sqlLiteral(planId)})`;
   const newestLsn = reader.manifest.throughLsn;
   const result = await reader.duck.stream(
     `WITH touched AS (
        SELECT "table", "key", min(${POSITION}) AS first_position, arg_min(tenant, ${POSITION}) AS tenant
-         FROM ${reader.layersSql} WHERE op <> 'image' AND ${selected} GROUP BY "table", "key"),
+         FROM ${reader.layersSql} WHERE op <> 'image' AND ${selected} AND ${mine} GROUP BY "table", "key"),
      versions AS (
        SELECT v.*, ${POSITION} AS position, ${selected} AS selected, coalesce(${ours}, false) AS ours
          FROM ${reader.layersSql} AS v SEMI JOIN touched USING ("table", "key"))
@@ -134,7 +150,6 @@ export async function* undoTargets(
                      'time': epoch_us(v.commit_time)::VARCHAR, 'actor': json_extract_string(v.context, '$.actor')}, v.position)
               FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours) AS later
        FROM touched t JOIN versions v USING ("table", "key")
-      WHERE ${mine.length > 0 ? mine.join(' OR ') : 'false'}
       GROUP BY t."table", t."key", t.tenant
       ORDER BY t."table"`,
   );

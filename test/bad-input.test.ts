@@ -5,9 +5,10 @@
 // before and after a successful init) and one left at wal_level=replica.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { fixture, jsonLines, runRecall, type Fixture, type RunResult } from './harness/recall.js';
@@ -409,6 +410,20 @@ describe('help', () => {
       assert.match(result.stdout, /--source <url>/);
     });
   }
+
+  test('a reader that closes the pipe early (recall --help | true) ends the output, not in a crash', async () => {
+    // `true` exits without reading, long before node has started, so every write meets a closed pipe.
+    const bin = resolve(import.meta.dirname, '../bin/recall.js');
+    const child = spawn('bash', ['-c', `set -o pipefail; "${process.execPath}" "${bin}" --help | true`], {
+      env: bareEnv(),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
+  });
 
   test('recall demo --help exits 0', async () => {
     const result = await runRecall(['demo', '--help'], bareEnv());

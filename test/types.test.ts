@@ -1,6 +1,7 @@
 // Invariant 2 for values: every built-in type round-trips exactly, byte for byte
 // in PostgreSQL's text form, whether it came from the initial image or the stream,
-// and a TOASTed value an UPDATE leaves unchanged keeps its value.
+// and a TOASTed value an UPDATE leaves unchanged keeps its value; a restore writes
+// every one of them back exactly.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -83,6 +84,19 @@ for (const major of testMajors('all')) {
         assert.ok(shownBig === trueBig, `row ${i}: the large TOASTed value differs`);
       });
       assert.equal(big.length, 96_000, 'the unchanged TOASTed value was filled from its previous version');
+    });
+
+    test("a restore writes every value back exactly (COPY of the vault's text)", async () => {
+      const before = await truth(f);
+      const point = new Date().toISOString();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await f.db.query(`UPDATE "Typed Values" SET n = 0, jsb = '{}', ta = NULL, big = 'x', tstz = now() WHERE id % 2 = 1`);
+      await f.db.query(`DELETE FROM "Typed Values" WHERE id % 2 = 0`);
+      const restored = await f.recall(['restore', '--tenant', 't1', '--to', point, '--yes']);
+      assert.equal(restored.code, 0, restored.stderr);
+      const after = await truth(f);
+      assert.equal(after.length, before.length);
+      after.forEach((row, i) => assert.deepStrictEqual(row, before[i], `row ${i}`));
     });
   });
 }

@@ -5,11 +5,11 @@
 // only `restore --all` touches.
 
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type pg from 'pg';
-import { fixture, type Fixture } from './harness/recall.js';
+import { fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
-import { CaptureProcess } from './harness/workload.js';
+import { endAfterSuite, initAndCapture } from './harness/workload.js';
 
 const SCHEMA = `
   CREATE SCHEMA "Billing";
@@ -60,19 +60,13 @@ async function state(db: pg.Client, tenants?: number[]): Promise<Record<string, 
 
 for (const major of testMajors('all')) {
   describe(`restore on real schemas, PostgreSQL ${major}`, () => {
-    let f: Fixture | undefined;
-    let capture: CaptureProcess | undefined;
-    after(async () => {
-      await capture?.kill9();
-      await f?.close();
-    });
+    const { fixtures, captures } = endAfterSuite();
 
     test('a tenant, then the whole database, back to a point', async () => {
-      f = await fixture(major, SCHEMA);
+      const f = await fixture(major, SCHEMA);
+      fixtures.push(f);
       const db = f.db;
-      assert.equal((await f.recall(['init'])).code, 0);
-      capture = CaptureProcess.spawn(f);
-      await capture.waitForLines(/capture: streaming slot/, 1, 30_000);
+      captures.push(await initAndCapture(f));
       const atPoint = await state(db);
       const point = new Date().toISOString();
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -4,34 +4,28 @@
 // restore holds its freeze; and the restore itself can be undone.
 
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
 import { DEFAULT_TENANCY, Vault, parsePoint, planRestore, resolveSource } from '../src/index.js';
 import { recallContextSql } from '../src/capture/index.js';
 import { SAAS_SCHEMA, keepWorking, signUp, tenantNames } from '../src/demo/saas.js';
-import { fixture, type Fixture } from './harness/recall.js';
+import { fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { othersState, tenantState } from './harness/saas.js';
-import { CaptureProcess } from './harness/workload.js';
+import { endAfterSuite, initAndCapture } from './harness/workload.js';
 
 for (const major of testMajors('one')) {
   describe(`restore on PostgreSQL ${major}`, () => {
-    let f: Fixture | undefined;
-    let capture: CaptureProcess | undefined;
-    after(async () => {
-      await capture?.kill9();
-      await f?.close();
-    });
+    const { fixtures, captures } = endAfterSuite();
 
     test('a vandalised tenant goes back to a point exactly; others are untouched; the restore can be undone', async () => {
       const tenants = tenantNames(10);
       const [victim, ...others] = tenants as [string, ...string[]];
-      f = await fixture(major, SAAS_SCHEMA);
+      const f = await fixture(major, SAAS_SCHEMA);
+      fixtures.push(f);
       const db = f.db;
       await signUp(db, tenants);
-      assert.equal((await f.recall(['init'])).code, 0);
-      capture = CaptureProcess.spawn(f);
-      await capture.waitForLines(/capture: streaming slot/, 1, 30_000);
+      captures.push(await initAndCapture(f));
 
       const worker = new pg.Client({ connectionString: f.cluster.url() });
       await worker.connect();
@@ -79,6 +73,7 @@ for (const major of testMajors('one')) {
     });
 
     test("while a restore holds its freeze, the tenant's writers get a clear error and other tenants write on", async () => {
+      const f = fixtures[0];
       assert.ok(f !== undefined, 'runs after the test above');
       const vault = await Vault.open(f.vault);
       const prepared = await planRestore({

@@ -142,38 +142,35 @@ class Reader {
 
   constructor(private readonly buffer: Buffer) {}
 
+  /** Moves past `size` bytes; returns the offset where they start. */
+  private advance(size: number): number {
+    const at = this.offset;
+    this.offset += size;
+    return at;
+  }
+
   byte(): number {
-    return this.buffer.readUInt8(this.offset++);
+    return this.buffer.readUInt8(this.advance(1));
   }
 
   int16(): number {
-    const value = this.buffer.readInt16BE(this.offset);
-    this.offset += 2;
-    return value;
+    return this.buffer.readInt16BE(this.advance(2));
   }
 
   int32(): number {
-    const value = this.buffer.readInt32BE(this.offset);
-    this.offset += 4;
-    return value;
+    return this.buffer.readInt32BE(this.advance(4));
   }
 
   uint32(): number {
-    const value = this.buffer.readUInt32BE(this.offset);
-    this.offset += 4;
-    return value;
+    return this.buffer.readUInt32BE(this.advance(4));
   }
 
   int64(): bigint {
-    const value = this.buffer.readBigInt64BE(this.offset);
-    this.offset += 8;
-    return value;
+    return this.buffer.readBigInt64BE(this.advance(8));
   }
 
   uint64(): bigint {
-    const value = this.buffer.readBigUInt64BE(this.offset);
-    this.offset += 8;
-    return value;
+    return this.buffer.readBigUInt64BE(this.advance(8));
   }
 
   cstring(): string {
@@ -186,16 +183,14 @@ class Reader {
 
   /** UTF-8 text of the given length, decoded at once (no copy of the bytes). */
   text(length: number): string {
-    const text = this.buffer.toString('utf8', this.offset, this.offset + length);
-    this.offset += length;
-    return text;
+    const at = this.advance(length);
+    return this.buffer.toString('utf8', at, at + length);
   }
 
   /** A copy: the frame's buffer belongs to the socket reader, which reuses it for later frames. */
   bytes(length: number): Buffer {
-    const copy = Buffer.from(this.buffer.subarray(this.offset, this.offset + length));
-    this.offset += length;
-    return copy;
+    const at = this.advance(length);
+    return Buffer.from(this.buffer.subarray(at, at + length));
   }
 
   expect(marker: string): void {

@@ -3,7 +3,7 @@
 // --yes), apply with progress on stderr, and close the plan whatever happens.
 
 import { createInterface } from 'node:readline/promises';
-import { UnresolvedConflictsError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { PlanCommon, PreparedPlan } from '../restore/index.js';
 import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
 import { formatPlan } from './plan-output.js';
@@ -74,12 +74,7 @@ export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, ve
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     if (flags.json) process.stdout.write(`${toJson({ plan })}\n`);
     else process.stdout.write(formatPlan(plan));
-    if (plan.unresolved > 0) {
-      throw new UnresolvedConflictsError(
-        `the plan has ${plan.unresolved} unresolved conflict${plan.unresolved === 1 ? '' : 's'}; nothing was written`,
-        'resolve them with --on-conflict skip (leave those tenants out), theirs (keep the live rows) or ours (overwrite later changes)',
-      );
-    }
+    prepared.assertResolved();
     if (flags.dryRun) return 0;
     if (plan.totals.insert + plan.totals.update + plan.totals.delete === 0) {
       logLine(`${verb}: nothing to write`);

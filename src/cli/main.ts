@@ -6,6 +6,9 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, InternalError, RecallError } from '../errors.js';
 import { commonOptions } from './common.js';
 
+/** How a point can be written, for every flag that takes one. */
+const POINT_FORMS = 'ISO time (UTC if no zone), "10 minutes ago", lsn:0/16B3748 or before-txn:XID';
+
 /** Runs the CLI with the given arguments; resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('recall')
@@ -38,19 +41,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('slot state and lag, newest LSN and time in the vault, vault size')
     .action(run(() => import('./status.js')));
 
-  commonOptions(program.command('log'))
-    .description("a tenant's changes, oldest first")
-    .requiredOption('--tenant <id>', 'the tenant (text form of its id)')
+  // log and show read one tenant, optionally one table.
+  const tenantRead = (name: string, description: string): Command =>
+    commonOptions(program.command(name))
+      .description(description)
+      .requiredOption('--tenant <id>', 'the tenant (text form of its id)')
+      .option('--table <name>', 'only this table (schema.table)');
+
+  tenantRead('log', "a tenant's changes, oldest first")
     .option('--since <point>', 'only changes after this point')
     .option('--until <point>', 'only changes up to this point')
-    .option('--table <name>', 'only this table (schema.table)')
     .action(run(() => import('./log.js')));
 
-  commonOptions(program.command('show'))
-    .description("a tenant's rows as of a point")
-    .requiredOption('--tenant <id>', 'the tenant (text form of its id)')
-    .requiredOption('--at <point>', 'ISO time (UTC if no zone), "10 minutes ago", lsn:0/16B3748 or before-txn:XID')
-    .option('--table <name>', 'only this table (schema.table)')
+  tenantRead('show', "a tenant's rows as of a point")
+    .requiredOption('--at <point>', POINT_FORMS)
     .action(run(() => import('./show.js')));
 
   const applyOptions = (command: Command): Command =>
@@ -68,7 +72,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('put tenants (or the whole database) back to a point, inside the live database')
     .option('--tenant <ids>', 'the tenants, comma-separated')
     .option('--all', 'every tenant and the global tables')
-    .requiredOption('--to <point>', 'ISO time (UTC if no zone), "10 minutes ago", lsn:0/16B3748 or before-txn:XID')
+    .requiredOption('--to <point>', POINT_FORMS)
     .action(run(() => import('./restore.js')));
 
   applyOptions(commonOptions(program.command('undo')))

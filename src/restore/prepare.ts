@@ -7,7 +7,14 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { UnknownTableError, UnresolvedConflictsError, UsageError } from '../errors.js';
-import { connectSource, readCatalog, readConstraints, type SourceConfig, type SourceTable, type TenancyConfig } from '../source/index.js';
+import {
+  connectSource,
+  readCatalog,
+  readConstraints,
+  type SourceConfig,
+  type SourceTable,
+  type TenancyConfig,
+} from '../source/index.js';
 import { formatLsn, VaultReader, type Lsn, type Point } from '../timeline/index.js';
 import { queryRows, type Vault } from '../vault/index.js';
 import type { GroupResult } from './apply.js';
@@ -253,12 +260,7 @@ export class PreparedPlan {
    */
   async apply(options: { onProgress?: (tenantsDone: number, tenantsTotal: number) => void } = {}): Promise<ApplyResult> {
     if (this.options.dryRun) throw new UsageError('a dry-run plan cannot be applied', 'plan again without dryRun to apply');
-    if (this.plan.unresolved > 0) {
-      throw new UnresolvedConflictsError(
-        `the plan has ${this.plan.unresolved} unresolved conflict(s); nothing was written`,
-        'look at the conflicts in the plan, then choose --on-conflict skip|theirs|ours',
-      );
-    }
+    this.assertResolved();
     const groups = this.plan.groups.filter((group) => !group.skipped && group.tables.length > 0);
     const throttle = new Throttle(this.options.maxRowsPerSecond);
     const results: GroupResult[] = [];
@@ -280,6 +282,16 @@ export class PreparedPlan {
       ),
     );
     return { planId: this.plan.id, groups: done, transactions: results.length, written: results.reduce((sum, r) => sum + r.written, 0) };
+  }
+
+  /** Throws (exit 3) while the plan has conflicts --on-conflict did not resolve. */
+  assertResolved(): void {
+    const n = this.plan.unresolved;
+    if (n === 0) return;
+    throw new UnresolvedConflictsError(
+      `the plan has ${n} unresolved conflict${n === 1 ? '' : 's'}; nothing was written`,
+      'resolve them with --on-conflict skip (leave those tenants out), theirs (keep the live rows) or ours (overwrite later changes)',
+    );
   }
 
   /** Ends the sessions (the freeze lifts), removes the guards, and closes the connection. */

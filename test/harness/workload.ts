@@ -5,6 +5,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
+import { after } from 'node:test';
 import pg from 'pg';
 import { prng } from '../../src/demo/random.js';
 import { jsonLines, type Fixture, type RunResult } from './recall.js';
@@ -260,6 +261,25 @@ export class CaptureProcess {
     this.child.kill('SIGKILL');
     await this.waitForExit(10_000);
   }
+}
+
+/** What a suite starts (fixtures, background captures), all ended by one `after` hook it registers. */
+export function endAfterSuite(): { readonly fixtures: Fixture[]; readonly captures: CaptureProcess[] } {
+  const started = { fixtures: [] as Fixture[], captures: [] as CaptureProcess[] };
+  after(async () => {
+    await Promise.all(started.captures.map((capture) => capture.kill9()));
+    await Promise.all(started.fixtures.map((f) => f.close()));
+  });
+  return started;
+}
+
+/** Runs `recall init`, then starts `recall capture` in the background and waits until it streams. */
+export async function initAndCapture(f: Fixture): Promise<CaptureProcess> {
+  const init = await f.recall(['init']);
+  assert.equal(init.code, 0, init.stderr);
+  const capture = CaptureProcess.spawn(f);
+  await capture.waitForLines(/capture: streaming slot/, 1, 30_000);
+  return capture;
 }
 
 /** Runs `recall capture --until-caught-up`; it must exit 0 before the deadline. */

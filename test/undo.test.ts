@@ -4,14 +4,14 @@
 // a mistaken TRUNCATE, and conflicts that must stop the plan.
 
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
 import { recallContextSql } from '../src/capture/index.js';
-import { SAAS_SCHEMA, cleanupScript, keepWorking, signUp, tenantNames } from '../src/demo/saas.js';
+import { SAAS_SCHEMA, cleanupScript, keepWorking, signUp, tenantNames, type TenantSize } from '../src/demo/saas.js';
 import { fixture, jsonLines, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { counts, othersState, tenantState } from './harness/saas.js';
-import { CaptureProcess } from './harness/workload.js';
+import { CaptureProcess, endAfterSuite, initAndCapture } from './harness/workload.js';
 
 /** One tenant's rows out of a state of many (rows are row_to_json text, holding the tenant id). */
 function tenantSlice(state: Record<string, string[]>, tenant: string): Record<string, string[]> {
@@ -25,22 +25,14 @@ function tenantSlice(state: Record<string, string[]>, tenant: string): Record<st
 
 for (const major of testMajors('one')) {
   describe(`undo on PostgreSQL ${major}`, () => {
-    const fixtures: Fixture[] = [];
-    const captures: CaptureProcess[] = [];
-    after(async () => {
-      await Promise.all(captures.map((c) => c.kill9()));
-      await Promise.all(fixtures.map((f) => f.close()));
-    });
+    const { fixtures, captures } = endAfterSuite();
 
-    const start = async (tenants: readonly string[]): Promise<Fixture> => {
+    /** A SaaS with these tenants (of this size), its history started and capture streaming. */
+    const start = async (tenants: readonly string[], size?: TenantSize): Promise<Fixture> => {
       const f = await fixture(major, SAAS_SCHEMA);
       fixtures.push(f);
-      await signUp(f.db, tenants);
-      const init = await f.recall(['init']);
-      assert.equal(init.code, 0, init.stderr);
-      const capture = CaptureProcess.spawn(f);
-      captures.push(capture);
-      await capture.waitForLines(/capture: streaming slot/, 1, 30_000);
+      await signUp(f.db, tenants, size);
+      captures.push(await initAndCapture(f));
       return f;
     };
 
@@ -74,9 +66,13 @@ for (const major of testMajors('one')) {
       assert.equal(shown?.plan.totals.insert, rows);
       assert.deepStrictEqual(counts(await tenantState(f.db, doomed)).tenants, 0, '--dry-run wrote nothing');
 
-      const undo = await f.recall(['undo', '--actor', 'cleanup-script', '--yes']);
+      // One session, 10 tenants (200 rows) per transaction, at most 100 rows a second: the
+      // throttle holds the 2nd, 3rd and 4th transactions until 2, 4 and 6 s into apply.
+      const started = Date.now();
+      const undo = await f.recall(['undo', '--actor', 'cleanup-script', '--yes', '--jobs', '1', '--max-rate', '100']);
       assert.equal(undo.code, 0, undo.stderr);
-      assert.match(undo.stderr, /undo: wrote \d+ row\(s\) of 40 tenant\(s\) in \d+ transaction\(s\), each holding whole tenants/);
+      assert.match(undo.stderr, /undo: wrote 800 row\(s\) of 40 tenant\(s\) in 4 transaction\(s\), each holding whole tenants/);
+      assert.ok(Date.now() - started >= 6000, `--max-rate 100 held 800 rows to at least 6 s (took ${Date.now() - started} ms)`);
       assert.deepStrictEqual(await tenantState(f.db, doomed), before, 'the 40 tenants are back exactly as before the script');
       assert.deepStrictEqual(await othersState(f.db, doomed), othersBefore, 'no other row changed');
 
@@ -146,8 +142,9 @@ for (const major of testMajors('one')) {
         'ours writes the version before the undone transaction',
       );
 
-      // edudip: a tenant deleted by mistake, and its user's unique email taken since by another tenant.
-      const [deleted] = await cleanupScript(db, ['t003'], 1, { actor: 'oops' });
+      // edudip: two tenants deleted by mistake, and a user's unique email of one of them taken since by another tenant.
+      const t001 = await tenantState(db, ['t001']);
+      const [deleted] = await cleanupScript(db, ['t001', 't003'], 2, { actor: 'oops' });
       await db.query(`INSERT INTO public.users (tenant_id, email, name) VALUES ('t004', 'user1@t003.example', 'Reused')`);
       const livePlan = await tenantState(db, tenants);
       const unique = await f.recall(['undo', '--txn', String(deleted), '--dry-run']);
@@ -158,6 +155,13 @@ for (const major of testMajors('one')) {
         /theirs: .*"email":"user1@t003\.example".*"tenant_id":"t004"|theirs: .*"tenant_id":"t004".*"email":"user1@t003\.example"/,
       );
       assert.deepStrictEqual(await tenantState(db, tenants), livePlan, 'nothing written');
+
+      // skip: t001 comes back; t003, which has the conflict, is left out whole.
+      const skipped = await f.recall(['undo', '--txn', String(deleted), '--on-conflict', 'skip', '--yes']);
+      assert.equal(skipped.code, 0, skipped.stderr);
+      assert.match(skipped.stdout, /skipped \(--on-conflict skip\): t003/);
+      assert.deepStrictEqual(await tenantState(db, ['t001']), t001, 'the tenant without conflicts is back');
+      assert.deepStrictEqual(counts(await tenantState(db, ['t003'])), { tenants: 0, users: 0, projects: 0, issues: 0, memberships: 0 });
 
       // theirs: t003 comes back without the user whose email is taken, and without what depends on that user.
       const resolved = await f.recall(['undo', '--txn', String(deleted), '--on-conflict', 'theirs', '--yes']);
@@ -174,13 +178,7 @@ for (const major of testMajors('one')) {
 
     test('kill -9 during apply leaves each tenant untouched or fully restored, and a rerun completes the undo', async () => {
       const all = tenantNames(40);
-      const f = await fixture(major, SAAS_SCHEMA);
-      fixtures.push(f);
-      await signUp(f.db, all, { users: 10, projects: 4, issuesPerProject: 60 });
-      assert.equal((await f.recall(['init'])).code, 0);
-      const capture = CaptureProcess.spawn(f);
-      captures.push(capture);
-      await capture.waitForLines(/capture: streaming slot/, 1, 30_000);
+      const f = await start(all, { users: 10, projects: 4, issuesPerProject: 60 });
       const before = await tenantState(f.db, all);
       await cleanupScript(f.db, all, 8);
 

@@ -349,6 +349,10 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
       failed(capture, 2, /belongs to database "postgres"/);
       const status = await main.recall(['status', '--source', source]);
       failed(status, 2, /belongs to database "postgres"/);
+      const restore = await main.recall(['restore', '--tenant', '1', '--to', 'now', '--yes', '--source', source, '--config', okConfig]);
+      failed(restore, 2, /belongs to database "postgres"/);
+      const undo = await main.recall(['undo', '--actor', 'anyone', '--dry-run', '--source', source, '--config', okConfig]);
+      failed(undo, 2, /belongs to database "postgres"/);
       assert.deepEqual(await sourceState(other), before, 'no publication in the other database, no new slot');
       assert.deepEqual(before, { publications: [], slots: ['recall'] }, 'the only slot is the vault’s own');
       await unchanged();

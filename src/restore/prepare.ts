@@ -11,6 +11,7 @@ import {
   connectSource,
   readCatalog,
   readConstraints,
+  readSourceIdentity,
   type SourceConfig,
   type SourceTable,
   type TenancyConfig,
@@ -162,6 +163,8 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
   const sessions: PlanSession[] = [];
   let guarded: readonly SourceTable[] = [];
   try {
+    // Never write one database's history into another.
+    options.vault.assertSource(await readSourceIdentity(client));
     await catchUp(client, catchUpOptions);
     const reader = await VaultReader.open(options.vault);
     let scope: Scope;

@@ -45,6 +45,7 @@ export interface CaptureSummary {
 
 const STATUS_INTERVAL_MS = 10_000;
 const IDLE_STATUS_MS = 1_000;
+const CATCH_UP_IDLE_MS = 20;
 const HEALTHY_SESSION_MS = 30_000;
 
 /** Streams changes into the vault until stopped (or caught up). */
@@ -193,6 +194,8 @@ class CaptureSession {
         slot: manifest.source.slot,
         publication: manifest.source.publication,
         startLsn: 0n,
+        // Catching up, each quiet moment asks the server where WAL ends: a restore waits on the answer.
+        ...(options.untilCaughtUp ? { idleMs: CATCH_UP_IDLE_MS } : {}),
       });
       onCatalogError = () => void stream.close();
       log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
@@ -218,6 +221,8 @@ class CaptureSession {
     signal?.addEventListener('abort', onAbort, { once: true });
     // Stopped while the session was opening: the listener above came too late for that.
     if (signal?.aborted) onAbort();
+    // Ask at once where WAL ends: with nothing to receive, the answer is what ends the wait.
+    if (target !== undefined) this.stream.sendStatus(this.durableLsn(), true);
     try {
       for await (const frame of this.stream) {
         if (frame.kind === 'data') await this.handle(frame.message);

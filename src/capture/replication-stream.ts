@@ -15,6 +15,7 @@ export type ReplicationFrame =
 
 /** Queue length at which the socket is paused (backpressure), and resumed below half of it. */
 const HIGH_WATER = 2_000;
+/** Quiet time after which the stream yields 'idle' (unless told otherwise). */
 const IDLE_MS = 250;
 /** Milliseconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01. */
 const PG_EPOCH_MS = 946_684_800_000;
@@ -35,14 +36,17 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
   private stopped = false;
   private readonly connection: PgConnection;
 
-  private constructor(private readonly client: pg.Client) {
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly idleMs: number,
+  ) {
     // node-postgres has no public API for CopyBoth; its Connection object does the framing.
     this.connection = (client as unknown as { connection: PgConnection }).connection;
   }
 
   /** Starts streaming a slot with pgoutput from `startLsn` (0 = the slot's confirmed position). */
-  static start(client: pg.Client, options: { slot: string; publication: string; startLsn: Lsn }): ReplicationStream {
-    const stream = new ReplicationStream(client);
+  static start(client: pg.Client, options: { slot: string; publication: string; startLsn: Lsn; idleMs?: number }): ReplicationStream {
+    const stream = new ReplicationStream(client, options.idleMs ?? IDLE_MS);
     stream.connection.on('copyData', ({ chunk }) => stream.receive(chunk));
     const escape = (text: string): string => text.replaceAll("'", "''");
     client
@@ -101,7 +105,7 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
       }
       if (this.ended) return;
       const arrived = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), IDLE_MS);
+        const timer = setTimeout(() => resolve(false), this.idleMs);
         this.wake = () => {
           clearTimeout(timer);
           resolve(true);

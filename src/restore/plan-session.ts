@@ -41,7 +41,7 @@ export interface SessionContext {
   /** The LSN whose table layouts the targets are written in (undefined: the newest). */
   readonly layoutLsn: Lsn | undefined;
   /** The target rows of a share, ordered by table. */
-  readonly targets: (reader: VaultReader, share: SessionShare) => AsyncGenerator<TargetRow>;
+  readonly targets: (reader: VaultReader, staged: readonly StagedTable[], share: SessionShare) => AsyncGenerator<TargetRow>;
   /** For a restore, the live rows the share replaces are staged too; an undo touches only the targets. */
   readonly restore: boolean;
   readonly onConflict: ConflictResolution | undefined;
@@ -107,7 +107,7 @@ export class PlanSession {
       copied = await copyByTable(
         client,
         new Map(this.staged.map((table) => [table.name, table])),
-        context.targets(reader, this.share),
+        context.targets(reader, this.staged, this.share),
         context.onStaged,
       );
     } finally {

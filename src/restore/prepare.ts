@@ -92,7 +92,7 @@ export async function planRestore(options: RestoreOptions): Promise<PreparedPlan
       tenants: tenants,
       global: tenants === 'all',
       layoutLsn: lsn,
-      targets: (fresh, share) => restoreTargets(fresh, share.tenants, lsn),
+      targets: (fresh, staged, share) => restoreTargets(fresh, staged, share.tenants, lsn),
       restore: true,
     };
   });
@@ -132,8 +132,8 @@ export async function planUndo(options: UndoOptions): Promise<PreparedPlan> {
       tenants,
       global: touched.some((row) => row.tenant === null),
       layoutLsn: undefined,
-      targets: (fresh, share) =>
-        undoTargets(fresh, xids, id, { tenants: share.tenants === 'all' ? [] : share.tenants, global: share.global }),
+      targets: (fresh, staged, share) =>
+        undoTargets(fresh, staged, xids, id, { tenants: share.tenants === 'all' ? [] : share.tenants, global: share.global }),
       restore: false,
     };
   });

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { sqlIdentifier, type SourceTable } from '../source/index.js';
+import { copyField, type StagedShape } from './copy-text.js';
 import type { TargetRow } from './target.js';
 
 /** Flag columns of a staging table; the dots keep them apart from any user column. */
@@ -18,7 +19,7 @@ export const CONFLICT = '"recall.conflict"';
 export const LATER = '"recall.later"';
 
 /** A table of the plan with its staging table and the SQL fragments that relate the two. */
-export class StagedTable {
+export class StagedTable implements StagedShape {
   /** Columns the target provides values for (never generated ones), key columns included. */
   readonly columns: readonly string[];
   /** The provided columns that are not part of the key: what an update sets and verify compares. */
@@ -38,6 +39,10 @@ export class StagedTable {
 
   get name(): string {
     return this.table.qualified;
+  }
+
+  get key(): readonly string[] {
+    return this.table.key;
   }
 
   /** Whether rows are identified by all their columns (no primary key, no identity index). */
@@ -108,10 +113,7 @@ export async function finishStaging(client: pg.Client, staged: StagedTable): Pro
 /** Rows per COPY write: large enough to amortise the call, small enough to bound memory. */
 const COPY_BATCH_ROWS = 2000;
 
-/**
- * Copies one table's target rows into its staging table. A row the table must not
- * hold is staged with its key only and "recall.present" false.
- */
+/** Copies one table's target rows into its staging table. */
 export async function copyTargets(
   client: pg.Client,
   staged: StagedTable,
@@ -137,13 +139,7 @@ export async function copyTargets(
   };
   try {
     for await (const target of rows) {
-      const values = staged.columns.map((column) => {
-        if (target.row !== null) return target.row[column] ?? null;
-        const position = staged.table.key.indexOf(column);
-        return position < 0 ? null : (target.key[position] ?? null);
-      });
-      const flags = [target.row !== null ? 't' : 'f', target.tenant, changedAfterDoc(target)];
-      batch += `${[...values, ...flags].map(copyField).join('\t')}\n`;
+      batch += `${target.fields}\t${copyField(changedAfterDoc(target))}\n`;
       count++;
       if (++batched >= COPY_BATCH_ROWS) await flush();
     }
@@ -200,10 +196,4 @@ export async function stageLiveRows(
 /** Statistics for the columns joins and filters use (the key, the flags); the values' own are not needed. */
 async function analyze(client: pg.Client, staged: StagedTable): Promise<void> {
   await client.query(`ANALYZE pg_temp.${staged.staging} (${[...staged.table.key.map(sqlIdentifier), PRESENT, GROUP, SKIP].join(', ')})`);
-}
-
-/** One field of COPY's text format: \N for NULL, backslash escapes for the rest. */
-function copyField(value: string | null): string {
-  if (value === null) return '\\N';
-  return value.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
 }

@@ -5,15 +5,18 @@
 
 import { UsageError } from '../errors.js';
 import { formatLsn, formatMicros, layOut, type Lsn, type VaultReader } from '../timeline/index.js';
-import { queryRows, sqlLiteral, type SchemaVersion } from '../vault/index.js';
-import type { Key, Row } from './plan.js';
+import { queryRows, sqlLiteral } from '../vault/index.js';
+import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
+import type { Row } from './plan.js';
 
-/** One row of the target state: the row the table must hold under this key, or null for none. */
+/** One row of the target state, as its staging table takes it. */
 export interface TargetRow {
   readonly table: string;
-  readonly tenant: string | null;
-  readonly key: Key;
-  readonly row: Row | null;
+  /**
+   * COPY text of the staged columns, then "recall.present" (false: the table must not
+   * hold this key, whose columns alone are set) and "recall.group" (the tenant).
+   */
+  readonly fields: string;
   /** For an undo: an unselected change made after the selected ones, which the undo would overwrite. */
   readonly changedAfter?: LaterChange;
 }
@@ -76,123 +79,131 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
   return rows.map((row) => row.xid as bigint);
 }
 
-/** The rows of the given tenants (or of every tenant and global table) at an LSN, table by table. */
-export async function* restoreTargets(reader: VaultReader, tenants: readonly string[] | 'all', lsn: Lsn): AsyncGenerator<TargetRow> {
+/** The rows of the given tenants (or of every tenant and global table) at an LSN, in the staged tables, table by table. */
+export async function* restoreTargets(
+  reader: VaultReader,
+  shapes: readonly StagedShape[],
+  tenants: readonly string[] | 'all',
+  lsn: Lsn,
+): AsyncGenerator<TargetRow> {
   const scope = tenants === 'all' ? 'true' : `tenant IN (${tenants.map(sqlLiteral).join(', ')})`;
-  const result = await reader.duck.stream(
-    `SELECT "table", tenant, "key", schema_id, "row" FROM (
-       SELECT "table", tenant, "key", op, schema_id, "row",
+  const fields = `${rowFieldsSql(reader, shapes, lsn, '"row"', 'schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')}`;
+  yield* streamTargets(
+    reader,
+    `SELECT "table", ${fields} AS fields FROM (
+       SELECT "table", tenant, op, schema_id, "row",
               row_number() OVER (PARTITION BY "table", "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
-         FROM ${reader.layersSql} WHERE ${scope} AND commit_lsn <= ${lsn})
+         FROM ${reader.layersSql} WHERE ${scope} AND commit_lsn <= ${lsn} AND ${inShapes(shapes)})
       WHERE newest = 1 AND op NOT IN ('delete', 'truncate')
       ORDER BY "table"`,
   );
+}
+
+/** Streams a target query's rows ("table", fields, and for an undo, later). */
+async function* streamTargets(reader: VaultReader, sql: string): AsyncGenerator<TargetRow> {
+  const result = await reader.duck.stream(sql);
   for await (const chunk of result.yieldRowObjectJson()) {
     for (const record of chunk) {
       const table = record.table as string;
+      const later = record.later as StoredLaterChange | null | undefined;
       yield {
         table,
-        tenant: record.tenant as string | null,
-        key: JSON.parse(record.key as string) as Key,
-        row: laidOut(reader, record.row as string, Number(record.schema_id), reader.layoutAt(table, lsn)),
+        fields: record.fields as string,
+        ...(later == null ? {} : { changedAfter: laterChange(reader, table, later) }),
       };
     }
   }
 }
 
+/** Only the staged tables: rows of a table the source no longer has are left out. */
+function inShapes(shapes: readonly StagedShape[]): string {
+  return shapes.length === 0 ? 'false' : `"table" IN (${shapes.map((shape) => sqlLiteral(shape.name)).join(', ')})`;
+}
+
 /**
  * Every row the selected transactions touched, as it was before the first selected
- * change to it (null where the row did not exist then), table by table. Later
- * unselected changes are reported with the row, except those made by this plan itself
- * (a rerun after a crash sees its own earlier writes, and they are not conflicts).
- * A session takes its share: rows first touched in its tenants, or in global tables.
+ * change to it (absent where the row did not exist then), in the staged tables, table
+ * by table. Later unselected changes are reported with the row, except those made by
+ * this plan itself (a rerun after a crash sees its own earlier writes, and they are
+ * not conflicts). A session takes its share: rows first touched in its tenants, or in
+ * global tables.
  */
 export async function* undoTargets(
   reader: VaultReader,
+  shapes: readonly StagedShape[],
   xids: readonly bigint[],
   planId: string,
   share: { readonly tenants: readonly string[]; readonly global: boolean },
 ): AsyncGenerator<TargetRow> {
   // A query per chunk of tenants: the per-key aggregate holds one chunk's keys, not the whole undo's.
   for (let i = 0; i < share.tenants.length; i += UNDO_CHUNK_TENANTS) {
-    yield* undoTargetsOf(
-      reader,
-      xids,
-      planId,
-      `tenant IN (${share.tenants
-        .slice(i, i + UNDO_CHUNK_TENANTS)
-        .map(sqlLiteral)
-        .join(', ')})`,
-    );
+    const chunk = share.tenants.slice(i, i + UNDO_CHUNK_TENANTS);
+    yield* streamTargets(reader, undoTargetsSql(reader, shapes, xids, planId, `tenant IN (${chunk.map(sqlLiteral).join(', ')})`));
   }
-  if (share.global) yield* undoTargetsOf(reader, xids, planId, 'tenant IS NULL');
+  if (share.global) yield* streamTargets(reader, undoTargetsSql(reader, shapes, xids, planId, 'tenant IS NULL'));
 }
 
 /** Tenants whose undo targets one query computes. */
 const UNDO_CHUNK_TENANTS = 25;
 
-/** undoTargets for the rows first touched in the tenants `mine` selects. */
-async function* undoTargetsOf(reader: VaultReader, xids: readonly bigint[], planId: string, mine: string): AsyncGenerator<TargetRow> {
+/** The undo targets of the rows first touched in the tenants `mine` selects. */
+function undoTargetsSql(
+  reader: VaultReader,
+  shapes: readonly StagedShape[],
+  xids: readonly bigint[],
+  planId: string,
+  mine: string,
+): string {
   const selected = `xid IN (${xids.join(', ')})`;
   const ours = `(json_extract_string(context, '$.actor') = 'recall' AND json_extract_string(context, '$.plan') = ${sqlLiteral(planId)})`;
-  const newestLsn = reader.manifest.throughLsn;
-  const result = await reader.duck.stream(
-    `WITH touched AS (
+  const layoutLsn = reader.manifest.throughLsn;
+  const exists = `(before.op NOT IN ('delete', 'truncate') AND before."row" IS NOT NULL)`;
+  const fields = `CASE WHEN ${exists}
+      THEN ${rowFieldsSql(reader, shapes, layoutLsn, 'before."row"', 'before.schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('before.tenant')}
+      ELSE ${keyFieldsSql(shapes, '"table"', '"key"')} || chr(9) || 'f' || chr(9) || ${copyFieldSql('tenant')} END`;
+  return `WITH touched AS (
        SELECT "table", "key", min(${POSITION}) AS first_position, arg_min(tenant, ${POSITION}) AS tenant
-         FROM ${reader.layersSql} WHERE op <> 'image' AND ${selected} AND ${mine} GROUP BY "table", "key"),
+         FROM ${reader.layersSql} WHERE op <> 'image' AND ${selected} AND ${mine} AND ${inShapes(shapes)} GROUP BY "table", "key"),
      versions AS (
        SELECT v.*, ${POSITION} AS position, ${selected} AS selected, coalesce(${ours}, false) AS ours
-         FROM ${reader.layersSql} AS v SEMI JOIN touched USING ("table", "key"))
-     SELECT t."table", t."key", t.tenant,
-            arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'tenant': v.tenant}, v.position)
-              FILTER (WHERE v.position < t.first_position) AS before,
-            arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'xid': v.xid::VARCHAR, 'lsn': v.commit_lsn::VARCHAR,
-                     'time': epoch_us(v.commit_time)::VARCHAR, 'actor': json_extract_string(v.context, '$.actor')}, v.position)
-              FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours) AS later
-       FROM touched t JOIN versions v USING ("table", "key")
-      GROUP BY t."table", t."key", t.tenant
-      ORDER BY t."table"`,
-  );
-  for await (const chunk of result.yieldRowObjectJson()) {
-    for (const record of chunk) {
-      const table = record.table as string;
-      const layout = reader.layoutAt(table, newestLsn);
-      const before = record.before as { op: string; row: string | null; schema_id: number; tenant: string | null } | null;
-      const later = record.later as {
-        op: string;
-        row: string | null;
-        schema_id: number;
-        xid: string;
-        lsn: string;
-        time: string;
-        actor: string | null;
-      } | null;
-      const exists = before !== null && before.op !== 'delete' && before.op !== 'truncate' && before.row !== null;
-      yield {
-        table,
-        tenant: exists ? before.tenant : (record.tenant as string | null),
-        key: JSON.parse(record.key as string) as Key,
-        row: exists ? laidOut(reader, before.row as string, Number(before.schema_id), layout) : null,
-        ...(later === null
-          ? {}
-          : {
-              changedAfter: {
-                xid: later.xid,
-                lsn: formatLsn(BigInt(later.lsn)),
-                commitTime: formatMicros(BigInt(later.time)),
-                actor: later.actor,
-                row:
-                  later.op === 'delete' || later.op === 'truncate' || later.row === null
-                    ? null
-                    : laidOut(reader, later.row, Number(later.schema_id), layout),
-              },
-            }),
-      };
-    }
-  }
+         FROM ${reader.layersSql} AS v SEMI JOIN touched USING ("table", "key")),
+     targets AS (
+       SELECT t."table", t."key", t.tenant,
+              arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'tenant': v.tenant}, v.position)
+                FILTER (WHERE v.position < t.first_position) AS before,
+              arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'xid': v.xid::VARCHAR, 'lsn': v.commit_lsn::VARCHAR,
+                       'time': epoch_us(v.commit_time)::VARCHAR, 'actor': json_extract_string(v.context, '$.actor')}, v.position)
+                FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours) AS later
+         FROM touched t JOIN versions v USING ("table", "key")
+        GROUP BY t."table", t."key", t.tenant)
+     SELECT "table", ${fields} AS fields, later FROM targets ORDER BY "table"`;
 }
 
-/** A stored row read in the layout the plan writes. */
-function laidOut(reader: VaultReader, json: string, schemaId: number, layout: SchemaVersion | undefined): Row {
-  return layOut(JSON.parse(json) as Record<string, string | null>, reader.schema(schemaId), layout);
+/** A later change as the undo query returns it. */
+interface StoredLaterChange {
+  readonly op: string;
+  readonly row: string | null;
+  readonly schema_id: number;
+  readonly xid: string;
+  readonly lsn: string;
+  readonly time: string;
+  readonly actor: string | null;
+}
+
+/** A later change, its row read in the table's newest layout (the one an undo writes). */
+function laterChange(reader: VaultReader, table: string, later: StoredLaterChange): LaterChange {
+  const removed = later.op === 'delete' || later.op === 'truncate' || later.row === null;
+  return {
+    xid: later.xid,
+    lsn: formatLsn(BigInt(later.lsn)),
+    commitTime: formatMicros(BigInt(later.time)),
+    actor: later.actor,
+    row: removed
+      ? null
+      : layOut(
+          JSON.parse(later.row as string) as Record<string, string | null>,
+          reader.schema(Number(later.schema_id)),
+          reader.layoutAt(table, reader.manifest.throughLsn),
+        ),
+  };
 }

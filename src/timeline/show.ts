@@ -4,7 +4,7 @@
 // its table had at the point, so rows written before an ADD/DROP/RENAME COLUMN read
 // as the table looked then.
 
-import { queryRows, type SchemaVersion, type Vault } from '../vault/index.js';
+import { queryRows, type SchemaColumn, type SchemaVersion, type Vault } from '../vault/index.js';
 import { compareKeys } from './key-order.js';
 import type { Point } from './point.js';
 import { VaultReader } from './vault-reader.js';
@@ -66,12 +66,19 @@ export function layOut(
   if (layout === undefined || written === undefined || written.id === layout.id) return { ...values };
   const out: Record<string, string | null> = {};
   for (const column of layout.columns) {
-    // Follow the column by attnum across renames; by name when attnums are unknown.
-    const source =
-      column.attnum !== undefined
-        ? written.columns.find((c) => c.attnum === column.attnum)
-        : written.columns.find((c) => c.name === column.name);
+    const source = sourceColumn(written, column);
     out[column.name] = source !== undefined && source.name in values ? (values[source.name] ?? null) : (column.missing ?? null);
   }
   return out;
+}
+
+/**
+ * The column of a row written under `written` that holds a layout column's value:
+ * followed by attnum across renames, by name when attnums are unknown. Undefined: the
+ * row predates the column, which then holds its ADD COLUMN default (`missing`).
+ */
+export function sourceColumn(written: SchemaVersion, column: SchemaColumn): SchemaColumn | undefined {
+  return column.attnum !== undefined
+    ? written.columns.find((c) => c.attnum === column.attnum)
+    : written.columns.find((c) => c.name === column.name);
 }

@@ -148,10 +148,8 @@ async function verify(client: pg.Client, group: GroupWrite): Promise<string[]> {
   const mismatched: string[] = [];
   for (const staged of group.tables) {
     const { rows } = await client.query<{ wrong: string }>(
-      `SELECT count(*) AS wrong FROM pg_temp.${staged.staging} AS n
-        WHERE ${inGroup('n')} AND CASE WHEN n.${PRESENT}
-          THEN NOT EXISTS (SELECT 1 FROM ${staged.table.sql} AS l WHERE ${staged.sameKey('l', 'n')} AND NOT (${staged.differs('l', 'n')}))
-          ELSE EXISTS (SELECT 1 FROM ${staged.table.sql} AS l WHERE ${staged.sameKey('l', 'n')}) END`,
+      `SELECT count(*) FILTER (WHERE CASE WHEN n.${PRESENT} THEN l.ctid IS NULL OR ${staged.differs('l', 'n')} ELSE l.ctid IS NOT NULL END) AS wrong
+         FROM pg_temp.${staged.staging} AS n ${staged.liveRowJoin('n', 'l')} WHERE ${inGroup('n')}`,
       groupParams(group.tenants),
     );
     if (Number(rows[0]?.wrong ?? 0) > 0) mismatched.push(`${rows[0]?.wrong} row(s) of ${staged.name} differ from the target`);

@@ -21,7 +21,9 @@ export function copyField(value: string | null): string {
 
 /** copyField in DuckDB SQL, for a VARCHAR expression. */
 export function copyFieldSql(value: string): string {
-  return `coalesce(replace(replace(replace(replace(${value}, '\\', '\\\\'), chr(10), '\\n'), chr(13), '\\r'), chr(9), '\\t'), '\\N')`;
+  // Few values hold a character to escape, and one scan for them costs less than four replaces.
+  const escaped = `replace(replace(replace(replace(${value}, '\\', '\\\\'), chr(10), '\\n'), chr(13), '\\r'), chr(9), '\\t')`;
+  return `coalesce(CASE WHEN regexp_matches(${value}, '[\\\\\\n\\r\\t]') THEN ${escaped} ELSE ${value} END, '\\N')`;
 }
 
 /** A JSON pointer (RFC 6901) to a member or an element, as a DuckDB literal. */

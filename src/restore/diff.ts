@@ -36,13 +36,17 @@ function remains(staged: StagedTable, t: string): string {
   return `NOT EXISTS (SELECT 1 FROM ${s(staged)} r WHERE ${staged.sameKey(t, 'r')} AND NOT r.${SKIP})`;
 }
 
-/** Marks a staged row with the first live row the condition finds in its way. */
-async function mark(client: pg.Client, staged: StagedTable, candidates: string, doc: string): Promise<number> {
+/**
+ * Marks the staged rows (n) that `candidates` selects and, if `inWay` is given, that
+ * have a row in their way: `inWay` (FROM … WHERE …, correlated to n) finds it and
+ * `doc` describes it. The search stays in the WHERE clause, where PostgreSQL turns
+ * it into a join; the document is built only for the few rows marked.
+ */
+async function mark(client: pg.Client, staged: StagedTable, check: { candidates: string; inWay?: string; doc: string }): Promise<number> {
+  const { candidates, inWay, doc } = check;
   const result = await client.query(
-    `UPDATE ${s(staged)} AS x SET ${CONFLICT} = f.doc
-       FROM (SELECT n.ctid AS id, (${doc}) AS doc FROM ${s(staged)} n
-              WHERE n.${PRESENT} AND NOT n.${SKIP} AND n.${CONFLICT} IS NULL AND ${candidates}) f
-      WHERE x.ctid = f.id AND f.doc IS NOT NULL`,
+    `UPDATE ${s(staged)} AS n SET ${CONFLICT} = ${inWay === undefined ? doc : `(SELECT ${doc} ${inWay} LIMIT 1)`}
+      WHERE NOT n.${SKIP} AND n.${CONFLICT} IS NULL AND ${candidates} ${inWay === undefined ? '' : `AND EXISTS (SELECT 1 ${inWay})`}`,
   );
   return result.rowCount ?? 0;
 }
@@ -54,24 +58,24 @@ export async function markConflicts(client: pg.Client, plan: StagedPlan): Promis
     const t = staged.table;
     // A key now held by another tenant's row: writing ours would move that row.
     if (t.tenantColumn !== undefined) {
-      marked += await mark(
-        client,
-        staged,
-        'true',
-        `SELECT ${conflictDoc('unique', `'the key is now held by a row of tenant ' || ${staged.tenantOf('l')}`, staged.rowJson('l'))}
-           FROM ${t.sql} l WHERE ${staged.sameKey('l', 'n')} AND ${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP} LIMIT 1`,
-      );
+      marked += await mark(client, staged, {
+        candidates: `n.${PRESENT}`,
+        inWay: `FROM ${t.sql} l WHERE ${staged.sameKey('l', 'n')} AND ${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`,
+        doc: conflictDoc('unique', `'the key is now held by a row of tenant ' || ${staged.tenantOf('l')}`, staged.rowJson('l')),
+      });
     }
     for (const unique of plan.constraints.uniqueKeys.filter((u) => u.table === t.qualified)) {
       if (!unique.columns.every((column) => staged.columns.includes(column))) continue;
       const columns = unique.columns.map(sqlIdentifier);
-      marked += await mark(
-        client,
-        staged,
-        columns.map((c) => `n.${c} IS NOT NULL`).join(' AND '),
-        `SELECT ${conflictDoc('unique', `'${unique.name.replaceAll("'", "''")} (${unique.columns.join(', ').replaceAll("'", "''")}) is held by another row'`, staged.rowJson('l'))}
-           FROM ${t.sql} l WHERE ${columns.map((c) => `l.${c} = n.${c}`).join(' AND ')} AND ${remains(staged, 'l')} LIMIT 1`,
-      );
+      marked += await mark(client, staged, {
+        candidates: [`n.${PRESENT}`, ...columns.map((c) => `n.${c} IS NOT NULL`)].join(' AND '),
+        inWay: `FROM ${t.sql} l WHERE ${columns.map((c) => `l.${c} = n.${c}`).join(' AND ')} AND ${remains(staged, 'l')}`,
+        doc: conflictDoc(
+          'unique',
+          `'${unique.name.replaceAll("'", "''")} (${unique.columns.join(', ').replaceAll("'", "''")}) is held by another row'`,
+          staged.rowJson('l'),
+        ),
+      });
     }
     marked += await markForeignKeys(client, plan, staged);
   }
@@ -91,7 +95,7 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
         .join(' AND ');
     const label = `'${key.name.replaceAll("'", "''")}: ' || '${key.child.replaceAll("'", "''")} → ${key.parent.replaceAll("'", "''")}'`;
     if (key.child === staged.name && key.childColumns.every((column) => staged.columns.includes(column))) {
-      // Our row would reference a parent row that will not exist.
+      // Our row would reference a parent row that will not exist: none is kept, none is written.
       const parentKept =
         `EXISTS (SELECT 1 FROM ${parentSql} p WHERE ${match('n', 'p')}` +
         (parentStaged === undefined ? ')' : ` AND ${remains(parentStaged, 'p')})`);
@@ -99,30 +103,31 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
         parentStaged === undefined || !key.parentColumns.every((c) => parentStaged.columns.includes(c))
           ? 'false'
           : `EXISTS (SELECT 1 FROM ${s(parentStaged)} q WHERE q.${PRESENT} AND NOT q.${SKIP} AND ${match('n', 'q')})`;
-      marked += await mark(
-        client,
-        staged,
-        key.childColumns.map((c) => `n.${sqlIdentifier(c)} IS NOT NULL`).join(' AND '),
-        `SELECT ${conflictDoc('foreign-key', `${label} || ': the referenced row would not exist'`, 'NULL::json')}
-          WHERE NOT ${parentKept} AND NOT ${parentWritten}`,
-      );
+      marked += await mark(client, staged, {
+        candidates: [
+          `n.${PRESENT}`,
+          ...key.childColumns.map((c) => `n.${sqlIdentifier(c)} IS NOT NULL`),
+          `NOT ${parentKept}`,
+          `NOT ${parentWritten}`,
+        ].join(' AND '),
+        doc: conflictDoc('foreign-key', `${label} || ': the referenced row would not exist'`, 'NULL::json'),
+      });
     }
     if (key.parent === staged.name && key.parentColumns.every((column) => staged.columns.includes(column))) {
       // A row that stays would lose the parent row we delete or change.
       const childSql = sqlTableName(parseTableName(key.child));
-      const sameValues = key.parentColumns.map((c) => `d.${sqlIdentifier(c)} IS NOT DISTINCT FROM l.${sqlIdentifier(c)}`).join(' AND ');
-      const result = await client.query(
-        `UPDATE ${s(staged)} AS x SET ${CONFLICT} = f.doc
-           FROM (SELECT d.ctid AS id,
-                        (SELECT ${conflictDoc('foreign-key', `${label} || ': a row that stays references this row'`, `(SELECT json_object_agg(kv.key, kv.value) FROM json_each_text(row_to_json(c)) AS kv)`)}
-                           FROM ${sqlTableName(parseTableName(key.parent))} l JOIN ${childSql} c ON ${match('c', 'l')}
-                          WHERE ${staged.sameKey('l', 'd')} AND NOT (d.${PRESENT} AND ${sameValues})
-                            ${childStaged === undefined ? '' : `AND ${remains(childStaged, 'c')}`}
-                          LIMIT 1) AS doc
-                   FROM ${s(staged)} d WHERE NOT d.${SKIP} AND d.${CONFLICT} IS NULL) f
-          WHERE x.ctid = f.id AND f.doc IS NOT NULL`,
-      );
-      marked += result.rowCount ?? 0;
+      const sameValues = key.parentColumns.map((c) => `n.${sqlIdentifier(c)} IS NOT DISTINCT FROM l.${sqlIdentifier(c)}`).join(' AND ');
+      marked += await mark(client, staged, {
+        candidates: 'true',
+        inWay: `FROM ${parentSql} l JOIN ${childSql} c ON ${match('c', 'l')}
+          WHERE ${staged.sameKey('l', 'n')} AND NOT (n.${PRESENT} AND ${sameValues})
+            ${childStaged === undefined ? '' : `AND ${remains(childStaged, 'c')}`}`,
+        doc: conflictDoc(
+          'foreign-key',
+          `${label} || ': a row that stays references this row'`,
+          `(SELECT json_object_agg(kv.key, kv.value) FROM json_each_text(row_to_json(c)) AS kv)`,
+        ),
+      });
     }
   }
   return marked;
@@ -171,12 +176,10 @@ export async function resolveConflicts(client: pg.Client, plan: StagedPlan, reso
 export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableDiff[]> {
   const { rows } = await client.query<{ group: string | null; insert: string; update: string; delete: string }>(
     `SELECT n.${GROUP} AS group,
-            count(*) FILTER (WHERE n.${PRESENT} AND l.found IS NULL) AS insert,
-            count(*) FILTER (WHERE n.${PRESENT} AND l.found AND l.differs) AS update,
-            count(*) FILTER (WHERE NOT n.${PRESENT} AND l.found) AS delete
-       FROM ${s(staged)} n
-       LEFT JOIN LATERAL (SELECT true AS found, (${staged.differs('l', 'n')}) AS differs
-                            FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')} LIMIT 1) l ON true
+            count(*) FILTER (WHERE n.${PRESENT} AND l.ctid IS NULL) AS insert,
+            count(*) FILTER (WHERE n.${PRESENT} AND l.ctid IS NOT NULL AND ${staged.differs('l', 'n')}) AS update,
+            count(*) FILTER (WHERE NOT n.${PRESENT} AND l.ctid IS NOT NULL) AS delete
+       FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l')}
       WHERE NOT n.${SKIP} GROUP BY n.${GROUP}`,
   );
   return rows.map((row) => ({

@@ -11,7 +11,7 @@ import { applyGroup, type GroupResult } from './apply.js';
 import { countWrites, listConflicts, resolveConflicts, type StagedPlan } from './diff.js';
 import { freeze } from './freeze.js';
 import type { Conflict, ConflictResolution, GroupPlan, TableSteps } from './plan.js';
-import { copyTargets, createStaging, finishStaging, stageLiveRows, StagedTable } from './staging.js';
+import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
 import type { TargetRow } from './target.js';
 import type { Throttle } from './throttle.js';
 import { parentsFirst } from './write-order.js';
@@ -113,10 +113,7 @@ export class PlanSession {
     } finally {
       reader.close();
     }
-    for (const table of this.staged) {
-      await finishStaging(client, table);
-      if (context.restore) await stageLiveRows(client, table, this.share.tenants, this.share.global);
-    }
+    for (const table of this.staged) await finishStaging(client, table, context.restore ? this.share : undefined);
     const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
     await resolveConflicts(client, stagedPlan, context.onConflict);
     return { ...(await this.summarise(stagedPlan)), staged: copied };

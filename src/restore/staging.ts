@@ -61,12 +61,30 @@ export class StagedTable implements StagedShape {
       .join(' AND ');
   }
 
-  /** Whether a live row (a) differs from a staged row (b) in any provided value, compared as text. */
+  /**
+   * Joins each staged row (n) to the live row of its key (l), if any; `l.ctid IS NULL`
+   * when there is none. A plain join lets PostgreSQL choose how; under full identity
+   * the same key can match several live rows, so one is taken.
+   */
+  liveRowJoin(n: string, l: string): string {
+    const sql = this.table.sql;
+    return this.fullIdentity
+      ? `LEFT JOIN LATERAL (SELECT x.*, x.ctid FROM ${sql} AS x WHERE ${this.sameKey('x', n)} LIMIT 1) AS ${l} ON true`
+      : `LEFT JOIN ${sql} AS ${l} ON ${this.sameKey(l, n)}`;
+  }
+
+  /**
+   * Whether a live row (a) differs from a staged row (b) in any provided value, compared
+   * as text. Rows whose values are identical byte for byte (record image equality, NULLs
+   * equal) cannot differ as text, which spares most rows the output functions.
+   */
   differs(a: string, b: string): string {
     if (this.valueColumns.length === 0) return 'false';
-    return this.valueColumns
+    const row = (alias: string): string => `ROW(${this.valueColumns.map((column) => `${alias}.${sqlIdentifier(column)}`).join(', ')})`;
+    const asText = this.valueColumns
       .map((column) => `${a}.${sqlIdentifier(column)}::text IS DISTINCT FROM ${b}.${sqlIdentifier(column)}::text`)
       .join(' OR ');
+    return `(NOT ${row(a)}::record *= ${row(b)}::record AND (${asText}))`;
   }
 
   /** The text form of a live row's tenant (alias a), or NULL for a global table. */
@@ -103,11 +121,22 @@ export async function createStaging(client: pg.Client, staged: StagedTable): Pro
   );
 }
 
-/** Indexes the key and the group, and refreshes statistics once the rows are in: joins use the key, each tenant's writes its group. */
-export async function finishStaging(client: pg.Client, staged: StagedTable): Promise<void> {
+/**
+ * Indexes the key and the group (joins use the key, each tenant's writes its group),
+ * stages the live rows a restore replaces, and gathers statistics once all rows are in.
+ */
+export async function finishStaging(client: pg.Client, staged: StagedTable, live: LiveScope | undefined): Promise<void> {
   await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${staged.table.key.map(sqlIdentifier).join(', ')})`);
   await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${GROUP})`);
-  await analyze(client, staged);
+  if (live !== undefined) await stageLiveRows(client, staged, live);
+  // Statistics for the columns joins and filters use (the key, the flags); the values' own are not needed.
+  await client.query(`ANALYZE pg_temp.${staged.staging} (${[...staged.table.key.map(sqlIdentifier), PRESENT, GROUP, SKIP].join(', ')})`);
+}
+
+/** The live rows a restore replaces: those of the listed tenants, or of every tenant, with or without the global tables. */
+export interface LiveScope {
+  readonly tenants: readonly string[] | 'all';
+  readonly global: boolean;
 }
 
 /** Rows per COPY write: large enough to amortise the call, small enough to bound memory. */
@@ -167,33 +196,21 @@ function changedAfterDoc(target: TargetRow): string | null {
 }
 
 /**
- * Stages, for a restore, the live rows in scope that the target does not hold: each
- * is staged absent, so apply deletes it. Scope is the listed tenants, or the whole
- * table. Runs after finishStaging, whose key index keeps this a join, not a scan per row.
+ * Stages the live rows in scope that the target does not hold: each is staged
+ * absent, so apply deletes it. The key index keeps this a join, not a scan per row.
  */
-export async function stageLiveRows(
-  client: pg.Client,
-  staged: StagedTable,
-  tenants: readonly string[] | 'all',
-  global: boolean,
-): Promise<void> {
+async function stageLiveRows(client: pg.Client, staged: StagedTable, scope: LiveScope): Promise<void> {
   const key = staged.table.key.map(sqlIdentifier);
   const tenantColumn = staged.table.tenantColumn;
-  if (tenantColumn === undefined && !global) return;
-  const scope =
-    tenants === 'all' || tenantColumn === undefined
+  if (tenantColumn === undefined && !scope.global) return;
+  const inScope =
+    scope.tenants === 'all' || tenantColumn === undefined
       ? 'true'
       : `l.${sqlIdentifier(tenantColumn)} IN (SELECT CAST(x AS ${staged.tenantType}) FROM unnest($1::text[]) AS x)`;
   await client.query(
     `INSERT INTO pg_temp.${staged.staging} (${key.join(', ')}, ${PRESENT}, ${GROUP})
      SELECT ${key.map((c) => `l.${c}`).join(', ')}, false, ${staged.tenantOf('l')} FROM ${staged.table.sql} AS l
-      WHERE ${scope} AND NOT EXISTS (SELECT 1 FROM pg_temp.${staged.staging} AS n WHERE ${staged.sameKey('l', 'n')})`,
-    scope === 'true' ? [] : [tenants],
+      WHERE ${inScope} AND NOT EXISTS (SELECT 1 FROM pg_temp.${staged.staging} AS n WHERE ${staged.sameKey('l', 'n')})`,
+    inScope === 'true' ? [] : [scope.tenants],
   );
-  await analyze(client, staged);
-}
-
-/** Statistics for the columns joins and filters use (the key, the flags); the values' own are not needed. */
-async function analyze(client: pg.Client, staged: StagedTable): Promise<void> {
-  await client.query(`ANALYZE pg_temp.${staged.staging} (${[...staged.table.key.map(sqlIdentifier), PRESENT, GROUP, SKIP].join(', ')})`);
 }

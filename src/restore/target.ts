@@ -90,7 +90,7 @@ export async function* restoreTargets(
   const fields = `${rowFieldsSql(reader, shapes, lsn, '"row"', 'schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')}`;
   yield* streamTargets(
     reader,
-    `SELECT "table", ${fields} AS fields FROM (
+    `SELECT "table", ${fields} AS fields, NULL::VARCHAR AS later FROM (
        SELECT "table", tenant, op, schema_id, "row",
               row_number() OVER (PARTITION BY "table", "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
          FROM ${reader.layersSql} WHERE ${scope} AND commit_lsn <= ${lsn} AND ${inShapes(shapes)})
@@ -99,17 +99,21 @@ export async function* restoreTargets(
   );
 }
 
-/** Streams a target query's rows ("table", fields, and for an undo, later). */
+/** Streams a target query's rows: "table", fields, and later (for an undo; JSON text or NULL). */
 async function* streamTargets(reader: VaultReader, sql: string): AsyncGenerator<TargetRow> {
   const result = await reader.duck.stream(sql);
-  for await (const chunk of result.yieldRowObjectJson()) {
-    for (const record of chunk) {
-      const table = record.table as string;
-      const later = record.later as StoredLaterChange | null | undefined;
+  for (;;) {
+    // Whole columns at a time: converting row objects value by value costs more than the query.
+    const chunk = await result.fetchChunk();
+    if (chunk === null || chunk.rowCount === 0) return;
+    const [tables, fields, laters] = chunk.getColumns() as (string | null)[][];
+    for (let i = 0; i < chunk.rowCount; i++) {
+      const table = tables?.[i] as string;
+      const later = laters?.[i];
       yield {
         table,
-        fields: record.fields as string,
-        ...(later == null ? {} : { changedAfter: laterChange(reader, table, later) }),
+        fields: fields?.[i] as string,
+        ...(later == null ? {} : { changedAfter: laterChange(reader, table, JSON.parse(later) as StoredLaterChange) }),
       };
     }
   }
@@ -176,7 +180,7 @@ function undoTargetsSql(
                 FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours) AS later
          FROM touched t JOIN versions v USING ("table", "key")
         GROUP BY t."table", t."key", t.tenant)
-     SELECT "table", ${fields} AS fields, later FROM targets ORDER BY "table"`;
+     SELECT "table", ${fields} AS fields, to_json(later)::VARCHAR AS later FROM targets ORDER BY "table"`;
 }
 
 /** A later change as the undo query returns it. */

@@ -2,7 +2,7 @@
 // inserted, updated and deleted, per tenant when there are few, and every conflict
 // with both versions (up to a limit; --json has them all).
 
-import type { Conflict, Plan } from '../restore/index.js';
+import { writesOf, type Conflict, type Plan } from '../restore/index.js';
 
 /** Tenants listed one by one before the plan summarises them. */
 const LISTED_TENANTS = 20;
@@ -20,6 +20,7 @@ export function formatPlan(plan: Plan): string {
       perTable.set(step.table, { insert: sum.insert + step.insert, update: sum.update + step.update, delete: sum.delete + step.delete });
     }
   }
+  for (const [table, n] of perTable) if (n.insert + n.update + n.delete === 0) perTable.delete(table);
   if (perTable.size === 0) {
     lines.push('  nothing to write: the rows already equal the target');
   } else {
@@ -28,9 +29,9 @@ export function formatPlan(plan: Plan): string {
       .map(([table, n]) => [table, n.insert, n.update, n.delete].map(String));
     lines.push(...aligned([['table', 'insert', 'update', 'delete'], ...rows]).map((line) => `  ${line}`));
   }
-  const tenants = active.filter((group) => group.tables.length > 0);
+  const tenants = active.filter((group) => writesOf(group) > 0);
   const named = tenants.slice(0, LISTED_TENANTS).map((group) => {
-    const n = group.tables.reduce((sum, step) => sum + step.insert + step.update + step.delete, 0);
+    const n = writesOf(group);
     return `${group.tenant ?? '(global tables)'} (${n} row${n === 1 ? '' : 's'})`;
   });
   if (tenants.length > 0) {

@@ -8,7 +8,8 @@ import type pg from 'pg';
 import { MissingPrivilegeError, VerifyMismatchError } from '../errors.js';
 import { recallContextSql } from '../capture/index.js';
 import { parseTableName, sqlIdentifier, sqlTableName, type Constraints } from '../source/index.js';
-import { GROUP, PRESENT, SKIP, type StagedTable } from './staging.js';
+import type { TableSteps } from './plan.js';
+import { GROUP, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
 /** What one apply transaction needs to know. */
 export interface GroupWrite {
@@ -16,6 +17,8 @@ export interface GroupWrite {
   readonly op: 'restore' | 'undo';
   /** The groups written together: tenants, and null for the global tables. */
   readonly tenants: readonly (string | null)[];
+  /** What the plan counted for these groups, table by table (several entries per table add up). */
+  readonly steps: readonly TableSteps[];
   /** Staged tables, parents first. */
   readonly tables: readonly StagedTable[];
   readonly constraints: Constraints;
@@ -46,15 +49,24 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
     await becomeReplica(client);
     await client.query(...recallContextSql({ actor: 'recall', op: group.op, plan: group.planId }));
     let written = 0;
+    // A kind of write the plan counted none of is not attempted: under the freeze the
+    // tenants' rows cannot change, and verify below checks every row of the target anyway.
+    const planned = plannedSteps(group.steps);
     for (const staged of [...group.tables].reverse()) {
-      const result = await client.query(
-        `DELETE FROM ${staged.table.sql} AS l USING pg_temp.${staged.staging} AS n
-          WHERE ${inGroup('n')} AND NOT n.${PRESENT} AND ${staged.sameKey('l', 'n')} AND ${sameTenant(staged)}`,
-        groupParams(group.tenants),
+      if (planned(staged.name).delete === 0) continue;
+      const result = await probingKeys(client, staged, () =>
+        client.query(
+          `DELETE FROM ${staged.table.sql} AS l USING pg_temp.${staged.staging} AS n
+            WHERE ${inGroup('n')} AND NOT n.${PRESENT} AND ${staged.sameKey('l', 'n')} AND ${sameTenant(staged)}`,
+          groupParams(group.tenants),
+        ),
       );
       written += result.rowCount ?? 0;
     }
-    for (const staged of group.tables) written += await upsert(client, staged, group.tenants);
+    for (const staged of group.tables) {
+      const steps = planned(staged.name);
+      if (steps.insert + steps.update > 0) written += await probingKeys(client, staged, () => upsert(client, staged, group.tenants, steps));
+    }
     await moveSequences(client, group);
     const mismatched = [...(await verify(client, group)), ...(await danglingReferences(client, group))];
     if (mismatched.length > 0) {
@@ -67,6 +79,14 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
     return { tenants: group.tenants, written };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
+    if ((error as { code?: string }).code === '23505') {
+      // Another tenant's row took a key (or unique value) after the plan looked: the freeze holds only ours.
+      throw new VerifyMismatchError(
+        `while writing tenants ${group.tenants.map((t) => t ?? '(global)').join(', ')}, ${(error as Error).message}; rolled back`,
+        'nothing was written for these tenants; run the command again to see the new conflict in the plan',
+        { cause: error },
+      );
+    }
     throw error;
   }
 }
@@ -97,13 +117,34 @@ function sameTenant(staged: StagedTable): string {
   return staged.table.tenantColumn === undefined ? 'true' : `${staged.tenantOf('l')} IS NOT DISTINCT FROM n.${GROUP}`;
 }
 
-/** Updates rows that differ from the target, then inserts the missing ones (identity values included). */
-async function upsert(client: pg.Client, staged: StagedTable, tenants: readonly (string | null)[]): Promise<number> {
+/** The plan's counts of one table for a batch, summed over its groups. */
+function plannedSteps(steps: readonly TableSteps[]): (table: string) => TableSteps {
+  return (table) =>
+    steps
+      .filter((step) => step.table === table)
+      .reduce(
+        (sum, step) => ({
+          table,
+          insert: sum.insert + step.insert,
+          update: sum.update + step.update,
+          delete: sum.delete + step.delete,
+          unchanged: sum.unchanged + step.unchanged,
+        }),
+        { table, insert: 0, update: 0, delete: 0, unchanged: 0 },
+      );
+}
+
+/**
+ * Updates rows that differ from the target, then inserts the missing ones (identity
+ * values included). When the plan found no live row under any staged key, every
+ * staged row is inserted without looking for one.
+ */
+async function upsert(client: pg.Client, staged: StagedTable, tenants: readonly (string | null)[], steps: TableSteps): Promise<number> {
   const table = staged.table.sql;
   let written = 0;
   // A GENERATED ALWAYS identity column cannot be updated; its value never changes in place anyway.
   const settable = staged.valueColumns.filter((name) => staged.table.columns.find((c) => c.name === name)?.identity !== 'a');
-  if (settable.length > 0) {
+  if (settable.length > 0 && steps.update > 0) {
     const columns = settable.map(sqlIdentifier);
     const updated = await client.query(
       `UPDATE ${table} AS l SET (${columns.join(', ')}) = ROW(${columns.map((c) => `n.${c}`).join(', ')})
@@ -113,12 +154,14 @@ async function upsert(client: pg.Client, staged: StagedTable, tenants: readonly 
     );
     written += updated.rowCount ?? 0;
   }
+  if (steps.insert === 0) return written;
   const columns = staged.columns.map(sqlIdentifier).join(', ');
   const identity = staged.table.columns.some((column) => column.identity !== '') ? 'OVERRIDING SYSTEM VALUE' : '';
   const inserted = await client.query(
     `INSERT INTO ${table} (${columns}) ${identity}
      SELECT ${staged.columns.map((c) => `n.${sqlIdentifier(c)}`).join(', ')} FROM pg_temp.${staged.staging} AS n
-      WHERE ${inGroup('n')} AND n.${PRESENT} AND NOT EXISTS (SELECT 1 FROM ${table} AS l WHERE ${staged.sameKey('l', 'n')})`,
+      WHERE ${inGroup('n')} AND n.${PRESENT}
+        ${steps.update + steps.unchanged === 0 ? '' : `AND NOT EXISTS (SELECT 1 FROM ${table} AS l WHERE ${staged.sameKey('l', 'n')})`}`,
     groupParams(tenants),
   );
   return written + (inserted.rowCount ?? 0);
@@ -147,10 +190,12 @@ async function moveSequences(client: pg.Client, group: GroupWrite): Promise<void
 async function verify(client: pg.Client, group: GroupWrite): Promise<string[]> {
   const mismatched: string[] = [];
   for (const staged of group.tables) {
-    const { rows } = await client.query<{ wrong: string }>(
-      `SELECT count(*) FILTER (WHERE CASE WHEN n.${PRESENT} THEN l.ctid IS NULL OR ${staged.differs('l', 'n')} ELSE l.ctid IS NOT NULL END) AS wrong
-         FROM pg_temp.${staged.staging} AS n ${staged.liveRowJoin('n', 'l')} WHERE ${inGroup('n')}`,
-      groupParams(group.tenants),
+    const { rows } = await probingKeys(client, staged, () =>
+      client.query<{ wrong: string }>(
+        `SELECT count(*) FILTER (WHERE CASE WHEN n.${PRESENT} THEN l.ctid IS NULL OR ${staged.differs('l', 'n')} ELSE l.ctid IS NOT NULL END) AS wrong
+           FROM pg_temp.${staged.staging} AS n ${staged.liveRowJoin('n', 'l')} WHERE ${inGroup('n')}`,
+        groupParams(group.tenants),
+      ),
     );
     if (Number(rows[0]?.wrong ?? 0) > 0) mismatched.push(`${rows[0]?.wrong} row(s) of ${staged.name} differ from the target`);
   }

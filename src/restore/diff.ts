@@ -6,8 +6,8 @@
 
 import type pg from 'pg';
 import { sqlIdentifier, sqlTableName, parseTableName, type Constraints } from '../source/index.js';
-import type { Conflict, ConflictKind, ConflictResolution, Key, Row } from './plan.js';
-import { CONFLICT, GROUP, LATER, PRESENT, SKIP, type StagedTable } from './staging.js';
+import type { Conflict, ConflictKind, ConflictResolution, Key, Row, TableSteps } from './plan.js';
+import { CONFLICT, GROUP, LATER, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
 /** The staged tables of a plan by name, with the source's constraints. */
 export interface StagedPlan {
@@ -15,13 +15,9 @@ export interface StagedPlan {
   readonly constraints: Constraints;
 }
 
-/** Writes per group and table: rows to insert, update, delete, and a few keys of each. */
-export interface TableDiff {
+/** Writes per group and table. */
+export interface TableDiff extends TableSteps {
   readonly tenant: string | null;
-  readonly table: string;
-  readonly insert: number;
-  readonly update: number;
-  readonly delete: number;
 }
 
 const s = (staged: StagedTable): string => `pg_temp.${staged.staging}`;
@@ -58,11 +54,13 @@ export async function markConflicts(client: pg.Client, plan: StagedPlan): Promis
     const t = staged.table;
     // A key now held by another tenant's row: writing ours would move that row.
     if (t.tenantColumn !== undefined) {
-      marked += await mark(client, staged, {
-        candidates: `n.${PRESENT}`,
-        inWay: `FROM ${t.sql} l WHERE ${staged.sameKey('l', 'n')} AND ${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`,
-        doc: conflictDoc('unique', `'the key is now held by a row of tenant ' || ${staged.tenantOf('l')}`, staged.rowJson('l')),
-      });
+      marked += await probingKeys(client, staged, () =>
+        mark(client, staged, {
+          candidates: `n.${PRESENT}`,
+          inWay: `FROM ${t.sql} l WHERE ${staged.sameKey('l', 'n')} AND ${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`,
+          doc: conflictDoc('unique', `'the key is now held by a row of tenant ' || ${staged.tenantOf('l')}`, staged.rowJson('l')),
+        }),
+      );
     }
     for (const unique of plan.constraints.uniqueKeys.filter((u) => u.table === t.qualified)) {
       if (!unique.columns.every((column) => staged.columns.includes(column))) continue;
@@ -172,15 +170,20 @@ export async function resolveConflicts(client: pg.Client, plan: StagedPlan, reso
   }
 }
 
-/** Inserts, updates and deletes per group and table, as apply would write them. */
+/** Inserts, updates, deletes and unchanged rows per group and table, as apply would find them. */
 export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableDiff[]> {
-  const { rows } = await client.query<{ group: string | null; insert: string; update: string; delete: string }>(
-    `SELECT n.${GROUP} AS group,
-            count(*) FILTER (WHERE n.${PRESENT} AND l.ctid IS NULL) AS insert,
-            count(*) FILTER (WHERE n.${PRESENT} AND l.ctid IS NOT NULL AND ${staged.differs('l', 'n')}) AS update,
-            count(*) FILTER (WHERE NOT n.${PRESENT} AND l.ctid IS NOT NULL) AS delete
-       FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l')}
-      WHERE NOT n.${SKIP} GROUP BY n.${GROUP}`,
+  const { rows } = await probingKeys(client, staged, () =>
+    client.query<{ group: string | null; insert: string; update: string; delete: string; unchanged: string }>(
+      `SELECT "group",
+              count(*) FILTER (WHERE present AND NOT found) AS insert,
+              count(*) FILTER (WHERE present AND found AND differs) AS update,
+              count(*) FILTER (WHERE NOT present AND found) AS delete,
+              count(*) FILTER (WHERE present AND found AND NOT differs) AS unchanged
+         FROM (SELECT n.${GROUP} AS "group", n.${PRESENT} AS present, l.ctid IS NOT NULL AS found,
+                      l.ctid IS NOT NULL AND ${staged.differs('l', 'n')} AS differs
+                 FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l')} WHERE NOT n.${SKIP}) AS d
+        GROUP BY "group"`,
+    ),
   );
   return rows.map((row) => ({
     tenant: row.group,
@@ -188,6 +191,7 @@ export async function countWrites(client: pg.Client, staged: StagedTable): Promi
     insert: Number(row.insert),
     update: Number(row.update),
     delete: Number(row.delete),
+    unchanged: Number(row.unchanged),
   }));
 }
 

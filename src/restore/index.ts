@@ -10,5 +10,16 @@ export {
   type RestoreOptions,
   type UndoOptions,
 } from './prepare.js';
-export type { Conflict, ConflictKind, ConflictResolution, GroupPlan, Key, Plan, Row, Selection, TableSteps } from './plan.js';
+export {
+  writesOf,
+  type Conflict,
+  type ConflictKind,
+  type ConflictResolution,
+  type GroupPlan,
+  type Key,
+  type Plan,
+  type Row,
+  type Selection,
+  type TableSteps,
+} from './plan.js';
 export type { GroupResult } from './apply.js';

@@ -10,7 +10,7 @@ import type { Vault } from '../vault/index.js';
 import { applyGroup, type GroupResult } from './apply.js';
 import { countWrites, listConflicts, resolveConflicts, type StagedPlan } from './diff.js';
 import { freeze } from './freeze.js';
-import type { Conflict, ConflictResolution, GroupPlan, TableSteps } from './plan.js';
+import { writesOf, type Conflict, type ConflictResolution, type GroupPlan, type TableSteps } from './plan.js';
 import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
 import type { TargetRow } from './target.js';
 import type { Throttle } from './throttle.js';
@@ -129,10 +129,8 @@ export class PlanSession {
     };
     let unresolved = 0;
     for (const table of staged.tables.values()) {
-      for (const diff of await countWrites(this.client, table)) {
-        if (diff.insert + diff.update + diff.delete === 0) continue;
-        groupOf(diff.tenant).tables.push({ table: diff.table, insert: diff.insert, update: diff.update, delete: diff.delete });
-      }
+      // Unchanged rows are kept too: apply writes a table without looking for live rows only when it has none.
+      for (const { tenant, ...steps } of await countWrites(this.client, table)) groupOf(tenant).tables.push(steps);
       const listed = await listConflicts(this.client, table, this.context.onConflict);
       unresolved += listed.unresolved;
       for (const conflict of listed.conflicts) {
@@ -141,7 +139,9 @@ export class PlanSession {
         if (conflict.resolution === 'skip') group.skipped = true;
       }
     }
-    return { groups: [...groups.entries()].map(([tenant, group]) => ({ tenant, ...group })), unresolved };
+    const listed = [...groups.entries()].map(([tenant, group]) => ({ tenant, ...group }));
+    // A group that writes nothing and meets no conflict is already at the target: not part of the plan.
+    return { groups: listed.filter((group) => writesOf(group) > 0 || group.conflicts.length > 0), unresolved };
   }
 
   /**
@@ -155,13 +155,13 @@ export class PlanSession {
     throttle: Throttle,
     onBatch: (result: GroupResult) => void,
   ): Promise<void> {
-    const rowsOf = (group: GroupPlan): number => group.tables.reduce((sum, step) => sum + step.insert + step.update + step.delete, 0);
     let batch: GroupPlan[] = [];
     let rows = 0;
     const write = async (): Promise<void> => {
       if (batch.length === 0) return;
       await throttle.take(rows);
       const tenants = batch.map((group) => group.tenant);
+      const steps = batch.flatMap((group) => group.tables);
       batch = [];
       rows = 0;
       onBatch(
@@ -169,15 +169,16 @@ export class PlanSession {
           planId: plan.id,
           op: plan.op,
           tenants,
+          steps,
           tables: this.staged,
           constraints: this.context.constraints,
         }),
       );
     };
     for (const group of groups) {
-      if (batch.length > 0 && (rows + rowsOf(group) > BATCH_ROWS || batch.length >= BATCH_GROUPS)) await write();
+      if (batch.length > 0 && (rows + writesOf(group) > BATCH_ROWS || batch.length >= BATCH_GROUPS)) await write();
       batch.push(group);
-      rows += rowsOf(group);
+      rows += writesOf(group);
     }
     await write();
   }

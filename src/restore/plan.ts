@@ -8,6 +8,8 @@ export interface TableSteps {
   readonly insert: number;
   readonly update: number;
   readonly delete: number;
+  /** Rows in scope that already equal the target: checked after the writes, never written. */
+  readonly unchanged: number;
 }
 
 /** A primary key as text values in key-column order. */
@@ -84,6 +86,11 @@ export interface Plan {
   readonly totals: { readonly insert: number; readonly update: number; readonly delete: number; readonly conflicts: number };
   /** Conflicts --on-conflict did not resolve: apply refuses while any remain. */
   readonly unresolved: number;
+}
+
+/** Rows a group writes: inserted, updated and deleted, in every table. */
+export function writesOf(group: GroupPlan): number {
+  return group.tables.reduce((sum, step) => sum + step.insert + step.update + step.delete, 0);
 }
 
 /** Sums the steps of every group that will be applied. */

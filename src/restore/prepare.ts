@@ -21,7 +21,7 @@ import { queryRows, type Vault } from '../vault/index.js';
 import type { GroupResult } from './apply.js';
 import { catchUp } from './catch-up.js';
 import { guardsInPlace, installGuards, removeGuards } from './freeze.js';
-import { totalsOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
+import { totalsOf, writesOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
 import { PlanSession, type SessionContext, type SessionShare } from './plan-session.js';
 import { restoreTargets, selectTransactions, undoTargets } from './target.js';
 import { Throttle } from './throttle.js';
@@ -264,7 +264,7 @@ export class PreparedPlan {
   async apply(options: { onProgress?: (tenantsDone: number, tenantsTotal: number) => void } = {}): Promise<ApplyResult> {
     if (this.options.dryRun) throw new UsageError('a dry-run plan cannot be applied', 'plan again without dryRun to apply');
     this.assertResolved();
-    const groups = this.plan.groups.filter((group) => !group.skipped && group.tables.length > 0);
+    const groups = this.plan.groups.filter((group) => !group.skipped && writesOf(group) > 0);
     const throttle = new Throttle(this.options.maxRowsPerSecond);
     const results: GroupResult[] = [];
     let done = 0;

@@ -46,7 +46,7 @@ export class StagedTable implements StagedShape {
   }
 
   /** Whether rows are identified by all their columns (no primary key, no identity index). */
-  private get fullIdentity(): boolean {
+  get fullIdentity(): boolean {
     return this.table.primaryKey.length === 0 && !this.table.identityIndex;
   }
 
@@ -63,8 +63,8 @@ export class StagedTable implements StagedShape {
 
   /**
    * Joins each staged row (n) to the live row of its key (l), if any; `l.ctid IS NULL`
-   * when there is none. A plain join lets PostgreSQL choose how; under full identity
-   * the same key can match several live rows, so one is taken.
+   * when there is none. Under full identity the same key can match several live rows,
+   * so one is taken.
    */
   liveRowJoin(n: string, l: string): string {
     const sql = this.table.sql;
@@ -105,6 +105,26 @@ export class StagedTable implements StagedShape {
   /** The type of the tenant column, for casting tenant ids given as text. */
   get tenantType(): string | undefined {
     return this.table.columns.find((column) => column.name === this.table.tenantColumn)?.type;
+  }
+}
+
+/**
+ * Runs `work`, whose joins find live rows of `staged`'s table by key, with nested
+ * loops only: PostgreSQL's cost model, which assumes pages must be read from disk,
+ * prefers hashing the whole live table to probing its key index once per staged row,
+ * and a restore's cost must follow the tenant, not the table. Under full identity
+ * there is no key index to probe, so the planner keeps its choice.
+ */
+export async function probingKeys<T>(client: pg.Client, staged: StagedTable, work: () => Promise<T>): Promise<T> {
+  if (staged.fullIdentity) return work();
+  await client.query('SET enable_hashjoin = off');
+  await client.query('SET enable_mergejoin = off');
+  try {
+    return await work();
+  } finally {
+    // In a failed transaction these fail too, and its rollback undoes the SETs anyway.
+    await client.query('RESET enable_hashjoin').catch(() => undefined);
+    await client.query('RESET enable_mergejoin').catch(() => undefined);
   }
 }
 

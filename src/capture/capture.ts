@@ -15,7 +15,8 @@ import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
 import { connectSource, type SourceConfig, type TenancyConfig, backoffDelay, sleep, readSourceIdentity } from '../source/index.js';
 import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
-import { type ChangeRecord, openDuckDB, LayerBuffer, type Vault } from '../vault/index.js';
+import { type ChangeRecord, openDuckDB, LayerBuffer, type LayerEntry, type Vault } from '../vault/index.js';
+import { reimageTables } from './image.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
 import { RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
@@ -46,6 +47,7 @@ export interface CaptureSummary {
 const STATUS_INTERVAL_MS = 10_000;
 const IDLE_STATUS_MS = 1_000;
 const CATCH_UP_IDLE_MS = 20;
+const REIMAGE_RETRY_MS = 60_000;
 const HEALTHY_SESSION_MS = 30_000;
 
 /** Streams changes into the vault until stopped (or caught up). */
@@ -133,6 +135,8 @@ class CaptureSession {
   private keepaliveLsn: Lsn = 0n;
   /** End LSN of the newest commit that is durable in the vault. */
   private flushedEndLsn: Lsn | undefined;
+  /** No attempt to image rewritten tables again before this time (ms since the epoch). */
+  private reimageAfter = 0;
 
   private constructor(
     private readonly options: CaptureOptions,
@@ -477,14 +481,18 @@ class CaptureSession {
     await this.complete();
     const layers = await this.buffer.commitLayers('delta');
     const manifest = vault.manifest;
+    // Committed with the deltas that revealed the rewrite, so a crash before it cannot lose it.
+    const rewritten = [...new Set([...(manifest.pendingImages ?? []), ...this.relations.takeRewritten()])];
+    const images = rewritten.length === 0 ? { layers: [], left: [] } : await this.reimage(rewritten);
     await vault.commit({
       source: manifest.source,
       startLsn: manifest.startLsn,
       startTime: manifest.startTime,
       throughLsn: commit.lsn,
       throughTime: commit.time,
-      layers: [...manifest.layers, ...layers],
+      layers: [...manifest.layers, ...layers, ...images.layers],
       schemas: this.relations.history,
+      ...(images.left.length === 0 ? {} : { pendingImages: images.left }),
     });
     this.totals.layers += layers.length;
     this.stagedSince = undefined;
@@ -494,6 +502,22 @@ class CaptureSession {
       const rows = layers.reduce((sum, layer) => sum + layer.rows, 0);
       this.log(`capture: ${rows} changes through ${formatLsn(commit.lsn)} → ${layers.map((layer) => layer.path).join(', ')}`);
     }
+  }
+
+  /**
+   * Images rewritten tables again (see image.ts). After a failed attempt (a long
+   * transaction blocks the temporary slot) the tables wait a minute before the next.
+   */
+  private async reimage(tables: readonly string[]): Promise<{ layers: LayerEntry[]; left: string[] }> {
+    if (Date.now() < this.reimageAfter) return { layers: [], left: [...tables] };
+    const { source, tenancy, vault } = this.options;
+    const images = await reimageTables(
+      { source, tenancy, storage: vault.storage, duck: this.duck(), catalog: this.catalog, log: this.log },
+      tables,
+      (table) => this.relations.latest(table),
+    );
+    if (images.left.length > 0) this.reimageAfter = Date.now() + REIMAGE_RETRY_MS;
+    return images;
   }
 
   /** The 64-bit xid for the 32-bit one in BEGIN: the one closest to the last seen. */

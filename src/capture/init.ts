@@ -5,6 +5,7 @@
 
 import type pg from 'pg';
 import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
+import { createSlot, enterSnapshot, imageSchema, imageTable, type ExportedSnapshot } from './image.js';
 import {
   backoffDelay,
   sleep,
@@ -18,7 +19,7 @@ import {
   formatTableName,
   type TenancyConfig,
 } from '../source/index.js';
-import { formatLsn, parseLsn } from '../timeline/index.js';
+import { formatLsn } from '../timeline/index.js';
 import { openDuckDB, LayerBuffer, type SchemaVersion, type Vault } from '../vault/index.js';
 
 /** How `init` runs. */
@@ -42,8 +43,6 @@ export interface InitResult {
   readonly tables: number;
   readonly imageRows: number;
 }
-
-const IMAGE_FETCH_ROWS = 5_000;
 
 /** Checks the source and starts its history in the vault. */
 export async function init(options: InitOptions): Promise<InitResult> {
@@ -90,9 +89,9 @@ export async function init(options: InitOptions): Promise<InitResult> {
     const replication = await connectSource(options.source, { replication: true });
     try {
       log(`init: creating replication slot "${slot}" (waits for transactions already running)`);
-      const created = await createSlot(replication, client, slot, options.slotTimeoutMs ?? 60_000);
+      const created = await createSlot(replication, client, slot, { timeoutMs: options.slotTimeoutMs ?? 60_000 });
       try {
-        const image = await writeImage(options, created.snapshot, created.lsn, log);
+        const image = await writeImage(options, created, log);
         await options.vault.commit({
           source: { ...identity, slot, publication },
           startLsn: created.lsn,
@@ -157,96 +156,20 @@ async function ensurePublication(client: pg.Client, name: string, tables: readon
   if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoted} ADD TABLE ${missing.map((t) => t.sql).join(', ')}`);
 }
 
-/** CREATE_REPLICATION_SLOT with an exported snapshot; names the sessions that block it. */
-async function createSlot(
-  replication: pg.Client,
-  client: pg.Client,
-  slot: string,
-  timeoutMs: number,
-): Promise<{ lsn: bigint; snapshot: string }> {
-  const creating = replication.query<{ consistent_point: string; snapshot_name: string }>(
-    `CREATE_REPLICATION_SLOT ${replication.escapeIdentifier(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
-  );
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
-  const outcome = await Promise.race([creating, timeout]);
-  clearTimeout(timer);
-  if (outcome === 'timeout') {
-    const blockers = await client.query<{ pid: string; state: string; since: string }>(
-      `SELECT pid::text, state, (now() - xact_start)::text AS since FROM pg_stat_activity
-        WHERE backend_xid IS NOT NULL OR state LIKE 'idle in transaction%' ORDER BY xact_start`,
-    );
-    await client.query(
-      'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = $1 AND pid <> pg_backend_pid() AND query LIKE $2',
-      ['walsender', 'CREATE_REPLICATION_SLOT%'],
-    );
-    creating.catch(() => undefined);
-    const list = blockers.rows.map((b) => `pid ${b.pid} (${b.state}, open ${b.since})`).join(', ');
-    throw new UsageError(
-      `creating the replication slot waited ${timeoutMs / 1000} s for running transactions to end${list ? `: ${list}` : ''}`,
-      'end or commit those sessions (an idle-in-transaction session blocks it), then run `recall init` again',
-    );
-  }
-  const row = outcome.rows[0];
-  const lsn = row === undefined ? undefined : parseLsn(row.consistent_point);
-  if (row === undefined || lsn === undefined) throw new Error('CREATE_REPLICATION_SLOT returned no consistent point');
-  return { lsn, snapshot: row.snapshot_name };
-}
-
 /** Reads every table in the slot's snapshot into one image layer. */
-async function writeImage(options: InitOptions, snapshot: string, lsn: bigint, log: (line: string) => void) {
+async function writeImage(options: InitOptions, snapshot: ExportedSnapshot, log: (line: string) => void) {
   const reader = await connectSource(options.source);
   const duck = await openDuckDB({ memoryLimit: '256MB', threads: 2, tempDirectory: await options.vault.storage.scratchDirectory() });
   const buffer = await LayerBuffer.create(duck, options.vault.storage, 'image');
   try {
-    await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot.replaceAll("'", "''")}'`);
+    const time = await enterSnapshot(reader, snapshot);
     const tables = await readCatalog(reader, options.tenancy);
-    const { rows: timeRows } = await reader.query<{ micros: string }>(
-      `SELECT (extract(epoch FROM now()) * 1000000)::bigint::text AS micros`,
-    );
-    const time = BigInt(timeRows[0]?.micros ?? '0');
     const schemas: SchemaVersion[] = [];
     let rows = 0;
     for (const table of tables) {
-      const columns = table.columns.filter((column) => !column.generated);
-      const key = table.key;
-      const schemaId = schemas.length;
-      schemas.push({
-        id: schemaId,
-        table: table.qualified,
-        sinceLsn: lsn,
-        columns: columns.map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, attnum: c.attnum, missing: null })),
-        key,
-        tenantColumn: table.tenantColumn ?? null,
-      });
-      const select = columns.map((c) => reader.escapeIdentifier(c.name)).join(', ');
-      const from = `${table.partitioned ? '' : 'ONLY '}${table.sql}`;
-      await reader.query(`DECLARE image_rows NO SCROLL CURSOR FOR SELECT ${select || 'NULL'} FROM ${from}`);
-      for (;;) {
-        const batch = await reader.query({ text: `FETCH ${IMAGE_FETCH_ROWS} FROM image_rows`, rowMode: 'array' });
-        for (const values of batch.rows as (string | null)[][]) {
-          const row: Record<string, string | null> = {};
-          columns.forEach((column, i) => (row[column.name] = values[i] ?? null));
-          buffer.append({
-            commitLsn: lsn,
-            seq: 0,
-            commitTime: time,
-            xid: null,
-            table: table.qualified,
-            op: 'image',
-            tenant: table.tenantColumn === undefined ? null : (row[table.tenantColumn] ?? null),
-            key: JSON.stringify(key.map((name) => row[name] ?? null)),
-            schemaId,
-            row: JSON.stringify(row),
-            context: null,
-          });
-        }
-        rows += batch.rows.length;
-        if (buffer.full) await buffer.spill('image');
-        if (batch.rows.length < IMAGE_FETCH_ROWS) break;
-      }
-      await reader.query('CLOSE image_rows');
+      const schema = imageSchema(table, schemas.length, snapshot.lsn);
+      schemas.push(schema);
+      rows += await imageTable(reader, buffer, table, schema, { lsn: snapshot.lsn, time });
       log(`init: imaged ${table.qualified}`);
     }
     const layers = await buffer.commitLayers('image');

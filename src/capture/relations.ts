@@ -21,6 +21,8 @@ export interface StreamRelation {
 export class RelationMap {
   private readonly byId = new Map<number, StreamRelation>();
   private readonly schemas: SchemaVersion[];
+  /** Tables a new layout showed were rewritten: their rows changed without change records. */
+  private readonly rewrittenTables = new Set<string>();
 
   constructor(
     schemas: readonly SchemaVersion[],
@@ -33,6 +35,18 @@ export class RelationMap {
   /** Every schema version known, new ones included (for the next manifest). */
   get history(): readonly SchemaVersion[] {
     return this.schemas;
+  }
+
+  /** The newest layout known of a table. */
+  latest(table: string): SchemaVersion | undefined {
+    return this.schemas.filter((version) => version.table === table).at(-1);
+  }
+
+  /** Tables found rewritten since the last call: each needs a fresh image. */
+  takeRewritten(): string[] {
+    const tables = [...this.rewrittenTables];
+    this.rewrittenTables.clear();
+    return tables;
   }
 
   /** The relation for an id; a change for an unknown id is a protocol violation. */
@@ -51,11 +65,12 @@ export class RelationMap {
     const names = message.columns.map((column) => column.name);
     const key = await this.keyOf(message.relationId, names);
     const tenantColumn = tenantColumnOf(table, names, key, this.tenancy) ?? null;
-    const latest = this.schemas.filter((version) => version.table === table).at(-1);
+    const latest = this.latest(table);
     // Described every time: a column dropped and added again under its old name differs only by attnum.
-    const columns = await this.describe(message.relationId, message.columns, latest);
+    const { columns, rewritten } = await this.describe(message.relationId, message.columns, latest);
     let version = latest;
     if (latest === undefined || !sameLayout(latest, columns, key, tenantColumn)) {
+      if (latest !== undefined && rewritten) this.rewrittenTables.add(table);
       const created: SchemaVersion = { id: this.schemas.length, table, sinceLsn: lsn, columns, key, tenantColumn };
       this.schemas.push(created);
       version = created;
@@ -80,23 +95,29 @@ export class RelationMap {
     return key.length > 0 && key.every((column) => names.includes(column)) ? key : [...names];
   }
 
-  /** Type names, attnums and ADD COLUMN defaults, read from the source's catalog. */
+  /**
+   * Type names, attnums and ADD COLUMN defaults, read from the source's catalog; and
+   * whether the table was rewritten since `previous`: a kept column changed type (its
+   * values were converted), or a column came with a default that is not a stored
+   * missing value (a volatile default, computed row by row).
+   */
   private async describe(
     relationId: number,
     columns: readonly RelationColumn[],
     previous: SchemaVersion | undefined,
-  ): Promise<SchemaColumn[]> {
+  ): Promise<{ columns: SchemaColumn[]; rewritten: boolean }> {
     const { rows } = await this.catalog.query<{
       name: string;
       type: string;
       attnum: string | null;
       missing: string | null;
       has_missing: string | null;
+      has_default: string | null;
     }>(
       // A partitioned root stores no rows, so the ADD COLUMN default lives on its partitions
       // (pg_partition_tree lists nothing for a plain table, hence the table itself too).
       `SELECT c.name, format_type(c.oid, c.mod) AS type, a.attnum::text AS attnum,
-              m.missing, (m.missing IS NOT NULL)::text AS has_missing
+              m.missing, (m.missing IS NOT NULL)::text AS has_missing, a.atthasdef::text AS has_default
          FROM unnest($2::text[], $3::oid[], $4::int[]) WITH ORDINALITY AS c(name, oid, mod, ord)
          LEFT JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = c.name AND NOT a.attisdropped
          LEFT JOIN LATERAL (
@@ -107,29 +128,39 @@ export class RelationMap {
         ORDER BY c.ord`,
       [relationId, columns.map((c) => c.name), columns.map((c) => c.typeOid), columns.map((c) => c.typeMod)],
     );
-    const known = new Set(previous?.columns.map((column) => column.attnum ?? column.name));
-    return rows.map((row, i) => {
+    const known = new Map(previous?.columns.map((column) => [column.attnum ?? column.name, column]));
+    let rewritten = false;
+    const described = rows.map((row, i) => {
       const attnum = row.attnum === null ? undefined : Number(row.attnum);
+      const before = known.get(attnum ?? row.name);
+      if (before !== undefined && before.type !== row.type) rewritten = true;
+      if (before === undefined && row.has_default === 'true' && row.has_missing !== 'true') rewritten = true;
       return {
         name: row.name,
         type: row.type,
         typeOid: columns[i]?.typeOid,
         attnum,
         // Only a column new in this version can hold a value rows never stored.
-        missing: !known.has(attnum ?? row.name) && row.has_missing === 'true' ? row.missing : null,
+        missing: before === undefined && row.has_missing === 'true' ? row.missing : null,
       };
     });
+    return { columns: described, rewritten };
   }
 }
 
-function sameLayout(
+/** Whether a schema version has exactly these columns (names, types, attnums), key and tenant column. */
+export function sameLayout(
   version: SchemaVersion,
   columns: readonly SchemaColumn[],
   key: readonly string[],
   tenantColumn: string | null,
 ): boolean {
   const same = (a: SchemaColumn, b: SchemaColumn | undefined): boolean =>
-    b !== undefined && a.name === b.name && (a.typeOid ?? b.typeOid) === b.typeOid && (a.attnum ?? b.attnum) === b.attnum;
+    b !== undefined &&
+    a.name === b.name &&
+    a.type === b.type &&
+    (a.typeOid ?? b.typeOid) === b.typeOid &&
+    (a.attnum ?? b.attnum) === b.attnum;
   return (
     version.tenantColumn === tenantColumn &&
     version.columns.length === columns.length &&

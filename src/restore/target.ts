@@ -177,7 +177,7 @@ function undoTargetsSql(
                 FILTER (WHERE v.position < t.first_position) AS before,
               arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'xid': v.xid::VARCHAR, 'lsn': v.commit_lsn::VARCHAR,
                        'time': epoch_us(v.commit_time)::VARCHAR, 'actor': json_extract_string(v.context, '$.actor')}, v.position)
-                FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours) AS later
+                FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours AND v.op <> 'image') AS later
          FROM touched t JOIN versions v USING ("table", "key")
         GROUP BY t."table", t."key", t.tenant)
      SELECT "table", ${fields} AS fields, to_json(later)::VARCHAR AS later FROM targets ORDER BY "table"`;

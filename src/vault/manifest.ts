@@ -70,6 +70,11 @@ export interface Manifest {
   readonly throughTime: bigint;
   readonly layers: readonly LayerEntry[];
   readonly schemas: readonly SchemaVersion[];
+  /**
+   * Tables rewritten (rows changed with no change records) whose fresh image is still
+   * to be taken; kept here so a capture that stops first takes it on restart.
+   */
+  readonly pendingImages?: readonly string[];
 }
 
 /** A manifest's content before it is numbered and chained. */

@@ -1,0 +1,192 @@
+// Images: every row of some tables as one snapshot saw them, stored as image rows at
+// the snapshot's LSN. `recall init` images every table at its slot's consistent point;
+// capture images a table again after a rewrite changed its rows without sending a
+// change (a type change, a volatile default), at the point of a temporary slot.
+
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type pg from 'pg';
+import { UsageError } from '../errors.js';
+import { connectSource, readCatalog, type SourceConfig, type SourceTable, type TenancyConfig } from '../source/index.js';
+import { formatLsn, parseLsn } from '../timeline/index.js';
+import { LayerBuffer, type LayerEntry, type SchemaVersion, type VaultStorage } from '../vault/index.js';
+import { sameLayout } from './relations.js';
+
+const IMAGE_FETCH_ROWS = 5_000;
+
+/** A consistent point and the snapshot exported there: commits before it are visible, later ones stream. */
+export interface ExportedSnapshot {
+  readonly lsn: bigint;
+  readonly name: string;
+}
+
+/**
+ * CREATE_REPLICATION_SLOT with an exported snapshot, on a replication connection that
+ * must stay idle while the snapshot is used. Creating a slot waits for the transactions
+ * already running; past `timeoutMs` it gives up and names them. A temporary slot goes
+ * when its connection ends, crash or not.
+ */
+export async function createSlot(
+  replication: pg.Client,
+  client: pg.Client,
+  slot: string,
+  options: { timeoutMs: number; temporary?: boolean },
+): Promise<ExportedSnapshot> {
+  const creating = replication.query<{ consistent_point: string; snapshot_name: string }>(
+    `CREATE_REPLICATION_SLOT ${replication.escapeIdentifier(slot)} ${options.temporary ? 'TEMPORARY ' : ''}LOGICAL pgoutput EXPORT_SNAPSHOT`,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.timeoutMs)));
+  const outcome = await Promise.race([creating, timeout]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    const blockers = await client.query<{ pid: string; state: string; since: string }>(
+      `SELECT pid::text, state, (now() - xact_start)::text AS since FROM pg_stat_activity
+        WHERE backend_xid IS NOT NULL OR state LIKE 'idle in transaction%' ORDER BY xact_start`,
+    );
+    await client.query(
+      'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = $1 AND pid <> pg_backend_pid() AND query LIKE $2',
+      ['walsender', `CREATE_REPLICATION_SLOT ${replication.escapeIdentifier(slot)}%`],
+    );
+    creating.catch(() => undefined);
+    const list = blockers.rows.map((b) => `pid ${b.pid} (${b.state}, open ${b.since})`).join(', ');
+    throw new UsageError(
+      `creating a replication slot waited ${options.timeoutMs / 1000} s for running transactions to end${list ? `: ${list}` : ''}`,
+      'end or commit those sessions (an idle-in-transaction session blocks it), then try again',
+    );
+  }
+  const row = outcome.rows[0];
+  const lsn = row === undefined ? undefined : parseLsn(row.consistent_point);
+  if (row === undefined || lsn === undefined) throw new Error('CREATE_REPLICATION_SLOT returned no consistent point');
+  return { lsn, name: row.snapshot_name };
+}
+
+/** A read-only transaction on `reader` that sees exactly the exported snapshot; returns its time (µs since the epoch). */
+export async function enterSnapshot(reader: pg.Client, snapshot: ExportedSnapshot): Promise<bigint> {
+  await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot.name.replaceAll("'", "''")}'`);
+  const { rows } = await reader.query<{ micros: string }>(`SELECT (extract(epoch FROM now()) * 1000000)::bigint::text AS micros`);
+  return BigInt(rows[0]?.micros ?? '0');
+}
+
+/** The schema version an image of `table` is written under (generated columns are recomputed, never stored). */
+export function imageSchema(table: SourceTable, id: number, lsn: bigint): SchemaVersion {
+  return {
+    id,
+    table: table.qualified,
+    sinceLsn: lsn,
+    columns: table.columns
+      .filter((c) => !c.generated)
+      .map((c) => ({ name: c.name, type: c.type, typeOid: c.typeOid, attnum: c.attnum, missing: null })),
+    key: table.key,
+    tenantColumn: table.tenantColumn ?? null,
+  };
+}
+
+/** Appends every row of `table` in the reader's snapshot to the buffer as image rows at `lsn`; returns how many. */
+export async function imageTable(
+  reader: pg.Client,
+  buffer: LayerBuffer,
+  table: SourceTable,
+  schema: SchemaVersion,
+  at: { lsn: bigint; time: bigint },
+): Promise<number> {
+  const columns = schema.columns.map((column) => column.name);
+  const select = columns.map((name) => reader.escapeIdentifier(name)).join(', ');
+  // A partitioned root holds no rows itself: read through it, so every partition's rows come under the root.
+  const from = `${table.partitioned ? '' : 'ONLY '}${table.sql}`;
+  await reader.query(`DECLARE image_rows NO SCROLL CURSOR FOR SELECT ${select || 'NULL'} FROM ${from}`);
+  let rows = 0;
+  for (;;) {
+    const batch = await reader.query({ text: `FETCH ${IMAGE_FETCH_ROWS} FROM image_rows`, rowMode: 'array' });
+    for (const values of batch.rows as (string | null)[][]) {
+      const row: Record<string, string | null> = {};
+      columns.forEach((name, i) => (row[name] = values[i] ?? null));
+      buffer.append({
+        commitLsn: at.lsn,
+        seq: 0,
+        commitTime: at.time,
+        xid: null,
+        table: table.qualified,
+        op: 'image',
+        tenant: schema.tenantColumn === null ? null : (row[schema.tenantColumn] ?? null),
+        key: JSON.stringify(schema.key.map((name) => row[name] ?? null)),
+        schemaId: schema.id,
+        row: JSON.stringify(row),
+        context: null,
+      });
+    }
+    rows += batch.rows.length;
+    if (buffer.full) await buffer.spill('image');
+    if (batch.rows.length < IMAGE_FETCH_ROWS) break;
+  }
+  await reader.query('CLOSE image_rows');
+  return rows;
+}
+
+/** What re-imaging needs from a running capture. */
+export interface ReimageContext {
+  readonly source: SourceConfig;
+  readonly tenancy: TenancyConfig;
+  readonly storage: VaultStorage;
+  /** Capture's DuckDB, where the image rows are staged. */
+  readonly duck: DuckDBConnection;
+  /** An idle connection to the source, to name what blocks the slot. */
+  readonly catalog: pg.Client;
+  readonly log: (line: string) => void;
+}
+
+/** How long creating the temporary slot may wait for running transactions before the image is left for later. */
+const REIMAGE_SLOT_TIMEOUT_MS = 10_000;
+
+/**
+ * Images rewritten tables again, every tenant's rows, at the consistent point of a
+ * temporary slot: from there on reads take these rows instead of versions the rewrite
+ * changed silently. A table whose layout at that point is not `expected(table)` (a
+ * later DDL the stream has not shown yet) is left for later, as are all of them if
+ * the slot cannot be created now. Returns the image layers and the tables left.
+ */
+export async function reimageTables(
+  context: ReimageContext,
+  tables: readonly string[],
+  expected: (table: string) => SchemaVersion | undefined,
+): Promise<{ layers: LayerEntry[]; left: string[] }> {
+  const replication = await connectSource(context.source, { replication: true });
+  const reader = await connectSource(context.source);
+  await context.duck.run('DROP TABLE IF EXISTS reimage');
+  const buffer = await LayerBuffer.create(context.duck, context.storage, 'reimage');
+  try {
+    let snapshot: ExportedSnapshot;
+    try {
+      snapshot = await createSlot(replication, context.catalog, `recall_image_${process.pid}`, {
+        timeoutMs: REIMAGE_SLOT_TIMEOUT_MS,
+        temporary: true,
+      });
+    } catch (error) {
+      context.log(`capture: cannot image ${tables.join(', ')} again yet (${(error as Error).message}); will retry`);
+      return { layers: [], left: [...tables] };
+    }
+    const time = await enterSnapshot(reader, snapshot);
+    const catalog = await readCatalog(reader, context.tenancy);
+    const left: string[] = [];
+    for (const name of tables) {
+      const table = catalog.find((t) => t.qualified === name);
+      if (table === undefined) continue; // dropped since: there is nothing left to image
+      const schema = expected(name);
+      const now = imageSchema(table, schema?.id ?? -1, snapshot.lsn);
+      if (schema === undefined || !sameLayout(schema, now.columns, now.key, now.tenantColumn)) {
+        left.push(name);
+        continue;
+      }
+      const rows = await imageTable(reader, buffer, table, schema, { lsn: snapshot.lsn, time });
+      context.log(`capture: ${name} was rewritten; imaged again (${rows} rows) at lsn:${formatLsn(snapshot.lsn)}`);
+    }
+    const layers = await buffer.commitLayers('image');
+    await reader.query('COMMIT');
+    return { layers, left };
+  } finally {
+    buffer.close();
+    await context.duck.run('DROP TABLE IF EXISTS reimage');
+    await reader.end().catch(() => undefined);
+    await replication.end().catch(() => undefined);
+  }
+}

@@ -16,6 +16,7 @@ import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } fro
 import { connectSource, type SourceConfig, type TenancyConfig, backoffDelay, sleep, readSourceIdentity } from '../source/index.js';
 import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
 import { type ChangeRecord, openDuckDB, LayerBuffer, type LayerEntry, type Vault } from '../vault/index.js';
+import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
 import { reimageTables } from './image.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
 import { RelationMap, type StreamRelation } from './relations.js';
@@ -234,13 +235,13 @@ class CaptureSession {
         if (this.transaction !== undefined && this.buffer.full) await this.withHeartbeat(() => this.spill());
         if (this.transaction === undefined && this.flushDue(target)) await this.flush();
         if (target !== undefined && this.transaction === undefined) {
-          if (this.buffer.isEmpty && this.reached(target)) return true;
+          if (this.nothingStaged && this.reached(target)) return true;
           if (frame.kind === 'idle') this.stream.sendStatus(this.durableLsn(), true);
         }
         if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) this.sendStatus();
         else if (
           frame.kind === 'idle' &&
-          this.buffer.isEmpty &&
+          this.nothingStaged &&
           this.transaction === undefined &&
           Date.now() - this.lastStatusAt > IDLE_STATUS_MS
         ) {
@@ -270,13 +271,22 @@ class CaptureSession {
     await this.catalog.end().catch(() => undefined);
   }
 
+  /**
+   * Nothing waits to be made durable: no staged rows, and no layout the manifest lacks
+   * (a DDL-only transaction stages no row, yet its layout must be flushed before the
+   * slot moves past it, or it would never be sent again).
+   */
+  private get nothingStaged(): boolean {
+    return this.buffer.isEmpty && !this.relations.unsaved;
+  }
+
   private reached(target: Lsn): boolean {
     return this.options.vault.manifest.throughLsn >= target || this.keepaliveLsn >= target || (this.lastCommit?.endLsn ?? 0n) >= target;
   }
 
   private async keepalive(walEnd: Lsn, replyRequested: boolean): Promise<void> {
     // Nothing staged and no transaction open: everything up to walEnd is either in the vault or not ours.
-    if (this.transaction === undefined && this.buffer.isEmpty) this.keepaliveLsn = walEnd;
+    if (this.transaction === undefined && this.nothingStaged) this.keepaliveLsn = walEnd;
     if (replyRequested) this.sendStatus();
   }
 
@@ -284,7 +294,7 @@ class CaptureSession {
   private durableLsn(): Lsn {
     let durable = this.options.vault.manifest.throughLsn;
     if (this.flushedEndLsn !== undefined && this.flushedEndLsn > durable) durable = this.flushedEndLsn;
-    const idle = this.buffer.isEmpty && this.transaction === undefined;
+    const idle = this.nothingStaged && this.transaction === undefined;
     if (idle && this.keepaliveLsn > durable) durable = this.keepaliveLsn;
     return durable;
   }
@@ -295,7 +305,7 @@ class CaptureSession {
   }
 
   private flushDue(target: Lsn | undefined): boolean {
-    if (this.buffer.isEmpty || this.stagedSince === undefined) return false;
+    if (this.nothingStaged || this.stagedSince === undefined) return false;
     if (target !== undefined && (this.lastCommit?.endLsn ?? 0n) >= target) return true;
     return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.buffer.full;
   }
@@ -317,14 +327,24 @@ class CaptureSession {
         return;
       }
       case 'relation':
-        await this.relations.define(message, this.transaction?.commitLsn ?? this.options.vault.manifest.throughLsn);
+        await this.relations.define(
+          message,
+          this.transaction?.commitLsn ?? this.options.vault.manifest.throughLsn,
+          this.transaction?.duplicate === true,
+        );
         return;
-      case 'message':
-        if (message.prefix === 'recall' && message.transactional && this.transaction) {
-          this.transaction.context = normaliseContext(message.content);
-          this.transaction.contextLate = this.transaction.seq > 0;
+      case 'message': {
+        const txn = this.transaction;
+        if (!message.transactional || txn === undefined) return;
+        if (message.prefix === 'recall') {
+          txn.context = normaliseContext(message.content);
+          txn.contextLate = txn.seq > 0;
+        } else if (message.prefix === DDL_MESSAGE_PREFIX && !txn.duplicate) {
+          const layout = parseAnnouncedLayout(message.content);
+          if (layout !== undefined) await this.relations.defineFromDdl(layout, txn.commitLsn);
         }
         return;
+      }
       case 'insert':
         return this.stage('insert', this.relations.get(message.relationId), message.row);
       case 'update': {
@@ -410,7 +430,7 @@ class CaptureSession {
     if (txn === undefined) throw new Error('pgoutput: COMMIT without BEGIN');
     if (txn.duplicate) {
       // Already durable in the vault: safe to acknowledge once nothing newer is staged.
-      if (this.buffer.isEmpty) this.flushedEndLsn = endLsn;
+      if (this.nothingStaged) this.flushedEndLsn = endLsn;
       return;
     }
     if (txn.context !== null && txn.contextLate) {
@@ -494,6 +514,7 @@ class CaptureSession {
       schemas: this.relations.history,
       ...(images.left.length === 0 ? {} : { pendingImages: images.left }),
     });
+    this.relations.markSaved();
     this.totals.layers += layers.length;
     this.stagedSince = undefined;
     this.flushedEndLsn = commit.endLsn;

@@ -5,6 +5,7 @@
 
 import type pg from 'pg';
 import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
+import { installDdlHook } from './ddl-hook.js';
 import { createSlot, enterSnapshot, imageSchema, imageTable, type ExportedSnapshot } from './image.js';
 import {
   backoffDelay,
@@ -42,6 +43,8 @@ export interface InitResult {
   readonly startLsn: string;
   readonly tables: number;
   readonly imageRows: number;
+  /** Whether the DDL hook is installed (it needs a superuser): layouts then start at their ALTER TABLE. */
+  readonly ddlHook: boolean;
 }
 
 /** Checks the source and starts its history in the vault. */
@@ -70,6 +73,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
         );
       }
       await ensurePublication(client, manifest.source.publication, tables, settings.superuser);
+      const ddlHook = await announceLayouts(client, settings.superuser, log);
       log(`init: already initialised; history starts at ${formatLsn(manifest.startLsn)}`);
       return {
         created: false,
@@ -78,10 +82,13 @@ export async function init(options: InitOptions): Promise<InitResult> {
         startLsn: formatLsn(manifest.startLsn),
         tables: tables.length,
         imageRows: 0,
+        ddlHook,
       };
     }
 
     await ensurePublication(client, publication, tables, settings.superuser);
+    // Before the slot, so that no ALTER TABLE after the image goes unannounced.
+    const ddlHook = await announceLayouts(client, settings.superuser, log);
     if (slotExists) {
       // Left by an init that died before its image was committed: useless without one.
       await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
@@ -102,7 +109,15 @@ export async function init(options: InitOptions): Promise<InitResult> {
           schemas: image.schemas,
         });
         log(`init: image of ${image.tables} tables (${image.rows} rows) at ${formatLsn(created.lsn)} in ${options.vault.storage.location}`);
-        return { created: true, slot, publication, startLsn: formatLsn(created.lsn), tables: image.tables, imageRows: image.rows };
+        return {
+          created: true,
+          slot,
+          publication,
+          startLsn: formatLsn(created.lsn),
+          tables: image.tables,
+          imageRows: image.rows,
+          ddlHook,
+        };
       } catch (error) {
         await replication.end().catch(() => undefined);
         await dropSlotWhenReleased(client, slot);
@@ -114,6 +129,18 @@ export async function init(options: InitOptions): Promise<InitResult> {
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** Installs the DDL hook when the role may (see ddl-hook.ts); says what is missing when it may not. */
+async function announceLayouts(client: pg.Client, superuser: boolean, log: (line: string) => void): Promise<boolean> {
+  if (!superuser) {
+    log(
+      'init: note: not a superuser, so the DDL hook is not installed: a column added with a default shows from the table’s next change, not from its ALTER TABLE (run init once as a superuser to install it)',
+    );
+    return false;
+  }
+  await installDdlHook(client);
+  return true;
 }
 
 /**

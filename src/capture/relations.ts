@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { RelationColumn } from './pgoutput.js';
 import { identityKeySql, tenantColumnOf, formatTableName, type TenancyConfig } from '../source/index.js';
 import type { SchemaColumn, SchemaVersion } from '../vault/index.js';
+import type { AnnouncedLayout } from './ddl-hook.js';
 
 /** A relation of the stream, ready to turn tuples into changes. */
 export interface StreamRelation {
@@ -23,6 +24,8 @@ export class RelationMap {
   private readonly schemas: SchemaVersion[];
   /** Tables a new layout showed were rewritten: their rows changed without change records. */
   private readonly rewrittenTables = new Set<string>();
+  /** How many versions the vault's manifest holds. */
+  private saved: number;
 
   constructor(
     schemas: readonly SchemaVersion[],
@@ -30,6 +33,17 @@ export class RelationMap {
     private readonly catalog: pg.Client,
   ) {
     this.schemas = [...schemas];
+    this.saved = schemas.length;
+  }
+
+  /** Whether a version or a rewrite is known that the manifest does not hold yet. */
+  get unsaved(): boolean {
+    return this.schemas.length > this.saved || this.rewrittenTables.size > 0;
+  }
+
+  /** Notes that the manifest now holds every version (and took the rewrites). */
+  markSaved(): void {
+    this.saved = this.schemas.length;
   }
 
   /** Every schema version known, new ones included (for the next manifest). */
@@ -56,33 +70,79 @@ export class RelationMap {
     return relation;
   }
 
-  /** Records a Relation message; `lsn` is the commit LSN of the transaction it arrived in. */
+  /**
+   * Records a Relation message; `lsn` is the commit LSN of the transaction it arrived
+   * in. In a transaction the vault already holds (sent again after a crash), the layout
+   * may be an older one: it maps the relation but never starts a version.
+   */
   async define(
     message: { relationId: number; schema: string; name: string; columns: readonly RelationColumn[] },
     lsn: bigint,
+    replayed = false,
   ): Promise<void> {
     const table = formatTableName(message);
     const names = message.columns.map((column) => column.name);
     const key = await this.keyOf(message.relationId, names);
     const tenantColumn = tenantColumnOf(table, names, key, this.tenancy) ?? null;
-    const latest = this.latest(table);
     // Described every time: a column dropped and added again under its old name differs only by attnum.
-    const { columns, rewritten } = await this.describe(message.relationId, message.columns, latest);
-    let version = latest;
-    if (latest === undefined || !sameLayout(latest, columns, key, tenantColumn)) {
-      if (latest !== undefined && rewritten) this.rewrittenTables.add(table);
-      const created: SchemaVersion = { id: this.schemas.length, table, sinceLsn: lsn, columns, key, tenantColumn };
-      this.schemas.push(created);
-      version = created;
-    }
+    const described = await this.describe(message.relationId, message.columns, this.latest(table));
+    const layout = { ...described, key, tenantColumn };
+    const version = replayed ? this.knownLayout(table, layout) : this.layout(table, layout, lsn);
     const tenantIndex = tenantColumn === null ? undefined : names.indexOf(tenantColumn);
     this.byId.set(message.relationId, {
       table,
       columnNames: names,
       keyIndexes: key.map((column) => names.indexOf(column)),
       tenantIndex: tenantIndex === -1 ? undefined : tenantIndex,
-      schemaId: (version as SchemaVersion).id,
+      schemaId: version.id,
     });
+  }
+
+  /**
+   * Records a layout the DDL hook announced (ddl-hook.ts) in the transaction that
+   * changed it: the version starts at that commit, not at the table's next change.
+   * A table the history does not hold yet is left to its first Relation message.
+   */
+  async defineFromDdl(announced: AnnouncedLayout, lsn: bigint): Promise<void> {
+    const table = formatTableName(announced);
+    const latest = this.latest(table);
+    if (latest === undefined || announced.partition) return;
+    // As the stream sends them: generated columns are computed by the server, never sent.
+    const catalog = announced.columns.filter((column) => !column.generated);
+    const names = catalog.map((column) => column.name);
+    const key = await this.keyOf(announced.oid, names);
+    const tenantColumn = tenantColumnOf(table, names, key, this.tenancy) ?? null;
+    this.layout(table, { ...versionColumns(latest, catalog), key, tenantColumn }, lsn);
+  }
+
+  /** The newest version with this layout, else the newest of the table (replayed changes are dropped anyway). */
+  private knownLayout(table: string, layout: { columns: SchemaColumn[]; key: string[]; tenantColumn: string | null }): SchemaVersion {
+    const versions = this.schemas.filter((version) => version.table === table);
+    const same = versions.filter((version) => sameLayout(version, layout.columns, layout.key, layout.tenantColumn)).at(-1);
+    const found = same ?? versions.at(-1);
+    if (found === undefined) throw new Error(`pgoutput: replayed change for ${table}, which the vault never held`);
+    return found;
+  }
+
+  /** The version a layout belongs to: the newest, or a new one starting at `lsn` (noting a rewrite). */
+  private layout(
+    table: string,
+    layout: { columns: SchemaColumn[]; rewritten: boolean; key: string[]; tenantColumn: string | null },
+    lsn: bigint,
+  ): SchemaVersion {
+    const latest = this.latest(table);
+    if (latest !== undefined && sameLayout(latest, layout.columns, layout.key, layout.tenantColumn)) return latest;
+    if (latest !== undefined && layout.rewritten) this.rewrittenTables.add(table);
+    const created: SchemaVersion = {
+      id: this.schemas.length,
+      table,
+      sinceLsn: lsn,
+      columns: layout.columns,
+      key: layout.key,
+      tenantColumn: layout.tenantColumn,
+    };
+    this.schemas.push(created);
+    return created;
   }
 
   /**
@@ -95,12 +155,7 @@ export class RelationMap {
     return key.length > 0 && key.every((column) => names.includes(column)) ? key : [...names];
   }
 
-  /**
-   * Type names, attnums and ADD COLUMN defaults, read from the source's catalog; and
-   * whether the table was rewritten since `previous`: a kept column changed type (its
-   * values were converted), or a column came with a default that is not a stored
-   * missing value (a volatile default, computed row by row).
-   */
+  /** Type names, attnums and ADD COLUMN defaults, read from the source's catalog, as a version after `previous`. */
   private async describe(
     relationId: number,
     columns: readonly RelationColumn[],
@@ -128,24 +183,57 @@ export class RelationMap {
         ORDER BY c.ord`,
       [relationId, columns.map((c) => c.name), columns.map((c) => c.typeOid), columns.map((c) => c.typeMod)],
     );
-    const known = new Map(previous?.columns.map((column) => [column.attnum ?? column.name, column]));
-    let rewritten = false;
-    const described = rows.map((row, i) => {
-      const attnum = row.attnum === null ? undefined : Number(row.attnum);
-      const before = known.get(attnum ?? row.name);
-      if (before !== undefined && before.type !== row.type) rewritten = true;
-      if (before === undefined && row.has_default === 'true' && row.has_missing !== 'true') rewritten = true;
-      return {
+    return versionColumns(
+      previous,
+      rows.map((row, i) => ({
         name: row.name,
         type: row.type,
         typeOid: columns[i]?.typeOid,
-        attnum,
-        // Only a column new in this version can hold a value rows never stored.
-        missing: before === undefined && row.has_missing === 'true' ? row.missing : null,
-      };
-    });
-    return { columns: described, rewritten };
+        attnum: row.attnum === null ? undefined : Number(row.attnum),
+        missing: row.has_missing === 'true' ? row.missing : undefined,
+        hasDefault: row.has_default === 'true',
+      })),
+    );
   }
+}
+
+/** A column as the catalog describes it when a new layout appears. */
+export interface CatalogColumn {
+  readonly name: string;
+  readonly type: string;
+  readonly typeOid: number | undefined;
+  readonly attnum: number | undefined;
+  /** The stored ADD COLUMN default (attmissingval); undefined if there is none. */
+  readonly missing: string | null | undefined;
+  readonly hasDefault: boolean;
+}
+
+/**
+ * The columns of a new schema version, and whether the table was rewritten since
+ * `previous`: a kept column changed type (its values were converted), or a column
+ * came with a default that is not a stored missing value (a volatile default,
+ * computed row by row).
+ */
+function versionColumns(
+  previous: SchemaVersion | undefined,
+  catalog: readonly CatalogColumn[],
+): { columns: SchemaColumn[]; rewritten: boolean } {
+  const known = new Map(previous?.columns.map((column) => [column.attnum ?? column.name, column]));
+  let rewritten = false;
+  const columns = catalog.map((column) => {
+    const before = known.get(column.attnum ?? column.name);
+    if (before !== undefined && before.type !== column.type) rewritten = true;
+    if (before === undefined && column.hasDefault && column.missing === undefined) rewritten = true;
+    return {
+      name: column.name,
+      type: column.type,
+      typeOid: column.typeOid,
+      attnum: column.attnum,
+      // What rows from before the column existed hold: read when it is added, then kept (same attnum, same column).
+      missing: before === undefined ? (column.missing ?? null) : (before.missing ?? null),
+    };
+  });
+  return { columns, rewritten };
 }
 
 /** Whether a schema version has exactly these columns (names, types, attnums), key and tenant column. */

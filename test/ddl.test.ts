@@ -1,8 +1,11 @@
-// A table rewrite changes rows without sending a change: ALTER COLUMN … TYPE converts
-// every value (numeric(10,2) → numeric(10,3) turns '1.50' into '1.500'), and ADD COLUMN
-// with a volatile default computes one value per row. Capture must notice the new
-// layout, image the table again, and from then on show the rows as they are, while
-// points before the rewrite still show the rows as they were.
+// DDL is not decoded, yet the history must follow it exactly. A layout change starts
+// at its ALTER TABLE, not at the table's next change (the DDL hook announces it in the
+// ALTER's transaction): rows untouched since an ADD COLUMN … DEFAULT hold the default
+// from that point on. A table rewrite changes rows without sending a change: ALTER
+// COLUMN … TYPE converts every value (numeric(10,2) → numeric(10,3) turns '1.50' into
+// '1.500'), and ADD COLUMN with a volatile default computes one value per row; capture
+// notices the new layout, images the table again, and from then on shows the rows as
+// they are, while points before still show the rows as they were.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -41,8 +44,35 @@ async function here(f: Fixture): Promise<string> {
 }
 
 for (const major of testMajors('one')) {
-  describe(`table rewrites on PostgreSQL ${major}`, () => {
+  describe(`DDL on PostgreSQL ${major}`, () => {
     const { fixtures } = endAfterSuite();
+
+    test('ADD COLUMN … DEFAULT and DROP COLUMN take effect at their ALTER TABLE, with no later change to the table', async () => {
+      const f = await fixture(major, SCHEMA);
+      fixtures.push(f);
+      const init = await f.recall(['init', '--json']);
+      assert.equal(init.code, 0, init.stderr);
+      assert.match(init.stdout, /"ddlHook":true/);
+      await catchUp(f, 60_000);
+      const before = await here(f);
+      const beforeRows = await liveItems(f, 'a');
+
+      await f.db.query(`ALTER TABLE items ADD COLUMN status text NOT NULL DEFAULT 'open'`);
+      await catchUp(f, 60_000);
+      const added = await here(f);
+      const addedRows = await liveItems(f, 'a');
+      assert.ok(addedRows.every((row) => row.status === 'open'));
+
+      await f.db.query('ALTER TABLE items DROP COLUMN note');
+      await catchUp(f, 60_000);
+      const dropped = await here(f);
+      const droppedRows = await liveItems(f, 'a');
+
+      const vault = await Vault.open(f.vault);
+      assert.deepStrictEqual(await shownItems(vault, 'a', before), beforeRows, 'before the ALTERs');
+      assert.deepStrictEqual(await shownItems(vault, 'a', added), addedRows, 'after ADD COLUMN: every row holds the default');
+      assert.deepStrictEqual(await shownItems(vault, 'a', dropped), droppedRows, 'after DROP COLUMN: the column is gone');
+    });
 
     test('a type change and a volatile default are imaged again; earlier points keep the old rows', async () => {
       const f = await fixture(major, SCHEMA);

@@ -11,7 +11,7 @@ export async function run(flags: CommonFlags & { slot: string; publication: stri
   if (flags.json) process.stdout.write(`${toJson(result)}\n`);
   else if (result.created)
     process.stdout.write(
-      `initialised: ${result.tables} tables, ${result.imageRows} rows imaged at lsn:${result.startLsn}; now run \`recall capture\`\n`,
+      `initialised: ${result.tables} tables, ${result.imageRows} rows imaged at lsn:${result.startLsn}${result.ddlHook ? ', DDL hook installed' : ''}; now run \`recall capture\`\n`,
     );
   else process.stdout.write(`already initialised (history from lsn:${result.startLsn}); nothing to do\n`);
   return 0;

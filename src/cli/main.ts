@@ -27,7 +27,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     };
 
   commonOptions(program.command('init'))
-    .description('check the source, create publication and slot, and take the first image into the vault')
+    .description(
+      'check the source, create publication and slot, and take the first image into the vault; as a superuser, also install the DDL hook (schema changes take effect at their ALTER TABLE)',
+    )
     .option('--slot <name>', 'replication slot name', 'recall')
     .option('--publication <name>', 'publication name', 'recall')
     .action(run(() => import('./init.js')));

@@ -9,6 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import pg from 'pg';
 import { Vault, parsePoint, show } from '../src/index.js';
 import { fixture, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
@@ -57,7 +58,12 @@ for (const major of testMajors('one')) {
       const before = await here(f);
       const beforeRows = await liveItems(f, 'a');
 
-      await f.db.query(`ALTER TABLE items ADD COLUMN status text NOT NULL DEFAULT 'open'`);
+      // Run by the application's own role, not a superuser: the hook still announces the layout.
+      await f.db.query(`CREATE ROLE app LOGIN PASSWORD 'app-secret'; ALTER TABLE items OWNER TO app`);
+      const app = new pg.Client({ connectionString: f.cluster.url({ user: 'app', password: 'app-secret' }) });
+      await app.connect();
+      await app.query(`ALTER TABLE items ADD COLUMN status text NOT NULL DEFAULT 'open'`);
+      await app.end();
       await catchUp(f, 60_000);
       const added = await here(f);
       const addedRows = await liveItems(f, 'a');

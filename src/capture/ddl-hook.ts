@@ -6,6 +6,7 @@
 // it is the catalog as the ALTER left it, however far capture lags behind.
 
 import type pg from 'pg';
+import { ensureRecallFunction } from '../source/index.js';
 import type { CatalogColumn } from './relations.js';
 
 /** The prefix of the hook's logical messages. */
@@ -26,9 +27,7 @@ export interface AnnouncedLayout {
  * warning, and the layout then starts at the table's next change, as without the hook.
  * A partitioned root stores no rows, so an ADD COLUMN default lives on its partitions.
  */
-const HOOK_FUNCTION = `
-CREATE OR REPLACE FUNCTION recall.announce_layout() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $hook$
+const HOOK_BODY = `
 DECLARE
   altered oid;
 BEGIN
@@ -49,12 +48,13 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
   RAISE WARNING 'recall: the new layout was not recorded (%); the history shows it from the next change', SQLERRM;
 END
-$hook$`;
+`;
+const HOOK_FUNCTION = `CREATE OR REPLACE FUNCTION recall.announce_layout() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $hook$${HOOK_BODY}$hook$`;
 
 /** Installs (or refreshes) the hook; needs a superuser, as every event trigger does. */
 export async function installDdlHook(client: pg.Client): Promise<void> {
-  await client.query('CREATE SCHEMA IF NOT EXISTS recall');
-  await client.query(HOOK_FUNCTION);
+  await ensureRecallFunction(client, 'announce_layout', HOOK_BODY, HOOK_FUNCTION);
   const { rowCount } = await client.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = 'recall_announce_layout'`);
   if (rowCount === 0) {
     await client.query(

@@ -79,6 +79,13 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
     return { tenants: group.tenants, written };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
+    if ((error as { code?: string }).code === '42501' && !(error instanceof MissingPrivilegeError)) {
+      throw new MissingPrivilegeError(
+        `writing tenants ${group.tenants.map((t) => t ?? '(global)').join(', ')}: ${(error as Error).message}; rolled back`,
+        "grant the role what README's Privileges table lists for restore, then run the command again",
+        { cause: error },
+      );
+    }
     if ((error as { code?: string }).code === '23505') {
       // Another tenant's row took a key (or unique value) after the plan looked: the freeze holds only ours.
       throw new VerifyMismatchError(

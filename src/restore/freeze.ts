@@ -10,7 +10,7 @@
 
 import type pg from 'pg';
 import { FreezeError } from '../errors.js';
-import type { SourceTable } from '../source/index.js';
+import { ensureRecallFunction, type SourceTable } from '../source/index.js';
 
 /** Advisory lock namespaces ("RCL" + 1, + 2, + 3): per tenant, per table, and the guards themselves. */
 const TENANT_LOCKS = 0x52434c01;
@@ -20,8 +20,8 @@ const GUARD_LOCK = 0x52434c03;
 /** How long the freeze waits for writers already at work (and for the table locks of its triggers). */
 const FREEZE_WAIT = '30s';
 
-const GUARD_FUNCTION = `
-CREATE OR REPLACE FUNCTION recall.guard() RETURNS trigger LANGUAGE plpgsql AS $guard$
+/** The guard's body; recall.guard() is replaced only when it differs (another role may own it). */
+const GUARD_BODY = `
 DECLARE
   tenant text;
 BEGIN
@@ -40,7 +40,8 @@ BEGIN
   END IF;
   RETURN coalesce(NEW, OLD);
 END
-$guard$`;
+`;
+const GUARD_FUNCTION = `CREATE OR REPLACE FUNCTION recall.guard() RETURNS trigger LANGUAGE plpgsql AS $guard$${GUARD_BODY}$guard$`;
 
 const TRIGGER = 'recall_guard';
 
@@ -53,8 +54,7 @@ export async function installGuards(client: pg.Client, tables: readonly SourceTa
     // Held until guardsInPlace(): a concurrent restore must not remove guards between
     // their installation and the freezes that rely on them.
     await client.query(`SELECT pg_advisory_lock(${GUARD_LOCK}, 0)`);
-    await client.query('CREATE SCHEMA IF NOT EXISTS recall');
-    await client.query(GUARD_FUNCTION);
+    await ensureRecallFunction(client, 'guard', GUARD_BODY, GUARD_FUNCTION);
     for (const table of tables) {
       const tenantColumn = table.tenantColumn === undefined ? '' : `, '${table.tenantColumn.replaceAll("'", "''")}'`;
       await client.query(
@@ -85,9 +85,11 @@ export async function freeze(client: pg.Client, what: { tenants: readonly string
 /**
  * Removes the guard triggers once no Recall freeze is held any more (a concurrent
  * restore's guard must stay). A guard left behind by a crash blocks nothing: the
- * locks it checks died with the session.
+ * locks it checks died with the session. Returns the tables whose guard this role
+ * may not drop (it does not own them): left in place, harmless the same way.
  */
-export async function removeGuards(client: pg.Client, tables: readonly SourceTable[]): Promise<void> {
+export async function removeGuards(client: pg.Client, tables: readonly SourceTable[]): Promise<string[]> {
+  const left: string[] = [];
   await withFreezeWait(client, async () => {
     await client.query(`SELECT pg_advisory_lock(${GUARD_LOCK}, 0)`);
     try {
@@ -95,11 +97,20 @@ export async function removeGuards(client: pg.Client, tables: readonly SourceTab
         `SELECT count(*) AS held FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND granted`,
       );
       if (Number(rows[0]?.held ?? 0) > 0) return;
-      for (const table of tables) await client.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${table.sql}`);
+      for (const table of tables) {
+        try {
+          await client.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${table.sql}`);
+        } catch (error) {
+          // The TRIGGER privilege creates a trigger; dropping one takes the table's owner.
+          if ((error as { code?: string }).code !== '42501') throw error;
+          left.push(table.qualified);
+        }
+      }
     } finally {
       await client.query(`SELECT pg_advisory_unlock(${GUARD_LOCK}, 0)`);
     }
   });
+  return left;
 }
 
 /** Runs freeze work under lock_timeout, turning a timeout into a FreezeError. */

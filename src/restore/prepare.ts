@@ -303,7 +303,12 @@ export class PreparedPlan {
     this.closed = true;
     try {
       await Promise.all(this.sessions.map((session) => session.close()));
-      if (this.guarded.length > 0) await removeGuards(this.client, this.guarded);
+      const left = this.guarded.length > 0 ? await removeGuards(this.client, this.guarded) : [];
+      if (left.length > 0) {
+        this.options.log?.(
+          `note: the freeze's guard trigger stays on ${left.join(', ')} (dropping a trigger takes the table's owner); it blocks nothing while no restore runs`,
+        );
+      }
     } finally {
       await this.client.end().catch(() => undefined);
     }

@@ -9,3 +9,4 @@ export { readConstraints, type Constraints, type ForeignKey, type OwnedSequence,
 export { MIN_SERVER_VERSION, readSourceIdentity, type SourceFacts } from './identity.js';
 export { checkSource, readSourceSettings, type SourceSettings } from './preflight.js';
 export { backoffDelay, sleep } from './backoff.js';
+export { ensureRecallFunction, ensureRecallSchema } from './recall-schema.js';

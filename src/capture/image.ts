@@ -150,21 +150,27 @@ export async function reimageTables(
   tables: readonly string[],
   expected: (table: string) => SchemaVersion | undefined,
 ): Promise<{ layers: LayerEntry[]; left: string[] }> {
-  const replication = await connectSource(context.source, { replication: true });
-  const reader = await connectSource(context.source);
+  const connections: pg.Client[] = [];
+  const endAll = (): Promise<unknown> => Promise.all(connections.map((client) => client.end().catch(() => undefined)));
+  let snapshot: ExportedSnapshot;
+  try {
+    // Any failure here (no free slot or walsender, a long transaction) leaves the image for later, never stops capture.
+    const replication = await connectSource(context.source, { replication: true });
+    connections.push(replication);
+    connections.push(await connectSource(context.source));
+    snapshot = await createSlot(replication, context.catalog, `recall_image_${process.pid}`, {
+      timeoutMs: REIMAGE_SLOT_TIMEOUT_MS,
+      temporary: true,
+    });
+  } catch (error) {
+    await endAll();
+    context.log(`capture: cannot image ${tables.join(', ')} again yet (${(error as Error).message}); will retry`);
+    return { layers: [], left: [...tables] };
+  }
+  const reader = connections[1] as pg.Client;
   await context.duck.run('DROP TABLE IF EXISTS reimage');
   const buffer = await LayerBuffer.create(context.duck, context.storage, 'reimage');
   try {
-    let snapshot: ExportedSnapshot;
-    try {
-      snapshot = await createSlot(replication, context.catalog, `recall_image_${process.pid}`, {
-        timeoutMs: REIMAGE_SLOT_TIMEOUT_MS,
-        temporary: true,
-      });
-    } catch (error) {
-      context.log(`capture: cannot image ${tables.join(', ')} again yet (${(error as Error).message}); will retry`);
-      return { layers: [], left: [...tables] };
-    }
     const time = await enterSnapshot(reader, snapshot);
     const catalog = await readCatalog(reader, context.tenancy);
     const left: string[] = [];
@@ -186,7 +192,6 @@ export async function reimageTables(
   } finally {
     buffer.close();
     await context.duck.run('DROP TABLE IF EXISTS reimage');
-    await reader.end().catch(() => undefined);
-    await replication.end().catch(() => undefined);
+    await endAll();
   }
 }

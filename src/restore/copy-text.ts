@@ -66,8 +66,13 @@ function fieldsOf(shape: StagedShape, written: SchemaVersion, layout: SchemaVers
     if (source === undefined && column?.missing != null) defaults.push(`WHEN ${i + 1} THEN ${sqlLiteral(copyField(column.missing))}`);
   });
   // One parse of the JSON per row: json_extract_string with a list of paths gives a list.
-  const field = defaults.length === 0 ? copyFieldSql('x') : `CASE i ${defaults.join(' ')} ELSE ${copyFieldSql('x')} END`;
-  return `array_to_string(list_transform(json_extract_string(${rowSql}, [${paths.join(', ')}]), lambda x, i: ${field}), chr(9))`;
+  const values = `json_extract_string(${rowSql}, [${paths.join(', ')}])`;
+  const render = (field: string): string =>
+    `array_to_string(list_transform(${values}, ${defaults.length === 0 ? `lambda x: ${field}` : `lambda x, i: CASE i ${defaults.join(' ')} ELSE ${field} END`}), chr(9))`;
+  // JSON writes a backslash, tab, newline or carriage return inside a string as an
+  // escape (\\, \t, \n, \r, or \u00XX): a row whose text has none of those holds no
+  // value COPY needs escaped, and one scan of the row spares a scan of every value.
+  return `CASE WHEN regexp_matches(${rowSql}, '\\\\[\\\\nrt]|\\\\u00') THEN ${render(copyFieldSql('x'))} ELSE ${render(`coalesce(x, '\\N')`)} END`;
 }
 
 /**

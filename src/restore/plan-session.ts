@@ -12,7 +12,7 @@ import { countWrites, listConflicts, resolveConflicts, type StagedPlan } from '.
 import { freeze } from './freeze.js';
 import { writesOf, type Conflict, type ConflictResolution, type GroupPlan, type TableSteps } from './plan.js';
 import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
-import type { TargetRow } from './target.js';
+import type { TargetBatch } from './target.js';
 import type { Throttle } from './throttle.js';
 import { parentsFirst } from './write-order.js';
 
@@ -41,7 +41,7 @@ export interface SessionContext {
   /** The LSN whose table layouts the targets are written in (undefined: the newest). */
   readonly layoutLsn: Lsn | undefined;
   /** The target rows of a share, ordered by table. */
-  readonly targets: (reader: VaultReader, staged: readonly StagedTable[], share: SessionShare) => AsyncGenerator<TargetRow>;
+  readonly targets: (reader: VaultReader, staged: readonly StagedTable[], share: SessionShare) => AsyncGenerator<TargetBatch>;
   /** For a restore, the live rows the share replaces are staged too; an undo touches only the targets. */
   readonly restore: boolean;
   readonly onConflict: ConflictResolution | undefined;
@@ -113,7 +113,7 @@ export class PlanSession {
     } finally {
       reader.close();
     }
-    for (const table of this.staged) await finishStaging(client, table, context.restore ? this.share : undefined);
+    for (const table of this.staged) await finishStaging(client, table, this.share, { stageLive: context.restore });
     const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
     await resolveConflicts(client, stagedPlan, context.onConflict);
     return { ...(await this.summarise(stagedPlan)), staged: copied };
@@ -195,26 +195,26 @@ export class PlanSession {
   }
 }
 
-/** Feeds target rows (ordered by table) into each table's COPY; rows of tables the source no longer has are left out. */
+/** Feeds target batches (ordered by table) into each table's COPY; rows of tables the source no longer has are left out. */
 async function copyByTable(
   client: pg.Client,
   tables: ReadonlyMap<string, StagedTable>,
-  targets: AsyncGenerator<TargetRow>,
+  targets: AsyncGenerator<TargetBatch>,
   onBatch: (rows: number) => void,
 ): Promise<number> {
   let next = await targets.next();
   let copied = 0;
   while (!next.done) {
     const table = next.value.table;
-    const run = async function* (): AsyncGenerator<TargetRow> {
+    const run = async function* (): AsyncGenerator<TargetBatch> {
       while (!next.done && next.value.table === table) {
-        const row = next.value;
+        const batch = next.value;
         next = await targets.next();
-        yield row;
+        yield batch;
       }
     };
     const staged = tables.get(table);
-    if (staged === undefined) for await (const row of run()) void row;
+    if (staged === undefined) for await (const batch of run()) void batch;
     else copied += await copyTargets(client, staged, run(), onBatch);
   }
   return copied;

@@ -195,8 +195,11 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     const failed = opened.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
     if (!options.dryRun) await guardsInPlace(client);
-    // Writes that committed before the freeze took hold must be in the plan too.
-    if (!options.dryRun) await catchUp(client, catchUpOptions);
+    // An undo's changed-after conflicts come from the vault, so writes that committed
+    // before the freeze took hold must be in it too. A restore's target is the state at
+    // a point the vault already held, and the live rows it replaces are read under the
+    // freeze: later history changes nothing in its plan.
+    if (!options.dryRun && !scope.restore) await catchUp(client, catchUpOptions);
     const planned = await Promise.all(sessions.map((session) => session.plan()));
     log(
       `staged ${planned.reduce((sum, p) => sum + p.staged, 0)} target rows of ${scope.tables.length} table(s) in ${sessions.length} session(s)`,

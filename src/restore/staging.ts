@@ -7,8 +7,8 @@ import { once } from 'node:events';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { sqlIdentifier, type SourceTable } from '../source/index.js';
-import { copyField, type StagedShape } from './copy-text.js';
-import type { TargetRow } from './target.js';
+import type { StagedShape } from './copy-text.js';
+import type { TargetBatch } from './target.js';
 
 /** Flag columns of a staging table; the dots keep them apart from any user column. */
 export const PRESENT = '"recall.present"';
@@ -142,31 +142,42 @@ export async function createStaging(client: pg.Client, staged: StagedTable): Pro
 }
 
 /**
- * Indexes the key and the group (joins use the key, each tenant's writes its group),
- * stages the live rows a restore replaces, and gathers statistics once all rows are in.
+ * Indexes the key (joins use it) and, when the share holds several groups, the group
+ * (each batch of apply selects its tenants' rows by it); stages the live rows a
+ * restore replaces; and gathers statistics once all rows are in.
  */
-export async function finishStaging(client: pg.Client, staged: StagedTable, live: LiveScope | undefined): Promise<void> {
+export async function finishStaging(
+  client: pg.Client,
+  staged: StagedTable,
+  share: StagingShare,
+  options: { readonly stageLive: boolean },
+): Promise<void> {
   await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${staged.table.key.map(sqlIdentifier).join(', ')})`);
-  await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${GROUP})`);
-  if (live !== undefined) await stageLiveRows(client, staged, live);
-  // Statistics for the columns joins and filters use (the key, the flags); the values' own are not needed.
+  if (share.tenants === 'all' || share.tenants.length + (share.global ? 1 : 0) > 1) {
+    await client.query(`CREATE INDEX ON pg_temp.${staged.staging} (${GROUP})`);
+  }
+  if (options.stageLive) await stageLiveRows(client, staged, share);
+  // Statistics for the columns joins and filters use (the key, the flags), from a
+  // small sample: the planner needs their sizes and spread, not the values' own.
+  await client.query(`SET default_statistics_target = ${STATISTICS_TARGET}`);
   await client.query(`ANALYZE pg_temp.${staged.staging} (${[...staged.table.key.map(sqlIdentifier), PRESENT, GROUP, SKIP].join(', ')})`);
+  await client.query('RESET default_statistics_target');
 }
 
-/** The live rows a restore replaces: those of the listed tenants, or of every tenant, with or without the global tables. */
-export interface LiveScope {
+/** Statistics target for staging tables: a sample of 3,000 rows. */
+const STATISTICS_TARGET = 10;
+
+/** The rows a session stages: those of the listed tenants, or of every tenant, with or without the global tables. */
+export interface StagingShare {
   readonly tenants: readonly string[] | 'all';
   readonly global: boolean;
 }
 
-/** Rows per COPY write: large enough to amortise the call, small enough to bound memory. */
-const COPY_BATCH_ROWS = 2000;
-
-/** Copies one table's target rows into its staging table. */
+/** Copies one table's target rows into its staging table; returns how many. */
 export async function copyTargets(
   client: pg.Client,
   staged: StagedTable,
-  rows: AsyncIterable<TargetRow> | Iterable<TargetRow>,
+  batches: AsyncIterable<TargetBatch>,
   onBatch: (rows: number) => void = () => undefined,
 ): Promise<number> {
   const stream = client.query(
@@ -177,22 +188,12 @@ export async function copyTargets(
     stream.on('error', reject);
   });
   let count = 0;
-  let batch = '';
-  let batched = 0;
-  const flush = async (): Promise<void> => {
-    if (batch === '') return;
-    if (!stream.write(batch)) await Promise.race([once(stream, 'drain'), done]);
-    onBatch(batched);
-    batch = '';
-    batched = 0;
-  };
   try {
-    for await (const target of rows) {
-      batch += `${target.fields}\t${copyField(changedAfterDoc(target))}\n`;
-      count++;
-      if (++batched >= COPY_BATCH_ROWS) await flush();
+    for await (const batch of batches) {
+      if (!stream.write(batch.text)) await Promise.race([once(stream, 'drain'), done]);
+      count += batch.rows;
+      onBatch(batch.rows);
     }
-    await flush();
   } catch (error) {
     stream.destroy(error as Error);
     await done.catch(() => undefined);
@@ -203,23 +204,11 @@ export async function copyTargets(
   return count;
 }
 
-/** The conflict document of a row an unselected transaction changed after the undone ones. */
-function changedAfterDoc(target: TargetRow): string | null {
-  const later = target.changedAfter;
-  if (later === undefined) return null;
-  const actor = later.actor === null ? '' : ` (actor ${later.actor})`;
-  return JSON.stringify({
-    kind: 'changed-after',
-    detail: `changed later by transaction ${later.xid}${actor} at ${later.commitTime}`,
-    theirs: later.row,
-  });
-}
-
 /**
  * Stages the live rows in scope that the target does not hold: each is staged
  * absent, so apply deletes it. The key index keeps this a join, not a scan per row.
  */
-async function stageLiveRows(client: pg.Client, staged: StagedTable, scope: LiveScope): Promise<void> {
+async function stageLiveRows(client: pg.Client, staged: StagedTable, scope: StagingShare): Promise<void> {
   const key = staged.table.key.map(sqlIdentifier);
   const tenantColumn = staged.table.tenantColumn;
   if (tenantColumn === undefined && !scope.global) return;

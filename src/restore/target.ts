@@ -6,23 +6,23 @@
 import { UsageError } from '../errors.js';
 import { formatLsn, formatMicros, layOut, type Lsn, type VaultReader } from '../timeline/index.js';
 import { queryRows, sqlLiteral } from '../vault/index.js';
-import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
+import { copyField, copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
 import type { Row } from './plan.js';
 
-/** One row of the target state, as its staging table takes it. */
-export interface TargetRow {
+/**
+ * Target rows of one table, as its staging table's COPY takes them: a line per row
+ * with the staged columns, then "recall.present" (false: the table must not hold
+ * this key, whose columns alone are set), "recall.group" (the tenant) and
+ * "recall.later" (an undo's changed-after conflict, or \N).
+ */
+export interface TargetBatch {
   readonly table: string;
-  /**
-   * COPY text of the staged columns, then "recall.present" (false: the table must not
-   * hold this key, whose columns alone are set) and "recall.group" (the tenant).
-   */
-  readonly fields: string;
-  /** For an undo: an unselected change made after the selected ones, which the undo would overwrite. */
-  readonly changedAfter?: LaterChange;
+  readonly rows: number;
+  readonly text: string;
 }
 
 /** A change that came after the selected transactions. */
-export interface LaterChange {
+interface LaterChange {
   readonly xid: string;
   readonly lsn: string;
   readonly commitTime: string;
@@ -79,43 +79,56 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
   return rows.map((row) => row.xid as bigint);
 }
 
-/** The rows of the given tenants (or of every tenant and global table) at an LSN, in the staged tables, table by table. */
+/**
+ * The rows of the given tenants (or of every tenant and global table) at an LSN, in
+ * the staged tables, a query per table: each streams its first rows at once, so
+ * staging starts while DuckDB still reads, where one query sorted by table would
+ * render every row before the first.
+ */
 export async function* restoreTargets(
   reader: VaultReader,
   shapes: readonly StagedShape[],
   tenants: readonly string[] | 'all',
   lsn: Lsn,
-): AsyncGenerator<TargetRow> {
+): AsyncGenerator<TargetBatch> {
   const scope = tenants === 'all' ? 'true' : `tenant IN (${tenants.map(sqlLiteral).join(', ')})`;
-  const fields = `${rowFieldsSql(reader, shapes, lsn, '"row"', 'schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')}`;
-  yield* streamTargets(
-    reader,
-    `SELECT "table", ${fields} AS fields, NULL::VARCHAR AS later FROM (
-       SELECT "table", tenant, op, schema_id, "row",
-              row_number() OVER (PARTITION BY "table", "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
-         FROM ${reader.layersSql} WHERE ${scope} AND commit_lsn <= ${lsn} AND ${inShapes(shapes)})
-      WHERE newest = 1 AND op NOT IN ('delete', 'truncate')
-      ORDER BY "table"`,
-  );
+  for (const shape of shapes) {
+    const fields = `${rowFieldsSql(reader, [shape], lsn, '"row"', 'schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')}`;
+    yield* streamTargets(
+      reader,
+      `SELECT "table", ${fields} AS fields, NULL::VARCHAR AS later FROM (
+         SELECT "table", tenant, op, schema_id, "row",
+                row_number() OVER (PARTITION BY "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
+           FROM ${reader.layersSql} WHERE ${scope} AND "table" = ${sqlLiteral(shape.name)} AND commit_lsn <= ${lsn})
+        WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`,
+    );
+  }
 }
 
-/** Streams a target query's rows: "table", fields, and later (for an undo; JSON text or NULL). */
-async function* streamTargets(reader: VaultReader, sql: string): AsyncGenerator<TargetRow> {
+/**
+ * Streams a target query's rows ("table", fields, and later: JSON text or NULL) as a
+ * batch per DuckDB chunk and table. Whole columns at a time, and a string per batch:
+ * converting and passing on row by row costs more than the query.
+ */
+async function* streamTargets(reader: VaultReader, sql: string): AsyncGenerator<TargetBatch> {
   const result = await reader.duck.stream(sql);
   for (;;) {
-    // Whole columns at a time: converting row objects value by value costs more than the query.
     const chunk = await result.fetchChunk();
     if (chunk === null || chunk.rowCount === 0) return;
     const [tables, fields, laters] = chunk.getColumns() as (string | null)[][];
+    let table = tables?.[0] as string;
+    let text = '';
+    let rows = 0;
     for (let i = 0; i < chunk.rowCount; i++) {
-      const table = tables?.[i] as string;
+      if (tables?.[i] !== table) {
+        yield { table, rows, text };
+        [table, text, rows] = [tables?.[i] as string, '', 0];
+      }
       const later = laters?.[i];
-      yield {
-        table,
-        fields: fields?.[i] as string,
-        ...(later == null ? {} : { changedAfter: laterChange(reader, table, JSON.parse(later) as StoredLaterChange) }),
-      };
+      text += `${fields?.[i] as string}\t${later == null ? '\\N' : copyField(changedAfterDoc(laterChange(reader, table, JSON.parse(later) as StoredLaterChange)))}\n`;
+      rows++;
     }
+    yield { table, rows, text };
   }
 }
 
@@ -138,7 +151,7 @@ export async function* undoTargets(
   xids: readonly bigint[],
   planId: string,
   share: { readonly tenants: readonly string[]; readonly global: boolean },
-): AsyncGenerator<TargetRow> {
+): AsyncGenerator<TargetBatch> {
   // A query per chunk of tenants: the per-key aggregate holds one chunk's keys, not the whole undo's.
   for (let i = 0; i < share.tenants.length; i += UNDO_CHUNK_TENANTS) {
     const chunk = share.tenants.slice(i, i + UNDO_CHUNK_TENANTS);
@@ -210,4 +223,14 @@ function laterChange(reader: VaultReader, table: string, later: StoredLaterChang
           reader.layoutAt(table, reader.manifest.throughLsn),
         ),
   };
+}
+
+/** The conflict document of a row an unselected transaction changed after the undone ones. */
+function changedAfterDoc(later: LaterChange): string {
+  const actor = later.actor === null ? '' : ` (actor ${later.actor})`;
+  return JSON.stringify({
+    kind: 'changed-after',
+    detail: `changed later by transaction ${later.xid}${actor} at ${later.commitTime}`,
+    theirs: later.row,
+  });
 }

@@ -33,8 +33,11 @@ export interface GroupResult {
   readonly written: number;
 }
 
-/** The staged rows (alias n) of the batch's groups: $1 the tenants, $2 whether the global rows are in. */
-const inGroup = (n: string): string => `(${n}.${GROUP} = ANY($1::text[]) OR (${n}.${GROUP} IS NULL AND $2::boolean)) AND NOT ${n}.${SKIP}`;
+/** The staged rows (alias n) of the batch's groups, skipped ones included: $1 the tenants, $2 whether the global rows are in. */
+const ofBatch = (n: string): string => `(${n}.${GROUP} = ANY($1::text[]) OR (${n}.${GROUP} IS NULL AND $2::boolean))`;
+
+/** The staged rows (alias n) of the batch's groups that are written. */
+const inGroup = (n: string): string => `${ofBatch(n)} AND NOT ${n}.${SKIP}`;
 
 /** The parameters inGroup expects. */
 const groupParams = (tenants: readonly (string | null)[]): [string[], boolean] => [
@@ -197,16 +200,48 @@ async function moveSequences(client: pg.Client, group: GroupWrite): Promise<void
 async function verify(client: pg.Client, group: GroupWrite): Promise<string[]> {
   const mismatched: string[] = [];
   for (const staged of group.tables) {
-    const { rows } = await probingKeys(client, staged, () =>
-      client.query<{ wrong: string }>(
-        `SELECT count(*) FILTER (WHERE CASE WHEN n.${PRESENT} THEN l.ctid IS NULL OR ${staged.differs('l', 'n')} ELSE l.ctid IS NOT NULL END) AS wrong
-           FROM pg_temp.${staged.staging} AS n ${staged.liveRowJoin('n', 'l')} WHERE ${inGroup('n')}`,
-        groupParams(group.tenants),
-      ),
-    );
-    if (Number(rows[0]?.wrong ?? 0) > 0) mismatched.push(`${rows[0]?.wrong} row(s) of ${staged.name} differ from the target`);
+    const wrong =
+      group.op === 'restore' && !staged.fullIdentity
+        ? await restoredRowsDiffer(client, staged, group.tenants)
+        : await stagedRowsDiffer(client, staged, group.tenants);
+    if (wrong > 0) mismatched.push(`${wrong} row(s) of ${staged.name} differ from the target`);
   }
   return mismatched;
+}
+
+/**
+ * Staged rows that the live row of their key does not match: present ones must be
+ * there and equal, absent ones gone. One probe of the key index per staged row.
+ */
+async function stagedRowsDiffer(client: pg.Client, staged: StagedTable, tenants: readonly (string | null)[]): Promise<number> {
+  const { rows } = await probingKeys(client, staged, () =>
+    client.query<{ wrong: string }>(
+      `SELECT count(*) FILTER (WHERE CASE WHEN n.${PRESENT} THEN l.ctid IS NULL OR ${staged.differs('l', 'n')} ELSE l.ctid IS NOT NULL END) AS wrong
+         FROM pg_temp.${staged.staging} AS n ${staged.liveRowJoin('n', 'l')} WHERE ${inGroup('n')}`,
+      groupParams(tenants),
+    ),
+  );
+  return Number(rows[0]?.wrong ?? 0);
+}
+
+/**
+ * For a restore, whose target is each tenant's whole share of the table: every live
+ * row of the batch's tenants against the staged rows, in one hash join of the two
+ * (both follow the tenant, and hashing them costs less than a probe per row). Each
+ * staged row must be there and equal, or gone as planned, rows the plan left out
+ * keep what they hold, and no live row of these tenants may be one the plan never saw.
+ */
+async function restoredRowsDiffer(client: pg.Client, staged: StagedTable, tenants: readonly (string | null)[]): Promise<number> {
+  const { rows } = await client.query<{ wrong: string }>(
+    `SELECT count(*) AS wrong
+       FROM (SELECT * FROM pg_temp.${staged.staging} AS n WHERE ${ofBatch('n')}) AS n
+       FULL JOIN (SELECT l.ctid, l.* FROM ${staged.table.sql} AS l WHERE ${staged.ofTenants('l', '$1::text[]', '$2::boolean')}) AS l
+         ON ${staged.sameKey('l', 'n')}
+      WHERE CASE WHEN n.${PRESENT} IS NULL THEN true WHEN n.${SKIP} THEN false
+                 WHEN n.${PRESENT} THEN l.ctid IS NULL OR ${staged.differs('l', 'n')} ELSE l.ctid IS NOT NULL END`,
+    groupParams(tenants),
+  );
+  return Number(rows[0]?.wrong ?? 0);
 }
 
 /**

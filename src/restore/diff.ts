@@ -47,13 +47,16 @@ async function mark(client: pg.Client, staged: StagedTable, check: { candidates:
   return result.rowCount ?? 0;
 }
 
-/** Finds every conflict not yet marked; returns how many it marked. */
-export async function markConflicts(client: pg.Client, plan: StagedPlan): Promise<number> {
+/**
+ * Finds every conflict not yet marked; returns how many it marked. Keys held by
+ * another tenant are searched for only in the tables where countWrites found some.
+ */
+async function markConflicts(client: pg.Client, plan: StagedPlan, counts: ReadonlyMap<string, TableCount>): Promise<number> {
   let marked = 0;
   for (const staged of plan.tables.values()) {
     const t = staged.table;
     // A key now held by another tenant's row: writing ours would move that row.
-    if (t.tenantColumn !== undefined) {
+    if (t.tenantColumn !== undefined && (counts.get(staged.name)?.held ?? 0) > 0) {
       marked += await probingKeys(client, staged, () =>
         mark(client, staged, {
           candidates: `n.${PRESENT}`,
@@ -138,19 +141,26 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
  * force; a value or reference held by another row stays a conflict). Leaving rows
  * out can expose new conflicts (a child whose parent is now kept out), so marking
  * and resolving repeat until nothing new appears (each round only adds skipped rows,
- * so it ends).
+ * so it ends). Returns how many rows it left out: the counts change with them.
  */
-export async function resolveConflicts(client: pg.Client, plan: StagedPlan, resolution: ConflictResolution | undefined): Promise<void> {
+export async function resolveConflicts(
+  client: pg.Client,
+  plan: StagedPlan,
+  resolution: ConflictResolution | undefined,
+  counts: ReadonlyMap<string, TableCount>,
+): Promise<number> {
   // A row in conflict of either kind: `ours` overrides only changed-after.
   const conflicting = `(${CONFLICT} IS NOT NULL OR ${LATER} IS NOT NULL)`;
+  let skipped = 0;
+  const skip = async (staged: StagedTable, where: string, values: unknown[] = []): Promise<void> => {
+    skipped += (await client.query(`UPDATE ${s(staged)} SET ${SKIP} = true WHERE NOT ${SKIP} AND ${where}`, values)).rowCount ?? 0;
+  };
   for (let round = 0; ; round++) {
-    const marked = await markConflicts(client, plan);
-    if (resolution === undefined || resolution === 'ours') return;
-    if (round > 0 && marked === 0) return;
+    const marked = await markConflicts(client, plan, counts);
+    if (resolution === undefined || resolution === 'ours') return skipped;
+    if (round > 0 && marked === 0) return skipped;
     if (resolution === 'theirs') {
-      for (const staged of plan.tables.values()) {
-        await client.query(`UPDATE ${s(staged)} SET ${SKIP} = true WHERE ${conflicting} AND NOT ${SKIP}`);
-      }
+      for (const staged of plan.tables.values()) await skip(staged, conflicting);
     } else {
       const groups = new Set<string | null>();
       for (const staged of plan.tables.values()) {
@@ -159,40 +169,53 @@ export async function resolveConflicts(client: pg.Client, plan: StagedPlan, reso
         );
         for (const row of rows) groups.add(row.group);
       }
-      if (groups.size === 0) return;
+      if (groups.size === 0) return skipped;
       for (const staged of plan.tables.values()) {
-        await client.query(
-          `UPDATE ${s(staged)} SET ${SKIP} = true WHERE NOT ${SKIP} AND (${GROUP} = ANY($1::text[]) OR (${GROUP} IS NULL AND $2))`,
-          [[...groups].filter((g) => g !== null), groups.has(null)],
-        );
+        await skip(staged, `(${GROUP} = ANY($1::text[]) OR (${GROUP} IS NULL AND $2))`, [
+          [...groups].filter((g) => g !== null),
+          groups.has(null),
+        ]);
       }
     }
   }
 }
 
-/** Inserts, updates, deletes and unchanged rows per group and table, as apply would find them. */
-export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableDiff[]> {
+/** What one probe of the live rows found for a staged table. */
+export interface TableCount {
+  /** Inserts, updates, deletes and unchanged rows per group, as apply would find them. */
+  readonly diffs: readonly TableDiff[];
+  /** Staged rows whose key a live row of another tenant holds (each a conflict). */
+  readonly held: number;
+}
+
+/** Counts the writes per group of a staged table, in one probe of the key index per staged row. */
+export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableCount> {
+  const heldBy = staged.table.tenantColumn === undefined ? 'false' : `${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`;
   const { rows } = await probingKeys(client, staged, () =>
-    client.query<{ group: string | null; insert: string; update: string; delete: string; unchanged: string }>(
+    client.query<{ group: string | null; insert: string; update: string; delete: string; unchanged: string; held: string }>(
       `SELECT "group",
               count(*) FILTER (WHERE present AND NOT found) AS insert,
               count(*) FILTER (WHERE present AND found AND differs) AS update,
               count(*) FILTER (WHERE NOT present AND found) AS delete,
-              count(*) FILTER (WHERE present AND found AND NOT differs) AS unchanged
+              count(*) FILTER (WHERE present AND found AND NOT differs) AS unchanged,
+              count(*) FILTER (WHERE present AND held) AS held
          FROM (SELECT n.${GROUP} AS "group", n.${PRESENT} AS present, l.ctid IS NOT NULL AS found,
-                      l.ctid IS NOT NULL AND ${staged.differs('l', 'n')} AS differs
+                      l.ctid IS NOT NULL AND ${staged.differs('l', 'n')} AS differs, l.ctid IS NOT NULL AND ${heldBy} AS held
                  FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l')} WHERE NOT n.${SKIP}) AS d
         GROUP BY "group"`,
     ),
   );
-  return rows.map((row) => ({
-    tenant: row.group,
-    table: staged.name,
-    insert: Number(row.insert),
-    update: Number(row.update),
-    delete: Number(row.delete),
-    unchanged: Number(row.unchanged),
-  }));
+  return {
+    diffs: rows.map((row) => ({
+      tenant: row.group,
+      table: staged.name,
+      insert: Number(row.insert),
+      update: Number(row.update),
+      delete: Number(row.delete),
+      unchanged: Number(row.unchanged),
+    })),
+    held: rows.reduce((sum, row) => sum + Number(row.held), 0),
+  };
 }
 
 /** Most conflicts a plan lists per table; the counts stay exact beyond it. */

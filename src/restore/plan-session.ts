@@ -8,7 +8,7 @@ import { connectSource, type Constraints, type SourceConfig, type SourceTable } 
 import { VaultReader, type Lsn } from '../timeline/index.js';
 import type { Vault } from '../vault/index.js';
 import { applyGroup, type GroupResult } from './apply.js';
-import { countWrites, listConflicts, resolveConflicts, type StagedPlan } from './diff.js';
+import { countWrites, listConflicts, resolveConflicts, type StagedPlan, type TableCount } from './diff.js';
 import { freeze } from './freeze.js';
 import { writesOf, type Conflict, type ConflictResolution, type GroupPlan, type TableSteps } from './plan.js';
 import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
@@ -115,12 +115,20 @@ export class PlanSession {
     }
     for (const table of this.staged) await finishStaging(client, table, this.share, { stageLive: context.restore });
     const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
-    await resolveConflicts(client, stagedPlan, context.onConflict);
-    return { ...(await this.summarise(stagedPlan)), staged: copied };
+    let counts = await this.count();
+    if ((await resolveConflicts(client, stagedPlan, context.onConflict, counts)) > 0) counts = await this.count();
+    return { ...(await this.summarise(stagedPlan, counts)), staged: copied };
+  }
+
+  /** The writes of every staged table, counted against the live rows. */
+  private async count(): Promise<Map<string, TableCount>> {
+    const counts = new Map<string, TableCount>();
+    for (const table of this.staged) counts.set(table.name, await countWrites(this.client, table));
+    return counts;
   }
 
   /** Counts, and conflicts with both versions, per group. */
-  private async summarise(staged: StagedPlan): Promise<Omit<SessionPlan, 'staged'>> {
+  private async summarise(staged: StagedPlan, counts: ReadonlyMap<string, TableCount>): Promise<Omit<SessionPlan, 'staged'>> {
     const groups = new Map<string | null, { tables: TableSteps[]; conflicts: Conflict[]; skipped: boolean }>();
     const groupOf = (tenant: string | null) => {
       let group = groups.get(tenant);
@@ -130,7 +138,7 @@ export class PlanSession {
     let unresolved = 0;
     for (const table of staged.tables.values()) {
       // Unchanged rows are kept too: apply writes a table without looking for live rows only when it has none.
-      for (const { tenant, ...steps } of await countWrites(this.client, table)) groupOf(tenant).tables.push(steps);
+      for (const { tenant, ...steps } of counts.get(table.name)?.diffs ?? []) groupOf(tenant).tables.push(steps);
       const listed = await listConflicts(this.client, table, this.context.onConflict);
       unresolved += listed.unresolved;
       for (const conflict of listed.conflicts) {

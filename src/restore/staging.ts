@@ -87,6 +87,19 @@ export class StagedTable implements StagedShape {
     return `(NOT ${row(a)}::record *= ${row(b)}::record AND (${asText}))`;
   }
 
+  /**
+   * Whether a live row (alias a) belongs to the tenants in `tenants` (SQL for a text
+   * array) or, where `global` (SQL for a boolean) holds, has no tenant: every row of
+   * a global table. The tenant column is compared with an array of its own type, whose
+   * size the planner sees, so it reads the tenants' rows by the column's index.
+   */
+  ofTenants(a: string, tenants: string, global: string): string {
+    const column = this.table.tenantColumn;
+    if (column === undefined) return global;
+    const c = `${a}.${sqlIdentifier(column)}`;
+    return `(${c} = ANY(CAST(${tenants} AS ${this.tenantType}[])) OR (${c} IS NULL AND ${global}))`;
+  }
+
   /** The text form of a live row's tenant (alias a), or NULL for a global table. */
   tenantOf(a: string): string {
     return this.table.tenantColumn === undefined ? 'NULL::text' : `${a}.${sqlIdentifier(this.table.tenantColumn)}::text`;
@@ -210,12 +223,8 @@ export async function copyTargets(
  */
 async function stageLiveRows(client: pg.Client, staged: StagedTable, scope: StagingShare): Promise<void> {
   const key = staged.table.key.map(sqlIdentifier);
-  const tenantColumn = staged.table.tenantColumn;
-  if (tenantColumn === undefined && !scope.global) return;
-  const inScope =
-    scope.tenants === 'all' || tenantColumn === undefined
-      ? 'true'
-      : `l.${sqlIdentifier(tenantColumn)} IN (SELECT CAST(x AS ${staged.tenantType}) FROM unnest($1::text[]) AS x)`;
+  if (staged.table.tenantColumn === undefined && !scope.global) return;
+  const inScope = scope.tenants === 'all' ? 'true' : staged.ofTenants('l', '$1::text[]', String(scope.global));
   await client.query(
     `INSERT INTO pg_temp.${staged.staging} (${key.join(', ')}, ${PRESENT}, ${GROUP})
      SELECT ${key.map((c) => `l.${c}`).join(', ')}, false, ${staged.tenantOf('l')} FROM ${staged.table.sql} AS l

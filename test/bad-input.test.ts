@@ -268,6 +268,16 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
         2,
         /--jobs must be a positive whole number/,
       );
+      failed(
+        await main.recall(['restore', '--tenant', '1', '--to', 'now', '--freeze-timeout', '2s', '--yes']),
+        2,
+        /--freeze-timeout must be a positive whole number, not "2s"/,
+      );
+      failed(
+        await main.recall(['undo', '--actor', 'a', '--catch-up-timeout', '0', '--yes']),
+        2,
+        /--catch-up-timeout must be a positive whole number/,
+      );
       failed(await main.recall(['restore', '--tenant', '1', '--to', 'now']), 2, /not asking for confirmation without a terminal/, /--yes/);
       failed(await main.recall(['undo', '--yes']), 2, /--txn X\[,Y…\] or --actor A/);
       failed(await main.recall(['undo', '--txn', 'abc', '--yes']), 2, /"abc" is not a transaction id/);

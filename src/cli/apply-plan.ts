@@ -16,12 +16,18 @@ export interface ApplyFlags {
   readonly onConflict?: string;
   readonly jobs: string;
   readonly maxRate?: string;
+  readonly freezeTimeout?: string;
+  readonly catchUpTimeout?: string;
 }
 
-/** The apply tuning flags (--jobs, --max-rate), checked before anything happens. */
-function tuningOf(flags: ApplyFlags): { jobs: number; maxRowsPerSecond?: number } {
-  const jobs = positiveInteger(flags.jobs, '--jobs');
-  return flags.maxRate === undefined ? { jobs } : { jobs, maxRowsPerSecond: positiveInteger(flags.maxRate, '--max-rate') };
+/** The apply tuning flags (--jobs, --max-rate, the timeouts), checked before anything happens. */
+function tuningOf(flags: ApplyFlags): Pick<PlanCommon, 'jobs' | 'maxRowsPerSecond' | 'freezeWaitMs' | 'catchUpWaitMs'> {
+  return {
+    jobs: positiveInteger(flags.jobs, '--jobs'),
+    ...(flags.maxRate === undefined ? {} : { maxRowsPerSecond: positiveInteger(flags.maxRate, '--max-rate') }),
+    ...(flags.freezeTimeout === undefined ? {} : { freezeWaitMs: positiveInteger(flags.freezeTimeout, '--freeze-timeout') * 1000 }),
+    ...(flags.catchUpTimeout === undefined ? {} : { catchUpWaitMs: positiveInteger(flags.catchUpTimeout, '--catch-up-timeout') * 1000 }),
+  };
 }
 
 function positiveInteger(text: string, flag: string): number {

@@ -68,6 +68,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       .option('--dry-run', 'show the plan only; write nothing')
       .option('--jobs <n>', 'tenants staged and written side by side, one connection each', '2')
       .option('--max-rate <rows>', 'cap the write rate, in rows per second (default: no cap)')
+      .option('--freeze-timeout <seconds>', 'how long to wait for writers already at work on the affected tenants', '30')
+      .option('--catch-up-timeout <seconds>', 'how long to wait for a running `recall capture` to catch up', '60')
       .option('--yes', 'apply without asking (for scripts)');
 
   applyOptions(commonOptions(program.command('restore')))

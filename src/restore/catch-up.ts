@@ -17,8 +17,11 @@ export interface CatchUpOptions {
   readonly tenancy: TenancyConfig;
   readonly log: (line: string) => void;
   /** How long to wait for a running capture. */
-  readonly timeoutMs?: number;
+  readonly timeoutMs: number;
 }
+
+/** How long a restore waits, unless told otherwise, for a running capture to catch up. */
+export const DEFAULT_CATCH_UP_WAIT_MS = 60_000;
 
 const POLL_MS = 100;
 
@@ -27,7 +30,7 @@ export async function catchUp(client: pg.Client, options: CatchUpOptions): Promi
   const slot = options.vault.manifest.source.slot;
   const { rows } = await client.query<{ target: string }>('SELECT pg_current_wal_lsn()::text AS target');
   const target = parseLsn(rows[0]?.target ?? '0/0') ?? 0n;
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     const { rows: slots } = await client.query<{ active: string; confirmed: string | null }>(
       'SELECT active, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1',
@@ -47,7 +50,7 @@ export async function catchUp(client: pg.Client, options: CatchUpOptions): Promi
     if (Date.now() > deadline) {
       throw new VaultBehindError(
         `the vault is ${target - confirmed} bytes behind the source (lsn:${formatLsn(confirmed)} of lsn:${formatLsn(target)})`,
-        'the running `recall capture` has not caught up; check it with `recall status`, then run again',
+        'the running `recall capture` has not caught up; check it with `recall status`, then run again (or wait longer with --catch-up-timeout)',
       );
     }
     await sleep(POLL_MS);

@@ -17,8 +17,8 @@ const TENANT_LOCKS = 0x52434c01;
 const TABLE_LOCKS = 0x52434c02;
 const GUARD_LOCK = 0x52434c03;
 
-/** How long the freeze waits for writers already at work (and for the table locks of its triggers). */
-const FREEZE_WAIT = '30s';
+/** How long the freeze waits, unless told otherwise, for writers already at work (and for the table locks of its triggers). */
+export const DEFAULT_FREEZE_WAIT_MS = 30_000;
 
 /** The guard's body; recall.guard() is replaced only when it differs (another role may own it). */
 const GUARD_BODY = `
@@ -49,8 +49,8 @@ const TRIGGER = 'recall_guard';
  * Installs the guard trigger on each table (CREATE OR REPLACE: a guard left by an
  * earlier run is reused). Runs on one connection before any lock is taken.
  */
-export async function installGuards(client: pg.Client, tables: readonly SourceTable[]): Promise<void> {
-  await withFreezeWait(client, async () => {
+export async function installGuards(client: pg.Client, tables: readonly SourceTable[], waitMs: number): Promise<void> {
+  await withFreezeWait(client, waitMs, async () => {
     // Held until guardsInPlace(): a concurrent restore must not remove guards between
     // their installation and the freezes that rely on them.
     await client.query(`SELECT pg_advisory_lock(${GUARD_LOCK}, 0)`);
@@ -72,10 +72,14 @@ export async function guardsInPlace(client: pg.Client): Promise<void> {
 
 /**
  * Freezes rows on this connection's session: every listed tenant, and the listed
- * tables as a whole. Waits (up to FREEZE_WAIT) for writers already at work.
+ * tables as a whole. Waits (up to waitMs) for writers already at work.
  */
-export async function freeze(client: pg.Client, what: { tenants: readonly string[]; wholeTables: readonly SourceTable[] }): Promise<void> {
-  await withFreezeWait(client, async () => {
+export async function freeze(
+  client: pg.Client,
+  what: { tenants: readonly string[]; wholeTables: readonly SourceTable[] },
+  waitMs: number,
+): Promise<void> {
+  await withFreezeWait(client, waitMs, async () => {
     for (const table of what.wholeTables)
       await client.query(`SELECT pg_advisory_lock(${TABLE_LOCKS}, hashtext($1::text))`, [String(table.oid)]);
     for (const tenant of what.tenants) await client.query(`SELECT pg_advisory_lock(${TENANT_LOCKS}, hashtext($1))`, [tenant]);
@@ -88,9 +92,9 @@ export async function freeze(client: pg.Client, what: { tenants: readonly string
  * locks it checks died with the session. Returns the tables whose guard this role
  * may not drop (it does not own them): left in place, harmless the same way.
  */
-export async function removeGuards(client: pg.Client, tables: readonly SourceTable[]): Promise<string[]> {
+export async function removeGuards(client: pg.Client, tables: readonly SourceTable[], waitMs: number): Promise<string[]> {
   const left: string[] = [];
-  await withFreezeWait(client, async () => {
+  await withFreezeWait(client, waitMs, async () => {
     await client.query(`SELECT pg_advisory_lock(${GUARD_LOCK}, 0)`);
     try {
       const { rows } = await client.query<{ held: string }>(
@@ -114,15 +118,15 @@ export async function removeGuards(client: pg.Client, tables: readonly SourceTab
 }
 
 /** Runs freeze work under lock_timeout, turning a timeout into a FreezeError. */
-async function withFreezeWait(client: pg.Client, work: () => Promise<void>): Promise<void> {
-  await client.query(`SET lock_timeout = '${FREEZE_WAIT}'`);
+async function withFreezeWait(client: pg.Client, waitMs: number, work: () => Promise<void>): Promise<void> {
+  await client.query(`SET lock_timeout = ${Math.round(waitMs)}`);
   try {
     await work();
   } catch (error) {
     if ((error as { code?: string }).code === '55P03') {
       throw new FreezeError(
-        `could not freeze the affected rows within ${FREEZE_WAIT}: a transaction writing to them is still running`,
-        'find it in pg_stat_activity (state, xact_start) and let it finish or end it, then run again',
+        `could not freeze the affected rows within ${waitMs / 1000} s: a transaction writing to them is still running`,
+        'find it in pg_stat_activity (state, xact_start) and let it finish or end it, then run again (or wait longer with --freeze-timeout)',
         { cause: error },
       );
     }

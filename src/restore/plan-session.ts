@@ -66,17 +66,21 @@ export class PlanSession {
   ) {}
 
   /** Connects and, unless planning only, freezes the share's tenants (and its global tables). */
-  static async open(context: SessionContext, share: SessionShare, options: { freeze: boolean }): Promise<PlanSession> {
+  static async open(context: SessionContext, share: SessionShare, options: { freeze: boolean; waitMs: number }): Promise<PlanSession> {
     const client = await connectSource(context.source);
     try {
       // Staging lives in temporary tables, which use the session's own buffers (8 MB by
       // default, then files): a tenant's rows must fit in memory or every step pays I/O.
       await client.query(`SET temp_buffers = '${TEMP_BUFFERS}'`);
       if (options.freeze) {
-        await freeze(client, {
-          tenants: share.tenants === 'all' ? [] : share.tenants,
-          wholeTables: context.tables.filter((table) => share.tenants === 'all' || (share.global && table.tenantColumn === undefined)),
-        });
+        await freeze(
+          client,
+          {
+            tenants: share.tenants === 'all' ? [] : share.tenants,
+            wholeTables: context.tables.filter((table) => share.tenants === 'all' || (share.global && table.tenantColumn === undefined)),
+          },
+          options.waitMs,
+        );
       }
       return new PlanSession(client, context, share);
     } catch (error) {

@@ -19,8 +19,8 @@ import {
 import { formatLsn, VaultReader, type Lsn, type Point } from '../timeline/index.js';
 import { queryRows, type Vault } from '../vault/index.js';
 import type { GroupResult } from './apply.js';
-import { catchUp } from './catch-up.js';
-import { guardsInPlace, installGuards, removeGuards } from './freeze.js';
+import { catchUp, DEFAULT_CATCH_UP_WAIT_MS } from './catch-up.js';
+import { DEFAULT_FREEZE_WAIT_MS, guardsInPlace, installGuards, removeGuards } from './freeze.js';
 import { totalsOf, writesOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
 import { PlanSession, type SessionContext, type SessionShare } from './plan-session.js';
 import { restoreTargets, selectTransactions, undoTargets } from './target.js';
@@ -38,6 +38,10 @@ export interface PlanCommon {
   readonly jobs?: number;
   /** Caps the write rate of apply, in rows per second. */
   readonly maxRowsPerSecond?: number;
+  /** How long the freeze waits for writers already at work (default 30 s). */
+  readonly freezeWaitMs?: number;
+  /** How long to wait for a running capture to catch up (default 60 s). */
+  readonly catchUpWaitMs?: number;
   /** Notes (stderr in the CLI). */
   readonly log?: (line: string) => void;
   /** Progress of long steps, as a line to show in place (a terminal's progress line in the CLI). */
@@ -158,7 +162,14 @@ const DEFAULT_JOBS = 2;
 
 async function prepare(options: PlanCommon, select: (client: pg.Client, reader: VaultReader) => Promise<Scope>): Promise<PreparedPlan> {
   const log = options.log ?? (() => undefined);
-  const catchUpOptions = { source: options.source, vault: options.vault, tenancy: options.tenancy, log };
+  const catchUpOptions = {
+    source: options.source,
+    vault: options.vault,
+    tenancy: options.tenancy,
+    log,
+    timeoutMs: options.catchUpWaitMs ?? DEFAULT_CATCH_UP_WAIT_MS,
+  };
+  const freezeWaitMs = options.freezeWaitMs ?? DEFAULT_FREEZE_WAIT_MS;
   const client = await connectSource(options.source);
   const sessions: PlanSession[] = [];
   let guarded: readonly SourceTable[] = [];
@@ -186,11 +197,14 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     };
     const shares = shareOut(scope, options.jobs ?? DEFAULT_JOBS);
     if (!options.dryRun) {
-      await installGuards(client, scope.tables);
+      // Set first: guards installed before a failure are removed by the cleanup below.
       guarded = scope.tables;
+      await installGuards(client, scope.tables, freezeWaitMs);
     }
     // Every session that opened is kept, so the cleanup below closes it even if another failed.
-    const opened = await Promise.allSettled(shares.map((share) => PlanSession.open(context, share, { freeze: !options.dryRun })));
+    const opened = await Promise.allSettled(
+      shares.map((share) => PlanSession.open(context, share, { freeze: !options.dryRun, waitMs: freezeWaitMs })),
+    );
     for (const result of opened) if (result.status === 'fulfilled') sessions.push(result.value);
     const failed = opened.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
@@ -216,7 +230,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     return new PreparedPlan(client, plan, sessions, guarded, options);
   } catch (error) {
     await Promise.all(sessions.map((session) => session.close()));
-    if (guarded.length > 0) await removeGuards(client, guarded).catch(() => undefined);
+    if (guarded.length > 0) await removeGuards(client, guarded, freezeWaitMs).catch(() => undefined);
     await client.end().catch(() => undefined);
     throw error;
   }
@@ -306,7 +320,8 @@ export class PreparedPlan {
     this.closed = true;
     try {
       await Promise.all(this.sessions.map((session) => session.close()));
-      const left = this.guarded.length > 0 ? await removeGuards(this.client, this.guarded) : [];
+      const left =
+        this.guarded.length > 0 ? await removeGuards(this.client, this.guarded, this.options.freezeWaitMs ?? DEFAULT_FREEZE_WAIT_MS) : [];
       if (left.length > 0) {
         this.options.log?.(
           `note: the freeze's guard trigger stays on ${left.join(', ')} (dropping a trigger takes the table's owner); it blocks nothing while no restore runs`,

@@ -1,0 +1,142 @@
+// The safety nets of restore and undo, against real PostgreSQL and a real capture
+// process: a freeze that cannot be taken and a capture that has stopped
+// acknowledging each end the command with exit 1 and write nothing, and the check
+// after writing catches what the plan could not foresee (a trigger that fires even
+// in replica mode, one that adds rows), rolls the tenant back and exits 3.
+
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import pg from 'pg';
+import { recallContextSql } from '../src/capture/index.js';
+import { SAAS_SCHEMA, signUp, tenantNames } from '../src/demo/saas.js';
+import { fixture, type Fixture } from './harness/recall.js';
+import { testMajors } from './harness/majors.js';
+import { othersState, tenantState } from './harness/saas.js';
+import { endAfterSuite, initAndCapture, type CaptureProcess } from './harness/workload.js';
+
+/** Recall's guard triggers present on the source. */
+async function guards(db: pg.Client): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM pg_trigger WHERE tgname = 'recall_guard'`);
+  return Number(rows[0]?.n);
+}
+
+/** A moment after everything so far has committed, and a little later than it. */
+async function pointNow(): Promise<string> {
+  const point = new Date().toISOString();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return point;
+}
+
+for (const major of testMajors('one')) {
+  describe(`restore and undo safety nets on PostgreSQL ${major}`, () => {
+    const { fixtures, captures } = endAfterSuite();
+    let f: Fixture;
+    let capture: CaptureProcess;
+
+    before(async () => {
+      f = await fixture(major, SAAS_SCHEMA);
+      fixtures.push(f);
+      await signUp(f.db, tenantNames(6));
+      capture = await initAndCapture(f);
+      captures.push(capture);
+    });
+
+    test('a writer already at work on the tenant: the freeze gives up after --freeze-timeout, exit 1, nothing written, no guard left', async () => {
+      const point = await pointNow();
+      await f.db.query(`DELETE FROM public.issues WHERE tenant_id = 't001'`);
+      const before = await tenantState(f.db, ['t001']);
+      const writer = new pg.Client({ connectionString: f.cluster.url() });
+      await writer.connect();
+      try {
+        await writer.query('BEGIN');
+        await writer.query(`UPDATE public.projects SET name = name || '!' WHERE tenant_id = 't001'`);
+        const started = Date.now();
+        const restore = await f.recall(['restore', '--tenant', 't001', '--to', point, '--yes', '--freeze-timeout', '1']);
+        assert.equal(restore.code, 1, restore.stderr);
+        assert.match(restore.stderr, /could not freeze the affected rows within 1 s: a transaction writing to them is still running/);
+        assert.match(restore.stderr, /pg_stat_activity/);
+        assert.ok(Date.now() - started < 25_000, 'the freeze waited for --freeze-timeout, not for the default 30 s');
+        assert.equal(await guards(f.db), 0, 'the guards installed before the timeout are removed');
+      } finally {
+        await writer.query('ROLLBACK');
+        await writer.end();
+      }
+      assert.deepStrictEqual(await tenantState(f.db, ['t001']), before, 'nothing was written');
+      const retry = await f.recall(['restore', '--tenant', 't001', '--to', point, '--yes']);
+      assert.equal(retry.code, 0, retry.stderr);
+    });
+
+    test('a capture that stopped acknowledging: restore gives up after --catch-up-timeout, exit 1, saying how far behind', async () => {
+      const pid = capture.child.pid;
+      assert.ok(pid !== undefined);
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await f.db.query(`UPDATE public.issues SET status = 'doing' WHERE tenant_id = 't002'`);
+        const before = await tenantState(f.db, ['t002']);
+        const restore = await f.recall(['restore', '--tenant', 't002', '--to', 'now', '--yes', '--catch-up-timeout', '1']);
+        assert.equal(restore.code, 1, restore.stderr);
+        assert.match(restore.stderr, /the vault is \d+ bytes behind the source \(lsn:[0-9A-F]+\/[0-9A-F]+ of lsn:[0-9A-F]+\/[0-9A-F]+\)/);
+        assert.match(restore.stderr, /recall status/);
+        assert.deepStrictEqual(await tenantState(f.db, ['t002']), before, 'nothing was written');
+        assert.equal(await guards(f.db), 0, 'no guard was installed');
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      const again = await f.recall(['restore', '--tenant', 't002', '--to', 'now', '--dry-run']);
+      assert.equal(again.code, 0, again.stderr);
+    });
+
+    test('a trigger that fires even in replica mode rewrites restored rows: verify finds it, the tenant rolls back, exit 3', async () => {
+      const point = await pointNow();
+      await f.db.query('BEGIN');
+      await f.db.query(...recallContextSql({ actor: 'vandal' }));
+      await f.db.query(`UPDATE public.issues SET title = 'pwned' WHERE tenant_id = 't003'`);
+      await f.db.query('COMMIT');
+      await f.db.query(`
+        CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.title := upper(NEW.title); RETURN NEW; END $$;
+        CREATE TRIGGER issues_shout BEFORE INSERT OR UPDATE ON public.issues FOR EACH ROW EXECUTE FUNCTION shout();
+        ALTER TABLE public.issues ENABLE ALWAYS TRIGGER issues_shout;`);
+      try {
+        const vandalised = await tenantState(f.db, ['t003']);
+        const others = await othersState(f.db, ['t003']);
+        for (const args of [
+          ['restore', '--tenant', 't003', '--to', point, '--yes'],
+          ['undo', '--actor', 'vandal', '--yes'],
+        ]) {
+          const run = await f.recall(args);
+          assert.equal(run.code, 3, `${args[0]}: ${run.stderr}`);
+          assert.match(
+            run.stderr,
+            /row\(s\) of public\.issues differ from the target: the result does not match the plan \(tenants t003\); rolled back/,
+          );
+          assert.deepStrictEqual(await tenantState(f.db, ['t003']), vandalised, `${args[0]} rolled the tenant back`);
+          assert.deepStrictEqual(await othersState(f.db, ['t003']), others);
+          assert.equal(await guards(f.db), 0);
+        }
+      } finally {
+        await f.db.query('DROP TRIGGER issues_shout ON public.issues; DROP FUNCTION shout()');
+      }
+    });
+
+    test('a trigger that adds rows of the tenant during the restore: verify finds the rows the plan never saw, exit 3', async () => {
+      const point = await pointNow();
+      await f.db.query(`DELETE FROM public.issues WHERE tenant_id = 't004'`);
+      await f.db.query(`
+        CREATE FUNCTION spawn_project() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN INSERT INTO public.projects (tenant_id, name) VALUES (NEW.tenant_id, 'spawned by issue ' || NEW.id); RETURN NULL; END $$;
+        CREATE TRIGGER issues_spawn AFTER INSERT ON public.issues FOR EACH ROW EXECUTE FUNCTION spawn_project();
+        ALTER TABLE public.issues ENABLE ALWAYS TRIGGER issues_spawn;`);
+      try {
+        const deleted = await tenantState(f.db, ['t004']);
+        const restore = await f.recall(['restore', '--tenant', 't004', '--to', point, '--yes']);
+        assert.equal(restore.code, 3, restore.stderr);
+        assert.match(restore.stderr, /row\(s\) of public\.projects differ from the target/);
+        assert.deepStrictEqual(await tenantState(f.db, ['t004']), deleted, 'the tenant rolled back');
+      } finally {
+        await f.db.query('DROP TRIGGER issues_spawn ON public.issues; DROP FUNCTION spawn_project()');
+      }
+      const retry = await f.recall(['restore', '--tenant', 't004', '--to', point, '--yes']);
+      assert.equal(retry.code, 0, retry.stderr);
+    });
+  });
+}

@@ -4,6 +4,9 @@
 // a mistaken TRUNCATE, and conflicts that must stop the plan.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { recallContextSql } from '../src/capture/index.js';
@@ -202,8 +205,19 @@ for (const major of testMajors('one')) {
       await f.db.query(`INSERT INTO public.projects (tenant_id, name) VALUES ($1, 'while frozen?')`, [written]);
       await f.db.query(`DELETE FROM public.projects WHERE name = 'while frozen?'`);
 
+      // Target files a process killed while staging left behind (its pid is gone) are removed by the next run.
+      const dead = spawnSync(process.execPath, ['-e', '']).pid;
+      const stale = join(f.vault, 'scratch', `targets-${dead}-left`);
+      mkdirSync(stale, { recursive: true });
+      writeFileSync(join(stale, '0.copy'), '1\tleft over\n');
+
       const rerun = await f.recall(['undo', '--actor', 'cleanup-script', '--yes']);
       assert.equal(rerun.code, 0, rerun.stderr);
+      assert.deepStrictEqual(
+        readdirSync(join(f.vault, 'scratch')).filter((name) => name.startsWith('targets-')),
+        [],
+        "the dead process's target files and the rerun's own are gone",
+      );
       assert.doesNotMatch(rerun.stdout, /conflict/, "the first run's own writes are not conflicts");
       assert.deepStrictEqual(counts(await tenantState(f.db, all)), counts(before), rerun.stdout + rerun.stderr);
       assert.deepStrictEqual(await tenantState(f.db, all), before);

@@ -226,6 +226,7 @@ export async function listConflicts(
   client: pg.Client,
   staged: StagedTable,
   resolution: ConflictResolution | undefined,
+  changedAfter: (table: string, later: string) => Pick<Conflict, 'detail' | 'theirs'>,
 ): Promise<{ conflicts: Conflict[]; total: number; unresolved: number }> {
   const open = resolution === 'ours' ? `n.${CONFLICT} IS NOT NULL` : `(n.${CONFLICT} IS NOT NULL OR n.${LATER} IS NOT NULL)`;
   const { rows } = await client.query<{
@@ -244,27 +245,27 @@ export async function listConflicts(
        FROM ${s(staged)} n WHERE n.${CONFLICT} IS NOT NULL OR n.${LATER} IS NOT NULL ORDER BY 1, 2 LIMIT ${LISTED_CONFLICTS}`,
   );
   const conflicts = rows.flatMap((row) =>
-    [row.later, row.conflict]
-      .filter((doc): doc is string => doc !== null)
-      .map((text) => {
-        const doc = JSON.parse(text) as { kind: ConflictKind; detail: string; theirs: Conflict['theirs'] };
-        const resolved: ConflictResolution | undefined =
-          row.skip === 't' && resolution !== undefined && resolution !== 'ours'
-            ? resolution
-            : resolution === 'ours' && doc.kind === 'changed-after'
-              ? 'ours'
-              : undefined;
-        return {
-          kind: doc.kind,
-          table: staged.name,
-          tenant: row.group,
-          key: JSON.parse(row.key) as Key,
-          ours: row.ours === null ? null : (JSON.parse(row.ours) as Row),
-          theirs: doc.theirs,
-          detail: doc.detail,
-          ...(resolved === undefined ? {} : { resolution: resolved }),
-        };
-      }),
+    [
+      ...(row.later === null ? [] : [{ kind: 'changed-after' as const, ...changedAfter(staged.name, row.later) }]),
+      ...(row.conflict === null ? [] : [JSON.parse(row.conflict) as { kind: ConflictKind; detail: string; theirs: Conflict['theirs'] }]),
+    ].map((doc) => {
+      const resolved: ConflictResolution | undefined =
+        row.skip === 't' && resolution !== undefined && resolution !== 'ours'
+          ? resolution
+          : resolution === 'ours' && doc.kind === 'changed-after'
+            ? 'ours'
+            : undefined;
+      return {
+        kind: doc.kind,
+        table: staged.name,
+        tenant: row.group,
+        key: JSON.parse(row.key) as Key,
+        ours: row.ours === null ? null : (JSON.parse(row.ours) as Row),
+        theirs: doc.theirs,
+        detail: doc.detail,
+        ...(resolved === undefined ? {} : { resolution: resolved }),
+      };
+    }),
   );
   return { conflicts, total: Number(rows[0]?.total ?? 0), unresolved: Number(rows[0]?.unresolved ?? 0) };
 }

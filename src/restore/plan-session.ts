@@ -6,13 +6,13 @@
 import type pg from 'pg';
 import { connectSource, type Constraints, type SourceConfig, type SourceTable } from '../source/index.js';
 import { VaultReader, type Lsn } from '../timeline/index.js';
-import type { Vault } from '../vault/index.js';
+import type { Manifest, Vault } from '../vault/index.js';
 import { applyGroup, type GroupResult } from './apply.js';
 import { countWrites, listConflicts, resolveConflicts, type StagedPlan, type TableCount } from './diff.js';
 import { freeze } from './freeze.js';
 import { writesOf, type Conflict, type ConflictResolution, type GroupPlan, type TableSteps } from './plan.js';
 import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
-import type { TargetBatch } from './target.js';
+import { changedAfter, type TargetBatch } from './target.js';
 import type { Throttle } from './throttle.js';
 import { parentsFirst } from './write-order.js';
 
@@ -94,6 +94,8 @@ export class PlanSession {
     const { client, context } = this;
     const reader = await VaultReader.open(context.vault);
     let copied: number;
+    // The manifest the targets are read from: its schema history lays out later changes.
+    const manifest = reader.manifest;
     try {
       const layoutLsn = context.layoutLsn ?? reader.manifest.throughLsn;
       this.staged = parentsFirst(
@@ -121,7 +123,7 @@ export class PlanSession {
     const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
     let counts = await this.count();
     if ((await resolveConflicts(client, stagedPlan, context.onConflict, counts)) > 0) counts = await this.count();
-    return { ...(await this.summarise(stagedPlan, counts)), staged: copied };
+    return { ...(await this.summarise(stagedPlan, counts, manifest)), staged: copied };
   }
 
   /** The writes of every staged table, counted against the live rows. */
@@ -132,7 +134,11 @@ export class PlanSession {
   }
 
   /** Counts, and conflicts with both versions, per group. */
-  private async summarise(staged: StagedPlan, counts: ReadonlyMap<string, TableCount>): Promise<Omit<SessionPlan, 'staged'>> {
+  private async summarise(
+    staged: StagedPlan,
+    counts: ReadonlyMap<string, TableCount>,
+    manifest: Manifest,
+  ): Promise<Omit<SessionPlan, 'staged'>> {
     const groups = new Map<string | null, { tables: TableSteps[]; conflicts: Conflict[]; skipped: boolean }>();
     const groupOf = (tenant: string | null) => {
       let group = groups.get(tenant);
@@ -143,7 +149,7 @@ export class PlanSession {
     for (const table of staged.tables.values()) {
       // Unchanged rows are kept too: apply writes a table without looking for live rows only when it has none.
       for (const { tenant, ...steps } of counts.get(table.name)?.diffs ?? []) groupOf(tenant).tables.push(steps);
-      const listed = await listConflicts(this.client, table, this.context.onConflict);
+      const listed = await listConflicts(this.client, table, this.context.onConflict, (name, later) => changedAfter(manifest, name, later));
       unresolved += listed.unresolved;
       for (const conflict of listed.conflicts) {
         const group = groupOf(conflict.tenant);

@@ -1,34 +1,29 @@
 // The target state a plan aims at, read from the vault: for a restore, a tenant's
 // rows at a point; for an undo, every row the selected transactions touched as it
 // was just before the first of them, with the later changes that make it a conflict.
-// Rows stream table by table in chunks, so a tenant of any size stays in bounded memory.
+// DuckDB renders the rows as COPY text into files, table by table, and their bytes
+// stream on, so a tenant of any size stays in bounded memory.
 
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { UsageError } from '../errors.js';
-import { formatLsn, formatMicros, layOut, type Lsn, type VaultReader } from '../timeline/index.js';
-import { queryRows, sqlLiteral } from '../vault/index.js';
-import { copyField, copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
+import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
+import { queryRows, sqlLiteral, type Manifest } from '../vault/index.js';
+import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
 import type { Row } from './plan.js';
 
 /**
  * Target rows of one table, as its staging table's COPY takes them: a line per row
  * with the staged columns, then "recall.present" (false: the table must not hold
  * this key, whose columns alone are set), "recall.group" (the tenant) and
- * "recall.later" (an undo's changed-after conflict, or \N).
+ * "recall.later" (an undo's later change, or \N). A batch is a piece of the text,
+ * cut anywhere; `rows` counts the lines it ends.
  */
 export interface TargetBatch {
   readonly table: string;
   readonly rows: number;
-  readonly text: string;
-}
-
-/** A change that came after the selected transactions. */
-interface LaterChange {
-  readonly xid: string;
-  readonly lsn: string;
-  readonly commitTime: string;
-  readonly actor: string | null;
-  /** The row it left (null: it deleted the row). */
-  readonly row: Row | null;
+  readonly text: Buffer;
 }
 
 /** Which transactions an undo reverses. */
@@ -81,9 +76,8 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
 
 /**
  * The rows of the given tenants (or of every tenant and global table) at an LSN, in
- * the staged tables, a query per table: each streams its first rows at once, so
- * staging starts while DuckDB still reads, where one query sorted by table would
- * render every row before the first.
+ * the staged tables, a query per table: each table's rows stream into staging while
+ * DuckDB computes the next.
  */
 export async function* restoreTargets(
   reader: VaultReader,
@@ -92,43 +86,88 @@ export async function* restoreTargets(
   lsn: Lsn,
 ): AsyncGenerator<TargetBatch> {
   const scope = tenants === 'all' ? 'true' : `tenant IN (${tenants.map(sqlLiteral).join(', ')})`;
-  for (const shape of shapes) {
-    const fields = `${rowFieldsSql(reader, [shape], lsn, '"row"', 'schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')}`;
-    yield* streamTargets(
-      reader,
-      `SELECT "table", ${fields} AS fields, NULL::VARCHAR AS later FROM (
-         SELECT "table", tenant, op, schema_id, "row",
-                row_number() OVER (PARTITION BY "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
-           FROM ${reader.layersSql} WHERE ${scope} AND "table" = ${sqlLiteral(shape.name)} AND commit_lsn <= ${lsn})
-        WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`,
-    );
-  }
+  yield* exportedTargets(
+    reader,
+    shapes.map((shape) => ({
+      table: shape.name,
+      sql: `SELECT ${rowFieldsSql(reader, [shape], lsn, '"row"', 'schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')} || chr(9) || '\\N'
+              FROM (SELECT tenant, op, schema_id, "row",
+                           row_number() OVER (PARTITION BY "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
+                      FROM ${reader.layersSql} WHERE ${scope} AND "table" = ${sqlLiteral(shape.name)} AND commit_lsn <= ${lsn})
+             WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`,
+    })),
+  );
+}
+
+/** A DuckDB query for one table's target rows: a single column, each row's COPY line. */
+interface TargetExport {
+  readonly table: string;
+  readonly sql: string;
 }
 
 /**
- * Streams a target query's rows ("table", fields, and later: JSON text or NULL) as a
- * batch per DuckDB chunk and table. Whole columns at a time, and a string per batch:
- * converting and passing on row by row costs more than the query.
+ * Runs each export into a file with DuckDB's CSV writer, quoting off (the lines are
+ * COPY text already), and streams the file's bytes on. DuckDB writes the next table
+ * while the current one streams, and Node never turns a value into a string: both
+ * cost more than the query. Files live in the vault's scratch directory, one
+ * table or two at a time, so memory stays bounded for a tenant of any size.
  */
-async function* streamTargets(reader: VaultReader, sql: string): AsyncGenerator<TargetBatch> {
-  const result = await reader.duck.stream(sql);
-  for (;;) {
-    const chunk = await result.fetchChunk();
-    if (chunk === null || chunk.rowCount === 0) return;
-    const [tables, fields, laters] = chunk.getColumns() as (string | null)[][];
-    let table = tables?.[0] as string;
-    let text = '';
-    let rows = 0;
-    for (let i = 0; i < chunk.rowCount; i++) {
-      if (tables?.[i] !== table) {
-        yield { table, rows, text };
-        [table, text, rows] = [tables?.[i] as string, '', 0];
+async function* exportedTargets(reader: VaultReader, exports: readonly TargetExport[]): AsyncGenerator<TargetBatch> {
+  const directory = await targetDirectory(reader);
+  const fileOf = (i: number): string => join(directory, `${i}.copy`);
+  const run = (i: number): Promise<unknown> | undefined => {
+    const target = exports[i];
+    if (target === undefined) return undefined;
+    const exported = reader.duck.run(`COPY (${target.sql}) TO ${sqlLiteral(fileOf(i))} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '')`);
+    // Awaited below; until then a failure must not count as unhandled.
+    exported.catch(() => undefined);
+    return exported;
+  };
+  let next = run(0);
+  try {
+    for (const [i, target] of exports.entries()) {
+      await next;
+      next = run(i + 1);
+      for await (const text of createReadStream(fileOf(i), { highWaterMark: READ_BYTES })) {
+        yield { table: target.table, rows: linesIn(text as Buffer), text: text as Buffer };
       }
-      const later = laters?.[i];
-      text += `${fields?.[i] as string}\t${later == null ? '\\N' : copyField(changedAfterDoc(laterChange(reader, table, JSON.parse(later) as StoredLaterChange)))}\n`;
-      rows++;
+      await rm(fileOf(i));
     }
-    yield { table, rows, text };
+  } finally {
+    await next?.catch(() => undefined);
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Bytes read from an exported file at a time. */
+const READ_BYTES = 1 << 20;
+
+/** COPY lines in a piece of an exported file: one newline ends each (a value's own newlines are escaped). */
+function linesIn(text: Buffer): number {
+  let lines = 0;
+  for (let at = text.indexOf(10); at >= 0; at = text.indexOf(10, at + 1)) lines++;
+  return lines;
+}
+
+/**
+ * A fresh directory for this process's exported targets in the vault's scratch
+ * directory, after removing those of processes that died without cleaning up.
+ */
+async function targetDirectory(reader: VaultReader): Promise<string> {
+  const scratch = await reader.vault.storage.scratchDirectory();
+  for (const name of await readdir(scratch)) {
+    const pid = /^targets-(\d+)-/.exec(name)?.[1];
+    if (pid !== undefined && !isRunning(Number(pid))) await rm(join(scratch, name), { recursive: true, force: true });
+  }
+  return mkdtemp(join(scratch, `targets-${process.pid}-`));
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
   }
 }
 
@@ -153,11 +192,28 @@ export async function* undoTargets(
   share: { readonly tenants: readonly string[]; readonly global: boolean },
 ): AsyncGenerator<TargetBatch> {
   // A query per chunk of tenants: the per-key aggregate holds one chunk's keys, not the whole undo's.
+  const chunks = [];
   for (let i = 0; i < share.tenants.length; i += UNDO_CHUNK_TENANTS) {
-    const chunk = share.tenants.slice(i, i + UNDO_CHUNK_TENANTS);
-    yield* streamTargets(reader, undoTargetsSql(reader, shapes, xids, planId, `tenant IN (${chunk.map(sqlLiteral).join(', ')})`));
+    chunks.push(
+      `tenant IN (${share.tenants
+        .slice(i, i + UNDO_CHUNK_TENANTS)
+        .map(sqlLiteral)
+        .join(', ')})`,
+    );
   }
-  if (share.global) yield* streamTargets(reader, undoTargetsSql(reader, shapes, xids, planId, 'tenant IS NULL'));
+  if (share.global) chunks.push('tenant IS NULL');
+  for (const mine of chunks) {
+    // Computed once per chunk, then exported a table at a time.
+    await reader.duck.run(`CREATE OR REPLACE TEMP TABLE undo_targets AS ${undoTargetsSql(reader, shapes, xids, planId, mine)}`);
+    try {
+      yield* exportedTargets(
+        reader,
+        shapes.map((shape) => ({ table: shape.name, sql: `SELECT line FROM undo_targets WHERE "table" = ${sqlLiteral(shape.name)}` })),
+      );
+    } finally {
+      await reader.duck.run('DROP TABLE IF EXISTS undo_targets');
+    }
+  }
 }
 
 /** Tenants whose undo targets one query computes. */
@@ -193,10 +249,10 @@ function undoTargetsSql(
                 FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours AND v.op <> 'image') AS later
          FROM touched t JOIN versions v USING ("table", "key")
         GROUP BY t."table", t."key", t.tenant)
-     SELECT "table", ${fields} AS fields, to_json(later)::VARCHAR AS later FROM targets ORDER BY "table"`;
+     SELECT "table", ${fields} || chr(9) || ${copyFieldSql('to_json(later)::VARCHAR')} AS line FROM targets`;
 }
 
-/** A later change as the undo query returns it. */
+/** A later change as the undo query stages it in "recall.later". */
 interface StoredLaterChange {
   readonly op: string;
   readonly row: string | null;
@@ -207,30 +263,23 @@ interface StoredLaterChange {
   readonly actor: string | null;
 }
 
-/** A later change, its row read in the table's newest layout (the one an undo writes). */
-function laterChange(reader: VaultReader, table: string, later: StoredLaterChange): LaterChange {
+/**
+ * An undo's changed-after conflict from its staged later change: what changed the
+ * row, and the row it left, read in the table's newest layout (the one an undo
+ * writes) from the schema history of the manifest the plan was computed from.
+ */
+export function changedAfter(manifest: Manifest, table: string, stored: string): { detail: string; theirs: Row | null } {
+  const later = JSON.parse(stored) as StoredLaterChange;
+  const actor = later.actor === null ? '' : ` (actor ${later.actor})`;
   const removed = later.op === 'delete' || later.op === 'truncate' || later.row === null;
   return {
-    xid: later.xid,
-    lsn: formatLsn(BigInt(later.lsn)),
-    commitTime: formatMicros(BigInt(later.time)),
-    actor: later.actor,
-    row: removed
+    detail: `changed later by transaction ${later.xid}${actor} at ${formatMicros(BigInt(later.time))}`,
+    theirs: removed
       ? null
       : layOut(
           JSON.parse(later.row as string) as Record<string, string | null>,
-          reader.schema(Number(later.schema_id)),
-          reader.layoutAt(table, reader.manifest.throughLsn),
+          manifest.schemas[Number(later.schema_id)],
+          layoutAt(manifest, table, manifest.throughLsn),
         ),
   };
-}
-
-/** The conflict document of a row an unselected transaction changed after the undone ones. */
-function changedAfterDoc(later: LaterChange): string {
-  const actor = later.actor === null ? '' : ` (actor ${later.actor})`;
-  return JSON.stringify({
-    kind: 'changed-after',
-    detail: `changed later by transaction ${later.xid}${actor} at ${later.commitTime}`,
-    theirs: later.row,
-  });
 }

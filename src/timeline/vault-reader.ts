@@ -100,7 +100,7 @@ export class VaultReader {
 
   /** The layout a table had at an LSN (its newest schema version at or before it). */
   layoutAt(table: string, lsn: Lsn): SchemaVersion | undefined {
-    return this.manifest.schemas.filter((version) => version.table === table && version.sinceLsn <= lsn).at(-1);
+    return layoutAt(this.manifest, table, lsn);
   }
 
   /** Schema version by id. */
@@ -111,4 +111,9 @@ export class VaultReader {
   close(): void {
     this.duck.closeSync();
   }
+}
+
+/** The layout a table had at an LSN in a manifest's schema history (its newest version at or before it). */
+export function layoutAt(manifest: Manifest, table: string, lsn: Lsn): SchemaVersion | undefined {
+  return manifest.schemas.filter((version) => version.table === table && version.sinceLsn <= lsn).at(-1);
 }

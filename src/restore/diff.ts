@@ -48,12 +48,14 @@ async function mark(client: pg.Client, staged: StagedTable, check: { candidates:
 }
 
 /**
- * Finds every conflict not yet marked; returns how many it marked. Keys held by
- * another tenant are searched for only in the tables where countWrites found some.
+ * Finds every conflict not yet marked; returns how many it marked in each table that
+ * has any. Keys held by another tenant are searched for only in the tables where
+ * countWrites found some.
  */
-async function markConflicts(client: pg.Client, plan: StagedPlan, counts: ReadonlyMap<string, TableCount>): Promise<number> {
-  let marked = 0;
+async function markConflicts(client: pg.Client, plan: StagedPlan, counts: ReadonlyMap<string, TableCount>): Promise<Map<string, number>> {
+  const marks = new Map<string, number>();
   for (const staged of plan.tables.values()) {
+    let marked = 0;
     const t = staged.table;
     // A key now held by another tenant's row: writing ours would move that row.
     if (t.tenantColumn !== undefined && (counts.get(staged.name)?.held ?? 0) > 0) {
@@ -79,8 +81,9 @@ async function markConflicts(client: pg.Client, plan: StagedPlan, counts: Readon
       });
     }
     marked += await markForeignKeys(client, plan, staged);
+    if (marked > 0) marks.set(staged.name, marked);
   }
-  return marked;
+  return marks;
 }
 
 /** Foreign keys from and to a staged table that would dangle after apply. */
@@ -141,24 +144,27 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
  * force; a value or reference held by another row stays a conflict). Leaving rows
  * out can expose new conflicts (a child whose parent is now kept out), so marking
  * and resolving repeat until nothing new appears (each round only adds skipped rows,
- * so it ends). Returns how many rows it left out: the counts change with them.
+ * so it ends). Returns how many rows it left out (the counts change with them) and
+ * the tables where it marked conflicts.
  */
 export async function resolveConflicts(
   client: pg.Client,
   plan: StagedPlan,
   resolution: ConflictResolution | undefined,
   counts: ReadonlyMap<string, TableCount>,
-): Promise<number> {
+): Promise<{ skipped: number; conflicted: ReadonlySet<string> }> {
   // A row in conflict of either kind: `ours` overrides only changed-after.
   const conflicting = `(${CONFLICT} IS NOT NULL OR ${LATER} IS NOT NULL)`;
   let skipped = 0;
   const skip = async (staged: StagedTable, where: string, values: unknown[] = []): Promise<void> => {
     skipped += (await client.query(`UPDATE ${s(staged)} SET ${SKIP} = true WHERE NOT ${SKIP} AND ${where}`, values)).rowCount ?? 0;
   };
+  const conflicted = new Set<string>();
   for (let round = 0; ; round++) {
-    const marked = await markConflicts(client, plan, counts);
-    if (resolution === undefined || resolution === 'ours') return skipped;
-    if (round > 0 && marked === 0) return skipped;
+    const marks = await markConflicts(client, plan, counts);
+    for (const table of marks.keys()) conflicted.add(table);
+    if (resolution === undefined || resolution === 'ours') return { skipped, conflicted };
+    if (round > 0 && marks.size === 0) return { skipped, conflicted };
     if (resolution === 'theirs') {
       for (const staged of plan.tables.values()) await skip(staged, conflicting);
     } else {
@@ -169,7 +175,7 @@ export async function resolveConflicts(
         );
         for (const row of rows) groups.add(row.group);
       }
-      if (groups.size === 0) return skipped;
+      if (groups.size === 0) return { skipped, conflicted };
       for (const staged of plan.tables.values()) {
         await skip(staged, `(${GROUP} = ANY($1::text[]) OR (${GROUP} IS NULL AND $2))`, [
           [...groups].filter((g) => g !== null),
@@ -186,20 +192,22 @@ export interface TableCount {
   readonly diffs: readonly TableDiff[];
   /** Staged rows whose key a live row of another tenant holds (each a conflict). */
   readonly held: number;
+  /** Staged rows an unselected transaction changed after the undone ones (an undo's changed-after conflicts). */
+  readonly later: number;
 }
 
 /** Counts the writes per group of a staged table, in one probe of the key index per staged row. */
 export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableCount> {
   const heldBy = staged.table.tenantColumn === undefined ? 'false' : `${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`;
   const { rows } = await probingKeys(client, staged, () =>
-    client.query<{ group: string | null; insert: string; update: string; delete: string; unchanged: string; held: string }>(
+    client.query<{ group: string | null; insert: string; update: string; delete: string; unchanged: string; held: string; later: string }>(
       `SELECT "group",
               count(*) FILTER (WHERE present AND NOT found) AS insert,
               count(*) FILTER (WHERE present AND found AND differs) AS update,
               count(*) FILTER (WHERE NOT present AND found) AS delete,
               count(*) FILTER (WHERE present AND found AND NOT differs) AS unchanged,
-              count(*) FILTER (WHERE present AND held) AS held
-         FROM (SELECT n.${GROUP} AS "group", n.${PRESENT} AS present, l.ctid IS NOT NULL AS found,
+              count(*) FILTER (WHERE present AND held) AS held, count(*) FILTER (WHERE later) AS later
+         FROM (SELECT n.${GROUP} AS "group", n.${PRESENT} AS present, l.ctid IS NOT NULL AS found, n.${LATER} IS NOT NULL AS later,
                       l.ctid IS NOT NULL AND ${staged.differs('l', 'n')} AS differs, l.ctid IS NOT NULL AND ${heldBy} AS held
                  FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l')} WHERE NOT n.${SKIP}) AS d
         GROUP BY "group"`,
@@ -215,6 +223,7 @@ export async function countWrites(client: pg.Client, staged: StagedTable): Promi
       unchanged: Number(row.unchanged),
     })),
     held: rows.reduce((sum, row) => sum + Number(row.held), 0),
+    later: rows.reduce((sum, row) => sum + Number(row.later), 0),
   };
 }
 

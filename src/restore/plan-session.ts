@@ -61,13 +61,21 @@ export class PlanSession {
 
   private constructor(
     private readonly client: pg.Client,
+    /** The vault's history, open from the start so DuckDB is ready when staging begins; closed once it is done. */
+    private readonly reader: VaultReader,
     private readonly context: SessionContext,
     readonly share: SessionShare,
   ) {}
 
-  /** Connects and, unless planning only, freezes the share's tenants (and its global tables). */
+  /** Connects and opens the vault side by side, then, unless planning only, freezes the share's tenants (and its global tables). */
   static async open(context: SessionContext, share: SessionShare, options: { freeze: boolean; waitMs: number }): Promise<PlanSession> {
-    const client = await connectSource(context.source);
+    const [connected, opened] = await Promise.allSettled([connectSource(context.source), VaultReader.open(context.vault)]);
+    if (connected.status === 'rejected' || opened.status === 'rejected') {
+      if (connected.status === 'fulfilled') await connected.value.end().catch(() => undefined);
+      if (opened.status === 'fulfilled') opened.value.close();
+      throw connected.status === 'rejected' ? connected.reason : (opened as PromiseRejectedResult).reason;
+    }
+    const [client, reader] = [connected.value, opened.value];
     try {
       // Staging lives in temporary tables, which use the session's own buffers (8 MB by
       // default, then files): a tenant's rows must fit in memory or every step pays I/O.
@@ -82,17 +90,17 @@ export class PlanSession {
           options.waitMs,
         );
       }
-      return new PlanSession(client, context, share);
+      return new PlanSession(client, reader, context, share);
     } catch (error) {
       await client.end().catch(() => undefined);
+      reader.close();
       throw error;
     }
   }
 
   /** Stages the share's target rows, finds and resolves conflicts, and counts the writes per tenant. */
   async plan(): Promise<SessionPlan> {
-    const { client, context } = this;
-    const reader = await VaultReader.open(context.vault);
+    const { client, context, reader } = this;
     let copied: number;
     // The manifest the targets are read from: its schema history lays out later changes.
     const manifest = reader.manifest;
@@ -109,21 +117,29 @@ export class PlanSession {
           reader.layoutAt(name, layoutLsn)?.columns.map((column) => column.name),
         );
       });
-      for (const table of this.staged) await createStaging(client, table);
-      copied = await copyByTable(
-        client,
-        new Map(this.staged.map((table) => [table.name, table])),
-        context.targets(reader, this.staged, this.share),
-        context.onStaged,
-      );
+      const targets = context.targets(reader, this.staged, this.share);
+      // Asked for first, so DuckDB reads the first table while the staging tables are made.
+      const first = targets.next();
+      first.catch(() => undefined);
+      try {
+        await createStaging(client, this.staged);
+        copied = await copyByTable(client, new Map(this.staged.map((table) => [table.name, table])), targets, first, context.onStaged);
+      } finally {
+        // After a failure too, the targets run to their end, which removes their files.
+        await first.catch(() => undefined);
+        await targets.return(undefined).catch(() => undefined);
+      }
     } finally {
       reader.close();
     }
     for (const table of this.staged) await finishStaging(client, table, this.share, { stageLive: context.restore });
     const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
     let counts = await this.count();
-    if ((await resolveConflicts(client, stagedPlan, context.onConflict, counts)) > 0) counts = await this.count();
-    return { ...(await this.summarise(stagedPlan, counts, manifest)), staged: copied };
+    const resolved = await resolveConflicts(client, stagedPlan, context.onConflict, counts);
+    // The tables with conflicts to list: marked ones, and an undo's changed-after rows (known before any was skipped).
+    const conflicted = new Set([...resolved.conflicted, ...[...counts].filter(([, count]) => count.later > 0).map(([name]) => name)]);
+    if (resolved.skipped > 0) counts = await this.count();
+    return { ...(await this.summarise(stagedPlan, counts, manifest, conflicted)), staged: copied };
   }
 
   /** The writes of every staged table, counted against the live rows. */
@@ -138,6 +154,7 @@ export class PlanSession {
     staged: StagedPlan,
     counts: ReadonlyMap<string, TableCount>,
     manifest: Manifest,
+    conflicted: ReadonlySet<string>,
   ): Promise<Omit<SessionPlan, 'staged'>> {
     const groups = new Map<string | null, { tables: TableSteps[]; conflicts: Conflict[]; skipped: boolean }>();
     const groupOf = (tenant: string | null) => {
@@ -149,6 +166,7 @@ export class PlanSession {
     for (const table of staged.tables.values()) {
       // Unchanged rows are kept too: apply writes a table without looking for live rows only when it has none.
       for (const { tenant, ...steps } of counts.get(table.name)?.diffs ?? []) groupOf(tenant).tables.push(steps);
+      if (!conflicted.has(table.name)) continue;
       const listed = await listConflicts(this.client, table, this.context.onConflict, (name, later) => changedAfter(manifest, name, later));
       unresolved += listed.unresolved;
       for (const conflict of listed.conflicts) {
@@ -209,6 +227,7 @@ export class PlanSession {
 
   /** Ends the session: its freeze lifts and its staging tables go with it. */
   async close(): Promise<void> {
+    this.reader.close();
     await this.client.end().catch(() => undefined);
   }
 }
@@ -218,9 +237,10 @@ async function copyByTable(
   client: pg.Client,
   tables: ReadonlyMap<string, StagedTable>,
   targets: AsyncGenerator<TargetBatch>,
+  first: Promise<IteratorResult<TargetBatch>>,
   onBatch: (rows: number) => void,
 ): Promise<number> {
-  let next = await targets.next();
+  let next = await first;
   let copied = 0;
   while (!next.done) {
     const table = next.value.table;

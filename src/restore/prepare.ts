@@ -187,7 +187,10 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     const context: SessionContext = {
       source: options.source,
       vault: options.vault,
-      constraints: await readConstraints(client),
+      constraints: await (async () => {
+        const c = await readConstraints(client);
+        return c;
+      })(),
       tables: scope.tables,
       layoutLsn: scope.layoutLsn,
       targets: scope.targets,

@@ -141,17 +141,17 @@ export async function probingKeys<T>(client: pg.Client, staged: StagedTable, wor
   }
 }
 
-/** Creates an empty staging table shaped like the table's provided columns. */
-export async function createStaging(client: pg.Client, staged: StagedTable): Promise<void> {
-  const columns = staged.columns.map(sqlIdentifier).join(', ');
-  await client.query(`DROP TABLE IF EXISTS pg_temp.${staged.staging}`);
+/** Creates the empty staging tables, each shaped like its table's provided columns, in one round trip. */
+export async function createStaging(client: pg.Client, tables: readonly StagedTable[]): Promise<void> {
   // Typed like the table (domains and their checks included), so COPY parses each value with its own type.
-  await client.query(`CREATE TEMP TABLE ${staged.staging} AS SELECT ${columns} FROM ${staged.table.sql} WITH NO DATA`);
-  await client.query(
-    `ALTER TABLE pg_temp.${staged.staging}
-       ADD COLUMN ${PRESENT} boolean NOT NULL DEFAULT true, ADD COLUMN ${GROUP} text,
-       ADD COLUMN ${SKIP} boolean NOT NULL DEFAULT false, ADD COLUMN ${CONFLICT} text, ADD COLUMN ${LATER} text`,
+  const statements = tables.map(
+    (staged) => `DROP TABLE IF EXISTS pg_temp.${staged.staging};
+      CREATE TEMP TABLE ${staged.staging} AS SELECT ${staged.columns.map(sqlIdentifier).join(', ')} FROM ${staged.table.sql} WITH NO DATA;
+      ALTER TABLE pg_temp.${staged.staging}
+        ADD COLUMN ${PRESENT} boolean NOT NULL DEFAULT true, ADD COLUMN ${GROUP} text,
+        ADD COLUMN ${SKIP} boolean NOT NULL DEFAULT false, ADD COLUMN ${CONFLICT} text, ADD COLUMN ${LATER} text`,
   );
+  if (statements.length > 0) await client.query(statements.join(';\n'));
 }
 
 /**

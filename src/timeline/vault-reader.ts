@@ -13,6 +13,8 @@ const FUTURE_SLACK_MICROS = 5_000_000n;
 
 /** A DuckDB session over the vault's verified layers. */
 export class VaultReader {
+  private closed = false;
+
   private constructor(
     readonly vault: Vault,
     readonly manifest: Manifest,
@@ -108,7 +110,10 @@ export class VaultReader {
     return this.manifest.schemas[id];
   }
 
+  /** Ends the DuckDB session (again: nothing); the manifest stays readable. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.duck.closeSync();
   }
 }

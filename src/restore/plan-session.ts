@@ -61,21 +61,13 @@ export class PlanSession {
 
   private constructor(
     private readonly client: pg.Client,
-    /** The vault's history, open from the start so DuckDB is ready when staging begins; closed once it is done. */
-    private readonly reader: VaultReader,
     private readonly context: SessionContext,
     readonly share: SessionShare,
   ) {}
 
-  /** Connects and opens the vault side by side, then, unless planning only, freezes the share's tenants (and its global tables). */
+  /** Connects and, unless planning only, freezes the share's tenants (and its global tables). */
   static async open(context: SessionContext, share: SessionShare, options: { freeze: boolean; waitMs: number }): Promise<PlanSession> {
-    const [connected, opened] = await Promise.allSettled([connectSource(context.source), VaultReader.open(context.vault)]);
-    if (connected.status === 'rejected' || opened.status === 'rejected') {
-      if (connected.status === 'fulfilled') await connected.value.end().catch(() => undefined);
-      if (opened.status === 'fulfilled') opened.value.close();
-      throw connected.status === 'rejected' ? connected.reason : (opened as PromiseRejectedResult).reason;
-    }
-    const [client, reader] = [connected.value, opened.value];
+    const client = await connectSource(context.source);
     try {
       // Staging lives in temporary tables, which use the session's own buffers (8 MB by
       // default, then files): a tenant's rows must fit in memory or every step pays I/O.
@@ -90,17 +82,21 @@ export class PlanSession {
           options.waitMs,
         );
       }
-      return new PlanSession(client, reader, context, share);
+      return new PlanSession(client, context, share);
     } catch (error) {
       await client.end().catch(() => undefined);
-      reader.close();
       throw error;
     }
   }
 
-  /** Stages the share's target rows, finds and resolves conflicts, and counts the writes per tenant. */
-  async plan(): Promise<SessionPlan> {
-    const { client, context, reader } = this;
+  /**
+   * Stages the share's target rows, finds and resolves conflicts, and counts the writes
+   * per tenant. Reads the vault through `given` if there is one (already open, and
+   * current enough for this plan), else opens it now; closes it either way.
+   */
+  async plan(given?: VaultReader): Promise<SessionPlan> {
+    const { client, context } = this;
+    const reader = given ?? (await VaultReader.open(context.vault));
     let copied: number;
     // The manifest the targets are read from: its schema history lays out later changes.
     const manifest = reader.manifest;
@@ -227,7 +223,6 @@ export class PlanSession {
 
   /** Ends the session: its freeze lifts and its staging tables go with it. */
   async close(): Promise<void> {
-    this.reader.close();
     await this.client.end().catch(() => undefined);
   }
 }

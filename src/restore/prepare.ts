@@ -173,16 +173,18 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
   const client = await connectSource(options.source);
   const sessions: PlanSession[] = [];
   let guarded: readonly SourceTable[] = [];
+  // The vault as the selection read it, until a session takes it over.
+  let reader: VaultReader | undefined;
   try {
     // Never write one database's history into another.
     options.vault.assertSource(await readSourceIdentity(client));
     await catchUp(client, catchUpOptions);
-    const reader = await VaultReader.open(options.vault);
-    let scope: Scope;
-    try {
-      scope = await select(client, reader);
-    } finally {
+    reader = await VaultReader.open(options.vault);
+    const scope = await select(client, reader);
+    // An undo reads the vault again after the freeze (see below); a restore's first session reads through this one.
+    if (!scope.restore) {
       reader.close();
+      reader = undefined;
     }
     const context: SessionContext = {
       source: options.source,
@@ -217,7 +219,9 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     // a point the vault already held, and the live rows it replaces are read under the
     // freeze: later history changes nothing in its plan.
     if (!options.dryRun && !scope.restore) await catchUp(client, catchUpOptions);
-    const planned = await Promise.all(sessions.map((session) => session.plan()));
+    const given = reader;
+    reader = undefined;
+    const planned = await Promise.all(sessions.map((session, i) => session.plan(i === 0 ? given : undefined)));
     log(
       `staged ${planned.reduce((sum, p) => sum + p.staged, 0)} target rows of ${scope.tables.length} table(s) in ${sessions.length} session(s)`,
     );
@@ -232,6 +236,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     };
     return new PreparedPlan(client, plan, sessions, guarded, options);
   } catch (error) {
+    reader?.close();
     await Promise.all(sessions.map((session) => session.close()));
     if (guarded.length > 0) await removeGuards(client, guarded, freezeWaitMs).catch(() => undefined);
     await client.end().catch(() => undefined);

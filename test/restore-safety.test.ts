@@ -86,6 +86,33 @@ for (const major of testMajors('one')) {
       assert.equal(again.code, 0, again.stderr);
     });
 
+    test("a key the restore needs is now held by another tenant's row: the plan shows it, exit 3, nothing written", async () => {
+      const point = await pointNow();
+      const { rows } = await f.db.query<{ id: number }>(`SELECT min(id) AS id FROM public.projects WHERE tenant_id = 't005'`);
+      const taken = rows[0]?.id;
+      await f.db.query(`DELETE FROM public.projects WHERE id = $1`, [taken]);
+      await f.db.query(`INSERT INTO public.projects (id, tenant_id, name) VALUES ($1, 't006', 'squatter')`, [taken]);
+      const before = await tenantState(f.db, ['t005', 't006']);
+      for (const args of [['--dry-run', '--json'], ['--yes']]) {
+        const restore = await f.recall(['restore', '--tenant', 't005', '--to', point, ...args]);
+        assert.equal(restore.code, 3, restore.stderr);
+        assert.match(restore.stderr, /unresolved conflict/);
+        assert.deepStrictEqual(await tenantState(f.db, ['t005', 't006']), before, `${args.join(' ')} wrote nothing`);
+        if (args.includes('--json')) {
+          const { plan } = JSON.parse(restore.stdout.split('\n')[0] ?? '') as {
+            plan: { groups: { conflicts: Record<string, unknown>[] }[] };
+          };
+          const conflicts = plan.groups.flatMap((group) => group.conflicts);
+          assert.deepStrictEqual(
+            conflicts.map((c) => [c.kind, c.table, c.tenant, c.key, c.detail, (c.theirs as Record<string, string>).name]),
+            [['unique', 'public.projects', 't005', [String(taken)], 'the key is now held by a row of tenant t006', 'squatter']],
+          );
+        }
+      }
+      assert.equal(await guards(f.db), 0);
+      await f.db.query(`DELETE FROM public.projects WHERE id = $1`, [taken]);
+    });
+
     test('a trigger that fires even in replica mode rewrites restored rows: verify finds it, the tenant rolls back, exit 3', async () => {
       const point = await pointNow();
       await f.db.query('BEGIN');

@@ -141,7 +141,8 @@ export class PlanSession {
   /** The writes of every staged table, counted against the live rows. */
   private async count(): Promise<Map<string, TableCount>> {
     const counts = new Map<string, TableCount>();
-    for (const table of this.staged) counts.set(table.name, await countWrites(this.client, table));
+    for (const table of this.staged)
+      counts.set(table.name, await countWrites(this.client, table, this.context.restore ? this.share : undefined));
     return counts;
   }
 

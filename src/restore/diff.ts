@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { sqlIdentifier, sqlTableName, parseTableName, type Constraints } from '../source/index.js';
 import type { Conflict, ConflictKind, ConflictResolution, Key, Row, TableSteps } from './plan.js';
-import { CONFLICT, GROUP, LATER, PRESENT, probingKeys, SKIP, type StagedTable, type StagingShare } from './staging.js';
+import { CONFLICT, GROUP, LATER, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
 /** The staged tables of a plan by name, with the source's constraints. */
 export interface StagedPlan {
@@ -196,46 +196,23 @@ export interface TableCount {
   readonly later: number;
 }
 
-/**
- * Counts the writes per group of a staged table. An undo's staged rows are a few of
- * their tenants' rows: each finds its live row by one probe of the key index. A
- * restore's are all of them: they meet their tenants' live rows in one hash join
- * (both sides follow the tenant), and only a staged row its tenant does not hold
- * probes the key index, for a row of another tenant in the way.
- */
-export async function countWrites(client: pg.Client, staged: StagedTable, restoring: StagingShare | undefined): Promise<TableCount> {
-  const byTenant = restoring !== undefined && !staged.fullIdentity;
-  const tenants = byTenant && restoring.tenants !== 'all' ? restoring.tenants : undefined;
-  const join = byTenant
-    ? `LEFT JOIN (SELECT l.ctid, l.* FROM ${staged.table.sql} AS l
-                   WHERE ${tenants === undefined ? 'true' : staged.ofTenants('l', '$1::text[]', String(restoring.global))}) AS l
-         ON ${staged.sameKey('l', 'n')}`
-    : staged.liveRowJoin('n', 'l');
-  // found: a live row of the staged row's own tenant (restore) or of any tenant (undo); held: one of another tenant.
-  const held =
-    staged.table.tenantColumn === undefined
-      ? 'false'
-      : byTenant
-        ? `CASE WHEN n.${PRESENT} AND l.ctid IS NULL THEN EXISTS (SELECT 1 FROM ${staged.table.sql} AS x WHERE ${staged.sameKey('x', 'n')}) ELSE false END`
-        : `l.ctid IS NOT NULL AND ${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`;
-  const query = (): Promise<
-    pg.QueryResult<Record<'insert' | 'update' | 'delete' | 'unchanged' | 'held' | 'later', string> & { group: string | null }>
-  > =>
-    client.query(
-      // OFFSET 0 keeps the inner query whole, so each row's probe runs once, not once per count that reads it.
+/** Counts the writes per group of a staged table, in one probe of the key index per staged row. */
+export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableCount> {
+  const heldBy = staged.table.tenantColumn === undefined ? 'false' : `${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`;
+  const { rows } = await probingKeys(client, staged, () =>
+    client.query<{ group: string | null; insert: string; update: string; delete: string; unchanged: string; held: string; later: string }>(
       `SELECT "group",
-              count(*) FILTER (WHERE present AND NOT found AND NOT held) AS insert,
+              count(*) FILTER (WHERE present AND NOT found) AS insert,
               count(*) FILTER (WHERE present AND found AND differs) AS update,
               count(*) FILTER (WHERE NOT present AND found) AS delete,
               count(*) FILTER (WHERE present AND found AND NOT differs) AS unchanged,
               count(*) FILTER (WHERE present AND held) AS held, count(*) FILTER (WHERE later) AS later
          FROM (SELECT n.${GROUP} AS "group", n.${PRESENT} AS present, l.ctid IS NOT NULL AS found, n.${LATER} IS NOT NULL AS later,
-                      l.ctid IS NOT NULL AND ${staged.differs('l', 'n')} AS differs, ${held} AS held
-                 FROM ${s(staged)} n ${join} WHERE NOT n.${SKIP} OFFSET 0) AS d
+                      l.ctid IS NOT NULL AND ${staged.differs('l', 'n')} AS differs, l.ctid IS NOT NULL AND ${heldBy} AS held
+                 FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l')} WHERE NOT n.${SKIP}) AS d
         GROUP BY "group"`,
-      tenants === undefined ? [] : [tenants],
-    );
-  const { rows } = byTenant ? await query() : await probingKeys(client, staged, query);
+    ),
+  );
   return {
     diffs: rows.map((row) => ({
       tenant: row.group,

@@ -141,8 +141,7 @@ export class PlanSession {
   /** The writes of every staged table, counted against the live rows. */
   private async count(): Promise<Map<string, TableCount>> {
     const counts = new Map<string, TableCount>();
-    for (const table of this.staged)
-      counts.set(table.name, await countWrites(this.client, table, this.context.restore ? this.share : undefined));
+    for (const table of this.staged) counts.set(table.name, await countWrites(this.client, table));
     return counts;
   }
 

@@ -189,10 +189,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     const context: SessionContext = {
       source: options.source,
       vault: options.vault,
-      constraints: await (async () => {
-        const c = await readConstraints(client);
-        return c;
-      })(),
+      constraints: await readConstraints(client),
       tables: scope.tables,
       layoutLsn: scope.layoutLsn,
       targets: scope.targets,

@@ -278,6 +278,11 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
         2,
         /--catch-up-timeout must be a positive whole number/,
       );
+      failed(
+        await main.recall(['restore', '--tenant', '1', '--to', 'now', '--freeze-timeout', '9999999', '--yes']),
+        2,
+        /--freeze-timeout must be at most 86400 seconds/,
+      );
       failed(await main.recall(['restore', '--tenant', '1', '--to', 'now']), 2, /not asking for confirmation without a terminal/, /--yes/);
       failed(await main.recall(['undo', '--yes']), 2, /--txn X\[,Y…\] or --actor A/);
       failed(await main.recall(['undo', '--txn', 'abc', '--yes']), 2, /"abc" is not a transaction id/);

@@ -73,8 +73,10 @@ for (const major of testMajors('one')) {
       try {
         await f.db.query(`UPDATE public.issues SET status = 'doing' WHERE tenant_id = 't002'`);
         const before = await tenantState(f.db, ['t002']);
+        const started = Date.now();
         const restore = await f.recall(['restore', '--tenant', 't002', '--to', 'now', '--yes', '--catch-up-timeout', '1']);
         assert.equal(restore.code, 1, restore.stderr);
+        assert.ok(Date.now() - started < 30_000, 'the catch-up waited for --catch-up-timeout, not for the default 60 s');
         assert.match(restore.stderr, /the vault is \d+ bytes behind the source \(lsn:[0-9A-F]+\/[0-9A-F]+ of lsn:[0-9A-F]+\/[0-9A-F]+\)/);
         assert.match(restore.stderr, /recall status/);
         assert.deepStrictEqual(await tenantState(f.db, ['t002']), before, 'nothing was written');

@@ -5,7 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
@@ -205,19 +206,31 @@ for (const major of testMajors('one')) {
       await f.db.query(`INSERT INTO public.projects (tenant_id, name) VALUES ($1, 'while frozen?')`, [written]);
       await f.db.query(`DELETE FROM public.projects WHERE name = 'while frozen?'`);
 
-      // Target files a process killed while staging left behind (its pid is gone) are removed by the next run.
+      // Target files a process of this host left when it died are removed by the next run; those
+      // of a live process, and of another host sharing the vault, are not.
       const dead = spawnSync(process.execPath, ['-e', '']).pid;
-      const stale = join(f.vault, 'scratch', `targets-${dead}-left`);
-      mkdirSync(stale, { recursive: true });
-      writeFileSync(join(stale, '0.copy'), '1\tleft over\n');
+      const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
+      const scratch = join(f.vault, 'scratch');
+      const [stale, live, elsewhere] = [
+        `targets-${host}-${dead}-Stale1`,
+        `targets-${host}-${process.pid}-Live01`,
+        `targets-other.host-${dead}-Away01`,
+      ];
+      for (const name of [stale, live, elsewhere]) {
+        mkdirSync(join(scratch, name), { recursive: true });
+        writeFileSync(join(scratch, name, '0.copy'), '1\tleft over\n');
+      }
 
       const rerun = await f.recall(['undo', '--actor', 'cleanup-script', '--yes']);
       assert.equal(rerun.code, 0, rerun.stderr);
       assert.deepStrictEqual(
-        readdirSync(join(f.vault, 'scratch')).filter((name) => name.startsWith('targets-')),
-        [],
-        "the dead process's target files and the rerun's own are gone",
+        readdirSync(scratch)
+          .filter((name) => name.startsWith('targets-'))
+          .sort(),
+        [elsewhere, live].sort(),
+        "the dead process's target files and the rerun's own are gone; the others stay",
       );
+      for (const name of [live, elsewhere]) rmSync(join(scratch, name), { recursive: true });
       assert.doesNotMatch(rerun.stdout, /conflict/, "the first run's own writes are not conflicts");
       assert.deepStrictEqual(counts(await tenantState(f.db, all)), counts(before), rerun.stdout + rerun.stderr);
       assert.deepStrictEqual(await tenantState(f.db, all), before);

@@ -25,8 +25,8 @@ function tuningOf(flags: ApplyFlags): Pick<PlanCommon, 'jobs' | 'maxRowsPerSecon
   return {
     jobs: positiveInteger(flags.jobs, '--jobs'),
     ...(flags.maxRate === undefined ? {} : { maxRowsPerSecond: positiveInteger(flags.maxRate, '--max-rate') }),
-    ...(flags.freezeTimeout === undefined ? {} : { freezeWaitMs: positiveInteger(flags.freezeTimeout, '--freeze-timeout') * 1000 }),
-    ...(flags.catchUpTimeout === undefined ? {} : { catchUpWaitMs: positiveInteger(flags.catchUpTimeout, '--catch-up-timeout') * 1000 }),
+    ...(flags.freezeTimeout === undefined ? {} : { freezeWaitMs: seconds(flags.freezeTimeout, '--freeze-timeout') * 1000 }),
+    ...(flags.catchUpTimeout === undefined ? {} : { catchUpWaitMs: seconds(flags.catchUpTimeout, '--catch-up-timeout') * 1000 }),
   };
 }
 
@@ -34,6 +34,16 @@ function positiveInteger(text: string, flag: string): number {
   if (!/^\d+$/.test(text.trim()) || Number(text) < 1)
     throw new UsageError(`${flag} must be a positive whole number, not "${text}"`, `e.g. ${flag} 4`);
   return Number(text);
+}
+
+/** Longest wait a timeout flag takes: a day (PostgreSQL's lock_timeout ends at about 24 days). */
+const MAX_WAIT_SECONDS = 86_400;
+
+function seconds(text: string, flag: string): number {
+  const value = positiveInteger(text, flag);
+  if (value > MAX_WAIT_SECONDS)
+    throw new UsageError(`${flag} must be at most ${MAX_WAIT_SECONDS} seconds (a day), not ${text}`, `e.g. ${flag} 60`);
+  return value;
 }
 
 /** The --on-conflict value, checked before anything happens. */

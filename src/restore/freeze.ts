@@ -88,12 +88,14 @@ export async function freeze(
 
 /**
  * Removes the guard triggers once no Recall freeze is held any more (a concurrent
- * restore's guard must stay). A guard left behind by a crash blocks nothing: the
- * locks it checks died with the session. Returns the tables whose guard this role
- * may not drop (it does not own them): left in place, harmless the same way.
+ * restore's guard must stay), from the tables that have one. A guard left behind by
+ * a crash blocks nothing: the locks it checks died with the session. Returns the
+ * guards left in place, and why: this role does not own the table, or a transaction
+ * was using it (dropping a trigger waits for it, and every reader of the table
+ * would queue behind that wait, so it gives up after GUARD_DROP_WAIT).
  */
-export async function removeGuards(client: pg.Client, tables: readonly SourceTable[], waitMs: number): Promise<string[]> {
-  const left: string[] = [];
+export async function removeGuards(client: pg.Client, tables: readonly SourceTable[], waitMs: number): Promise<GuardLeft[]> {
+  const left: GuardLeft[] = [];
   await withFreezeWait(client, waitMs, async () => {
     await client.query(`SELECT pg_advisory_lock(${GUARD_LOCK}, 0)`);
     try {
@@ -101,13 +103,20 @@ export async function removeGuards(client: pg.Client, tables: readonly SourceTab
         `SELECT count(*) AS held FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND granted`,
       );
       if (Number(rows[0]?.held ?? 0) > 0) return;
-      for (const table of tables) {
+      const { rows: guarded } = await client.query<{ oid: number }>(
+        `SELECT tgrelid::int8 AS oid FROM pg_trigger WHERE tgname = $1 AND tgrelid = ANY($2::oid[])`,
+        [TRIGGER, tables.map((table) => table.oid)],
+      );
+      const present = new Set(guarded.map((row) => Number(row.oid)));
+      await client.query(`SET lock_timeout = '${GUARD_DROP_WAIT}'`);
+      for (const table of tables.filter((t) => present.has(t.oid))) {
         try {
           await client.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${table.sql}`);
         } catch (error) {
           // The TRIGGER privilege creates a trigger; dropping one takes the table's owner.
-          if ((error as { code?: string }).code !== '42501') throw error;
-          left.push(table.qualified);
+          const code = (error as { code?: string }).code;
+          if (code !== '42501' && code !== '55P03') throw error;
+          left.push({ table: table.qualified, why: code === '42501' ? 'not-owner' : 'busy' });
         }
       }
     } finally {
@@ -116,6 +125,15 @@ export async function removeGuards(client: pg.Client, tables: readonly SourceTab
   });
   return left;
 }
+
+/** A guard trigger removeGuards left in place, and why. */
+export interface GuardLeft {
+  readonly table: string;
+  readonly why: 'not-owner' | 'busy';
+}
+
+/** How long dropping a guard waits for the transactions using its table. */
+const GUARD_DROP_WAIT = '200ms';
 
 /** Runs freeze work under lock_timeout, turning a timeout into a FreezeError. */
 async function withFreezeWait(client: pg.Client, waitMs: number, work: () => Promise<void>): Promise<void> {

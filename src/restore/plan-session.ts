@@ -4,6 +4,7 @@
 // with its own tenants, so many tenants are staged and written in parallel.
 
 import type pg from 'pg';
+import { InternalError } from '../errors.js';
 import { connectSource, type Constraints, type SourceConfig, type SourceTable } from '../source/index.js';
 import { VaultReader, type Lsn } from '../timeline/index.js';
 import type { Manifest, Vault } from '../vault/index.js';
@@ -12,7 +13,7 @@ import { countWrites, listConflicts, resolveConflicts, type StagedPlan, type Tab
 import { freeze } from './freeze.js';
 import { writesOf, type Conflict, type ConflictResolution, type GroupPlan, type TableSteps } from './plan.js';
 import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
-import { changedAfter, type TargetBatch } from './target.js';
+import { changedAfter, type TargetTable } from './target.js';
 import type { Throttle } from './throttle.js';
 import { parentsFirst } from './write-order.js';
 
@@ -41,7 +42,7 @@ export interface SessionContext {
   /** The LSN whose table layouts the targets are written in (undefined: the newest). */
   readonly layoutLsn: Lsn | undefined;
   /** The target rows of a share, ordered by table. */
-  readonly targets: (reader: VaultReader, staged: readonly StagedTable[], share: SessionShare) => AsyncGenerator<TargetBatch>;
+  readonly targets: (reader: VaultReader, staged: readonly StagedTable[], share: SessionShare) => AsyncGenerator<TargetTable>;
   /** For a restore, the live rows the share replaces are staged too; an undo touches only the targets. */
   readonly restore: boolean;
   readonly onConflict: ConflictResolution | undefined;
@@ -227,28 +228,19 @@ export class PlanSession {
   }
 }
 
-/** Feeds target batches (ordered by table) into each table's COPY; rows of tables the source no longer has are left out. */
+/** Copies each target table into its staging table, one COPY at a time, each ended before the next table is read. */
 async function copyByTable(
   client: pg.Client,
   tables: ReadonlyMap<string, StagedTable>,
-  targets: AsyncGenerator<TargetBatch>,
-  first: Promise<IteratorResult<TargetBatch>>,
-  onBatch: (rows: number) => void,
+  targets: AsyncGenerator<TargetTable>,
+  first: Promise<IteratorResult<TargetTable>>,
+  onPiece: (rows: number) => void,
 ): Promise<number> {
-  let next = await first;
   let copied = 0;
-  while (!next.done) {
-    const table = next.value.table;
-    const run = async function* (): AsyncGenerator<TargetBatch> {
-      while (!next.done && next.value.table === table) {
-        const batch = next.value;
-        next = await targets.next();
-        yield batch;
-      }
-    };
-    const staged = tables.get(table);
-    if (staged === undefined) for await (const batch of run()) void batch;
-    else copied += await copyTargets(client, staged, run(), onBatch);
+  for (let next = await first; !next.done; next = await targets.next()) {
+    const staged = tables.get(next.value.table);
+    if (staged === undefined) throw new InternalError(`targets came for ${next.value.table}, which has no staging table`);
+    copied += await copyTargets(client, staged, next.value.pieces, onPiece);
   }
   return copied;
 }

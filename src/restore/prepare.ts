@@ -328,9 +328,10 @@ export class PreparedPlan {
       const left =
         this.guarded.length > 0 ? await removeGuards(this.client, this.guarded, this.options.freezeWaitMs ?? DEFAULT_FREEZE_WAIT_MS) : [];
       if (left.length > 0) {
-        this.options.log?.(
-          `note: the freeze's guard trigger stays on ${left.join(', ')} (dropping a trigger takes the table's owner); it blocks nothing while no restore runs`,
+        const reasons = left.map(({ table, why }) =>
+          why === 'not-owner' ? `${table} (dropping a trigger takes the table's owner)` : `${table} (a transaction was using it)`,
         );
+        this.options.log?.(`note: the freeze's guard trigger stays on ${reasons.join(', ')}; it blocks nothing while no restore runs`);
       }
     } finally {
       await this.client.end().catch(() => undefined);

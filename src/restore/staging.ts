@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { sqlIdentifier, type SourceTable } from '../source/index.js';
 import type { StagedShape } from './copy-text.js';
-import type { TargetBatch } from './target.js';
+import type { TargetPiece } from './target.js';
 
 /** Flag columns of a staging table; the dots keep them apart from any user column. */
 export const PRESENT = '"recall.present"';
@@ -173,8 +173,11 @@ export async function finishStaging(
   // Statistics for the columns joins and filters use (the key, the flags), from a
   // small sample: the planner needs their sizes and spread, not the values' own.
   await client.query(`SET default_statistics_target = ${STATISTICS_TARGET}`);
-  await client.query(`ANALYZE pg_temp.${staged.staging} (${[...staged.table.key.map(sqlIdentifier), PRESENT, GROUP, SKIP].join(', ')})`);
-  await client.query('RESET default_statistics_target');
+  try {
+    await client.query(`ANALYZE pg_temp.${staged.staging} (${[...staged.table.key.map(sqlIdentifier), PRESENT, GROUP, SKIP].join(', ')})`);
+  } finally {
+    await client.query('RESET default_statistics_target');
+  }
 }
 
 /** Statistics target for staging tables: a sample of 3,000 rows. */
@@ -190,8 +193,8 @@ export interface StagingShare {
 export async function copyTargets(
   client: pg.Client,
   staged: StagedTable,
-  batches: AsyncIterable<TargetBatch>,
-  onBatch: (rows: number) => void = () => undefined,
+  pieces: AsyncIterable<TargetPiece>,
+  onPiece: (rows: number) => void = () => undefined,
 ): Promise<number> {
   const stream = client.query(
     copyFrom(`COPY pg_temp.${staged.staging} (${[...staged.columns.map(sqlIdentifier), PRESENT, GROUP, LATER].join(', ')}) FROM STDIN`),
@@ -200,12 +203,14 @@ export async function copyTargets(
     stream.on('finish', resolve);
     stream.on('error', reject);
   });
+  // PostgreSQL may reject a row while the next piece is being read: awaited below, never unhandled.
+  done.catch(() => undefined);
   let count = 0;
   try {
-    for await (const batch of batches) {
-      if (!stream.write(batch.text)) await Promise.race([once(stream, 'drain'), done]);
-      count += batch.rows;
-      onBatch(batch.rows);
+    for await (const piece of pieces) {
+      if (!stream.write(piece.text)) await Promise.race([once(stream, 'drain'), done]);
+      count += piece.rows;
+      onPiece(piece.rows);
     }
   } catch (error) {
     stream.destroy(error as Error);

@@ -6,6 +6,7 @@
 
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
@@ -17,11 +18,16 @@ import type { Row } from './plan.js';
  * Target rows of one table, as its staging table's COPY takes them: a line per row
  * with the staged columns, then "recall.present" (false: the table must not hold
  * this key, whose columns alone are set), "recall.group" (the tenant) and
- * "recall.later" (an undo's later change, or \N). A batch is a piece of the text,
- * cut anywhere; `rows` counts the lines it ends.
+ * "recall.later" (an undo's later change, or \N). Its pieces must be read to the
+ * end before the next table is asked for.
  */
-export interface TargetBatch {
+export interface TargetTable {
   readonly table: string;
+  readonly pieces: AsyncIterable<TargetPiece>;
+}
+
+/** A piece of a table's COPY text, cut anywhere; `rows` counts the lines it ends. */
+export interface TargetPiece {
   readonly rows: number;
   readonly text: Buffer;
 }
@@ -76,27 +82,56 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
 
 /**
  * The rows of the given tenants (or of every tenant and global table) at an LSN, in
- * the staged tables, a query per table: each table's rows stream into staging while
- * DuckDB computes the next.
+ * the staged tables. For named tenants, a query per table, each reading only the
+ * tenants' row groups: each table's rows stream into staging while DuckDB computes
+ * the next. For every tenant, one pass over the vault into a DuckDB table, then
+ * exported table by table (a query per table would read the whole vault each time).
  */
 export async function* restoreTargets(
   reader: VaultReader,
   shapes: readonly StagedShape[],
   tenants: readonly string[] | 'all',
   lsn: Lsn,
-): AsyncGenerator<TargetBatch> {
-  const scope = tenants === 'all' ? 'true' : `tenant IN (${tenants.map(sqlLiteral).join(', ')})`;
+): AsyncGenerator<TargetTable> {
+  const newest = (where: string, partition: string, fields: string): string =>
+    `SELECT "table", ${fields} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')} || chr(9) || '\\N' AS line
+       FROM (SELECT "table", tenant, op, schema_id, "row",
+                    row_number() OVER (PARTITION BY ${partition} ORDER BY commit_lsn DESC, seq DESC) AS newest
+               FROM ${reader.layersSql} WHERE ${where} AND commit_lsn <= ${lsn})
+      WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`;
+  if (tenants === 'all') {
+    yield* tabledTargets(
+      reader,
+      shapes,
+      newest(inShapes(shapes), '"table", "key"', rowFieldsSql(reader, shapes, lsn, '"row"', 'schema_id')),
+    );
+    return;
+  }
+  const scope = `tenant IN (${tenants.map(sqlLiteral).join(', ')})`;
   yield* exportedTargets(
     reader,
     shapes.map((shape) => ({
       table: shape.name,
-      sql: `SELECT ${rowFieldsSql(reader, [shape], lsn, '"row"', 'schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')} || chr(9) || '\\N'
-              FROM (SELECT tenant, op, schema_id, "row",
-                           row_number() OVER (PARTITION BY "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
-                      FROM ${reader.layersSql} WHERE ${scope} AND "table" = ${sqlLiteral(shape.name)} AND commit_lsn <= ${lsn})
-             WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`,
+      sql: `SELECT line FROM (${newest(`${scope} AND "table" = ${sqlLiteral(shape.name)}`, '"key"', rowFieldsSql(reader, [shape], lsn, '"row"', 'schema_id'))})`,
     })),
   );
+}
+
+/**
+ * The targets a query ("table", line) computes for many tables at once, kept in a
+ * DuckDB table (which spills to the scratch directory past its memory limit) and
+ * exported table by table.
+ */
+async function* tabledTargets(reader: VaultReader, shapes: readonly StagedShape[], sql: string): AsyncGenerator<TargetTable> {
+  await reader.duck.run(`CREATE OR REPLACE TEMP TABLE exported_targets AS ${sql}`);
+  try {
+    yield* exportedTargets(
+      reader,
+      shapes.map((shape) => ({ table: shape.name, sql: `SELECT line FROM exported_targets WHERE "table" = ${sqlLiteral(shape.name)}` })),
+    );
+  } finally {
+    await reader.duck.run('DROP TABLE IF EXISTS exported_targets');
+  }
 }
 
 /** A DuckDB query for one table's target rows: a single column, each row's COPY line. */
@@ -109,10 +144,10 @@ interface TargetExport {
  * Runs each export into a file with DuckDB's CSV writer, quoting off (the lines are
  * COPY text already), and streams the file's bytes on. DuckDB writes the next table
  * while the current one streams, and Node never turns a value into a string: both
- * cost more than the query. Files live in the vault's scratch directory, one
- * table or two at a time, so memory stays bounded for a tenant of any size.
+ * cost more than the query. Nothing of the rows is held in memory; on disk, in the
+ * vault's scratch directory, are at most two tables' lines at a time.
  */
-async function* exportedTargets(reader: VaultReader, exports: readonly TargetExport[]): AsyncGenerator<TargetBatch> {
+async function* exportedTargets(reader: VaultReader, exports: readonly TargetExport[]): AsyncGenerator<TargetTable> {
   const directory = await targetDirectory(reader);
   const fileOf = (i: number): string => join(directory, `${i}.copy`);
   const run = (i: number): Promise<unknown> | undefined => {
@@ -124,18 +159,27 @@ async function* exportedTargets(reader: VaultReader, exports: readonly TargetExp
     return exported;
   };
   let next = run(0);
+  let finished = false;
   try {
     for (const [i, target] of exports.entries()) {
       await next;
       next = run(i + 1);
-      for await (const text of createReadStream(fileOf(i), { highWaterMark: READ_BYTES })) {
-        yield { table: target.table, rows: linesIn(text as Buffer), text: text as Buffer };
-      }
-      await rm(fileOf(i));
+      yield { table: target.table, pieces: piecesOf(fileOf(i)) };
+      await rm(fileOf(i), { force: true });
     }
+    finished = true;
   } finally {
+    // Stopped early (a failure downstream): the export under way is of no use.
+    if (!finished) reader.duck.interrupt();
     await next?.catch(() => undefined);
     await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Reads an exported file in pieces. */
+async function* piecesOf(path: string): AsyncGenerator<TargetPiece> {
+  for await (const text of createReadStream(path, { highWaterMark: READ_BYTES })) {
+    yield { rows: linesIn(text as Buffer), text: text as Buffer };
   }
 }
 
@@ -151,17 +195,21 @@ function linesIn(text: Buffer): number {
 
 /**
  * A fresh directory for this process's exported targets in the vault's scratch
- * directory, after removing those of processes that died without cleaning up.
+ * directory, after removing those that processes of this host left when they died
+ * (another host sharing the vault's directory keeps its own: its processes cannot
+ * be seen from here). Failing to remove one is no reason to fail the restore.
  */
 async function targetDirectory(reader: VaultReader): Promise<string> {
   const scratch = await reader.vault.storage.scratchDirectory();
+  const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
   for (const name of await readdir(scratch)) {
-    const pid = /^targets-(\d+)-/.exec(name)?.[1];
-    if (pid !== undefined && !isRunning(Number(pid))) await rm(join(scratch, name), { recursive: true, force: true });
+    const [, owner, pid] = /^targets-(.*)-(\d+)-\w{6}$/.exec(name) ?? [];
+    if (owner === host && !isRunning(Number(pid))) await rm(join(scratch, name), { recursive: true, force: true }).catch(() => undefined);
   }
-  return mkdtemp(join(scratch, `targets-${process.pid}-`));
+  return mkdtemp(join(scratch, `targets-${host}-${process.pid}-`));
 }
 
+/** Whether a process of this host is alive (one of another user counts: it cannot be signalled, but it is there). */
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -190,7 +238,7 @@ export async function* undoTargets(
   xids: readonly bigint[],
   planId: string,
   share: { readonly tenants: readonly string[]; readonly global: boolean },
-): AsyncGenerator<TargetBatch> {
+): AsyncGenerator<TargetTable> {
   // A query per chunk of tenants: the per-key aggregate holds one chunk's keys, not the whole undo's.
   const chunks = [];
   for (let i = 0; i < share.tenants.length; i += UNDO_CHUNK_TENANTS) {
@@ -202,18 +250,8 @@ export async function* undoTargets(
     );
   }
   if (share.global) chunks.push('tenant IS NULL');
-  for (const mine of chunks) {
-    // Computed once per chunk, then exported a table at a time.
-    await reader.duck.run(`CREATE OR REPLACE TEMP TABLE undo_targets AS ${undoTargetsSql(reader, shapes, xids, planId, mine)}`);
-    try {
-      yield* exportedTargets(
-        reader,
-        shapes.map((shape) => ({ table: shape.name, sql: `SELECT line FROM undo_targets WHERE "table" = ${sqlLiteral(shape.name)}` })),
-      );
-    } finally {
-      await reader.duck.run('DROP TABLE IF EXISTS undo_targets');
-    }
-  }
+  // Computed once per chunk, then exported a table at a time.
+  for (const mine of chunks) yield* tabledTargets(reader, shapes, undoTargetsSql(reader, shapes, xids, planId, mine));
 }
 
 /** Tenants whose undo targets one query computes. */
@@ -244,7 +282,7 @@ function undoTargetsSql(
        SELECT t."table", t."key", t.tenant,
               arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'tenant': v.tenant}, v.position)
                 FILTER (WHERE v.position < t.first_position) AS before,
-              arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'xid': v.xid::VARCHAR, 'lsn': v.commit_lsn::VARCHAR,
+              arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'xid': v.xid::VARCHAR,
                        'time': epoch_us(v.commit_time)::VARCHAR, 'actor': json_extract_string(v.context, '$.actor')}, v.position)
                 FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours AND v.op <> 'image') AS later
          FROM touched t JOIN versions v USING ("table", "key")
@@ -258,7 +296,6 @@ interface StoredLaterChange {
   readonly row: string | null;
   readonly schema_id: number;
   readonly xid: string;
-  readonly lsn: string;
   readonly time: string;
   readonly actor: string | null;
 }

@@ -5,6 +5,8 @@
 // in replica mode, one that adds rows), rolls the tenant back and exits 3.
 
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import pg from 'pg';
 import { recallContextSql } from '../src/capture/index.js';
@@ -20,8 +22,13 @@ async function guards(db: pg.Client): Promise<number> {
   return Number(rows[0]?.n);
 }
 
-/** A moment after everything so far has committed, and a little later than it. */
+/**
+ * A point after everything so far has committed, before anything that follows. The
+ * waits on both sides matter: a point has milliseconds, a commit time microseconds,
+ * so a commit in the same millisecond as the point would fall after it.
+ */
 async function pointNow(): Promise<string> {
+  await new Promise((resolve) => setTimeout(resolve, 5));
   const point = new Date().toISOString();
   await new Promise((resolve) => setTimeout(resolve, 50));
   return point;
@@ -113,6 +120,31 @@ for (const major of testMajors('one')) {
       }
       assert.equal(await guards(f.db), 0);
       await f.db.query(`DELETE FROM public.projects WHERE id = $1`, [taken]);
+    });
+
+    test('target rows the table no longer accepts (a domain check added since): the plan stops with exit 1, nothing written, nothing left', async () => {
+      await f.db.query(`
+        CREATE DOMAIN short_text AS text;
+        CREATE TABLE public.labels (id int PRIMARY KEY, tenant_id text NOT NULL REFERENCES public.tenants, name short_text NOT NULL);
+        CREATE INDEX ON public.labels (tenant_id);
+        INSERT INTO public.labels VALUES (1, 't001', 'a label too long for later'), (2, 't001', 'short');`);
+      const point = await pointNow();
+      await f.db.query(`DELETE FROM public.labels WHERE tenant_id = 't001'`);
+      await f.db.query(`ALTER DOMAIN short_text ADD CONSTRAINT short CHECK (length(VALUE) < 10) NOT VALID`);
+      const before = await tenantState(f.db, ['t001']);
+      const restore = await f.recall(['restore', '--tenant', 't001', '--to', point, '--yes']);
+      assert.equal(restore.code, 1, restore.stderr);
+      assert.match(restore.stderr, /short/);
+      assert.doesNotMatch(restore.stderr, /^\s+at /m, 'an error message, not a crash');
+      assert.deepStrictEqual(await tenantState(f.db, ['t001']), before, 'nothing was written');
+      assert.deepStrictEqual((await f.db.query('SELECT * FROM public.labels')).rows, []);
+      assert.equal(await guards(f.db), 0);
+      assert.deepStrictEqual(
+        readdirSync(join(f.vault, 'scratch')).filter((name) => name.startsWith('targets-')),
+        [],
+        'no target files left',
+      );
+      await f.db.query('DROP TABLE public.labels; DROP DOMAIN short_text');
     });
 
     test('a trigger that fires even in replica mode rewrites restored rows: verify finds it, the tenant rolls back, exit 3', async () => {

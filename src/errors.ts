@@ -102,6 +102,9 @@ export class FreezeError extends errorKind('freeze-timeout', ExitCode.operationa
 /** A plan has conflicts that --on-conflict did not resolve; nothing was written. */
 export class UnresolvedConflictsError extends errorKind('unresolved-conflicts', ExitCode.mismatch) {}
 
+/** The table, as it is now, refuses target rows (a constraint or type changed since the point); nothing was written. */
+export class TargetRejectedError extends errorKind('target-rejected', ExitCode.mismatch) {}
+
 /** After apply, the rows did not equal the target; that tenant's transaction was rolled back. */
 export class VerifyMismatchError extends errorKind('verify-mismatch', ExitCode.mismatch) {}
 

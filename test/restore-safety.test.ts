@@ -122,7 +122,7 @@ for (const major of testMajors('one')) {
       await f.db.query(`DELETE FROM public.projects WHERE id = $1`, [taken]);
     });
 
-    test('target rows the table no longer accepts (a domain check added since): the plan stops with exit 1, nothing written, nothing left', async () => {
+    test('target rows the table no longer accepts (a domain check added since): the plan stops with exit 3, nothing written, nothing left', async () => {
       await f.db.query(`
         CREATE DOMAIN short_text AS text;
         CREATE TABLE public.labels (id int PRIMARY KEY, tenant_id text NOT NULL REFERENCES public.tenants, name short_text NOT NULL);
@@ -133,8 +133,9 @@ for (const major of testMajors('one')) {
       await f.db.query(`ALTER DOMAIN short_text ADD CONSTRAINT short CHECK (length(VALUE) < 10) NOT VALID`);
       const before = await tenantState(f.db, ['t001']);
       const restore = await f.recall(['restore', '--tenant', 't001', '--to', point, '--yes']);
-      assert.equal(restore.code, 1, restore.stderr);
-      assert.match(restore.stderr, /short/);
+      assert.equal(restore.code, 3, restore.stderr);
+      assert.match(restore.stderr, /public\.labels as it is now refuses a row the plan would write: .*"short".*; nothing was written/);
+      assert.match(restore.stderr, /^hint: the table or a type it uses changed since the point/m);
       assert.doesNotMatch(restore.stderr, /^\s+at /m, 'an error message, not a crash');
       assert.deepStrictEqual(await tenantState(f.db, ['t001']), before, 'nothing was written');
       assert.deepStrictEqual((await f.db.query('SELECT * FROM public.labels')).rows, []);

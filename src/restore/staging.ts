@@ -5,6 +5,7 @@
 
 import { once } from 'node:events';
 import type pg from 'pg';
+import { TargetRejectedError } from '../errors.js';
 import { from as copyFrom } from 'pg-copy-streams';
 import { sqlIdentifier, type SourceTable } from '../source/index.js';
 import type { StagedShape } from './copy-text.js';
@@ -215,11 +216,27 @@ export async function copyTargets(
   } catch (error) {
     stream.destroy(error as Error);
     await done.catch(() => undefined);
-    throw error;
+    throw rejected(staged, error);
   }
   stream.end();
-  await done;
+  await done.catch((error: unknown) => {
+    throw rejected(staged, error);
+  });
   return count;
+}
+
+/**
+ * A data or constraint error of the staging COPY, said as what it is: the table as it
+ * is now (a domain's check, a type's range) refuses a row it held at the point.
+ */
+function rejected(staged: StagedTable, error: unknown): unknown {
+  const code = (error as { code?: string }).code ?? '';
+  if (!code.startsWith('22') && !code.startsWith('23')) return error;
+  return new TargetRejectedError(
+    `${staged.name} as it is now refuses a row the plan would write: ${(error as Error).message}; nothing was written`,
+    'the table or a type it uses changed since the point: restore to a later point, or let the table take the old values again',
+    { cause: error },
+  );
 }
 
 /**

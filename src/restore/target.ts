@@ -150,12 +150,17 @@ interface TargetExport {
 async function* exportedTargets(reader: VaultReader, exports: readonly TargetExport[]): AsyncGenerator<TargetTable> {
   const directory = await targetDirectory(reader);
   const fileOf = (i: number): string => join(directory, `${i}.copy`);
+  let running = false;
   const run = (i: number): Promise<unknown> | undefined => {
     const target = exports[i];
     if (target === undefined) return undefined;
+    running = true;
     const exported = reader.duck.run(`COPY (${target.sql}) TO ${sqlLiteral(fileOf(i))} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '')`);
     // Awaited below; until then a failure must not count as unhandled.
-    exported.catch(() => undefined);
+    exported.then(
+      () => (running = false),
+      () => (running = false),
+    );
     return exported;
   };
   let next = run(0);
@@ -169,8 +174,8 @@ async function* exportedTargets(reader: VaultReader, exports: readonly TargetExp
     }
     finished = true;
   } finally {
-    // Stopped early (a failure downstream): the export under way is of no use.
-    if (!finished) reader.duck.interrupt();
+    // Stopped early (a failure downstream): an export still under way is of no use.
+    if (!finished && running) reader.duck.interrupt();
     await next?.catch(() => undefined);
     await rm(directory, { recursive: true, force: true });
   }

@@ -119,6 +119,27 @@ for (const major of testMajors('one')) {
         }
       }
       assert.equal(await guards(f.db), 0);
+
+      // Keeping the other tenant's row (theirs) leaves the project out, and with it the rows
+      // that reference it: they would otherwise point at the other tenant's project.
+      const theirs = await f.recall(['restore', '--tenant', 't005', '--to', point, '--on-conflict', 'theirs', '--dry-run', '--json']);
+      assert.equal(theirs.code, 0, theirs.stderr);
+      const { plan } = JSON.parse(theirs.stdout.split('\n')[0] ?? '') as {
+        plan: { groups: { conflicts: { kind: string; detail: string }[] }[] };
+      };
+      const crossTenant = plan.groups.flatMap((group) => group.conflicts).filter((c) => c.kind === 'foreign-key');
+      assert.ok(crossTenant.length > 0, 'the rows under the project are conflicts too');
+      assert.ok(
+        crossTenant.every((c) => /the referenced row belongs to tenant t006/.test(c.detail)),
+        JSON.stringify(crossTenant),
+      );
+      const applied = await f.recall(['restore', '--tenant', 't005', '--to', point, '--on-conflict', 'theirs', '--yes']);
+      assert.equal(applied.code, 0, applied.stderr);
+      const { rows: mixed } = await f.db.query(
+        `SELECT i.id FROM public.issues i JOIN public.projects p ON p.id = i.project_id WHERE i.tenant_id <> p.tenant_id
+         UNION ALL SELECT m.user_id FROM public.memberships m JOIN public.projects p ON p.id = m.project_id WHERE m.tenant_id <> p.tenant_id`,
+      );
+      assert.deepStrictEqual(mixed, [], "no row of t005 references t006's project");
       await f.db.query(`DELETE FROM public.projects WHERE id = $1`, [taken]);
     });
 

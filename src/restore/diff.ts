@@ -99,10 +99,20 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
         .join(' AND ');
     const label = `'${key.name.replaceAll("'", "''")}: ' || '${key.child.replaceAll("'", "''")} → ${key.parent.replaceAll("'", "''")}'`;
     if (key.child === staged.name && key.childColumns.every((column) => staged.columns.includes(column))) {
-      // Our row would reference a parent row that will not exist: none is kept, none is written.
+      // Our row would reference a parent row that will not exist (none is kept, none is
+      // written), or one of another tenant: a parent left in place because --on-conflict
+      // theirs kept another tenant's row under its key must not become ours.
+      const sameTenant =
+        staged.table.tenantColumn !== undefined && parentStaged?.table.tenantColumn !== undefined
+          ? ` AND ${parentStaged.tenantOf('p')} IS NOT DISTINCT FROM n.${GROUP}`
+          : '';
       const parentKept =
-        `EXISTS (SELECT 1 FROM ${parentSql} p WHERE ${match('n', 'p')}` +
+        `EXISTS (SELECT 1 FROM ${parentSql} p WHERE ${match('n', 'p')}${sameTenant}` +
         (parentStaged === undefined ? ')' : ` AND ${remains(parentStaged, 'p')})`);
+      const otherTenant =
+        sameTenant === '' || parentStaged === undefined
+          ? 'NULL::text'
+          : `(SELECT ${parentStaged.tenantOf('p')} FROM ${parentSql} p WHERE ${match('n', 'p')} AND ${remains(parentStaged, 'p')} LIMIT 1)`;
       const parentWritten =
         parentStaged === undefined || !key.parentColumns.every((c) => parentStaged.columns.includes(c))
           ? 'false'
@@ -114,7 +124,11 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
           `NOT ${parentKept}`,
           `NOT ${parentWritten}`,
         ].join(' AND '),
-        doc: conflictDoc('foreign-key', `${label} || ': the referenced row would not exist'`, 'NULL::json'),
+        doc: conflictDoc(
+          'foreign-key',
+          `${label} || coalesce(': the referenced row belongs to tenant ' || ${otherTenant}, ': the referenced row would not exist')`,
+          'NULL::json',
+        ),
       });
     }
     if (key.parent === staged.name && key.parentColumns.every((column) => staged.columns.includes(column))) {

@@ -143,6 +143,22 @@ for (const major of testMajors('one')) {
       await f.db.query(`DELETE FROM public.projects WHERE id = $1`, [taken]);
     });
 
+    test('init names a tenant table with no index led by its tenant column, and how to add one', async () => {
+      await f.db.query(`CREATE TABLE public.notes (id int PRIMARY KEY, tenant_id text NOT NULL REFERENCES public.tenants, body text)`);
+      const init = await f.recall(['init', '--json']);
+      assert.equal(init.code, 0, init.stderr);
+      assert.match(
+        init.stderr,
+        /note: public\.notes has no index led by its tenant column tenant_id: restoring one tenant will read the whole table \(CREATE INDEX ON public\.notes \(tenant_id\)\)/,
+      );
+      assert.deepStrictEqual((JSON.parse(init.stdout) as { unindexedTenantTables: string[] }).unindexedTenantTables, ['public.notes']);
+      await f.db.query('CREATE INDEX ON public.notes (tenant_id)');
+      const again = await f.recall(['init', '--json']);
+      assert.doesNotMatch(again.stderr, /has no index led by/);
+      assert.deepStrictEqual((JSON.parse(again.stdout) as { unindexedTenantTables: string[] }).unindexedTenantTables, []);
+      await f.db.query('DROP TABLE public.notes');
+    });
+
     test('target rows the table no longer accepts (a domain check added since): the plan stops with exit 3, nothing written, nothing left', async () => {
       await f.db.query(`
         CREATE DOMAIN short_text AS text;

@@ -18,6 +18,8 @@ import {
   checkSource,
   readSourceSettings,
   formatTableName,
+  quoteIdentifier,
+  tablesWithoutTenantIndex,
   type TenancyConfig,
 } from '../source/index.js';
 import { formatLsn } from '../timeline/index.js';
@@ -45,6 +47,8 @@ export interface InitResult {
   readonly imageRows: number;
   /** Whether the DDL hook is installed (it needs a superuser): layouts then start at their ALTER TABLE. */
   readonly ddlHook: boolean;
+  /** Tenant-scoped tables with no index led by their tenant column: restoring a tenant reads them whole. */
+  readonly unindexedTenantTables: readonly string[];
 }
 
 /** Checks the source and starts its history in the vault. */
@@ -63,6 +67,12 @@ export async function init(options: InitOptions): Promise<InitResult> {
     const slotExists = (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [ownSlot])).rowCount === 1;
     const problems = checkSource(settings, tables, options.tenancy, slotExists);
     if (problems.length > 0) throw new SourceNotReadyError(problems);
+    const unindexed = (await tablesWithoutTenantIndex(client, tables)).map((table) => {
+      log(
+        `init: note: ${table.qualified} has no index led by its tenant column ${table.tenantColumn}: restoring one tenant will read the whole table (CREATE INDEX ON ${table.qualified} (${quoteIdentifier(table.tenantColumn as string)}))`,
+      );
+      return table.qualified;
+    });
 
     if (options.vault.initialized) {
       const manifest = options.vault.manifest;
@@ -83,6 +93,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
         tables: tables.length,
         imageRows: 0,
         ddlHook,
+        unindexedTenantTables: unindexed,
       };
     }
 
@@ -117,6 +128,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
           tables: image.tables,
           imageRows: image.rows,
           ddlHook,
+          unindexedTenantTables: unindexed,
         };
       } catch (error) {
         await replication.end().catch(() => undefined);

@@ -8,5 +8,6 @@ export { formatTableName, parseTableName, quoteIdentifier, sqlIdentifier, sqlTab
 export { readConstraints, type Constraints, type ForeignKey, type OwnedSequence, type UniqueKey } from './constraints.js';
 export { MIN_SERVER_VERSION, readSourceIdentity, type SourceFacts } from './identity.js';
 export { checkSource, readSourceSettings, type SourceSettings } from './preflight.js';
+export { tablesWithoutTenantIndex } from './tenant-index.js';
 export { backoffDelay, sleep } from './backoff.js';
 export { ensureRecallFunction, ensureRecallSchema } from './recall-schema.js';

@@ -9,7 +9,7 @@ import { MissingPrivilegeError, VerifyMismatchError } from '../errors.js';
 import { recallContextSql } from '../capture/index.js';
 import { parseTableName, sqlIdentifier, sqlTableName, type Constraints } from '../source/index.js';
 import type { TableSteps } from './plan.js';
-import { GROUP, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
+import { GROUP, groupParams, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
 /** What one apply transaction needs to know. */
 export interface GroupWrite {
@@ -33,17 +33,8 @@ export interface GroupResult {
   readonly written: number;
 }
 
-/** The staged rows (alias n) of the batch's groups, skipped ones included: $1 the tenants, $2 whether the global rows are in. */
-const ofBatch = (n: string): string => `(${n}.${GROUP} = ANY($1::text[]) OR (${n}.${GROUP} IS NULL AND $2::boolean))`;
-
 /** The staged rows (alias n) of the batch's groups that are written. */
-const inGroup = (n: string): string => `${ofBatch(n)} AND NOT ${n}.${SKIP}`;
-
-/** The parameters inGroup expects. */
-const groupParams = (tenants: readonly (string | null)[]): [string[], boolean] => [
-  tenants.filter((t): t is string => t !== null),
-  tenants.includes(null),
-];
+const inGroup = (n: string): string => `${ofGroups(n)} AND NOT ${n}.${SKIP}`;
 
 /** Writes and verifies one group atomically; throws (after rolling back) if the result differs from the target. */
 export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<GroupResult> {
@@ -234,7 +225,7 @@ async function stagedRowsDiffer(client: pg.Client, staged: StagedTable, tenants:
 async function restoredRowsDiffer(client: pg.Client, staged: StagedTable, tenants: readonly (string | null)[]): Promise<number> {
   const { rows } = await client.query<{ wrong: string }>(
     `SELECT count(*) AS wrong
-       FROM (SELECT * FROM pg_temp.${staged.staging} AS n WHERE ${ofBatch('n')}) AS n
+       FROM (SELECT * FROM pg_temp.${staged.staging} AS n WHERE ${ofGroups('n')}) AS n
        FULL JOIN (SELECT l.ctid, l.* FROM ${staged.table.sql} AS l WHERE ${staged.ofTenants('l', '$1::text[]', '$2::boolean')}) AS l
          ON ${staged.sameKey('l', 'n')}
       WHERE CASE WHEN n.${PRESENT} IS NULL THEN true WHEN n.${SKIP} THEN false

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { sqlIdentifier, sqlTableName, parseTableName, type Constraints } from '../source/index.js';
 import type { Conflict, ConflictKind, ConflictResolution, Key, Row, TableSteps } from './plan.js';
-import { CONFLICT, GROUP, LATER, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
+import { CONFLICT, GROUP, groupParams, LATER, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
 /** The staged tables of a plan by name, with the source's constraints. */
 export interface StagedPlan {
@@ -102,17 +102,15 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
       // Our row would reference a parent row that will not exist (none is kept, none is
       // written), or one of another tenant: a parent left in place because --on-conflict
       // theirs kept another tenant's row under its key must not become ours.
-      const sameTenant =
-        staged.table.tenantColumn !== undefined && parentStaged?.table.tenantColumn !== undefined
-          ? ` AND ${parentStaged.tenantOf('p')} IS NOT DISTINCT FROM n.${GROUP}`
-          : '';
+      const scopedParent =
+        staged.table.tenantColumn !== undefined && parentStaged?.table.tenantColumn !== undefined ? parentStaged : undefined;
+      // The live parent row our row would reference, if it stays.
+      const keptParent = `FROM ${parentSql} p WHERE ${match('n', 'p')}${parentStaged === undefined ? '' : ` AND ${remains(parentStaged, 'p')}`}`;
       const parentKept =
-        `EXISTS (SELECT 1 FROM ${parentSql} p WHERE ${match('n', 'p')}${sameTenant}` +
-        (parentStaged === undefined ? ')' : ` AND ${remains(parentStaged, 'p')})`);
-      const otherTenant =
-        sameTenant === '' || parentStaged === undefined
-          ? 'NULL::text'
-          : `(SELECT ${parentStaged.tenantOf('p')} FROM ${parentSql} p WHERE ${match('n', 'p')} AND ${remains(parentStaged, 'p')} LIMIT 1)`;
+        scopedParent === undefined
+          ? `EXISTS (SELECT 1 ${keptParent})`
+          : `EXISTS (SELECT 1 ${keptParent} AND ${scopedParent.tenantOf('p')} IS NOT DISTINCT FROM n.${GROUP})`;
+      const otherTenant = scopedParent === undefined ? 'NULL::text' : `(SELECT ${scopedParent.tenantOf('p')} ${keptParent} LIMIT 1)`;
       const parentWritten =
         parentStaged === undefined || !key.parentColumns.every((c) => parentStaged.columns.includes(c))
           ? 'false'
@@ -168,10 +166,10 @@ export async function resolveConflicts(
   counts: ReadonlyMap<string, TableCount>,
 ): Promise<{ skipped: number; conflicted: ReadonlySet<string> }> {
   // A row in conflict of either kind: `ours` overrides only changed-after.
-  const conflicting = `(${CONFLICT} IS NOT NULL OR ${LATER} IS NOT NULL)`;
+  const conflicting = `(n.${CONFLICT} IS NOT NULL OR n.${LATER} IS NOT NULL)`;
   let skipped = 0;
   const skip = async (staged: StagedTable, where: string, values: unknown[] = []): Promise<void> => {
-    skipped += (await client.query(`UPDATE ${s(staged)} SET ${SKIP} = true WHERE NOT ${SKIP} AND ${where}`, values)).rowCount ?? 0;
+    skipped += (await client.query(`UPDATE ${s(staged)} AS n SET ${SKIP} = true WHERE NOT n.${SKIP} AND ${where}`, values)).rowCount ?? 0;
   };
   const conflicted = new Set<string>();
   for (let round = 0; ; round++) {
@@ -185,16 +183,13 @@ export async function resolveConflicts(
       const groups = new Set<string | null>();
       for (const staged of plan.tables.values()) {
         const { rows } = await client.query<{ group: string | null }>(
-          `SELECT DISTINCT ${GROUP} AS group FROM ${s(staged)} WHERE ${conflicting}`,
+          `SELECT DISTINCT n.${GROUP} AS group FROM ${s(staged)} AS n WHERE ${conflicting}`,
         );
         for (const row of rows) groups.add(row.group);
       }
       if (groups.size === 0) return { skipped, conflicted };
       for (const staged of plan.tables.values()) {
-        await skip(staged, `(${GROUP} = ANY($1::text[]) OR (${GROUP} IS NULL AND $2))`, [
-          [...groups].filter((g) => g !== null),
-          groups.has(null),
-        ]);
+        await skip(staged, ofGroups('n'), groupParams(groups));
       }
     }
   }

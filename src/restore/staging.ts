@@ -11,6 +11,18 @@ import { sqlIdentifier, type SourceTable } from '../source/index.js';
 import type { StagedShape } from './copy-text.js';
 import type { TargetPiece } from './target.js';
 
+/**
+ * Staged rows (alias n) of some groups: $1 the tenants (text[]), $2 whether the global
+ * rows (group null) are among them.
+ */
+export const ofGroups = (n: string): string => `(${n}.${GROUP} = ANY($1::text[]) OR (${n}.${GROUP} IS NULL AND $2::boolean))`;
+
+/** The parameters ofGroups expects, for a list of groups (null: the global rows). */
+export const groupParams = (groups: Iterable<string | null>): [string[], boolean] => {
+  const list = [...groups];
+  return [list.filter((g): g is string => g !== null), list.includes(null)];
+};
+
 /** Flag columns of a staging table; the dots keep them apart from any user column. */
 export const PRESENT = '"recall.present"';
 export const GROUP = '"recall.group"';

@@ -9,7 +9,7 @@ import { MissingPrivilegeError, VerifyMismatchError } from '../errors.js';
 import { recallContextSql } from '../capture/index.js';
 import { parseTableName, sqlIdentifier, sqlTableName, type Constraints } from '../source/index.js';
 import type { TableSteps } from './plan.js';
-import { GROUP, groupParams, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
+import { findingLiveRows, GROUP, groupParams, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
 /** What one apply transaction needs to know. */
 export interface GroupWrite {
@@ -202,13 +202,13 @@ async function verify(client: pg.Client, group: GroupWrite): Promise<string[]> {
 
 /**
  * Staged rows that the live row of their key does not match: present ones must be
- * there and equal, absent ones gone. One probe of the key index per staged row.
+ * there and equal, absent ones gone. The live rows under the staged keys are found once (liveRowJoin).
  */
 async function stagedRowsDiffer(client: pg.Client, staged: StagedTable, tenants: readonly (string | null)[]): Promise<number> {
-  const { rows } = await probingKeys(client, staged, () =>
+  const { rows } = await findingLiveRows(client, staged, () =>
     client.query<{ wrong: string }>(
       `SELECT count(*) FILTER (WHERE CASE WHEN n.${PRESENT} THEN l.ctid IS NULL OR ${staged.differs('l', 'n')} ELSE l.ctid IS NOT NULL END) AS wrong
-         FROM pg_temp.${staged.staging} AS n ${staged.liveRowJoin('n', 'l')} WHERE ${inGroup('n')}`,
+         FROM pg_temp.${staged.staging} AS n ${staged.liveRowJoin('n', 'l', inGroup)} WHERE ${inGroup('n')}`,
       groupParams(tenants),
     ),
   );

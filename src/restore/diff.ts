@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { sqlIdentifier, sqlTableName, parseTableName, type Constraints } from '../source/index.js';
 import type { Conflict, ConflictKind, ConflictResolution, Key, Row, TableSteps } from './plan.js';
-import { CONFLICT, GROUP, groupParams, LATER, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
+import { CONFLICT, findingLiveRows, GROUP, groupParams, LATER, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
 /** The staged tables of a plan by name, with the source's constraints. */
 export interface StagedPlan {
@@ -205,10 +205,10 @@ export interface TableCount {
   readonly later: number;
 }
 
-/** Counts the writes per group of a staged table, in one probe of the key index per staged row. */
+/** Counts the writes per group of a staged table, finding the live rows under its keys once. */
 export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableCount> {
   const heldBy = staged.table.tenantColumn === undefined ? 'false' : `${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`;
-  const { rows } = await probingKeys(client, staged, () =>
+  const { rows } = await findingLiveRows(client, staged, () =>
     client.query<{ group: string | null; insert: string; update: string; delete: string; unchanged: string; held: string; later: string }>(
       `SELECT "group",
               count(*) FILTER (WHERE present AND NOT found) AS insert,
@@ -218,7 +218,7 @@ export async function countWrites(client: pg.Client, staged: StagedTable): Promi
               count(*) FILTER (WHERE present AND held) AS held, count(*) FILTER (WHERE later) AS later
          FROM (SELECT n.${GROUP} AS "group", n.${PRESENT} AS present, l.ctid IS NOT NULL AS found, n.${LATER} IS NOT NULL AS later,
                       l.ctid IS NOT NULL AND ${staged.differs('l', 'n')} AS differs, l.ctid IS NOT NULL AND ${heldBy} AS held
-                 FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l')} WHERE NOT n.${SKIP}) AS d
+                 FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l', (r) => `NOT ${r}.${SKIP}`)} WHERE NOT n.${SKIP}) AS d
         GROUP BY "group"`,
     ),
   );

@@ -195,7 +195,7 @@ export async function resolveConflicts(
   }
 }
 
-/** What one probe of the live rows found for a staged table. */
+/** What the count found for a staged table against its live rows. */
 export interface TableCount {
   /** Inserts, updates, deletes and unchanged rows per group, as apply would find them. */
   readonly diffs: readonly TableDiff[];

@@ -78,13 +78,25 @@ export class StagedTable implements StagedShape {
 
   /**
    * Whether the live rows under the staged keys are found in one scan of the key
-   * index, by an array of the keys: on a single-column key, for up to KEY_SCAN_LIMIT
-   * rows. The scan reads each index and heap page once, where a probe per staged
-   * row descends the index and visits the heap again for every row (some 3 times
-   * slower for a tenant's keys, which sit close together).
+   * index, by an array of the keys, and met in a hash join (findingLiveRows): on a
+   * single-column key of a type that hashes, in a table that is not partitioned (the
+   * array, not a constant, would be searched in every partition's index), for up to
+   * KEY_SCAN_LIMIT staged rows. From PostgreSQL 17 on, the scan reads each index page
+   * once, where a probe per staged row descends the index for each (some 3 times
+   * slower for a tenant's keys, which sit close together); before 17 it still
+   * descends once per key, in key order.
    */
   get scansKeys(): boolean {
-    return !this.fullIdentity && this.table.key.length === 1 && this.rows <= KEY_SCAN_LIMIT;
+    const [key, ...more] = this.table.key;
+    const type = this.table.columns.find((column) => column.name === key)?.typeOid;
+    return (
+      !this.fullIdentity &&
+      more.length === 0 &&
+      !this.table.partitioned &&
+      type !== undefined &&
+      HASHED_KEY_TYPES.has(type) &&
+      this.rows <= KEY_SCAN_LIMIT
+    );
   }
 
   /**
@@ -153,8 +165,19 @@ export class StagedTable implements StagedShape {
   }
 }
 
-/** Most staged rows of a table whose keys are looked up in one scan (an array of 1M keys is 8 MB or more). */
-const KEY_SCAN_LIMIT = 1_000_000;
+/**
+ * Most staged rows of a table whose keys are looked up in one scan: the array is held
+ * in memory whole (2 MB of bigint keys, and an array may not pass 1 GB), and the
+ * planner, which cannot see its size, sizes the hash join's table for a few rows.
+ */
+const KEY_SCAN_LIMIT = 250_000;
+
+/**
+ * Key types whose equality hashes, so the hash join is open to the planner: bool,
+ * bytea, char, name, int8, int2, int4, text, oid, bpchar, varchar, date, timestamp,
+ * timestamptz, numeric, uuid (by oid). Any other key, a domain included, is probed per row.
+ */
+const HASHED_KEY_TYPES: ReadonlySet<number> = new Set([16, 17, 18, 19, 20, 21, 23, 25, 26, 1042, 1043, 1082, 1114, 1184, 1700, 2950]);
 
 /**
  * Runs `work`, whose joins find live rows of `staged`'s table by key, with nested
@@ -180,7 +203,7 @@ export async function findingLiveRows<T>(client: pg.Client, staged: StagedTable,
     : probingKeys(client, staged, work);
 }
 
-/** Runs `work` with the given join methods off, in one round trip each way. */
+/** Runs `work` with the given planner methods off, in one round trip each way. */
 async function planningWith<T>(client: pg.Client, off: readonly string[], work: () => Promise<T>): Promise<T> {
   await client.query(off.map((setting) => `SET ${setting} = off`).join('; '));
   try {

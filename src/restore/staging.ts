@@ -194,7 +194,9 @@ export async function probingKeys<T>(client: pg.Client, staged: StagedTable, wor
  * Runs `work`, whose query joins staged rows to live ones by liveRowJoin. When the
  * keys are scanned, the live rows under them come out of one scan and meet the staged
  * rows in a hash join: a nested loop would scan them again for every staged row,
- * since the planner does not know how many keys the array holds. Otherwise the
+ * since the planner does not know how many keys the array holds. Bitmap scans are
+ * off too: a plain index scan marks the index entries of dead rows it meets (a
+ * deleted tenant's), so the inserts after it do not visit those rows again. Otherwise the
  * query probes the key index per row, as probingKeys says.
  */
 export async function findingLiveRows<T>(client: pg.Client, staged: StagedTable, work: () => Promise<T>): Promise<T> {

@@ -29,7 +29,7 @@ describe('COPY text rendered by DuckDB', () => {
   let duck: DuckDBConnection;
   const scratch = mkdtempSync(join(tmpdir(), 'recall-copy-text-'));
   before(async () => {
-    duck = await openDuckDB({ memoryLimit: '64MB', threads: 1, tempDirectory: scratch });
+    duck = await openDuckDB(scratch);
   });
   after(() => {
     duck.closeSync();

@@ -188,10 +188,7 @@ class CaptureSession {
       }
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
-      // DuckDB's native memory runs to two or three times its limit; 48 MB keeps capture's RSS bounded
-      // under 300 MB however large a transaction is (measured in bench/run.ts); see ARCHITECTURE.md for
-      // the one shape that still exceeds it (huge deletes of very wide rows).
-      duck = await openDuckDB({ memoryLimit: '48MB', threads: 1, tempDirectory: await vault.storage.scratchDirectory() });
+      duck = await openDuckDB(await vault.storage.scratchDirectory());
       const buffer = await LayerBuffer.create(duck, vault.storage);
       const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
       const replication = await connectSource(options.source, { replication: true });

@@ -198,7 +198,7 @@ async function ensurePublication(client: pg.Client, name: string, tables: readon
 /** Reads every table in the slot's snapshot into one image layer. */
 async function writeImage(options: InitOptions, snapshot: ExportedSnapshot, log: (line: string) => void) {
   const reader = await connectSource(options.source);
-  const duck = await openDuckDB({ memoryLimit: '256MB', threads: 2, tempDirectory: await options.vault.storage.scratchDirectory() });
+  const duck = await openDuckDB(await options.vault.storage.scratchDirectory());
   const buffer = await LayerBuffer.create(duck, options.vault.storage, 'image');
   try {
     const time = await enterSnapshot(reader, snapshot);

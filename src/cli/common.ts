@@ -2,8 +2,8 @@
 
 import type { Command } from 'commander';
 import { formatMicros, type Point } from '../timeline/index.js';
-import { resolveSource, type SourceConfig, loadTenancy, type TenancyConfig } from '../source/index.js';
-import { Vault, resolveVaultLocation } from '../vault/index.js';
+import { configValue, loadConfigDocument, resolveSource, type SourceConfig, loadTenancy, type TenancyConfig } from '../source/index.js';
+import { Vault, resolveMemoryLimit, resolveVaultLocation, setMemoryBudget } from '../vault/index.js';
 
 /** Adds --source, --vault, --config and --json. */
 export function commonOptions(command: Command): Command {
@@ -11,6 +11,10 @@ export function commonOptions(command: Command): Command {
     .option('--source <url>', 'the source database (postgres://user@host:5432/db)')
     .option('--vault <path>', 'the vault directory')
     .option('--config <file>', 'tenancy and policies', 'recall.yml')
+    .option(
+      '--memory-limit <size>',
+      "memory for this process, DuckDB and Node together (512MB, 2GB); else RECALL_MEMORY_LIMIT, recall.yml's memory-limit, or 25% of RAM (at least 256MB)",
+    )
     .option('--json', 'print JSON (one object per line where there are many)');
 }
 
@@ -19,7 +23,18 @@ export interface CommonFlags {
   readonly source?: string;
   readonly vault?: string;
   readonly config: string;
+  readonly memoryLimit?: string;
   readonly json?: boolean;
+}
+
+/**
+ * Sets the process's memory budget from --memory-limit, RECALL_MEMORY_LIMIT or
+ * recall.yml, before anything is read: a bad size is an error before any work.
+ */
+export async function applyMemoryLimit(flags: Partial<CommonFlags>): Promise<void> {
+  const config = flags.config ?? 'recall.yml';
+  const document = loadConfigDocument(config, config !== 'recall.yml');
+  await setMemoryBudget(resolveMemoryLimit(flags.memoryLimit, configValue(document, 'memory-limit')));
 }
 
 /** Resolves the source connection from the flags and the environment. */

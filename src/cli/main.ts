@@ -4,7 +4,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { ExitCode, InternalError, RecallError } from '../errors.js';
-import { commonOptions } from './common.js';
+import { applyMemoryLimit, commonOptions, type CommonFlags } from './common.js';
 
 /** How a point can be written, for every flag that takes one. */
 const POINT_FORMS = 'ISO time (UTC if no zone), "10 minutes ago", lsn:0/16B3748 or before-txn:XID';
@@ -23,6 +23,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const run =
     <Flags>(load: () => Promise<{ run(flags: Flags): Promise<number> }>) =>
     async (flags: Flags): Promise<void> => {
+      await applyMemoryLimit(flags as Partial<CommonFlags>);
       exitCode = await (await load()).run(flags);
     };
 

@@ -3,6 +3,7 @@
 
 export { PINNED_SETTINGS, connectSource, describeConnectError, resolveSource, type SourceConfig } from './connection.js';
 export { identityKeySql, readCatalog, tenantColumnOf, type SourceColumn, type SourceTable } from './catalog.js';
+export { configValue, loadConfigDocument } from './config-file.js';
 export { DEFAULT_TENANCY, loadTenancy, parseTenancy, type TableTenancy, type TenancyConfig } from './tenancy.js';
 export { formatTableName, parseTableName, quoteIdentifier, sqlIdentifier, sqlTableName, type TableName } from './table-name.js';
 export { readConstraints, type Constraints, type ForeignKey, type OwnedSequence, type UniqueKey } from './constraints.js';

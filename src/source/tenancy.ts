@@ -2,9 +2,8 @@
 // everywhere and a root table `tenants` keyed by the tenant id; `recall.yml`
 // overrides the column, the root, and individual tables.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../errors.js';
+import { loadConfigDocument } from './config-file.js';
 import { formatTableName, parseTableName } from './table-name.js';
 
 /** Per-table tenancy declared in recall.yml: a tenant column, or `global`. */
@@ -22,17 +21,8 @@ export const DEFAULT_TENANCY: TenancyConfig = Object.freeze({ column: 'tenant_id
 
 /** Reads recall.yml (or the given path); the defaults if it does not exist. */
 export function loadTenancy(path = 'recall.yml', required = false): TenancyConfig {
-  if (!existsSync(path)) {
-    if (required) throw new UsageError(`config file ${path} does not exist`, 'check the --config path');
-    return DEFAULT_TENANCY;
-  }
-  let document: unknown;
-  try {
-    document = parseYaml(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new UsageError(`${path} is not valid YAML: ${(error as Error).message}`, `fix ${path}`);
-  }
-  return parseTenancy(document, path);
+  const document = loadConfigDocument(path, required);
+  return document === undefined ? DEFAULT_TENANCY : parseTenancy(document, path);
 }
 
 /** Validates the `tenancy` section of a parsed recall.yml. */

@@ -25,7 +25,7 @@ export class VaultReader {
   static async open(vault: Vault): Promise<VaultReader> {
     const manifest = vault.manifest;
     const files = await vault.layerFiles(manifest.layers);
-    const duck = await openDuckDB({ memoryLimit: '512MB', threads: 2, tempDirectory: await vault.storage.scratchDirectory() });
+    const duck = await openDuckDB(await vault.storage.scratchDirectory());
     return new VaultReader(vault, manifest, duck, files);
   }
 

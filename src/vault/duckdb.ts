@@ -1,25 +1,48 @@
-// Embedded DuckDB, configured for Recall: bounded memory and threads (its native
-// memory counts in our RSS), spilling to the vault's scratch directory.
+// Embedded DuckDB, configured for Recall: one instance per process, so every
+// connection (capture's staging, a reader, a restore's targets) shares one memory
+// limit, the DuckDB share of the process's memory budget; it spills past that to
+// the vault's scratch directory. Its native memory counts in our RSS.
 
 import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
+import { defaultMemoryLimit, memoryBudget, type MemoryBudget } from './memory-budget.js';
 
-/** Limits for one embedded DuckDB. */
-export interface DuckDBLimits {
-  readonly memoryLimit: string;
-  readonly threads: number;
-  readonly tempDirectory: string;
+/** Threads of the shared instance: the machines have two cores, and each thread's buffers count in the limit. */
+const THREADS = 2;
+
+let budget: MemoryBudget = memoryBudget(defaultMemoryLimit());
+let shared: Promise<DuckDBInstance> | undefined;
+
+/** Sets the process's memory budget; an instance already open takes its new limit at once. */
+export async function setMemoryBudget(bytes: number): Promise<void> {
+  budget = memoryBudget(bytes);
+  if (shared !== undefined) {
+    const connection = await (await shared).connect();
+    try {
+      await connection.run(`SET memory_limit = '${budget.duckdbBytes}B'`);
+    } finally {
+      connection.closeSync();
+    }
+  }
 }
 
-/** Opens an in-memory DuckDB with the given limits. */
-export async function openDuckDB(limits: DuckDBLimits): Promise<DuckDBConnection> {
-  const instance = await DuckDBInstance.create(':memory:', {
-    memory_limit: limits.memoryLimit,
-    threads: String(limits.threads),
-    temp_directory: limits.tempDirectory,
+/** The memory budget in force in this process. */
+export function processMemoryBudget(): MemoryBudget {
+  return budget;
+}
+
+/**
+ * A new connection to the process's DuckDB, created on first use. Spill files go to
+ * the scratch directory of the first vault that asks (any local directory serves).
+ */
+export async function openDuckDB(scratchDirectory: string): Promise<DuckDBConnection> {
+  shared ??= DuckDBInstance.create(':memory:', {
+    memory_limit: `${budget.duckdbBytes}B`,
+    threads: String(THREADS),
+    temp_directory: scratchDirectory,
     preserve_insertion_order: 'false',
     enable_external_access: 'true',
   });
-  return instance.connect();
+  return (await shared).connect();
 }
 
 /** Runs a query and returns its rows as objects of DuckDB values. */

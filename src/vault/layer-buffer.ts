@@ -8,19 +8,12 @@ import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeRecord } from './change.js';
-import { queryRows, sqlLiteral } from './duckdb.js';
+import { processMemoryBudget, queryRows, sqlLiteral } from './duckdb.js';
 import type { LayerEntry } from './manifest.js';
 import type { VaultStorage } from './storage.js';
 
 /** Staged rows at which a part is spilled: the most any single sort or staging table holds. */
 export const PART_ROWS = 20_000;
-
-/**
- * Staged text (rows, keys, context) at which a part is spilled whatever the row count:
- * DuckDB keeps the staging table in memory, and completing deletes rewrites rows in
- * place, so wide rows must spill sooner than narrow ones to stay inside capture's limit.
- */
-const PART_BYTES = 16 * 1024 * 1024;
 
 /** Rows per Parquet row group: small enough that per-tenant reads skip most of a file. */
 const ROW_GROUP_SIZE = 16_384;
@@ -31,6 +24,12 @@ export class LayerBuffer {
   private count = 0;
   private bytes = 0;
   private parts: { local: string; entry: LayerEntry }[] = [];
+  /**
+   * Staged text (rows, keys, context) at which a part is spilled whatever the row count:
+   * a part is sorted whole in DuckDB, which takes a few times its size, so wide rows
+   * spill sooner than narrow ones (the budget's partBytes).
+   */
+  private readonly partBytes = processMemoryBudget().partBytes;
 
   private constructor(
     private readonly duck: DuckDBConnection,
@@ -70,7 +69,7 @@ export class LayerBuffer {
 
   /** Whether the staged rows make a full part: time to spill (or flush). */
   get full(): boolean {
-    return this.count >= PART_ROWS || this.bytes >= PART_BYTES;
+    return this.count >= PART_ROWS || this.bytes >= this.partBytes;
   }
 
   /** Stages one change; `unchanged` lists TOASTed columns whose value must come from the previous version. */

@@ -15,13 +15,13 @@ import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
 import { connectSource, type SourceConfig, type TenancyConfig, backoffDelay, sleep, readSourceIdentity } from '../source/index.js';
 import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
-import { type ChangeRecord, openDuckDB, LayerBuffer, type LayerEntry, type Vault } from '../vault/index.js';
+import { type ChangeRecord, openDuckDB, LayerBuffer, type LayerEntry, processMemoryBudget, type Vault } from '../vault/index.js';
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
 import { reimageTables } from './image.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
 import { RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
-import { completeDeletes, expandTruncate, fillUnchangedToast, historySql } from './resolve.js';
+import { historySql, planCompletion, truncateChunks } from './resolve.js';
 
 /** How `capture` runs. */
 export interface CaptureOptions {
@@ -196,6 +196,7 @@ class CaptureSession {
         slot: manifest.source.slot,
         publication: manifest.source.publication,
         startLsn: 0n,
+        highWaterBytes: processMemoryBudget().streamBytes,
         // Catching up, each quiet moment asks the server where WAL ends: a restore waits on the answer.
         ...(options.untilCaughtUp ? { idleMs: CATCH_UP_IDLE_MS } : {}),
       });
@@ -262,7 +263,7 @@ class CaptureSession {
   }
 
   async close(): Promise<void> {
-    this.buffer.close();
+    await this.buffer.close();
     this.buffer.connection.closeSync();
     await this.stream.close();
     await this.catalog.end().catch(() => undefined);
@@ -399,22 +400,34 @@ class CaptureSession {
     this.totals.changes++;
   }
 
+  /**
+   * Stages one 'truncate' change per row alive in the table, a part's worth at a time:
+   * a TRUNCATE of a large table removes more rows than any one statement may hold.
+   */
   private async truncate(relation: StreamRelation): Promise<void> {
     const txn = this.transaction;
     if (txn === undefined || txn.duplicate) return;
-    await this.buffer.sync();
-    const history = await this.history();
-    await this.withHeartbeat(() =>
-      expandTruncate(this.duck(), history, this.buffer.tableName, {
-        table: relation.table,
-        commitLsn: txn.commitLsn,
-        seq: txn.seq++,
-        commitTime: txn.commitTime,
-        xid: txn.xid,
-        context: txn.context,
-      }),
-    );
-    await this.buffer.recount();
+    const change = {
+      table: relation.table,
+      commitLsn: txn.commitLsn,
+      seq: txn.seq++,
+      commitTime: txn.commitTime,
+      xid: txn.xid,
+      context: txn.context,
+    };
+    await this.withHeartbeat(async () => {
+      const chunks = await truncateChunks(this.duck(), await this.history(), this.buffer.tableName, change, this.buffer.partBytes);
+      try {
+        // The history is asked for again each time: a part written meanwhile took rows out of staging.
+        for (let more = true; more; ) {
+          more = await chunks.stageNext(await this.history());
+          await this.buffer.recount();
+          if (this.buffer.full) await this.writeStaged();
+        }
+      } finally {
+        await chunks.drop();
+      }
+    });
   }
 
   private duck() {
@@ -463,17 +476,28 @@ class CaptureSession {
     return historySql([...layers, ...this.buffer.partFiles], this.buffer.tableName);
   }
 
-  /** Completes the staged changes the stream sent incomplete (TOAST, deletes). */
-  private async complete(): Promise<void> {
+  /**
+   * Completes what is staged (TOAST values, deleted rows) and writes it as parts, in
+   * chunks that each stay within a part's size once complete, then empties staging.
+   */
+  private async writeStaged(): Promise<void> {
+    await this.buffer.sync();
     if (this.buffer.size === 0) return;
-    const history = await this.history();
-    await fillUnchangedToast(this.duck(), history, this.buffer.tableName);
-    const orphans = await completeDeletes(this.duck(), history, this.buffer.tableName);
-    if (orphans > 0) {
-      this.log(
-        `capture: warning: ${orphans} deleted rows have no earlier version in the vault (a gap in the history); their tenant is unknown`,
-      );
+    const completion = await planCompletion(this.duck(), await this.history(), this.buffer.tableName, this.buffer.partBytes);
+    try {
+      if (completion.orphans > 0) {
+        this.log(
+          `capture: warning: ${completion.orphans} deleted rows have no earlier version in the vault (a gap in the history); their tenant is unknown`,
+        );
+      }
+      for (const chunk of completion.chunks) {
+        if (chunk.fill !== undefined) await this.duck().run(chunk.fill);
+        await this.buffer.writePart('delta', chunk.select);
+      }
+    } finally {
+      await completion.drop();
     }
+    await this.buffer.clear();
   }
 
   /** Moves the staged part of a large transaction to a part file, so memory stays bounded. */
@@ -484,8 +508,7 @@ class CaptureSession {
       await this.buffer.sync();
       await this.duck().run(`UPDATE ${this.buffer.tableName} SET context = $1 WHERE commit_lsn = $2`, [txn.context, txn.commitLsn]);
     }
-    await this.complete();
-    await this.buffer.spill('delta');
+    await this.writeStaged();
   }
 
   private async flushNow(): Promise<void> {
@@ -495,7 +518,7 @@ class CaptureSession {
       this.stagedSince = undefined;
       return;
     }
-    await this.complete();
+    await this.writeStaged();
     const layers = await this.buffer.commitLayers('delta');
     const manifest = vault.manifest;
     // Committed with the deltas that revealed the rewrite, so a crash before it cannot lose it.

@@ -168,7 +168,6 @@ export async function reimageTables(
     return { layers: [], left: [...tables] };
   }
   const reader = connections[1] as pg.Client;
-  await context.duck.run('DROP TABLE IF EXISTS reimage');
   const buffer = await LayerBuffer.create(context.duck, context.storage, 'reimage');
   try {
     const time = await enterSnapshot(reader, snapshot);
@@ -190,8 +189,7 @@ export async function reimageTables(
     await reader.query('COMMIT');
     return { layers, left };
   } finally {
-    buffer.close();
-    await context.duck.run('DROP TABLE IF EXISTS reimage');
-    await endAll();
+    await buffer.close();
+      await endAll();
   }
 }

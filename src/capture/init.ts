@@ -215,7 +215,7 @@ async function writeImage(options: InitOptions, snapshot: ExportedSnapshot, log:
     await reader.query('COMMIT');
     return { layers, schemas, rows, time, tables: tables.length };
   } finally {
-    buffer.close();
+    await buffer.close();
     duck.closeSync();
     await reader.end().catch(() => undefined);
   }

@@ -15,6 +15,8 @@ export type ReplicationFrame =
 
 /** Queue length at which the socket is paused (backpressure), and resumed below half of it. */
 const HIGH_WATER = 2_000;
+/** Queued frame bytes at which the socket is paused whatever their number, unless told otherwise. */
+const HIGH_WATER_BYTES = 32 * 1024 * 1024;
 /** Quiet time after which the stream yields 'idle' (unless told otherwise). */
 const IDLE_MS = 250;
 /** Milliseconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01. */
@@ -28,7 +30,9 @@ interface PgConnection {
 
 /** A running logical replication stream. */
 export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
-  private readonly queue: ReplicationFrame[] = [];
+  private readonly queue: { frame: ReplicationFrame; bytes: number }[] = [];
+  /** Wire bytes of the frames queued: rows of megabytes must pause the socket long before 2,000 frames. */
+  private queuedBytes = 0;
   private wake: (() => void) | undefined;
   private failure: unknown;
   private ended = false;
@@ -39,14 +43,18 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
   private constructor(
     private readonly client: pg.Client,
     private readonly idleMs: number,
+    private readonly highWaterBytes: number,
   ) {
     // node-postgres has no public API for CopyBoth; its Connection object does the framing.
     this.connection = (client as unknown as { connection: PgConnection }).connection;
   }
 
   /** Starts streaming a slot with pgoutput from `startLsn` (0 = the slot's confirmed position). */
-  static start(client: pg.Client, options: { slot: string; publication: string; startLsn: Lsn; idleMs?: number }): ReplicationStream {
-    const stream = new ReplicationStream(client, options.idleMs ?? IDLE_MS);
+  static start(
+    client: pg.Client,
+    options: { slot: string; publication: string; startLsn: Lsn; idleMs?: number; highWaterBytes?: number },
+  ): ReplicationStream {
+    const stream = new ReplicationStream(client, options.idleMs ?? IDLE_MS, options.highWaterBytes ?? HIGH_WATER_BYTES);
     stream.connection.on('copyData', ({ chunk }) => stream.receive(chunk));
     const escape = (text: string): string => text.replaceAll("'", "''");
     client
@@ -94,13 +102,14 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
       // A failure wins over queued frames: a transaction must never commit without a change that failed to decode.
       if (this.failure !== undefined) throw this.failure;
       if (this.stopped) return;
-      const frame = this.queue.shift();
-      if (frame !== undefined) {
-        if (this.paused && this.queue.length < HIGH_WATER / 2) {
+      const queued = this.queue.shift();
+      if (queued !== undefined) {
+        this.queuedBytes -= queued.bytes;
+        if (this.paused && this.queue.length < HIGH_WATER / 2 && this.queuedBytes < this.highWaterBytes / 2) {
           this.paused = false;
           this.connection.stream.resume();
         }
-        yield frame;
+        yield queued.frame;
         continue;
       }
       if (this.ended) return;
@@ -127,12 +136,13 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
         this.finish(error);
         return;
       }
-      this.queue.push({ kind: 'data', walStart: chunk.readBigUInt64BE(1), message });
+      this.queue.push({ frame: { kind: 'data', walStart: chunk.readBigUInt64BE(1), message }, bytes: chunk.length });
+      this.queuedBytes += chunk.length;
     } else if (type === 0x6b) {
       // Primary keepalive: 'k', walEnd, sendTime, replyRequested
-      this.queue.push({ kind: 'keepalive', walEnd: chunk.readBigUInt64BE(1), replyRequested: chunk[17] === 1 });
+      this.queue.push({ frame: { kind: 'keepalive', walEnd: chunk.readBigUInt64BE(1), replyRequested: chunk[17] === 1 }, bytes: 0 });
     }
-    if (!this.paused && this.queue.length >= HIGH_WATER) {
+    if (!this.paused && (this.queue.length >= HIGH_WATER || this.queuedBytes >= this.highWaterBytes)) {
       this.paused = true;
       this.connection.stream.pause();
     }

@@ -4,7 +4,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeRecord } from './change.js';
@@ -18,6 +18,9 @@ export const PART_ROWS = 20_000;
 /** Rows per Parquet row group: small enough that per-tenant reads skip most of a file. */
 const ROW_GROUP_SIZE = 16_384;
 
+/** Buffers created in this process, for names unique in its shared DuckDB. */
+let buffers = 0;
+
 /** A DuckDB staging table of changes not yet in a layer. */
 export class LayerBuffer {
   private appender: DuckDBAppender;
@@ -29,7 +32,7 @@ export class LayerBuffer {
    * a part is sorted whole in DuckDB, which takes a few times its size, so wide rows
    * spill sooner than narrow ones (the budget's partBytes).
    */
-  private readonly partBytes = processMemoryBudget().partBytes;
+  readonly partBytes = processMemoryBudget().partBytes;
 
   private constructor(
     private readonly duck: DuckDBConnection,
@@ -42,8 +45,10 @@ export class LayerBuffer {
 
   /** Creates the staging table `name` in the given DuckDB. */
   static async create(duck: DuckDBConnection, storage: VaultStorage, name = 'pending'): Promise<LayerBuffer> {
-    await duck.run(`CREATE TABLE ${name} (${LAYER_COLUMNS}, unchanged VARCHAR)`);
-    return new LayerBuffer(duck, storage, name, await duck.createAppender(name));
+    // Connections of one process share one DuckDB catalog: a buffer's tables must not meet another's.
+    const table = `${name}_${++buffers}`;
+    await duck.run(`CREATE TABLE ${table} (${LAYER_COLUMNS}, unchanged VARCHAR)`);
+    return new LayerBuffer(duck, storage, table, await duck.createAppender(table));
   }
 
   /** The DuckDB connection holding the staging table, for resolution queries. */
@@ -110,22 +115,39 @@ export class LayerBuffer {
   async spill(kind: LayerEntry['kind']): Promise<void> {
     await this.sync();
     if (this.count === 0) return;
+    await this.writePart(kind, `SELECT ${LAYER_COLUMN_NAMES} FROM ${this.tableName}`);
+    await this.clear();
+  }
+
+  /**
+   * Writes the rows a SELECT (in layer columns) gives, sorted, as one part file, with the
+   * statistics the manifest keeps; the caller keeps the SELECT within a part's size.
+   */
+  async writePart(kind: LayerEntry['kind'], select: string): Promise<void> {
+    await this.sync();
+    const scratch = await this.storage.scratchDirectory();
+    const written = join(scratch, `part-${randomBytes(6).toString('hex')}.parquet`);
+    await this.duck.run(
+      `COPY (SELECT ${LAYER_COLUMN_NAMES} FROM (${select}) ORDER BY ${LAYER_ORDER})
+         TO ${sqlLiteral(written)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
+    );
     const [stats] = await queryRows(
       this.duck,
       `SELECT count(*) AS rows, min(commit_lsn) AS min_lsn, max(commit_lsn) AS max_lsn,
               epoch_us(min(commit_time)) AS min_time, epoch_us(max(commit_time)) AS max_time,
               min(tenant) AS min_tenant, max(tenant) AS max_tenant
-         FROM ${this.tableName}`,
+         FROM read_parquet(${sqlLiteral(written)})`,
     );
     if (stats === undefined) throw new Error('layer statistics query returned nothing');
+    if (Number(stats.rows) === 0) {
+      await rm(written, { force: true });
+      return;
+    }
     const minLsn = stats.min_lsn as bigint;
     const maxLsn = stats.max_lsn as bigint;
     const name = `${hex16(minLsn)}-${hex16(maxLsn)}-${randomBytes(4).toString('hex')}.parquet`;
-    const local = join(await this.storage.scratchDirectory(), name);
-    await this.duck.run(
-      `COPY (SELECT ${LAYER_COLUMN_NAMES} FROM ${this.tableName} ORDER BY ${LAYER_ORDER})
-         TO ${sqlLiteral(local)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
-    );
+    const local = join(scratch, name);
+    await rename(written, local);
     this.parts.push({
       local,
       entry: {
@@ -142,7 +164,6 @@ export class LayerBuffer {
         maxTenant: (stats.max_tenant as string | null) ?? null,
       },
     });
-    await this.clear();
   }
 
   /** Local files of the parts spilled since the last commit, for queries over the history. */
@@ -186,9 +207,10 @@ export class LayerBuffer {
     this.bytes = 0;
   }
 
-  /** Releases the appender. */
-  close(): void {
+  /** Releases the appender and the staging table (the process's DuckDB outlives it). */
+  async close(): Promise<void> {
     this.appender.closeSync();
+    await this.duck.run(`DROP TABLE IF EXISTS ${this.tableName}`);
   }
 }
 

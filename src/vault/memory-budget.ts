@@ -44,7 +44,7 @@ export function memoryBudget(bytes: number): MemoryBudget {
     bytes,
     duckdbBytes,
     streamBytes: Math.floor(bytes * STREAM_SHARE),
-    partBytes: Math.floor(duckdbBytes / 4),
+    partBytes: Math.floor(duckdbBytes / 6),
   });
 }
 

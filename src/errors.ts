@@ -90,6 +90,9 @@ export class SlotLostError extends errorKind('slot-lost', ExitCode.operational) 
 /** The slot is in use by another connection (often a capture that just died); capture waits for it. */
 export class SlotBusyError extends errorKind('slot-busy', ExitCode.operational) {}
 
+/** Capture cannot ingest a transaction (memory, disk, a file-size limit): it stops, naming the transaction, instead of looping. */
+export class CaptureStuckError extends errorKind('capture-stuck', ExitCode.operational) {}
+
 /** The vault does not hold everything committed on the source yet, and could not catch up in time. */
 export class VaultBehindError extends errorKind('vault-behind', ExitCode.operational) {}
 

@@ -16,6 +16,7 @@ import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } fro
 import { connectSource, type SourceConfig, type TenancyConfig, backoffDelay, sleep, readSourceIdentity } from '../source/index.js';
 import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
 import { type ChangeRecord, openDuckDB, LayerBuffer, type LayerEntry, processMemoryBudget, type Vault } from '../vault/index.js';
+import { asStuck } from './stuck.js';
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
 import { reimageTables } from './image.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
@@ -130,6 +131,10 @@ class CaptureSession {
   private transaction: OpenTransaction | undefined;
   private lastCommit: { lsn: Lsn; endLsn: Lsn; time: bigint } | undefined;
   private stagedSince: number | undefined;
+  /** The transactions staged since the last flush, to name them if they cannot be ingested. */
+  private staged: { first: { xid: bigint; lsn: Lsn }; last: { xid: bigint; lsn: Lsn }; transactions: number } | undefined;
+  /** A failure recorded by an earlier capture, cleared by the first flush that gets past it. */
+  private failureRecorded = false;
   private lastStatusAt = 0;
   private xidReference: bigint;
   /** WAL end of the newest keepalive received while nothing was staged. */
@@ -202,7 +207,9 @@ class CaptureSession {
       });
       onCatalogError = () => void stream.close();
       log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
-      return new CaptureSession(options, totals, log, catalog, stream, buffer, relations, BigInt(xid.rows[0]?.next ?? '0'));
+      const session = new CaptureSession(options, totals, log, catalog, stream, buffer, relations, BigInt(xid.rows[0]?.next ?? '0'));
+      session.failureRecorded = (await vault.captureFailure()) !== null;
+      return session;
     } catch (error) {
       duck?.closeSync();
       await catalog.end().catch(() => undefined);
@@ -227,6 +234,19 @@ class CaptureSession {
     // Ask at once where WAL ends: with nothing to receive, the answer is what ends the wait.
     if (target !== undefined) this.stream.sendStatus(this.durableLsn(), true);
     try {
+      return await this.ingest(target);
+    } catch (error) {
+      if (isTransient(error)) throw error;
+      throw await this.stuck(error);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The frame loop of `run`. */
+  private async ingest(target: Lsn | undefined): Promise<boolean> {
+    const signal = this.options.signal;
+    {
       for await (const frame of this.stream) {
         if (frame.kind === 'data') await this.handle(frame.message);
         else if (frame.kind === 'keepalive') await this.keepalive(frame.walEnd, frame.replyRequested);
@@ -257,9 +277,29 @@ class CaptureSession {
         this.transaction = undefined;
       }
       return signal?.aborted === true;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * The error capture stops with when it cannot ingest what it staged: it names the
+   * transactions, says nothing was lost and what to do, and is recorded in the vault
+   * for `recall status`. Capture stops rather than retrying a failure that would only
+   * repeat; the slot keeps the WAL meanwhile.
+   */
+  private async stuck(error: unknown): Promise<unknown> {
+    // Recall's own errors (a lost slot, a vault conflict) say what they are; with nothing staged there is no transaction to name.
+    if (error instanceof RecallError || this.staged === undefined) return error;
+    const { first, last, transactions } = this.staged;
+    const which =
+      transactions === 1
+        ? `transaction ${first.xid} (commit lsn:${formatLsn(first.lsn)}`
+        : `${transactions} transactions ${first.xid}…${last.xid} (commit lsn:${formatLsn(first.lsn)}…${formatLsn(last.lsn)}`;
+    const size = `${this.buffer.stagedRows} changes, ${(this.buffer.stagedBytes / 2 ** 20).toFixed(1)} MiB staged so far`;
+    const stuck = asStuck(error, `${which}, ${size})`);
+    await this.options.vault
+      .recordCaptureFailure({ at: new Date().toISOString(), message: stuck.message, hint: stuck.hint ?? '', lsn: formatLsn(first.lsn) })
+      .catch(() => undefined);
+    return stuck;
   }
 
   async close(): Promise<void> {
@@ -322,6 +362,10 @@ class CaptureSession {
           duplicate,
         };
         this.stagedSince ??= Date.now();
+        if (!duplicate) {
+          const at = { xid: this.transaction.xid, lsn: message.finalLsn };
+          this.staged = { first: this.staged?.first ?? at, last: at, transactions: (this.staged?.transactions ?? 0) + 1 };
+        }
         return;
       }
       case 'relation':
@@ -419,10 +463,12 @@ class CaptureSession {
       const chunks = await truncateChunks(this.duck(), await this.history(), this.buffer.tableName, change, this.buffer.partBytes);
       try {
         // The history is asked for again each time: a part written meanwhile took rows out of staging.
+        // Staging holds one chunk at a time: what was staged before goes to a part first.
         for (let more = true; more; ) {
+          await this.buffer.sync();
+          if (this.buffer.size > 0) await this.writeStaged();
           more = await chunks.stageNext(await this.history());
           await this.buffer.recount();
-          if (this.buffer.full) await this.writeStaged();
         }
       } finally {
         await chunks.drop();
@@ -491,7 +537,7 @@ class CaptureSession {
         );
       }
       for (const chunk of completion.chunks) {
-        if (chunk.fill !== undefined) await this.duck().run(chunk.fill);
+        await chunk.prepare();
         await this.buffer.writePart('delta', chunk.select);
       }
     } finally {
@@ -537,6 +583,11 @@ class CaptureSession {
     this.relations.markSaved();
     this.totals.layers += layers.length;
     this.stagedSince = undefined;
+    this.staged = undefined;
+    if (this.failureRecorded) {
+      await vault.recordCaptureFailure(null);
+      this.failureRecorded = false;
+    }
     this.flushedEndLsn = commit.endLsn;
     this.sendStatus();
     if (layers.length > 0) {

@@ -25,15 +25,15 @@ const UNCHANGED_LIST = `coalesce(from_json(unchanged, '["VARCHAR"]'), []::VARCHA
 /** A staged change is identified by its position and key (the rows of one TRUNCATE share a position). */
 const IDENTITY = 'commit_lsn, seq, "key"';
 
-/** One chunk of staged rows: the statement that fetches the values it lacks, then the SELECT of its rows complete. */
+/** One chunk of staged rows: `prepare` fetches the values it lacks, then `select` gives its rows complete. */
 export interface CompletionChunk {
-  readonly fill?: string;
+  prepare(): Promise<void>;
   readonly select: string;
 }
 
 /** What completing a batch of staged changes will take, and the chunks it is written in. */
 export interface Completion {
-  /** The chunks, each to be filled (if it says so) and then written as one part. */
+  /** The chunks, each to be prepared and then written as one part, in order. */
   readonly chunks: readonly CompletionChunk[];
   /** Deletes with no earlier version anywhere: a gap in the history. */
   readonly orphans: number;
@@ -62,6 +62,7 @@ export async function planCompletion(
     patches: `${staging}_patches`,
     chunks: `${staging}_chunks`,
     fill: `${staging}_fill`,
+    merged: `${staging}_merged`,
   };
   const drop = async (): Promise<void> => {
     for (const table of Object.values(work)) await duck.run(`DROP TABLE IF EXISTS ${table}`);
@@ -71,7 +72,7 @@ export async function planCompletion(
     duck,
     `SELECT count(*) AS n FROM ${staging} WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL)`,
   );
-  if (Number(incomplete?.n ?? 0) === 0) return { chunks: [{ select: plain }], orphans: 0, drop };
+  if (Number(incomplete?.n ?? 0) === 0) return { chunks: [{ prepare: async () => undefined, select: plain }], orphans: 0, drop };
 
   // Every version of the keys that need completing, narrow: where it is, what it lacks, how long its row is.
   await duck.run(`
@@ -118,51 +119,88 @@ export async function planCompletion(
   const [last] = await queryRows(duck, `SELECT max(chunk) AS n FROM ${work.chunks}`);
   const chunkCount = Number(last?.n ?? 0) + 1;
   const chunks: CompletionChunk[] = [];
-  for (let chunk = 0; chunk < chunkCount; chunk++) chunks.push(completedChunkSql(history, staging, work, chunk));
+  for (let chunk = 0; chunk < chunkCount; chunk++) chunks.push(completedChunk(duck, history, staging, work, chunk));
   return { chunks, orphans: Number(orphans?.n ?? 0), drop };
 }
 
 /**
- * One chunk's rows complete: its values are fetched by exact version into a small
- * table first, then joined on, so only the chunk's own values are ever held.
+ * One chunk's rows complete. A delete's base row is fetched by exact version into a
+ * small table; a base with TOASTed values missing gets them in Node (JSON.parse and
+ * JSON.stringify): DuckDB's JSON writer takes some sixteen times a value's size, so a
+ * value of megabytes must never pass through it. Only the chunk's own values are held.
  */
-function completedChunkSql(
+function completedChunk(
+  duck: DuckDBConnection,
   history: string,
   staging: string,
-  work: { needs: string; patches: string; chunks: string; fill: string },
+  work: { needs: string; patches: string; chunks: string; fill: string; merged: string },
   chunk: number,
 ): CompletionChunk {
   const mine = `(SELECT ${IDENTITY} FROM ${work.chunks} WHERE chunk = ${chunk})`;
-  const fill = `
-    CREATE OR REPLACE TABLE ${work.fill} AS
-    SELECT n.commit_lsn, n.seq, n."key", NULL::VARCHAR AS "column", v."row" AS value, n.base.tenant AS tenant, n.base.schema_id AS schema_id
-      FROM (SELECT * FROM ${work.needs} SEMI JOIN ${mine} USING (${IDENTITY}) WHERE op = 'delete' AND base IS NOT NULL) AS n
-      JOIN ${history} AS v ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq
-    UNION ALL
-    SELECT p.commit_lsn, p.seq, p."key", p."column",
-           json_extract(v."row", '/' || replace(replace(p."column", '~', '~0'), '/', '~1'))::VARCHAR, NULL, NULL
-      FROM (SELECT p.*, n."table" FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
-             SEMI JOIN ${mine} USING (${IDENTITY})) AS p
-      JOIN ${history} AS v ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq`;
+  const prepare = async (): Promise<void> => {
+    await duck.run(`
+      CREATE OR REPLACE TABLE ${work.fill} AS
+      SELECT n.commit_lsn, n.seq, n."key", v."row" AS base, n.base.tenant AS tenant, n.base.schema_id AS schema_id
+        FROM (SELECT * FROM ${work.needs} SEMI JOIN ${mine} USING (${IDENTITY}) WHERE op = 'delete' AND base IS NOT NULL) AS n
+        JOIN ${history} AS v ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq`);
+    await duck.run(`CREATE OR REPLACE TABLE ${work.merged} (commit_lsn UBIGINT, seq UINTEGER, "key" VARCHAR, "row" VARCHAR)`);
+    const values = await queryRows(
+      duck,
+      `SELECT p.commit_lsn, p.seq, p."key", p."column",
+              json_extract_string(v."row", '/' || replace(replace(p."column", '~', '~0'), '/', '~1')) AS value
+         FROM (SELECT p.*, n."table" FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
+                SEMI JOIN ${mine} USING (${IDENTITY})) AS p
+         JOIN ${history} AS v ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq`,
+    );
+    if (values.length === 0) return;
+    const bases = await queryRows(
+      duck,
+      `SELECT s.commit_lsn, s.seq, s."key", coalesce(f.base, s."row") AS base
+         FROM (SELECT * FROM ${staging} SEMI JOIN (SELECT DISTINCT ${IDENTITY} FROM ${work.patches}) USING (${IDENTITY})
+                SEMI JOIN ${mine} USING (${IDENTITY})) AS s
+         LEFT JOIN ${work.fill} AS f USING (${IDENTITY})`,
+    );
+    const identity = (row: Record<string, unknown>): string => `${String(row.commit_lsn)}/${String(row.seq)}/${String(row.key)}`;
+    const patched = new Map<string, Record<string, string | null>>();
+    for (const base of bases) {
+      if (typeof base.base === 'string') patched.set(identity(base), JSON.parse(base.base) as Record<string, string | null>);
+    }
+    for (const value of values) {
+      const row = patched.get(identity(value));
+      if (row !== undefined && typeof value.value === 'string') row[value.column as string] = value.value;
+    }
+    const appender = await duck.createAppender(work.merged);
+    try {
+      for (const base of bases) {
+        const row = patched.get(identity(base));
+        if (row === undefined) continue;
+        appender.appendUBigInt(base.commit_lsn as bigint);
+        appender.appendUInteger(Number(base.seq));
+        appender.appendVarchar(base.key as string);
+        appender.appendVarchar(JSON.stringify(row));
+        appender.endRow();
+      }
+    } finally {
+      appender.closeSync();
+    }
+  };
   const select = `
-    SELECT s.commit_lsn, s.seq, s.commit_time, s.xid, s."table", s.op, coalesce(s.tenant, b.tenant) AS tenant, s."key",
-           coalesce(b.schema_id, s.schema_id) AS schema_id,
-           CASE WHEN t.patch IS NULL THEN coalesce(s."row", b.value)
-                ELSE json_merge_patch(coalesce(s."row", b.value), t.patch)::VARCHAR END AS "row",
-           s.context
+    SELECT s.commit_lsn, s.seq, s.commit_time, s.xid, s."table", s.op, coalesce(s.tenant, f.tenant) AS tenant, s."key",
+           coalesce(f.schema_id, s.schema_id) AS schema_id, coalesce(m."row", f.base, s."row") AS "row", s.context
       FROM (SELECT * FROM ${staging} SEMI JOIN ${mine} USING (${IDENTITY})) AS s
-      LEFT JOIN (SELECT * FROM ${work.fill} WHERE "column" IS NULL) AS b USING (${IDENTITY})
-      LEFT JOIN (SELECT ${IDENTITY}, '{' || string_agg(to_json("column")::VARCHAR || ':' || value, ',') || '}' AS patch
-                   FROM ${work.fill} WHERE "column" IS NOT NULL AND value IS NOT NULL AND value <> 'null' GROUP BY ALL) AS t
-        USING (${IDENTITY})`;
-  return { fill, select };
+      LEFT JOIN ${work.fill} AS f USING (${IDENTITY})
+      LEFT JOIN ${work.merged} AS m USING (${IDENTITY})`;
+  return { prepare, select };
 }
 
 /**
  * The rows alive in `table` just before a TRUNCATE, as the newest version of each
- * key (narrow), in chunks of at most `chunkBytes` of row text: each call of the
- * returned `stageNext` stages the next chunk as 'truncate' changes, its rows read
- * from `current` (the history as it is by then), and says whether more are left. A row left with TOAST markers keeps them, so the flush completes it.
+ * key (narrow), staged a chunk of at most `chunkBytes` of row text at a time: each
+ * call of the returned `stageNext` stages the next chunk as 'truncate' changes, its
+ * rows read from `current` (the history as it is by then), and says whether more are
+ * left. Chunks are runs of whole tenants (a tenant too large for one is split by key
+ * hash), so each chunk's read skips the other tenants' row groups: layers are sorted
+ * by tenant. A row left with TOAST markers keeps them, so the flush completes it.
  */
 export async function truncateChunks(
   duck: DuckDBConnection,
@@ -170,37 +208,97 @@ export async function truncateChunks(
   staging: string,
   change: { table: string; commitLsn: bigint; seq: number; commitTime: bigint; xid: bigint; context: string | null },
   chunkBytes: number,
-): Promise<{ stageNext(history: string): Promise<boolean>; drop(): Promise<void> }> {
+): Promise<{ stageNext(current: string): Promise<boolean>; drop(): Promise<void> }> {
   const alive = `${staging}_truncated`;
+  // The newest position per key first (a plain max, compact per group), then that version's facts:
+  // an arg_max of a struct per key would hold far more per group than a large table leaves room for.
+  const before = (v: string): string =>
+    `${v}."table" = ${sqlLiteral(change.table)} AND (${v}.commit_lsn < ${change.commitLsn} OR (${v}.commit_lsn = ${change.commitLsn} AND ${v}.seq < ${change.seq}))`;
+  const position = (v: string): string => `(${v}.commit_lsn::HUGEINT * 4294967296 + ${v}.seq)`;
   await duck.run(
     `CREATE OR REPLACE TABLE ${alive} AS
-     SELECT "key", newest.lsn AS lsn, newest.seq AS seq, newest.len AS len
-       FROM (SELECT "key", arg_max({'lsn': commit_lsn, 'seq': seq, 'op': op, 'len': coalesce(length("row"), 0)}, ${POSITION}) AS newest
-               FROM ${history} WHERE "table" = ${sqlLiteral(change.table)}
-                AND (commit_lsn < ${change.commitLsn} OR (commit_lsn = ${change.commitLsn} AND seq < ${change.seq}))
-              GROUP BY "key")
-      WHERE newest.op NOT IN ('delete', 'truncate')`,
+     SELECT h.tenant, h."key", h.commit_lsn AS lsn, h.seq AS seq, coalesce(length(h."row"), 0) AS len
+       FROM ${history} AS h
+       JOIN (SELECT v."key", max(${position('v')}) AS position FROM ${history} AS v WHERE ${before('v')} GROUP BY v."key") AS newest
+         ON h."key" = newest."key" AND ${position('h')} = newest.position
+      WHERE ${before('h')} AND h.op NOT IN ('delete', 'truncate')`,
   );
-  // Buckets by key hash, not a running sum: a window over every key of a large table would be held whole.
-  const [total] = await queryRows(duck, `SELECT count(*) AS n, coalesce(sum(len), 0) AS bytes FROM ${alive}`);
-  const chunkCount = Number(total?.n ?? 0) === 0 ? 0 : Math.max(1, Math.ceil(Number(total?.bytes ?? 0) / chunkBytes));
+  const tenants = await queryRows(duck, `SELECT tenant, sum(len) AS bytes FROM ${alive} GROUP BY tenant ORDER BY tenant NULLS FIRST`);
+  const chunks: TenantChunk[] = [];
+  for (const chunk of tenantChunks(
+    tenants.map((row) => ({ tenant: row.tenant as string | null, bytes: Number(row.bytes) })),
+    chunkBytes,
+  )) {
+    if (chunk.splits <= 1) {
+      chunks.push(chunk);
+      continue;
+    }
+    // A tenant too large for one chunk: key ranges of equal row counts (keys are sorted
+    // within a tenant's part of each layer, so each range reads few row groups).
+    const tenant = chunk.tenants === null ? `tenant IS NULL` : `tenant = ${sqlLiteral(chunk.tenants[0])}`;
+    const fractions = Array.from({ length: chunk.splits - 1 }, (_, i) => (i + 1) / chunk.splits);
+    const [row] = await queryRows(duck, `SELECT quantile_disc("key", [${fractions.join(', ')}]) AS bounds FROM ${alive} WHERE ${tenant}`);
+    const bounds = [...new Set(((row?.bounds as { items?: unknown[] } | null)?.items ?? []).map(String))];
+    for (let i = 0; i <= bounds.length; i++) {
+      chunks.push({ ...chunk, keys: [bounds[i - 1] ?? null, bounds[i] ?? null] });
+    }
+  }
   let next = 0;
   return {
     async stageNext(current: string) {
-      if (next >= chunkCount) return false;
+      const chunk = chunks[next++];
+      if (chunk === undefined) return false;
+      const scope = (alias: string): string =>
+        chunk.tenants === null
+          ? `${alias}.tenant IS NULL`
+          : `${alias}.tenant BETWEEN ${sqlLiteral(chunk.tenants[0])} AND ${sqlLiteral(chunk.tenants[1])}`;
+      const [after, through] = chunk.keys ?? [null, null];
+      const keys = (alias: string): string =>
+        `${after === null ? '' : `AND ${alias}."key" > ${sqlLiteral(after)}`} ${through === null ? '' : `AND ${alias}."key" <= ${sqlLiteral(through)}`}`;
       await duck.run(
         `INSERT INTO ${staging} (${LAYER_COLUMN_NAMES}, unchanged)
          SELECT $1, $2, make_timestamp($3::BIGINT), $4, h."table", 'truncate', h.tenant, h."key", h.schema_id, h."row", $6, h.unchanged
            FROM ${current} AS h
-           JOIN (SELECT * FROM ${alive} WHERE hash("key") % ${chunkCount} = ${next}) AS a ON h."key" = a."key" AND h.commit_lsn = a.lsn AND h.seq = a.seq
-          WHERE h."table" = $5`,
+           JOIN (SELECT * FROM ${alive} AS a WHERE ${scope('a')} ${keys('a')}) AS a
+             ON h."key" = a."key" AND h.commit_lsn = a.lsn AND h.seq = a.seq
+          WHERE h."table" = $5 AND ${scope('h')} ${keys('h')}`,
         [change.commitLsn, change.seq, change.commitTime, change.xid, change.table, change.context] as never,
       );
-      next++;
-      return next < chunkCount;
+      return next < chunks.length;
     },
     async drop() {
       await duck.run(`DROP TABLE IF EXISTS ${alive}`);
     },
   };
+}
+
+/**
+ * A run of tenants (first and last; null: the rows of a global table); a tenant
+ * larger than a chunk is to be split `splits` ways, each a range of keys (after, through].
+ */
+interface TenantChunk {
+  readonly tenants: readonly [string, string] | null;
+  readonly splits: number;
+  readonly keys?: readonly [string | null, string | null];
+}
+
+/** Groups consecutive tenants into chunks of about `chunkBytes`; a tenant larger than that is marked to be split. */
+function tenantChunks(tenants: readonly { tenant: string | null; bytes: number }[], chunkBytes: number): TenantChunk[] {
+  const chunks: TenantChunk[] = [];
+  let run: { first: string; last: string; bytes: number } | undefined;
+  const close = (): void => {
+    if (run !== undefined) chunks.push({ tenants: [run.first, run.last], splits: 1 });
+    run = undefined;
+  };
+  for (const { tenant, bytes } of tenants) {
+    if (tenant === null || bytes > chunkBytes) {
+      close();
+      chunks.push({ tenants: tenant === null ? null : [tenant, tenant], splits: Math.max(1, Math.ceil(bytes / chunkBytes)) });
+      continue;
+    }
+    if (run !== undefined && run.bytes + bytes > chunkBytes) close();
+    run = run === undefined ? { first: tenant, last: tenant, bytes } : { ...run, last: tenant, bytes: run.bytes + bytes };
+  }
+  close();
+  return chunks;
 }

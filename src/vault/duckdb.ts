@@ -6,8 +6,14 @@
 import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
 import { defaultMemoryLimit, memoryBudget, type MemoryBudget } from './memory-budget.js';
 
-/** Threads of the shared instance: the machines have two cores, and each thread's buffers count in the limit. */
-const THREADS = 2;
+/**
+ * Threads of the shared instance: the machines have two cores, but each thread holds
+ * a row group's worth of row text while it scans (a few MB of wide rows), so a small
+ * budget runs one.
+ */
+function threadsFor(memory: MemoryBudget): number {
+  return memory.duckdbBytes < 256 * 1024 * 1024 ? 1 : 2;
+}
 
 let budget: MemoryBudget = memoryBudget(defaultMemoryLimit());
 let shared: Promise<DuckDBInstance> | undefined;
@@ -19,6 +25,7 @@ export async function setMemoryBudget(bytes: number): Promise<void> {
     const connection = await (await shared).connect();
     try {
       await connection.run(`SET memory_limit = '${budget.duckdbBytes}B'`);
+      await connection.run(`SET threads = ${threadsFor(budget)}`);
     } finally {
       connection.closeSync();
     }
@@ -37,7 +44,7 @@ export function processMemoryBudget(): MemoryBudget {
 export async function openDuckDB(scratchDirectory: string): Promise<DuckDBConnection> {
   shared ??= DuckDBInstance.create(':memory:', {
     memory_limit: `${budget.duckdbBytes}B`,
-    threads: String(THREADS),
+    threads: String(threadsFor(budget)),
     temp_directory: scratchDirectory,
     preserve_insertion_order: 'false',
     enable_external_access: 'true',

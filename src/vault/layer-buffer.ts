@@ -67,6 +67,16 @@ export class LayerBuffer {
     this.bytes = Number(row?.bytes ?? 0);
   }
 
+  /** Changes staged since the last commit, parts included. */
+  get stagedRows(): number {
+    return this.count + this.parts.reduce((sum, part) => sum + part.entry.rows, 0);
+  }
+
+  /** Text staged since the last commit (the staging table's), plus the parts' file bytes. */
+  get stagedBytes(): number {
+    return this.bytes + this.parts.reduce((sum, part) => sum + part.entry.bytes, 0);
+  }
+
   /** Rows in the staging table (not counting spilled parts). */
   get size(): number {
     return this.count;

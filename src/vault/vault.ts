@@ -2,6 +2,8 @@
 // local copies of them only after their SHA-256 matches the manifest, and commits
 // new manifest versions.
 
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { UsageError, VaultCorruptError, VaultMismatchError, VaultMissingError } from '../errors.js';
 import { fsStorage } from './fs-storage.js';
 import { hashFile } from './layer-buffer.js';
@@ -16,6 +18,19 @@ export function resolveVaultLocation(flag: string | undefined, env: NodeJS.Proce
   }
   return location;
 }
+
+/** Why capture last stopped on a transaction it could not ingest; `recall status` shows it until capture gets past it. */
+export interface CaptureFailure {
+  /** ISO time of the failure. */
+  readonly at: string;
+  readonly message: string;
+  readonly hint: string;
+  /** Commit LSN of the (first) transaction it could not ingest. */
+  readonly lsn: string;
+}
+
+/** Where the failure record lives in the vault: beside the manifest, never part of it. */
+const CAPTURE_FAILURE_PATH = 'state/capture-failure.json';
 
 /** An opened vault. */
 export class Vault {
@@ -102,6 +117,24 @@ export class Vault {
       paths.push(path);
     }
     return paths;
+  }
+
+  /** Records (or, with null, clears) why capture stopped, durably. */
+  async recordCaptureFailure(failure: CaptureFailure | null): Promise<void> {
+    const local = join(await this.storage.scratchDirectory(), `capture-failure-${process.pid}.json`);
+    await writeFile(local, JSON.stringify(failure));
+    await this.storage.putFile(CAPTURE_FAILURE_PATH, local);
+  }
+
+  /** The recorded capture failure, if capture has not got past it since. */
+  async captureFailure(): Promise<CaptureFailure | null> {
+    const data = await this.storage.read(CAPTURE_FAILURE_PATH);
+    if (data === undefined) return null;
+    try {
+      return JSON.parse(data.toString('utf8')) as CaptureFailure | null;
+    } catch {
+      return null;
+    }
   }
 
   /** Total bytes of the live layers. */

@@ -3,7 +3,7 @@
 // directly (not through npx) so a kill -9 hits the process that holds the slot.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -82,4 +82,35 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A CLI run with the peak resident memory of its process (VmHWM, read while it runs). */
+export interface MeasuredRun extends RunResult {
+  readonly peakRssBytes: number;
+}
+
+/** Runs the CLI to completion, sampling its peak RSS from /proc (the kernel keeps the high-water mark). */
+export function runRecallMeasured(args: readonly string[], env: NodeJS.ProcessEnv): Promise<MeasuredRun> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let peak = 0;
+    const sample = (): void => {
+      try {
+        const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (match) peak = Math.max(peak, Number(match[1]) * 1024);
+      } catch {
+        // the process has just ended
+      }
+    };
+    const timer = setInterval(sample, 50);
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', () => {
+      clearInterval(timer);
+    });
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr, peakRssBytes: peak }));
+  });
 }

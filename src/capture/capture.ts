@@ -464,7 +464,7 @@ class CaptureSession {
       try {
         // The history is asked for again each time: a part written meanwhile took rows out of staging.
         // Staging holds one chunk at a time: what was staged before goes to a part first.
-        for (let more = true; more; ) {
+        for (let more = true; more;) {
           await this.buffer.sync();
           if (this.buffer.size > 0) await this.writeStaged();
           more = await chunks.stageNext(await this.history());

@@ -190,6 +190,6 @@ export async function reimageTables(
     return { layers, left };
   } finally {
     await buffer.close();
-      await endAll();
+    await endAll();
   }
 }

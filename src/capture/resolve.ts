@@ -50,12 +50,7 @@ export interface Completion {
  * rows are cut into chunks whose text, with the values they will receive, stays
  * under `chunkBytes`: each chunk is sorted and written whole.
  */
-export async function planCompletion(
-  duck: DuckDBConnection,
-  history: string,
-  staging: string,
-  chunkBytes: number,
-): Promise<Completion> {
+export async function planCompletion(duck: DuckDBConnection, history: string, staging: string, chunkBytes: number): Promise<Completion> {
   const work = {
     versions: `${staging}_versions`,
     needs: `${staging}_needs`,

@@ -3,7 +3,7 @@
 
 import { connectSource, type SourceConfig, readSourceIdentity } from '../source/index.js';
 import { formatLsn, parseLsn, formatMicros } from '../timeline/index.js';
-import type { Vault } from '../vault/index.js';
+import type { CaptureFailure, Vault } from '../vault/index.js';
 
 /** The state of capture and vault. */
 export interface Status {
@@ -26,7 +26,13 @@ export interface Status {
     readonly lagBytes: number | null;
     /** While a capture streams: the server's flush lag for it (pg_stat_replication); null when none runs and bytes are behind. */
     readonly lagSeconds: number | null;
+    /** WAL the source keeps for the slot (from its restart_lsn): what capture being down costs the source's disk. */
+    readonly walHeldBytes: number | null;
+    /** WAL the slot may still hold before the source gives it up (max_slot_wal_keep_size); null when unlimited. */
+    readonly walSafeBytes: number | null;
   } | null;
+  /** Why capture last stopped on a transaction it could not ingest, until it gets past it. */
+  readonly captureFailure: CaptureFailure | null;
   readonly source: { readonly reachable: boolean; readonly error?: string };
 }
 
@@ -43,11 +49,12 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
     layers: manifest.layers.length,
     manifestVersion: manifest.version,
   };
+  const captureFailure = await options.vault.captureFailure();
   let client;
   try {
     client = await connectSource(options.source);
   } catch (error) {
-    return { vault, slot: null, source: { reachable: false, error: (error as Error).message } };
+    return { vault, slot: null, source: { reachable: false, error: (error as Error).message }, captureFailure };
   }
   try {
     // The slot and lag of another database's source would be reported as this vault's.
@@ -58,9 +65,12 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
       confirmed: string | null;
       current: string;
       flush_lag: string | null;
+      held: string | null;
+      safe: string | null;
     }>(
       `SELECT s.active::text AS active, s.wal_status, s.confirmed_flush_lsn::text AS confirmed,
               pg_current_wal_lsn()::text AS current,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::text AS held, s.safe_wal_size::text AS safe,
               extract(epoch FROM r.flush_lag)::text AS flush_lag
          FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
         WHERE s.slot_name = $1`,
@@ -70,8 +80,17 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
     if (row === undefined) {
       return {
         vault,
-        slot: { name: manifest.source.slot, state: 'missing', confirmedLsn: null, lagBytes: null, lagSeconds: null },
+        slot: {
+          name: manifest.source.slot,
+          state: 'missing',
+          confirmedLsn: null,
+          lagBytes: null,
+          lagSeconds: null,
+          walHeldBytes: null,
+          walSafeBytes: null,
+        },
         source: { reachable: true },
+        captureFailure,
       };
     }
     const current = parseLsn(row.current) ?? 0n;
@@ -90,8 +109,11 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
         confirmedLsn: row.confirmed,
         lagBytes,
         lagSeconds,
+        walHeldBytes: row.held === null ? null : Number(row.held),
+        walSafeBytes: row.safe === null ? null : Number(row.safe),
       },
       source: { reachable: true },
+      captureFailure,
     };
   } finally {
     await client.end().catch(() => undefined);

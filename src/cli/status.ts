@@ -23,6 +23,17 @@ export async function run(flags: CommonFlags): Promise<number> {
       const seconds = result.slot.lagSeconds === null ? 'capture not running' : `${result.slot.lagSeconds.toFixed(1)} s`;
       lines.push(`lag        ${result.slot.lagBytes} bytes, ${seconds}`);
     }
+    if (result.slot.walHeldBytes !== null) {
+      const safe =
+        result.slot.walSafeBytes === null
+          ? 'no max_slot_wal_keep_size: held until capture catches up'
+          : `${result.slot.walSafeBytes} bytes more before the source gives the slot up`;
+      lines.push(`wal held   ${result.slot.walHeldBytes} bytes on the source for the slot (${safe})`);
+    }
+  }
+  if (result.captureFailure !== null) {
+    lines.push(`capture    STOPPED at ${result.captureFailure.at}: ${result.captureFailure.message}`);
+    lines.push(`           fix: ${result.captureFailure.hint}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

@@ -6,5 +6,12 @@ export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, 
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
 export { LayerBuffer, hashFile } from './layer-buffer.js';
 export { fileList, openDuckDB, processMemoryBudget, queryRows, setMemoryBudget, sqlLiteral } from './duckdb.js';
-export { MIN_MEMORY_LIMIT, defaultMemoryLimit, memoryBudget, parseMemoryLimit, resolveMemoryLimit, type MemoryBudget } from './memory-budget.js';
+export {
+  MIN_MEMORY_LIMIT,
+  defaultMemoryLimit,
+  memoryBudget,
+  parseMemoryLimit,
+  resolveMemoryLimit,
+  type MemoryBudget,
+} from './memory-budget.js';
 export type { VaultStorage } from './storage.js';

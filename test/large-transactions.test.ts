@@ -1,4 +1,4 @@
-// Large transactions through capture's bounded memory (DuckDB is capped at 48 MB):
+// Large transactions through capture's bounded memory (the default budget):
 // one transaction that deletes 100,000 wide rows across five tables by cascade,
 // tagged with a context. Every delete must be completed from the history (row and
 // tenant) and carry the context: this is the shape of a mistaken purge that an undo

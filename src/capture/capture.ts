@@ -461,17 +461,13 @@ class CaptureSession {
     };
     await this.withHeartbeat(async () => {
       const chunks = await truncateChunks(this.duck(), await this.history(), this.buffer.tableName, change, this.buffer.partBytes);
-      try {
-        // The history is asked for again each time: a part written meanwhile took rows out of staging.
-        // Staging holds one chunk at a time: what was staged before goes to a part first.
-        for (let more = true; more;) {
-          await this.buffer.sync();
-          if (this.buffer.size > 0) await this.writeStaged();
-          more = await chunks.stageNext(await this.history());
-          await this.buffer.recount();
-        }
-      } finally {
-        await chunks.drop();
+      // Staging holds one chunk at a time: what was staged before goes to a part first. The history
+      // is asked for again each time, since a part written meanwhile took rows out of staging.
+      for (let more = true; more;) {
+        await this.buffer.sync();
+        if (this.buffer.size > 0) await this.writeStaged();
+        more = await chunks.stageNext(await this.history());
+        await this.buffer.recount();
       }
     });
   }

@@ -189,13 +189,14 @@ function completedChunk(
 }
 
 /**
- * The rows alive in `table` just before a TRUNCATE, as the newest version of each
- * key (narrow), staged a chunk of at most `chunkBytes` of row text at a time: each
- * call of the returned `stageNext` stages the next chunk as 'truncate' changes, its
- * rows read from `current` (the history as it is by then), and says whether more are
- * left. Chunks are runs of whole tenants (a tenant too large for one is split by key
- * hash), so each chunk's read skips the other tenants' row groups: layers are sorted
- * by tenant. A row left with TOAST markers keeps them, so the flush completes it.
+ * The rows alive in `table` just before a TRUNCATE (the newest version of each key),
+ * staged a chunk of about `chunkBytes` of row text at a time: each call of the
+ * returned `stageNext` stages the next chunk as 'truncate' changes, read from
+ * `current` (the history as it is by then), and says whether more are left. Chunks
+ * are runs of whole tenants (a tenant too large for one is split by key range), so
+ * each chunk's reads skip the other tenants' row groups (layers are sorted by
+ * tenant) and no statement holds more than a chunk's keys. A row left with TOAST
+ * markers keeps them, so the flush completes it.
  */
 export async function truncateChunks(
   duck: DuckDBConnection,
@@ -203,22 +204,15 @@ export async function truncateChunks(
   staging: string,
   change: { table: string; commitLsn: bigint; seq: number; commitTime: bigint; xid: bigint; context: string | null },
   chunkBytes: number,
-): Promise<{ stageNext(current: string): Promise<boolean>; drop(): Promise<void> }> {
-  const alive = `${staging}_truncated`;
-  // The newest position per key first (a plain max, compact per group), then that version's facts:
-  // an arg_max of a struct per key would hold far more per group than a large table leaves room for.
+): Promise<{ stageNext(current: string): Promise<boolean> }> {
   const before = (v: string): string =>
     `${v}."table" = ${sqlLiteral(change.table)} AND (${v}.commit_lsn < ${change.commitLsn} OR (${v}.commit_lsn = ${change.commitLsn} AND ${v}.seq < ${change.seq}))`;
   const position = (v: string): string => `(${v}.commit_lsn::HUGEINT * 4294967296 + ${v}.seq)`;
-  await duck.run(
-    `CREATE OR REPLACE TABLE ${alive} AS
-     SELECT h.tenant, h."key", h.commit_lsn AS lsn, h.seq AS seq, coalesce(length(h."row"), 0) AS len
-       FROM ${history} AS h
-       JOIN (SELECT v."key", max(${position('v')}) AS position FROM ${history} AS v WHERE ${before('v')} GROUP BY v."key") AS newest
-         ON h."key" = newest."key" AND ${position('h')} = newest.position
-      WHERE ${before('h')} AND h.op NOT IN ('delete', 'truncate')`,
+  // Sizes by every version, not only the newest: an overestimate, which only makes chunks smaller.
+  const tenants = await queryRows(
+    duck,
+    `SELECT v.tenant, sum(coalesce(length(v."row"), 0)) AS bytes FROM ${history} AS v WHERE ${before('v')} GROUP BY v.tenant ORDER BY v.tenant NULLS FIRST`,
   );
-  const tenants = await queryRows(duck, `SELECT tenant, sum(len) AS bytes FROM ${alive} GROUP BY tenant ORDER BY tenant NULLS FIRST`);
   const chunks: TenantChunk[] = [];
   for (const chunk of tenantChunks(
     tenants.map((row) => ({ tenant: row.tenant as string | null, bytes: Number(row.bytes) })),
@@ -228,43 +222,47 @@ export async function truncateChunks(
       chunks.push(chunk);
       continue;
     }
-    // A tenant too large for one chunk: key ranges of equal row counts (keys are sorted
-    // within a tenant's part of each layer, so each range reads few row groups).
-    const tenant = chunk.tenants === null ? `tenant IS NULL` : `tenant = ${sqlLiteral(chunk.tenants[0])}`;
+    // Key ranges of about equal counts: keys are sorted within a tenant's part of each layer.
     const fractions = Array.from({ length: chunk.splits - 1 }, (_, i) => (i + 1) / chunk.splits);
-    const [row] = await queryRows(duck, `SELECT quantile_disc("key", [${fractions.join(', ')}]) AS bounds FROM ${alive} WHERE ${tenant}`);
+    const [row] = await queryRows(
+      duck,
+      `SELECT quantile_disc(v."key", [${fractions.join(', ')}]) AS bounds FROM ${history} AS v WHERE ${before('v')} AND ${inScope(chunk, 'v')}`,
+    );
     const bounds = [...new Set(((row?.bounds as { items?: unknown[] } | null)?.items ?? []).map(String))];
-    for (let i = 0; i <= bounds.length; i++) {
-      chunks.push({ ...chunk, keys: [bounds[i - 1] ?? null, bounds[i] ?? null] });
-    }
+    for (let i = 0; i <= bounds.length; i++) chunks.push({ ...chunk, keys: [bounds[i - 1] ?? null, bounds[i] ?? null] });
   }
   let next = 0;
   return {
     async stageNext(current: string) {
       const chunk = chunks[next++];
       if (chunk === undefined) return false;
-      const scope = (alias: string): string =>
-        chunk.tenants === null
-          ? `${alias}.tenant IS NULL`
-          : `${alias}.tenant BETWEEN ${sqlLiteral(chunk.tenants[0])} AND ${sqlLiteral(chunk.tenants[1])}`;
-      const [after, through] = chunk.keys ?? [null, null];
-      const keys = (alias: string): string =>
-        `${after === null ? '' : `AND ${alias}."key" > ${sqlLiteral(after)}`} ${through === null ? '' : `AND ${alias}."key" <= ${sqlLiteral(through)}`}`;
+      const scope = (v: string): string => `${before(v)} AND ${inScope(chunk, v)}`;
       await duck.run(
         `INSERT INTO ${staging} (${LAYER_COLUMN_NAMES}, unchanged)
-         SELECT $1, $2, make_timestamp($3::BIGINT), $4, h."table", 'truncate', h.tenant, h."key", h.schema_id, h."row", $6, h.unchanged
+         SELECT $1, $2, make_timestamp($3::BIGINT), $4, h."table", 'truncate', h.tenant, h."key", h.schema_id, h."row", $5, h.unchanged
            FROM ${current} AS h
-           JOIN (SELECT * FROM ${alive} AS a WHERE ${scope('a')} ${keys('a')}) AS a
-             ON h."key" = a."key" AND h.commit_lsn = a.lsn AND h.seq = a.seq
-          WHERE h."table" = $5 AND ${scope('h')} ${keys('h')}`,
-        [change.commitLsn, change.seq, change.commitTime, change.xid, change.table, change.context] as never,
+           JOIN (SELECT v."key", max(${position('v')}) AS position FROM ${current} AS v WHERE ${scope('v')} GROUP BY v."key") AS newest
+             ON h."key" = newest."key" AND ${position('h')} = newest.position
+          WHERE ${scope('h')} AND h.op NOT IN ('delete', 'truncate')`,
+        [change.commitLsn, change.seq, change.commitTime, change.xid, change.context] as never,
       );
       return next < chunks.length;
     },
-    async drop() {
-      await duck.run(`DROP TABLE IF EXISTS ${alive}`);
-    },
   };
+}
+
+/** The SQL condition on version `v` for the tenants and keys of a chunk. */
+function inScope(chunk: TenantChunk, v: string): string {
+  const tenants =
+    chunk.tenants === null
+      ? `${v}.tenant IS NULL`
+      : `${v}.tenant BETWEEN ${sqlLiteral(chunk.tenants[0])} AND ${sqlLiteral(chunk.tenants[1])}`;
+  const [after, through] = chunk.keys ?? [null, null];
+  return [
+    tenants,
+    ...(after === null ? [] : [`${v}."key" > ${sqlLiteral(after)}`]),
+    ...(through === null ? [] : [`${v}."key" <= ${sqlLiteral(through)}`]),
+  ].join(' AND ');
 }
 
 /**

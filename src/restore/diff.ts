@@ -100,21 +100,31 @@ async function markForeignKeys(client: pg.Client, plan: StagedPlan, staged: Stag
     const label = `'${key.name.replaceAll("'", "''")}: ' || '${key.child.replaceAll("'", "''")} → ${key.parent.replaceAll("'", "''")}'`;
     if (key.child === staged.name && key.childColumns.every((column) => staged.columns.includes(column))) {
       // Our row would reference a parent row that will not exist (none is kept, none is
-      // written), or one of another tenant: a parent left in place because --on-conflict
-      // theirs kept another tenant's row under its key must not become ours.
+      // written). A kept row of another tenant is a parent like any other (a remote order
+      // line's stock row, a shared catalogue row), unless the target holds a row of a
+      // different tenant under that key and leaves it out: --on-conflict theirs kept
+      // another tenant's row there, and ours must not end up referencing it.
       const scopedParent =
         staged.table.tenantColumn !== undefined && parentStaged?.table.tenantColumn !== undefined ? parentStaged : undefined;
+      const targetParent =
+        parentStaged !== undefined && key.parentColumns.every((c) => parentStaged.columns.includes(c)) ? parentStaged : undefined;
       // The live parent row our row would reference, if it stays.
       const keptParent = `FROM ${parentSql} p WHERE ${match('n', 'p')}${parentStaged === undefined ? '' : ` AND ${remains(parentStaged, 'p')}`}`;
-      const parentKept =
+      // Where the target's values of the referenced columns are not staged (a generated
+      // column, one added since), it cannot be searched: only our tenant's row is safe.
+      const meant =
         scopedParent === undefined
-          ? `EXISTS (SELECT 1 ${keptParent})`
-          : `EXISTS (SELECT 1 ${keptParent} AND ${scopedParent.tenantOf('p')} IS NOT DISTINCT FROM n.${GROUP})`;
+          ? 'true'
+          : targetParent === undefined
+            ? `${scopedParent.tenantOf('p')} IS NOT DISTINCT FROM n.${GROUP}`
+            : `NOT EXISTS (SELECT 1 FROM ${s(targetParent)} q WHERE q.${PRESENT} AND q.${SKIP} AND ${match('n', 'q')}
+                 AND q.${GROUP} IS DISTINCT FROM ${scopedParent.tenantOf('p')})`;
+      const parentKept = `EXISTS (SELECT 1 ${keptParent} AND ${meant})`;
       const otherTenant = scopedParent === undefined ? 'NULL::text' : `(SELECT ${scopedParent.tenantOf('p')} ${keptParent} LIMIT 1)`;
       const parentWritten =
-        parentStaged === undefined || !key.parentColumns.every((c) => parentStaged.columns.includes(c))
+        targetParent === undefined
           ? 'false'
-          : `EXISTS (SELECT 1 FROM ${s(parentStaged)} q WHERE q.${PRESENT} AND NOT q.${SKIP} AND ${match('n', 'q')})`;
+          : `EXISTS (SELECT 1 FROM ${s(targetParent)} q WHERE q.${PRESENT} AND NOT q.${SKIP} AND ${match('n', 'q')})`;
       marked += await mark(client, staged, {
         candidates: [
           `n.${PRESENT}`,

@@ -92,7 +92,7 @@ export async function planCompletion(duck: DuckDBConnection, history: string, st
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.patches} AS
     SELECT c.commit_lsn, c.seq, c."key", c."column",
-           arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'len': v.len}, v.position) AS source
+           arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'len': v.len, 'tenant': v.tenant}, v.position) AS source
       FROM (SELECT commit_lsn, seq, "key", "table", position,
                    unnest(from_json(CASE WHEN op = 'delete' THEN base.unchanged ELSE unchanged END, '["VARCHAR"]')) AS "column"
               FROM ${work.needs}) AS c
@@ -101,11 +101,13 @@ export async function planCompletion(duck: DuckDBConnection, history: string, st
      GROUP BY ALL`);
   const [orphans] = await queryRows(duck, `SELECT count(*) AS n FROM ${work.needs} WHERE op = 'delete' AND base IS NULL`);
 
-  // Chunks in staging order, by the text each row will hold once complete.
+  // Chunks by the text each row will hold once complete, in the layers' order of the versions
+  // they read (tenant, table, key), so each chunk's reads of the history skip most row groups.
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.chunks} AS
-    SELECT ${IDENTITY}, (sum(bytes) OVER (ORDER BY commit_lsn, seq, "key" ROWS UNBOUNDED PRECEDING) - 1) // ${Math.max(1, Math.floor(chunkBytes))} AS chunk
-      FROM (SELECT s.commit_lsn, s.seq, s."key",
+    SELECT ${IDENTITY}, (sum(bytes) OVER (ORDER BY tenant NULLS FIRST, "table", "key", commit_lsn, seq ROWS UNBOUNDED PRECEDING) - 1)
+             // ${Math.max(1, Math.floor(chunkBytes))} AS chunk
+      FROM (SELECT s.commit_lsn, s.seq, s."key", s."table", coalesce(n.base.tenant, s.tenant) AS tenant,
                    length(s."key") + coalesce(length(s."row"), 0) + coalesce(length(s.context), 0)
                      + coalesce(n.base.len, 0) + coalesce(p.len, 0) AS bytes
               FROM ${staging} AS s
@@ -133,11 +135,13 @@ function completedChunk(
 ): CompletionChunk {
   const mine = `(SELECT ${IDENTITY} FROM ${work.chunks} WHERE chunk = ${chunk})`;
   const prepare = async (): Promise<void> => {
+    const near = await sourceBounds(duck, work, mine);
     await duck.run(`
       CREATE OR REPLACE TABLE ${work.fill} AS
       SELECT n.commit_lsn, n.seq, n."key", v."row" AS base, n.base.tenant AS tenant, n.base.schema_id AS schema_id
         FROM (SELECT * FROM ${work.needs} SEMI JOIN ${mine} USING (${IDENTITY}) WHERE op = 'delete' AND base IS NOT NULL) AS n
-        JOIN ${history} AS v ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq`);
+        JOIN (SELECT * FROM ${history} AS v WHERE ${near}) AS v
+          ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq`);
     await duck.run(`CREATE OR REPLACE TABLE ${work.merged} (commit_lsn UBIGINT, seq UINTEGER, "key" VARCHAR, "row" VARCHAR)`);
     const values = await queryRows(
       duck,
@@ -145,7 +149,8 @@ function completedChunk(
               json_extract_string(v."row", '/' || replace(replace(p."column", '~', '~0'), '/', '~1')) AS value
          FROM (SELECT p.*, n."table" FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
                 SEMI JOIN ${mine} USING (${IDENTITY})) AS p
-         JOIN ${history} AS v ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq`,
+         JOIN (SELECT * FROM ${history} AS v WHERE ${near}) AS v
+           ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq`,
     );
     if (values.length === 0) return;
     const bases = await queryRows(
@@ -186,6 +191,34 @@ function completedChunk(
       LEFT JOIN ${work.fill} AS f USING (${IDENTITY})
       LEFT JOIN ${work.merged} AS m USING (${IDENTITY})`;
   return { prepare, select };
+}
+
+/**
+ * A condition that every version a chunk fetches meets, for DuckDB to skip the rest
+ * of the history by row-group statistics: their commit LSN range, their tenant range,
+ * and within one tenant their key range. It only narrows; the join still matches each
+ * version exactly.
+ */
+async function sourceBounds(duck: DuckDBConnection, work: { needs: string; patches: string }, mine: string): Promise<string> {
+  const [bounds] = await queryRows(
+    duck,
+    `SELECT min(lsn) AS lo_lsn, max(lsn) AS hi_lsn, min(tenant) AS lo_tenant, max(tenant) AS hi_tenant,
+            count(*) FILTER (WHERE tenant IS NULL) AS global, count(*) AS n, min("key") AS lo_key, max("key") AS hi_key
+       FROM (SELECT n.base.tenant AS tenant, n."key", n.base.lsn AS lsn FROM ${work.needs} AS n SEMI JOIN ${mine} USING (${IDENTITY})
+              WHERE n.base IS NOT NULL
+             UNION ALL
+             SELECT p.source.tenant, p."key", p.source.lsn FROM ${work.patches} AS p SEMI JOIN ${mine} USING (${IDENTITY}))`,
+  );
+  if (bounds === undefined || Number(bounds.n) === 0) return 'false';
+  const conditions = [`v.commit_lsn BETWEEN ${String(bounds.lo_lsn)} AND ${String(bounds.hi_lsn)}`];
+  const keys = `v."key" BETWEEN ${sqlLiteral(String(bounds.lo_key))} AND ${sqlLiteral(String(bounds.hi_key))}`;
+  const global = Number(bounds.global);
+  if (global === Number(bounds.n)) conditions.push('v.tenant IS NULL', keys);
+  else if (global === 0) {
+    conditions.push(`v.tenant BETWEEN ${sqlLiteral(String(bounds.lo_tenant))} AND ${sqlLiteral(String(bounds.hi_tenant))}`);
+    if (bounds.lo_tenant === bounds.hi_tenant) conditions.push(keys);
+  }
+  return conditions.join(' AND ');
 }
 
 /**

@@ -19,9 +19,6 @@ export function historySql(layerFiles: readonly string[], staging: string): stri
 /** Orders versions of one key: commit LSN, then position in the transaction. */
 const POSITION = '(commit_lsn::HUGEINT * 4294967296 + seq)';
 
-/** The columns a version left unchanged (its TOAST markers), as a list; empty for complete versions. */
-const UNCHANGED_LIST = `coalesce(from_json(unchanged, '["VARCHAR"]'), []::VARCHAR[])`;
-
 /** A staged change is identified by its position and key (the rows of one TRUNCATE share a position). */
 const IDENTITY = 'commit_lsn, seq, "key"';
 
@@ -97,7 +94,7 @@ export async function planCompletion(duck: DuckDBConnection, history: string, st
                    unnest(from_json(CASE WHEN op = 'delete' THEN base.unchanged ELSE unchanged END, '["VARCHAR"]')) AS "column"
               FROM ${work.needs}) AS c
       JOIN ${work.versions} AS v ON v."table" = c."table" AND v."key" = c."key" AND v.position < c.position
-       AND v.op <> 'truncate' AND NOT list_contains(${UNCHANGED_LIST.replace('unchanged', 'v.unchanged')}, c."column")
+       AND v.op <> 'truncate' AND NOT list_contains(coalesce(from_json(v.unchanged, '["VARCHAR"]'), []::VARCHAR[]), c."column")
      GROUP BY ALL`);
   const [orphans] = await queryRows(duck, `SELECT count(*) AS n FROM ${work.needs} WHERE op = 'delete' AND base IS NULL`);
 

@@ -5,6 +5,15 @@ export { Vault, resolveVaultLocation } from './vault.js';
 export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, SourceIdentity } from './manifest.js';
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
 export { LayerBuffer, hashFile } from './layer-buffer.js';
+export { writeLayerFile, type LayerFile } from './layer-file.js';
 export { fileList, openDuckDB, processMemoryBudget, queryRows, setMemoryBudget, sqlLiteral } from './duckdb.js';
-export { MIN_MEMORY_LIMIT, defaultMemoryLimit, memoryBudget, parseMemoryLimit, resolveMemoryLimit, type MemoryBudget } from './memory-budget.js';
+export {
+  MIN_MEMORY_LIMIT,
+  defaultMemoryLimit,
+  memoryBudget,
+  parseMemoryLimit,
+  resolveMemoryLimit,
+  type MemoryBudget,
+} from './memory-budget.js';
+export { processScratchDirectory } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

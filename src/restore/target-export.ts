@@ -6,11 +6,10 @@
 // most two exports' lines at a time.
 
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VaultReader } from '../timeline/index.js';
-import { sqlLiteral } from '../vault/index.js';
+import { processScratchDirectory, sqlLiteral } from '../vault/index.js';
 import type { TargetLines } from './copy-text.js';
 import { TargetStatements } from './target-statements.js';
 
@@ -56,7 +55,7 @@ export async function* exportedTargets(
   signal?: AbortSignal,
 ): AsyncGenerator<TargetTable> {
   const statements = new TargetStatements(reader.duck, signal);
-  const directory = await targetDirectory(reader);
+  const directory = await processScratchDirectory(reader.vault.storage, 'targets');
   const exports = plan(statements)[Symbol.asyncIterator]();
   let written = 0;
   const produce = async (): Promise<{ table: string; path: string; lines: TargetLines } | undefined> => {
@@ -99,28 +98,3 @@ async function* piecesOf(path: string, lines: TargetLines): AsyncGenerator<Targe
 /** Bytes read from an exported file at a time. */
 const READ_BYTES = 1 << 20;
 
-/**
- * A fresh directory for this process's exported targets in the vault's scratch
- * directory, after removing those that processes of this host left when they died
- * (another host sharing the vault's directory keeps its own: its processes cannot
- * be seen from here). Failing to remove one is no reason to fail the restore.
- */
-async function targetDirectory(reader: VaultReader): Promise<string> {
-  const scratch = await reader.vault.storage.scratchDirectory();
-  const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
-  for (const name of await readdir(scratch)) {
-    const [, owner, pid] = /^targets-(.*)-(\d+)-\w{6}$/.exec(name) ?? [];
-    if (owner === host && !isRunning(Number(pid))) await rm(join(scratch, name), { recursive: true, force: true }).catch(() => undefined);
-  }
-  return mkdtemp(join(scratch, `targets-${host}-${process.pid}-`));
-}
-
-/** Whether a process of this host is alive (one of another user counts: it cannot be signalled, but it is there). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === 'EPERM';
-  }
-}

@@ -7,6 +7,16 @@ import { UsageError } from '../errors.js';
 import type { PlanCommon, PreparedPlan } from '../restore/index.js';
 import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
 import { formatPlan } from './plan-output.js';
+import { terminalProgress } from './progress-bar.js';
+
+/** The progress bar of this command, on a terminal only. */
+const bar = terminalProgress();
+
+/** A log line on stderr, below the progress bar rather than through it. */
+function note(line: string): void {
+  bar?.clear();
+  logLine(line);
+}
 
 /** The flags every plan-then-apply command takes. */
 export interface ApplyFlags {
@@ -76,9 +86,8 @@ export async function planOptionsOf(flags: CommonFlags & ApplyFlags): Promise<Pl
     ...(onConflict === undefined ? {} : { onConflict }),
     dryRun: flags.dryRun === true,
     ...tuning,
-    log: logLine,
-    // A progress line rewritten in place, only on a terminal.
-    ...(process.stderr.isTTY ? { progress: (line: string) => process.stderr.write(`\r\x1b[K${line}`) } : {}),
+    log: note,
+    ...(bar === undefined ? {} : { progress: (progress) => bar.update(progress) }),
   };
 }
 
@@ -87,26 +96,21 @@ export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, ve
   const started = Date.now();
   try {
     const plan = prepared.plan;
-    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+    bar?.clear();
     if (flags.json) process.stdout.write(`${toJson({ plan })}\n`);
     else process.stdout.write(formatPlan(plan));
     prepared.assertResolved();
     if (flags.dryRun) return 0;
     if (plan.totals.insert + plan.totals.update + plan.totals.delete === 0) {
-      logLine(`${verb}: nothing to write`);
+      note(`${verb}: nothing to write`);
       return 0;
     }
     if (!flags.yes && !(await confirm(`${verb}: apply this plan? The affected tenants stay frozen until it ends. [y/N] `))) {
       logLine(`${verb}: not applied; nothing was written`);
       return 0;
     }
-    const progress = process.stderr.isTTY;
-    const result = await prepared.apply({
-      onProgress: (done, total) => {
-        if (progress) process.stderr.write(`\r\x1b[K${verb}: ${done}/${total} tenants written and verified`);
-      },
-    });
-    if (progress) process.stderr.write('\n');
+    const result = await prepared.apply();
+    bar?.clear();
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     if (flags.json) process.stdout.write(`${toJson({ applied: result })}\n`);
     logLine(

@@ -118,6 +118,8 @@ function report(error: unknown): number {
     return error.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
   }
   const known = error instanceof RecallError ? error : new InternalError((error as Error)?.message ?? String(error), { cause: error });
+  // On a terminal, a progress bar may still hold the line.
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   process.stderr.write(`recall: ${known.message}\n`);
   if (known.hint) process.stderr.write(`hint: ${known.hint}\n`);
   if (known instanceof InternalError && process.env.RECALL_DEBUG) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);

@@ -22,6 +22,8 @@ export interface GroupWrite {
   /** Staged tables, parents first. */
   readonly tables: readonly StagedTable[];
   readonly constraints: Constraints;
+  /** Called after each statement that writes, with the rows it wrote (for progress). */
+  readonly onWritten?: (rows: number) => void;
 }
 
 /** Advisory lock namespace ("RCL" + 4) serialising sequence moves across sessions. */
@@ -56,10 +58,13 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
         ),
       );
       written += result.rowCount ?? 0;
+      group.onWritten?.(result.rowCount ?? 0);
     }
     for (const staged of group.tables) {
       const steps = planned(staged.name);
-      if (steps.insert + steps.update > 0) written += await probingKeys(client, staged, () => upsert(client, staged, group.tenants, steps));
+      if (steps.insert + steps.update > 0) {
+        written += await probingKeys(client, staged, () => upsert(client, staged, group.tenants, steps, group.onWritten));
+      }
     }
     await moveSequences(client, group);
     const mismatched = [...(await verify(client, group)), ...(await danglingReferences(client, group))];
@@ -140,7 +145,13 @@ function plannedSteps(steps: readonly TableSteps[]): (table: string) => TableSte
  * values included). When the plan found no live row under any staged key, every
  * staged row is inserted without looking for one.
  */
-async function upsert(client: pg.Client, staged: StagedTable, tenants: readonly (string | null)[], steps: TableSteps): Promise<number> {
+async function upsert(
+  client: pg.Client,
+  staged: StagedTable,
+  tenants: readonly (string | null)[],
+  steps: TableSteps,
+  onWritten: GroupWrite['onWritten'],
+): Promise<number> {
   const table = staged.table.sql;
   let written = 0;
   // A GENERATED ALWAYS identity column cannot be updated; its value never changes in place anyway.
@@ -154,6 +165,7 @@ async function upsert(client: pg.Client, staged: StagedTable, tenants: readonly 
       groupParams(tenants),
     );
     written += updated.rowCount ?? 0;
+    onWritten?.(updated.rowCount ?? 0);
   }
   if (steps.insert === 0) return written;
   const columns = staged.columns.map(sqlIdentifier).join(', ');
@@ -165,6 +177,7 @@ async function upsert(client: pg.Client, staged: StagedTable, tenants: readonly 
         ${steps.update + steps.unchanged === 0 ? '' : `AND NOT EXISTS (SELECT 1 FROM ${table} AS l WHERE ${staged.sameKey('l', 'n')})`}`,
     groupParams(tenants),
   );
+  onWritten?.(inserted.rowCount ?? 0);
   return written + (inserted.rowCount ?? 0);
 }
 

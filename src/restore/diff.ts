@@ -254,7 +254,7 @@ export async function listConflicts(
   client: pg.Client,
   staged: StagedTable,
   resolution: ConflictResolution | undefined,
-  changedAfter: (table: string, later: string) => Pick<Conflict, 'detail' | 'theirs'>,
+  changedAfter: (table: string, later: readonly string[]) => Promise<ReadonlyMap<string, Pick<Conflict, 'detail' | 'theirs'>>>,
 ): Promise<{ conflicts: Conflict[]; total: number; unresolved: number }> {
   const open = resolution === 'ours' ? `n.${CONFLICT} IS NOT NULL` : `(n.${CONFLICT} IS NOT NULL OR n.${LATER} IS NOT NULL)`;
   const { rows } = await client.query<{
@@ -272,9 +272,11 @@ export async function listConflicts(
             n.${SKIP} AS skip, count(*) OVER () AS total, count(*) FILTER (WHERE NOT n.${SKIP} AND ${open}) OVER () AS unresolved
        FROM ${s(staged)} n WHERE n.${CONFLICT} IS NOT NULL OR n.${LATER} IS NOT NULL ORDER BY 1, 2 LIMIT ${LISTED_CONFLICTS}`,
   );
+  // The rows later changes left are looked up for the listed rows only, all at once.
+  const later = await changedAfter(staged.name, [...new Set(rows.flatMap((row) => (row.later === null ? [] : [row.later])))]);
   const conflicts = rows.flatMap((row) =>
     [
-      ...(row.later === null ? [] : [{ kind: 'changed-after' as const, ...changedAfter(staged.name, row.later) }]),
+      ...(row.later === null ? [] : [{ kind: 'changed-after' as const, ...(later.get(row.later) as Pick<Conflict, 'detail' | 'theirs'>) }]),
       ...(row.conflict === null ? [] : [JSON.parse(row.conflict) as { kind: ConflictKind; detail: string; theirs: Conflict['theirs'] }]),
     ].map((doc) => {
       const resolved: ConflictResolution | undefined =

@@ -7,6 +7,7 @@ export {
   PreparedPlan,
   type ApplyResult,
   type PlanCommon,
+  type Progress,
   type RestoreOptions,
   type UndoOptions,
 } from './prepare.js';

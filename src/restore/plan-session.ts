@@ -7,13 +7,13 @@ import type pg from 'pg';
 import { InternalError } from '../errors.js';
 import { connectSource, type Constraints, type SourceConfig, type SourceTable } from '../source/index.js';
 import { VaultReader, type Lsn } from '../timeline/index.js';
-import type { Manifest, Vault } from '../vault/index.js';
+import type { Vault } from '../vault/index.js';
 import { applyGroup, type GroupResult } from './apply.js';
 import { countWrites, listConflicts, resolveConflicts, type StagedPlan, type TableCount } from './diff.js';
 import { freeze } from './freeze.js';
 import { writesOf, type Conflict, type ConflictResolution, type GroupPlan, type TableSteps } from './plan.js';
 import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
-import { changedAfter, type TargetTable } from './target.js';
+import { changedAfter, type TargetHooks, type TargetTable } from './target.js';
 import type { Throttle } from './throttle.js';
 import { parentsFirst } from './write-order.js';
 
@@ -42,12 +42,19 @@ export interface SessionContext {
   /** The LSN whose table layouts the targets are written in (undefined: the newest). */
   readonly layoutLsn: Lsn | undefined;
   /** The target rows of a share, ordered by table. */
-  readonly targets: (reader: VaultReader, staged: readonly StagedTable[], share: SessionShare) => AsyncGenerator<TargetTable>;
+  readonly targets: (
+    reader: VaultReader,
+    staged: readonly StagedTable[],
+    share: SessionShare,
+    hooks: TargetHooks,
+  ) => AsyncGenerator<TargetTable>;
   /** For a restore, the live rows the share replaces are staged too; an undo touches only the targets. */
   readonly restore: boolean;
   readonly onConflict: ConflictResolution | undefined;
   /** Called as target rows are staged, with how many this batch added. */
   readonly onStaged: (rows: number) => void;
+  /** Called once per session, with about how many target rows it will stage. */
+  readonly onEstimate: (rows: number) => void;
 }
 
 /** The part of the plan a session computed. */
@@ -59,6 +66,8 @@ export interface SessionPlan {
 
 export class PlanSession {
   private staged: StagedTable[] = [];
+  /** Stops the share's target computation when another session of the plan fails. */
+  private readonly stopping = new AbortController();
 
   private constructor(
     private readonly client: pg.Client,
@@ -98,9 +107,6 @@ export class PlanSession {
   async plan(given?: VaultReader): Promise<SessionPlan> {
     const { client, context } = this;
     const reader = given ?? (await VaultReader.open(context.vault));
-    let copied: number;
-    // The manifest the targets are read from: its schema history lays out later changes.
-    const manifest = reader.manifest;
     try {
       const layoutLsn = context.layoutLsn ?? reader.manifest.throughLsn;
       this.staged = parentsFirst(
@@ -114,7 +120,11 @@ export class PlanSession {
           reader.layoutAt(name, layoutLsn)?.columns.map((column) => column.name),
         );
       });
-      const targets = context.targets(reader, this.staged, this.share);
+      const targets = context.targets(reader, this.staged, this.share, {
+        signal: this.stopping.signal,
+        onEstimate: context.onEstimate,
+      });
+      let copied: number;
       // Asked for first, so DuckDB reads the first table while the staging tables are made.
       const first = targets.next();
       first.catch(() => undefined);
@@ -126,17 +136,23 @@ export class PlanSession {
         await first.catch(() => undefined);
         await targets.return(undefined).catch(() => undefined);
       }
+      for (const table of this.staged) await finishStaging(client, table, this.share, { stageLive: context.restore });
+      const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
+      let counts = await this.count();
+      const resolved = await resolveConflicts(client, stagedPlan, context.onConflict, counts);
+      // The tables with conflicts to list: marked ones, and an undo's changed-after rows (known before any was skipped).
+      const conflicted = new Set([...resolved.conflicted, ...[...counts].filter(([, count]) => count.later > 0).map(([name]) => name)]);
+      if (resolved.skipped > 0) counts = await this.count();
+      return { ...(await this.summarise(stagedPlan, counts, reader, conflicted)), staged: copied };
     } finally {
       reader.close();
     }
-    for (const table of this.staged) await finishStaging(client, table, this.share, { stageLive: context.restore });
-    const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
-    let counts = await this.count();
-    const resolved = await resolveConflicts(client, stagedPlan, context.onConflict, counts);
-    // The tables with conflicts to list: marked ones, and an undo's changed-after rows (known before any was skipped).
-    const conflicted = new Set([...resolved.conflicted, ...[...counts].filter(([, count]) => count.later > 0).map(([name]) => name)]);
-    if (resolved.skipped > 0) counts = await this.count();
-    return { ...(await this.summarise(stagedPlan, counts, manifest, conflicted)), staged: copied };
+  }
+
+  /** Stops planning: the target computation ends at its next step and the connection closes. */
+  stop(): void {
+    this.stopping.abort();
+    void this.close();
   }
 
   /** The writes of every staged table, counted against the live rows. */
@@ -150,7 +166,7 @@ export class PlanSession {
   private async summarise(
     staged: StagedPlan,
     counts: ReadonlyMap<string, TableCount>,
-    manifest: Manifest,
+    reader: VaultReader,
     conflicted: ReadonlySet<string>,
   ): Promise<Omit<SessionPlan, 'staged'>> {
     const groups = new Map<string | null, { tables: TableSteps[]; conflicts: Conflict[]; skipped: boolean }>();
@@ -164,7 +180,7 @@ export class PlanSession {
       // Unchanged rows are kept too: apply writes a table without looking for live rows only when it has none.
       for (const { tenant, ...steps } of counts.get(table.name)?.diffs ?? []) groupOf(tenant).tables.push(steps);
       if (!conflicted.has(table.name)) continue;
-      const listed = await listConflicts(this.client, table, this.context.onConflict, (name, later) => changedAfter(manifest, name, later));
+      const listed = await listConflicts(this.client, table, this.context.onConflict, (name, later) => changedAfter(reader, name, later));
       unresolved += listed.unresolved;
       for (const conflict of listed.conflicts) {
         const group = groupOf(conflict.tenant);
@@ -186,7 +202,7 @@ export class PlanSession {
     groups: readonly GroupPlan[],
     plan: { readonly id: string; readonly op: 'restore' | 'undo' },
     throttle: Throttle,
-    onBatch: (result: GroupResult) => void,
+    report: { readonly onBatch: (result: GroupResult) => void; readonly onWritten: (rows: number) => void },
   ): Promise<void> {
     let batch: GroupPlan[] = [];
     let rows = 0;
@@ -197,7 +213,7 @@ export class PlanSession {
       const steps = batch.flatMap((group) => group.tables);
       batch = [];
       rows = 0;
-      onBatch(
+      report.onBatch(
         await applyGroup(this.client, {
           planId: plan.id,
           op: plan.op,
@@ -205,6 +221,7 @@ export class PlanSession {
           steps,
           tables: this.staged,
           constraints: this.context.constraints,
+          onWritten: report.onWritten,
         }),
       );
     };

@@ -22,7 +22,7 @@ import type { GroupResult } from './apply.js';
 import { catchUp, DEFAULT_CATCH_UP_WAIT_MS } from './catch-up.js';
 import { DEFAULT_FREEZE_WAIT_MS, guardsInPlace, installGuards, removeGuards } from './freeze.js';
 import { totalsOf, writesOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
-import { PlanSession, type SessionContext, type SessionShare } from './plan-session.js';
+import { PlanSession, type SessionContext, type SessionPlan, type SessionShare } from './plan-session.js';
 import { restoreTargets, selectTransactions, undoTargets } from './target.js';
 import { Throttle } from './throttle.js';
 
@@ -44,8 +44,15 @@ export interface PlanCommon {
   readonly catchUpWaitMs?: number;
   /** Notes (stderr in the CLI). */
   readonly log?: (line: string) => void;
-  /** Progress of long steps, as a line to show in place (a terminal's progress line in the CLI). */
-  readonly progress?: (line: string) => void;
+  /** Where staging and writing stand, as they go (a terminal's progress bar in the CLI). */
+  readonly progress?: (progress: Progress) => void;
+}
+
+/** Rows staged or written so far, of about `total` (staging's total is an estimate from the vault). */
+export interface Progress {
+  readonly step: 'staging' | 'writing';
+  readonly done: number;
+  readonly total: number;
 }
 
 /** A restore: tenants (or all) back to a point. */
@@ -96,7 +103,7 @@ export async function planRestore(options: RestoreOptions): Promise<PreparedPlan
       tenants: tenants,
       global: tenants === 'all',
       layoutLsn: lsn,
-      targets: (fresh, staged, share) => restoreTargets(fresh, staged, share.tenants, lsn),
+      targets: (fresh, staged, share, hooks) => restoreTargets(fresh, staged, share.tenants, lsn, hooks),
       restore: true,
     };
   });
@@ -136,8 +143,8 @@ export async function planUndo(options: UndoOptions): Promise<PreparedPlan> {
       tenants,
       global: touched.some((row) => row.tenant === null),
       layoutLsn: undefined,
-      targets: (fresh, staged, share) =>
-        undoTargets(fresh, staged, xids, id, { tenants: share.tenants === 'all' ? [] : share.tenants, global: share.global }),
+      targets: (fresh, staged, share, hooks) =>
+        undoTargets(fresh, staged, xids, id, { tenants: share.tenants === 'all' ? [] : share.tenants, global: share.global }, hooks),
       restore: false,
     };
   });
@@ -195,7 +202,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
       targets: scope.targets,
       restore: scope.restore,
       onConflict: options.onConflict,
-      onStaged: stagingProgress(options.progress),
+      ...stagingProgress(options.progress),
     };
     const shares = shareOut(scope, options.jobs ?? DEFAULT_JOBS);
     if (!options.dryRun) {
@@ -218,7 +225,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     if (!options.dryRun && !scope.restore) await catchUp(client, catchUpOptions);
     const given = reader;
     reader = undefined;
-    const planned = await Promise.all(sessions.map((session, i) => session.plan(i === 0 ? given : undefined)));
+    const planned = await planAll(sessions, given);
     log(
       `staged ${planned.reduce((sum, p) => sum + p.staged, 0)} target rows of ${scope.tables.length} table(s) in ${sessions.length} session(s)`,
     );
@@ -241,16 +248,39 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
   }
 }
 
-/** Counts staged rows across sessions and reports them at most every 200 ms. */
-function stagingProgress(progress: PlanCommon['progress']): (rows: number) => void {
+/** Counts staged rows across sessions against the sum of their estimates. */
+function stagingProgress(progress: PlanCommon['progress']): Pick<SessionContext, 'onStaged' | 'onEstimate'> {
   let staged = 0;
-  let shown = 0;
-  return (rows) => {
-    staged += rows;
-    if (progress === undefined || Date.now() - shown < 200) return;
-    shown = Date.now();
-    progress(`staging the target: ${staged.toLocaleString('en')} rows`);
+  let total = 0;
+  return {
+    onEstimate: (rows) => (total += rows),
+    onStaged: (rows) => {
+      staged += rows;
+      progress?.({ step: 'staging', done: staged, total: Math.max(total, staged) });
+    },
   };
+}
+
+/**
+ * Plans every session side by side. When one fails, the others are stopped, and all
+ * have ended (no DuckDB statement of theirs still runs) before the first failure is
+ * thrown.
+ */
+async function planAll(sessions: readonly PlanSession[], given: VaultReader | undefined): Promise<SessionPlan[]> {
+  let failure: { error: unknown } | undefined;
+  const settled = await Promise.allSettled(
+    sessions.map((session, i) =>
+      session.plan(i === 0 ? given : undefined).catch((error: unknown) => {
+        if (failure === undefined) {
+          failure = { error };
+          for (const other of sessions) if (other !== session) other.stop();
+        }
+        throw error;
+      }),
+    ),
+  );
+  if (failure !== undefined) throw failure.error;
+  return settled.map((result) => (result as PromiseFulfilledResult<SessionPlan>).value);
 }
 
 /** Deals the tenants round-robin to at most `jobs` sessions; the first also takes the global rows. */
@@ -283,7 +313,7 @@ export class PreparedPlan {
    * Writes every group that is not skipped, one transaction each, the sessions side
    * by side; refuses while conflicts are unresolved.
    */
-  async apply(options: { onProgress?: (tenantsDone: number, tenantsTotal: number) => void } = {}): Promise<ApplyResult> {
+  async apply(): Promise<ApplyResult> {
     if (this.options.dryRun) throw new UsageError('a dry-run plan cannot be applied', 'plan again without dryRun to apply');
     this.assertResolved();
     const groups = this.plan.groups.filter((group) => !group.skipped && writesOf(group) > 0);
@@ -293,7 +323,12 @@ export class PreparedPlan {
     const onBatch = (result: GroupResult): void => {
       results.push(result);
       done += result.tenants.length;
-      options.onProgress?.(done, groups.length);
+    };
+    const total = groups.reduce((sum, group) => sum + writesOf(group), 0);
+    let written = 0;
+    const onWritten = (rows: number): void => {
+      written += rows;
+      this.options.progress?.({ step: 'writing', done: written, total: Math.max(total, written) });
     };
     const plan = { id: this.plan.id, op: this.plan.selection.kind };
     await Promise.all(
@@ -302,7 +337,7 @@ export class PreparedPlan {
           groups.filter((group) => session.owns(group.tenant)),
           plan,
           throttle,
-          onBatch,
+          { onBatch, onWritten },
         ),
       ),
     );

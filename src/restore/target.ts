@@ -1,36 +1,21 @@
 // The target state a plan aims at, read from the vault: for a restore, a tenant's
 // rows at a point; for an undo, every row the selected transactions touched as it
 // was just before the first of them, with the later changes that make it a conflict.
-// DuckDB renders the rows as COPY text into files, table by table, and their bytes
-// stream on, so a tenant of any size stays in bounded memory.
+// Each table's keys in scope are cut into ranges that fit DuckDB's memory; for each
+// range, the position of each key's wanted version comes from narrow columns, then
+// the rows are fetched by exact position and rendered as COPY text into a file
+// (target-export.ts), so a selection of any size and width stays in bounded memory.
 
-import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
-import { queryRows, sqlLiteral, type Manifest } from '../vault/index.js';
-import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
+import { queryRows, sqlLiteral } from '../vault/index.js';
+import { copyFieldSql, exportedLineSql, TargetLines, type StagedShape } from './copy-text.js';
+import { inKeyRange, keyRanges, keysPerRange, type KeyRange } from './key-ranges.js';
 import type { Row } from './plan.js';
+import { copyLinesSql, exportedTargets, type TargetExport, type TargetTable } from './target-export.js';
+import { TargetStatements } from './target-statements.js';
 
-/**
- * Target rows of one table, as its staging table's COPY takes them: a line per row
- * with the staged columns, then "recall.present" (false: the table must not hold
- * this key, whose columns alone are set), "recall.group" (the tenant) and
- * "recall.later" (an undo's later change, or \N). Its pieces must be read to the
- * end before the next table is asked for.
- */
-export interface TargetTable {
-  readonly table: string;
-  readonly pieces: AsyncIterable<TargetPiece>;
-}
-
-/** A piece of a table's COPY text, cut anywhere; `rows` counts the lines it ends. */
-export interface TargetPiece {
-  readonly rows: number;
-  readonly text: Buffer;
-}
+export type { TargetPiece, TargetTable } from './target-export.js';
 
 /** Which transactions an undo reverses. */
 export interface UndoSelector {
@@ -40,9 +25,6 @@ export interface UndoSelector {
   readonly sinceLsn?: Lsn;
   readonly untilLsn: Lsn;
 }
-
-/** Position of a change in the history: commit LSN, then place in its transaction. */
-const POSITION = '(commit_lsn::HUGEINT * 4294967296 + seq)';
 
 /** The 64-bit ids of the transactions an undo selects, in commit order. */
 export async function selectTransactions(reader: VaultReader, selector: UndoSelector): Promise<bigint[]> {
@@ -80,148 +62,109 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
   return rows.map((row) => row.xid as bigint);
 }
 
-/**
- * The rows of the given tenants (or of every tenant and global table) at an LSN, in
- * the staged tables. For named tenants, a query per table, each reading only the
- * tenants' row groups: each table's rows stream into staging while DuckDB computes
- * the next. For every tenant, one pass over the vault into a DuckDB table, then
- * exported table by table (a query per table would read the whole vault each time).
- */
-export async function* restoreTargets(
-  reader: VaultReader,
-  shapes: readonly StagedShape[],
-  tenants: readonly string[] | 'all',
-  lsn: Lsn,
-): AsyncGenerator<TargetTable> {
-  const newest = (where: string, partition: string, fields: string): string =>
-    `SELECT "table", ${fields} || chr(9) || 't' || chr(9) || ${copyFieldSql('tenant')} || chr(9) || '\\N' AS line
-       FROM (SELECT "table", tenant, op, schema_id, "row",
-                    row_number() OVER (PARTITION BY ${partition} ORDER BY commit_lsn DESC, seq DESC) AS newest
-               FROM ${reader.layersSql} WHERE ${where} AND commit_lsn <= ${lsn})
-      WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`;
-  if (tenants === 'all') {
-    yield* tabledTargets(
-      reader,
-      shapes,
-      newest(inShapes(shapes), '"table", "key"', rowFieldsSql(reader, shapes, lsn, '"row"', 'schema_id')),
-    );
-    return;
-  }
-  const scope = `tenant IN (${tenants.map(sqlLiteral).join(', ')})`;
-  yield* exportedTargets(
-    reader,
-    shapes.map((shape) => ({
-      table: shape.name,
-      sql: `SELECT line FROM (${newest(`${scope} AND "table" = ${sqlLiteral(shape.name)}`, '"key"', rowFieldsSql(reader, [shape], lsn, '"row"', 'schema_id'))})`,
-    })),
+/** What a share's target computation is told and tells. */
+export interface TargetHooks {
+  /** Stops the computation (another session of the plan failed). */
+  readonly signal?: AbortSignal;
+  /** Called once the sizes are known, with about how many target rows the share stages. */
+  readonly onEstimate?: (rows: number) => void;
+}
+
+/** The size of a table's part of the scope, from narrow columns. */
+interface TableSize {
+  /** Rows the scope holds (changes or versions), which the key ranges are sampled from. */
+  readonly rows: number;
+  /** Keys of the table in scope, at most: what a range's memory follows. */
+  readonly keys: number;
+  readonly keyBytes: number;
+}
+
+/** Sizes per table of a scope (`where`, on the layers), in one narrow pass; `keys` is SQL for the count of keys. */
+async function tableSizes(statements: TargetStatements, reader: VaultReader, where: string, keys: string): Promise<Map<string, TableSize>> {
+  const rows = await statements.rows(
+    `SELECT "table", count(*) AS n, ${keys} AS keys, avg(length("key")) AS key_bytes FROM ${reader.layersSql} WHERE ${where} GROUP BY "table"`,
+  );
+  return new Map(
+    rows.map((row) => [row.table as string, { rows: Number(row.n), keys: Number(row.keys), keyBytes: Number(row.key_bytes) }]),
   );
 }
 
 /**
- * The targets a query ("table", line) computes for many tables at once, kept in a
- * DuckDB table (which spills to the scratch directory past its memory limit) and
- * exported table by table.
+ * The ranges of each staged table's keys (in staging order) that a scope touches,
+ * `keysSql` giving the scope's keys of a table; tells the estimate of rows to stage.
  */
-async function* tabledTargets(reader: VaultReader, shapes: readonly StagedShape[], sql: string): AsyncGenerator<TargetTable> {
-  await reader.duck.run(`CREATE OR REPLACE TEMP TABLE exported_targets AS ${sql}`);
-  try {
-    yield* exportedTargets(
-      reader,
-      shapes.map((shape) => ({ table: shape.name, sql: `SELECT line FROM exported_targets WHERE "table" = ${sqlLiteral(shape.name)}` })),
-    );
-  } finally {
-    await reader.duck.run('DROP TABLE IF EXISTS exported_targets');
+async function* rangesOf(
+  statements: TargetStatements,
+  shapes: readonly StagedShape[],
+  sizes: ReadonlyMap<string, TableSize>,
+  keysSql: (table: string) => string,
+  hooks: TargetHooks,
+): AsyncGenerator<{ shape: StagedShape; range: KeyRange }> {
+  hooks.onEstimate?.([...sizes.values()].reduce((sum, size) => sum + size.keys, 0));
+  for (const shape of shapes) {
+    const size = sizes.get(shape.name);
+    if (size === undefined) continue;
+    const perRange = keysPerRange(size.keyBytes);
+    // The sample's rows are changes or versions: a range holds keys in proportion to them.
+    const ranges = await keyRanges(statements, keysSql(shape.name), size.rows, Math.max(1, Math.floor((perRange * size.rows) / size.keys)));
+    for (const range of ranges) yield { shape, range };
   }
 }
 
-/** A DuckDB query for one table's target rows: a single column, each row's COPY line. */
-interface TargetExport {
-  readonly table: string;
-  readonly sql: string;
-}
+/** Position of a change in the history: commit LSN, then place in its transaction. */
+const POSITION = '(commit_lsn::HUGEINT * 4294967296 + seq)';
+
+/** Temporary table of a range's wanted versions (connections do not share temporary tables). */
+const WANTED = 'recall_wanted';
 
 /**
- * Runs each export into a file with DuckDB's CSV writer, quoting off (the lines are
- * COPY text already), and streams the file's bytes on. DuckDB writes the next table
- * while the current one streams, and Node never turns a value into a string: both
- * cost more than the query. Nothing of the rows is held in memory; on disk, in the
- * vault's scratch directory, are at most two tables' lines at a time.
+ * The rows of the given tenants (or of every tenant and global table) at an LSN, in
+ * the staged tables: each key's newest version at or below it, unless that is a delete.
  */
-async function* exportedTargets(reader: VaultReader, exports: readonly TargetExport[]): AsyncGenerator<TargetTable> {
-  const directory = await targetDirectory(reader);
-  const fileOf = (i: number): string => join(directory, `${i}.copy`);
-  let running = false;
-  const run = (i: number): Promise<unknown> | undefined => {
-    const target = exports[i];
-    if (target === undefined) return undefined;
-    running = true;
-    const exported = reader.duck.run(`COPY (${target.sql}) TO ${sqlLiteral(fileOf(i))} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '')`);
-    // Awaited below; until then a failure must not count as unhandled.
-    exported.then(
-      () => (running = false),
-      () => (running = false),
-    );
-    return exported;
-  };
-  let next = run(0);
-  let finished = false;
-  try {
-    for (const [i, target] of exports.entries()) {
-      await next;
-      next = run(i + 1);
-      yield { table: target.table, pieces: piecesOf(fileOf(i)) };
-      await rm(fileOf(i), { force: true });
-    }
-    finished = true;
-  } finally {
-    // Stopped early (a failure downstream): an export still under way is of no use.
-    if (!finished && running) reader.duck.interrupt();
-    await next?.catch(() => undefined);
-    await rm(directory, { recursive: true, force: true });
-  }
-}
-
-/** Reads an exported file in pieces. */
-async function* piecesOf(path: string): AsyncGenerator<TargetPiece> {
-  for await (const text of createReadStream(path, { highWaterMark: READ_BYTES })) {
-    yield { rows: linesIn(text as Buffer), text: text as Buffer };
-  }
-}
-
-/** Bytes read from an exported file at a time. */
-const READ_BYTES = 1 << 20;
-
-/** COPY lines in a piece of an exported file: one newline ends each (a value's own newlines are escaped). */
-function linesIn(text: Buffer): number {
-  let lines = 0;
-  for (let at = text.indexOf(10); at >= 0; at = text.indexOf(10, at + 1)) lines++;
-  return lines;
-}
-
-/**
- * A fresh directory for this process's exported targets in the vault's scratch
- * directory, after removing those that processes of this host left when they died
- * (another host sharing the vault's directory keeps its own: its processes cannot
- * be seen from here). Failing to remove one is no reason to fail the restore.
- */
-async function targetDirectory(reader: VaultReader): Promise<string> {
-  const scratch = await reader.vault.storage.scratchDirectory();
-  const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
-  for (const name of await readdir(scratch)) {
-    const [, owner, pid] = /^targets-(.*)-(\d+)-\w{6}$/.exec(name) ?? [];
-    if (owner === host && !isRunning(Number(pid))) await rm(join(scratch, name), { recursive: true, force: true }).catch(() => undefined);
-  }
-  return mkdtemp(join(scratch, `targets-${host}-${process.pid}-`));
-}
-
-/** Whether a process of this host is alive (one of another user counts: it cannot be signalled, but it is there). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === 'EPERM';
-  }
+export function restoreTargets(
+  reader: VaultReader,
+  shapes: readonly StagedShape[],
+  tenants: readonly string[] | 'all',
+  lsn: Lsn,
+  hooks: TargetHooks = {},
+): AsyncGenerator<TargetTable> {
+  const tenantsIn = tenants === 'all' ? '' : `tenant IN (${tenants.map(sqlLiteral).join(', ')}) AND `;
+  const scope = `${tenantsIn}${inShapes(shapes)} AND commit_lsn <= ${lsn}`;
+  return exportedTargets(
+    reader,
+    async function* (statements): AsyncGenerator<TargetExport> {
+      // A key's versions at or below the point are at most its count of versions; HyperLogLog says about how many keys.
+      const sizes = await tableSizes(statements, reader, scope, 'approx_count_distinct("key")');
+      const keysSql = (table: string): string => `SELECT "key" FROM ${reader.layersSql} WHERE ${scope} AND "table" = ${sqlLiteral(table)}`;
+      for await (const { shape, range } of rangesOf(statements, shapes, sizes, keysSql, hooks)) {
+        const versions = `${scope} AND "table" = ${sqlLiteral(shape.name)} AND ${inKeyRange(range)}`;
+        yield {
+          table: shape.name,
+          lines: new TargetLines(reader, shape, lsn),
+          write: async (path) => {
+            await statements.run(
+              `CREATE OR REPLACE TEMP TABLE ${WANTED} AS
+               SELECT "key", newest.lsn AS lsn, newest.seq AS seq
+                 FROM (SELECT "key", arg_max({'lsn': commit_lsn, 'seq': seq, 'op': op}, ${POSITION}) AS newest
+                         FROM ${reader.layersSql} WHERE ${versions} GROUP BY "key")
+                WHERE newest.op NOT IN ('delete', 'truncate')`,
+            );
+            const line = exportedLineSql({ schemaId: 'v.schema_id', tenant: 'v.tenant', later: "'\\N'", key: 'v."key"', row: 'v."row"' });
+            await statements.run(
+              copyLinesSql(
+                `SELECT ${line}
+                   FROM (SELECT "key", commit_lsn, seq, "row", schema_id, tenant FROM ${reader.layersSql} WHERE ${versions}) AS v
+                   JOIN ${WANTED} AS w ON v."key" = w."key" AND v.commit_lsn = w.lsn AND v.seq = w.seq`,
+                path,
+              ),
+            );
+            await statements.run(`DROP TABLE ${WANTED}`);
+          },
+        };
+      }
+    },
+    hooks.signal,
+  );
 }
 
 /** Only the staged tables: rows of a table the source no longer has are left out. */
@@ -231,74 +174,127 @@ function inShapes(shapes: readonly StagedShape[]): string {
 
 /**
  * Every row the selected transactions touched, as it was before the first selected
- * change to it (absent where the row did not exist then), in the staged tables, table
- * by table. Later unselected changes are reported with the row, except those made by
- * this plan itself (a rerun after a crash sees its own earlier writes, and they are
- * not conflicts). A session takes its share: rows first touched in its tenants, or in
- * global tables.
+ * change to it (absent where the row did not exist then), in the staged tables. Later
+ * unselected changes are reported with the row, except those made by this plan itself
+ * (a rerun after a crash sees its own earlier writes, and they are not conflicts). A
+ * session takes its share: rows first touched in its tenants, or in global tables.
  */
-export async function* undoTargets(
+export function undoTargets(
   reader: VaultReader,
   shapes: readonly StagedShape[],
   xids: readonly bigint[],
   planId: string,
   share: { readonly tenants: readonly string[]; readonly global: boolean },
+  hooks: TargetHooks = {},
 ): AsyncGenerator<TargetTable> {
-  // A query per chunk of tenants: the per-key aggregate holds one chunk's keys, not the whole undo's.
-  const chunks = [];
-  for (let i = 0; i < share.tenants.length; i += UNDO_CHUNK_TENANTS) {
-    chunks.push(
-      `tenant IN (${share.tenants
-        .slice(i, i + UNDO_CHUNK_TENANTS)
-        .map(sqlLiteral)
-        .join(', ')})`,
-    );
-  }
-  if (share.global) chunks.push('tenant IS NULL');
-  // Computed once per chunk, then exported a table at a time.
-  for (const mine of chunks) yield* tabledTargets(reader, shapes, undoTargetsSql(reader, shapes, xids, planId, mine));
+  const selected = `xid IN (${xids.join(', ')})`;
+  const mine = [
+    ...(share.tenants.length === 0 ? [] : [`tenant IN (${share.tenants.map(sqlLiteral).join(', ')})`]),
+    ...(share.global ? ['tenant IS NULL'] : []),
+  ];
+  const changes = `op <> 'image' AND ${selected} AND (${mine.length === 0 ? 'false' : mine.join(' OR ')}) AND ${inShapes(shapes)}`;
+  return exportedTargets(
+    reader,
+    async function* (statements): AsyncGenerator<TargetExport> {
+      // Each key counts once per change: the count is the keys' at most, and exact when each changed once.
+      const sizes = await tableSizes(statements, reader, changes, 'count(*)');
+      const keysSql = (table: string): string =>
+        `SELECT "key" FROM ${reader.layersSql} WHERE ${changes} AND "table" = ${sqlLiteral(table)}`;
+      for await (const { shape, range } of rangesOf(statements, shapes, sizes, keysSql, hooks)) {
+        yield {
+          table: shape.name,
+          lines: new TargetLines(reader, shape, reader.manifest.throughLsn),
+          write: (path) => writeUndoRange(statements, reader, range, { table: shape.name, changes, selected, planId }, path),
+        };
+      }
+    },
+    hooks.signal,
+  );
 }
 
-/** Tenants whose undo targets one query computes. */
-const UNDO_CHUNK_TENANTS = 25;
-
-/** The undo targets of the rows first touched in the tenants `mine` selects. */
-function undoTargetsSql(
+/**
+ * One range of an undo's targets: the positions first (the first selected change of
+ * each key, the version before it, the newest later change by someone else), from
+ * narrow columns; then the rows before, fetched by exact position.
+ */
+async function writeUndoRange(
+  statements: TargetStatements,
   reader: VaultReader,
-  shapes: readonly StagedShape[],
-  xids: readonly bigint[],
-  planId: string,
-  mine: string,
-): string {
-  const selected = `xid IN (${xids.join(', ')})`;
-  const ours = `(json_extract_string(context, '$.actor') = 'recall' AND json_extract_string(context, '$.plan') = ${sqlLiteral(planId)})`;
-  const layoutLsn = reader.manifest.throughLsn;
-  const exists = `(before.op NOT IN ('delete', 'truncate') AND before."row" IS NOT NULL)`;
-  const fields = `CASE WHEN ${exists}
-      THEN ${rowFieldsSql(reader, shapes, layoutLsn, 'before."row"', 'before.schema_id')} || chr(9) || 't' || chr(9) || ${copyFieldSql('before.tenant')}
-      ELSE ${keyFieldsSql(shapes, '"table"', '"key"')} || chr(9) || 'f' || chr(9) || ${copyFieldSql('tenant')} END`;
-  return `WITH touched AS (
-       SELECT "table", "key", min(${POSITION}) AS first_position, arg_min(tenant, ${POSITION}) AS tenant
-         FROM ${reader.layersSql} WHERE op <> 'image' AND ${selected} AND ${mine} AND ${inShapes(shapes)} GROUP BY "table", "key"),
+  range: KeyRange,
+  selection: { readonly table: string; readonly changes: string; readonly selected: string; readonly planId: string },
+  path: string,
+): Promise<void> {
+  const table = sqlLiteral(selection.table);
+  const inRange = `"table" = ${table} AND ${inKeyRange(range)}`;
+  const ours = `coalesce(json_extract_string(context, '$.actor') = 'recall' AND json_extract_string(context, '$.plan') = ${sqlLiteral(selection.planId)}, false)`;
+  // Every version of the touched keys, whatever its tenant: a row may have moved between tenants.
+  await statements.run(
+    `CREATE OR REPLACE TEMP TABLE ${WANTED} AS
+     WITH touched AS (
+       SELECT "key", min(${POSITION}) AS first_position, arg_min(tenant, ${POSITION}) AS tenant
+         FROM ${reader.layersSql} WHERE ${selection.changes} AND ${inRange} GROUP BY "key"),
      versions AS (
-       SELECT v.*, ${POSITION} AS position, ${selected} AS selected, coalesce(${ours}, false) AS ours
-         FROM ${reader.layersSql} AS v SEMI JOIN touched USING ("table", "key")),
-     targets AS (
-       SELECT t."table", t."key", t.tenant,
-              arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'tenant': v.tenant}, v.position)
+       SELECT "key", ${POSITION} AS position, commit_lsn, seq, op, tenant, xid, commit_time, schema_id, context,
+              ${selection.selected} AS selected, ${ours} AS ours
+         FROM ${reader.layersSql} WHERE ${inRange}),
+     found AS (
+       SELECT t."key", t.tenant,
+              arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'tenant': v.tenant}, v.position)
                 FILTER (WHERE v.position < t.first_position) AS before,
-              arg_max({'op': v.op, 'row': v."row", 'schema_id': v.schema_id, 'xid': v.xid::VARCHAR,
+              arg_max({'op': v.op, 'lsn': v.commit_lsn::VARCHAR, 'seq': v.seq, 'schema_id': v.schema_id, 'xid': v.xid::VARCHAR,
                        'time': epoch_us(v.commit_time)::VARCHAR, 'actor': json_extract_string(v.context, '$.actor')}, v.position)
                 FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours AND v.op <> 'image') AS later
-         FROM touched t JOIN versions v USING ("table", "key")
-        GROUP BY t."table", t."key", t.tenant)
-     SELECT "table", ${fields} || chr(9) || ${copyFieldSql('to_json(later)::VARCHAR')} AS line FROM targets`;
+         FROM touched t JOIN versions v USING ("key")
+        GROUP BY t."key", t.tenant)
+     SELECT "key", tenant, before.lsn AS before_lsn, before.seq AS before_seq, before.tenant AS before_tenant,
+            ${copyFieldSql('to_json(later)::VARCHAR')} AS later
+       FROM found`,
+  );
+  // The rows before are read only from the row groups of their tenants (layers are sorted by tenant).
+  const tenants = (await statements.rows(`SELECT DISTINCT before_tenant AS tenant FROM ${WANTED} WHERE before_lsn IS NOT NULL`)).map(
+    (row) => row.tenant as string | null,
+  );
+  const exists = `v.op NOT IN ('delete', 'truncate') AND v."row" IS NOT NULL`;
+  const before = exportedLineSql({
+    schemaId: 'v.schema_id',
+    tenant: `CASE WHEN ${exists} THEN v.tenant ELSE w.tenant END`,
+    later: 'w.later',
+    key: 'w."key"',
+    row: `CASE WHEN ${exists} THEN v."row" END`,
+  });
+  const none = exportedLineSql({ schemaId: '0', tenant: 'w.tenant', later: 'w.later', key: 'w."key"', row: 'NULL' });
+  await statements.run(
+    copyLinesSql(
+      `SELECT ${before}
+         FROM (SELECT "key", commit_lsn, seq, op, "row", schema_id, tenant FROM ${reader.layersSql} WHERE ${inRange} AND (${ofTenants(tenants)})) AS v
+         JOIN ${WANTED} AS w ON v."key" = w."key" AND v.commit_lsn = w.before_lsn AND v.seq = w.before_seq
+       UNION ALL
+       SELECT ${none} FROM ${WANTED} AS w WHERE w.before_lsn IS NULL`,
+      path,
+    ),
+  );
+  await statements.run(`DROP TABLE ${WANTED}`);
 }
 
-/** A later change as the undo query stages it in "recall.later". */
+/** DuckDB SQL: the column "tenant" is one of `tenants` (null for global rows); past a thousand, any. */
+function ofTenants(tenants: readonly (string | null)[]): string {
+  if (tenants.length > MAX_LISTED_TENANTS) return 'true';
+  const named = tenants.filter((tenant): tenant is string => tenant !== null);
+  const clauses = [
+    ...(named.length === 0 ? [] : [`tenant IN (${named.map(sqlLiteral).join(', ')})`]),
+    ...(named.length < tenants.length ? ['tenant IS NULL'] : []),
+  ];
+  return clauses.length === 0 ? 'false' : clauses.join(' OR ');
+}
+
+/** Tenants named in a range's row fetch; with more, it reads every tenant's row groups of the range. */
+const MAX_LISTED_TENANTS = 1000;
+
+/** A later change as the undo stages it in "recall.later": where it is in the history, not its row. */
 interface StoredLaterChange {
   readonly op: string;
-  readonly row: string | null;
+  readonly lsn: string;
+  readonly seq: number;
   readonly schema_id: number;
   readonly xid: string;
   readonly time: string;
@@ -306,22 +302,44 @@ interface StoredLaterChange {
 }
 
 /**
- * An undo's changed-after conflict from its staged later change: what changed the
- * row, and the row it left, read in the table's newest layout (the one an undo
+ * An undo's changed-after conflicts from their staged later changes (the JSON text
+ * of "recall.later"): what changed each row, and the row it left, fetched from the
+ * vault by exact position and read in the table's newest layout (the one an undo
  * writes) from the schema history of the manifest the plan was computed from.
  */
-export function changedAfter(manifest: Manifest, table: string, stored: string): { detail: string; theirs: Row | null } {
-  const later = JSON.parse(stored) as StoredLaterChange;
-  const actor = later.actor === null ? '' : ` (actor ${later.actor})`;
-  const removed = later.op === 'delete' || later.op === 'truncate' || later.row === null;
-  return {
-    detail: `changed later by transaction ${later.xid}${actor} at ${formatMicros(BigInt(later.time))}`,
-    theirs: removed
-      ? null
-      : layOut(
-          JSON.parse(later.row as string) as Record<string, string | null>,
-          manifest.schemas[Number(later.schema_id)],
-          layoutAt(manifest, table, manifest.throughLsn),
-        ),
-  };
+export async function changedAfter(
+  reader: VaultReader,
+  table: string,
+  stored: readonly string[],
+): Promise<Map<string, { detail: string; theirs: Row | null }>> {
+  const changes = stored.map((text) => ({ text, later: JSON.parse(text) as StoredLaterChange }));
+  const kept = changes.filter(({ later }) => later.op !== 'delete' && later.op !== 'truncate');
+  const rows = new Map<string, string>();
+  if (kept.length > 0) {
+    const positions = kept.map(({ later }) => `(${BigInt(later.lsn)}::UBIGINT, ${Number(later.seq)}::UINTEGER)`);
+    const found = await new TargetStatements(reader.duck).rows(
+      `SELECT v.commit_lsn::VARCHAR AS lsn, v.seq, v."row" FROM ${reader.layersSql} AS v
+         SEMI JOIN (VALUES ${positions.join(', ')}) AS p(lsn, seq) ON v.commit_lsn = p.lsn AND v.seq = p.seq
+        WHERE v."table" = ${sqlLiteral(table)} AND v.op <> 'image'`,
+    );
+    for (const row of found) if (row.row !== null) rows.set(`${row.lsn}/${row.seq}`, row.row as string);
+  }
+  const manifest = reader.manifest;
+  const layout = layoutAt(manifest, table, manifest.throughLsn);
+  return new Map(
+    changes.map(({ text, later }) => {
+      const actor = later.actor === null ? '' : ` (actor ${later.actor})`;
+      const row = rows.get(`${later.lsn}/${later.seq}`);
+      return [
+        text,
+        {
+          detail: `changed later by transaction ${later.xid}${actor} at ${formatMicros(BigInt(later.time))}`,
+          theirs:
+            row === undefined
+              ? null
+              : layOut(JSON.parse(row) as Record<string, string | null>, manifest.schemas[Number(later.schema_id)], layout),
+        },
+      ];
+    }),
+  );
 }

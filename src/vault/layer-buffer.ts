@@ -15,8 +15,14 @@ import type { VaultStorage } from './storage.js';
 /** Staged rows at which a part is spilled: the most any single sort or staging table holds. */
 export const PART_ROWS = 20_000;
 
-/** Rows per Parquet row group: small enough that per-tenant reads skip most of a file. */
-const ROW_GROUP_SIZE = 16_384;
+/**
+ * Rows per Parquet row group: small enough that per-tenant reads skip most of a file,
+ * and that a reader's memory stays small. DuckDB writes a column's values of a row
+ * group as one page and reads that page whole, a buffer per thread: at 16,384 rows of
+ * 1.7 KB a page of row text took 32 MB, most of a 128 MiB budget's DuckDB share, so
+ * restores of wide rows ran out of memory with a single thread.
+ */
+const ROW_GROUP_SIZE = 2048;
 
 /** Buffers created in this process, for names unique in its shared DuckDB. */
 let buffers = 0;

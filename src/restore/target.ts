@@ -5,12 +5,11 @@
 // stream on, so a tenant of any size stays in bounded memory.
 
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
-import { queryRows, sqlLiteral, type Manifest } from '../vault/index.js';
+import { processScratchDirectory, queryRows, sqlLiteral, type Manifest } from '../vault/index.js';
 import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
 import type { Row } from './plan.js';
 
@@ -148,7 +147,7 @@ interface TargetExport {
  * vault's scratch directory, are at most two tables' lines at a time.
  */
 async function* exportedTargets(reader: VaultReader, exports: readonly TargetExport[]): AsyncGenerator<TargetTable> {
-  const directory = await targetDirectory(reader);
+  const directory = await processScratchDirectory(reader.vault.storage, 'targets');
   const fileOf = (i: number): string => join(directory, `${i}.copy`);
   let running = false;
   const run = (i: number): Promise<unknown> | undefined => {
@@ -196,32 +195,6 @@ function linesIn(text: Buffer): number {
   let lines = 0;
   for (let at = text.indexOf(10); at >= 0; at = text.indexOf(10, at + 1)) lines++;
   return lines;
-}
-
-/**
- * A fresh directory for this process's exported targets in the vault's scratch
- * directory, after removing those that processes of this host left when they died
- * (another host sharing the vault's directory keeps its own: its processes cannot
- * be seen from here). Failing to remove one is no reason to fail the restore.
- */
-async function targetDirectory(reader: VaultReader): Promise<string> {
-  const scratch = await reader.vault.storage.scratchDirectory();
-  const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
-  for (const name of await readdir(scratch)) {
-    const [, owner, pid] = /^targets-(.*)-(\d+)-\w{6}$/.exec(name) ?? [];
-    if (owner === host && !isRunning(Number(pid))) await rm(join(scratch, name), { recursive: true, force: true }).catch(() => undefined);
-  }
-  return mkdtemp(join(scratch, `targets-${host}-${process.pid}-`));
-}
-
-/** Whether a process of this host is alive (one of another user counts: it cannot be signalled, but it is there). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === 'EPERM';
-  }
 }
 
 /** Only the staged tables: rows of a table the source no longer has are left out. */

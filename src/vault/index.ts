@@ -5,6 +5,7 @@ export { Vault, resolveVaultLocation, type CaptureFailure } from './vault.js';
 export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, SourceIdentity } from './manifest.js';
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
 export { LayerBuffer, hashFile } from './layer-buffer.js';
+export { writeLayerFile, type LayerFile } from './layer-file.js';
 export { fileList, openDuckDB, processMemoryBudget, queryRows, setMemoryBudget, sqlLiteral } from './duckdb.js';
 export {
   MIN_MEMORY_LIMIT,
@@ -14,4 +15,5 @@ export {
   resolveMemoryLimit,
   type MemoryBudget,
 } from './memory-budget.js';
+export { processScratchDirectory } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

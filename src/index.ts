@@ -2,7 +2,15 @@
 // and (later) the console are thin faces over these.
 
 export { init, capture, status, recallContextSql } from './capture/index.js';
-export type { InitOptions, InitResult, CaptureOptions, CaptureSummary, Status, TransactionContext } from './capture/index.js';
+export type {
+  ImageProgress,
+  InitOptions,
+  InitResult,
+  CaptureOptions,
+  CaptureSummary,
+  Status,
+  TransactionContext,
+} from './capture/index.js';
 export { show, log, parsePoint, formatMicros, parseLsn, formatLsn } from './timeline/index.js';
 export type { ShowOptions, ShownRow, LogOptions, LoggedChange, Point, Lsn } from './timeline/index.js';
 export { resolveSource, loadTenancy, parseTenancy, DEFAULT_TENANCY } from './source/index.js';

@@ -8,10 +8,9 @@ import type pg from 'pg';
 import { UsageError } from '../errors.js';
 import { connectSource, readCatalog, type SourceConfig, type SourceTable, type TenancyConfig } from '../source/index.js';
 import { formatLsn, parseLsn } from '../timeline/index.js';
-import { LayerBuffer, type LayerEntry, type SchemaVersion, type VaultStorage } from '../vault/index.js';
+import type { LayerEntry, SchemaVersion, VaultStorage } from '../vault/index.js';
+import { imageTables, type ImageTarget } from './image-pipeline.js';
 import { sameLayout } from './relations.js';
-
-const IMAGE_FETCH_ROWS = 5_000;
 
 /** A consistent point and the snapshot exported there: commits before it are visible, later ones stream. */
 export interface ExportedSnapshot {
@@ -82,47 +81,6 @@ export function imageSchema(table: SourceTable, id: number, lsn: bigint): Schema
   };
 }
 
-/** Appends every row of `table` in the reader's snapshot to the buffer as image rows at `lsn`; returns how many. */
-export async function imageTable(
-  reader: pg.Client,
-  buffer: LayerBuffer,
-  table: SourceTable,
-  schema: SchemaVersion,
-  at: { lsn: bigint; time: bigint },
-): Promise<number> {
-  const columns = schema.columns.map((column) => column.name);
-  const select = columns.map((name) => reader.escapeIdentifier(name)).join(', ');
-  // A partitioned root holds no rows itself: read through it, so every partition's rows come under the root.
-  const from = `${table.partitioned ? '' : 'ONLY '}${table.sql}`;
-  await reader.query(`DECLARE image_rows NO SCROLL CURSOR FOR SELECT ${select || 'NULL'} FROM ${from}`);
-  let rows = 0;
-  for (;;) {
-    const batch = await reader.query({ text: `FETCH ${IMAGE_FETCH_ROWS} FROM image_rows`, rowMode: 'array' });
-    for (const values of batch.rows as (string | null)[][]) {
-      const row: Record<string, string | null> = {};
-      columns.forEach((name, i) => (row[name] = values[i] ?? null));
-      buffer.append({
-        commitLsn: at.lsn,
-        seq: 0,
-        commitTime: at.time,
-        xid: null,
-        table: table.qualified,
-        op: 'image',
-        tenant: schema.tenantColumn === null ? null : (row[schema.tenantColumn] ?? null),
-        key: JSON.stringify(schema.key.map((name) => row[name] ?? null)),
-        schemaId: schema.id,
-        row: JSON.stringify(row),
-        context: null,
-      });
-    }
-    rows += batch.rows.length;
-    if (buffer.full) await buffer.spill('image');
-    if (batch.rows.length < IMAGE_FETCH_ROWS) break;
-  }
-  await reader.query('CLOSE image_rows');
-  return rows;
-}
-
 /** What re-imaging needs from a running capture. */
 export interface ReimageContext {
   readonly source: SourceConfig;
@@ -168,28 +126,27 @@ export async function reimageTables(
     return { layers: [], left: [...tables] };
   }
   const reader = connections[1] as pg.Client;
-  const buffer = await LayerBuffer.create(context.duck, context.storage, 'reimage');
   try {
-    const time = await enterSnapshot(reader, snapshot);
+    const micros = await enterSnapshot(reader, snapshot);
     const catalog = await readCatalog(reader, context.tenancy);
     const left: string[] = [];
+    const targets: ImageTarget[] = [];
     for (const name of tables) {
       const table = catalog.find((t) => t.qualified === name);
       if (table === undefined) continue; // dropped since: there is nothing left to image
       const schema = expected(name);
       const now = imageSchema(table, schema?.id ?? -1, snapshot.lsn);
-      if (schema === undefined || !sameLayout(schema, now.columns, now.key, now.tenantColumn)) {
-        left.push(name);
-        continue;
-      }
-      const rows = await imageTable(reader, buffer, table, schema, { lsn: snapshot.lsn, time });
-      context.log(`capture: ${name} was rewritten; imaged again (${rows} rows) at lsn:${formatLsn(snapshot.lsn)}`);
+      if (schema === undefined || !sameLayout(schema, now.columns, now.key, now.tenantColumn)) left.push(name);
+      else targets.push({ table, schema });
     }
-    const layers = await buffer.commitLayers('image');
-    await reader.query('COMMIT');
-    return { layers, left };
+    const image = await imageTables(reader, context.duck, context.storage, targets, { lsn: snapshot.lsn, micros }, {});
+    for (const { table } of targets) {
+      context.log(
+        `capture: ${table.qualified} was rewritten; imaged again (${image.rows.get(table.qualified) ?? 0} rows) at lsn:${formatLsn(snapshot.lsn)}`,
+      );
+    }
+    return { layers: image.layers, left };
   } finally {
-    await buffer.close();
     await endAll();
   }
 }

@@ -6,7 +6,8 @@
 import type pg from 'pg';
 import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
 import { installDdlHook } from './ddl-hook.js';
-import { createSlot, enterSnapshot, imageSchema, imageTable, type ExportedSnapshot } from './image.js';
+import { createSlot, enterSnapshot, imageSchema, type ExportedSnapshot } from './image.js';
+import { imageTables, type ImageProgress } from './image-pipeline.js';
 import {
   backoffDelay,
   sleep,
@@ -23,7 +24,7 @@ import {
   type TenancyConfig,
 } from '../source/index.js';
 import { formatLsn } from '../timeline/index.js';
-import { openDuckDB, LayerBuffer, type SchemaVersion, type Vault } from '../vault/index.js';
+import { openDuckDB, type Vault } from '../vault/index.js';
 
 /** How `init` runs. */
 export interface InitOptions {
@@ -35,6 +36,8 @@ export interface InitOptions {
   /** How long slot creation may wait for running transactions. */
   readonly slotTimeoutMs?: number;
   readonly log?: (line: string) => void;
+  /** Hears how far the initial image is, for a progress display. */
+  readonly onProgress?: (progress: ImageProgress) => void;
 }
 
 /** What `init` did. */
@@ -195,27 +198,30 @@ async function ensurePublication(client: pg.Client, name: string, tables: readon
   if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoted} ADD TABLE ${missing.map((t) => t.sql).join(', ')}`);
 }
 
-/** Reads every table in the slot's snapshot into one image layer. */
+/** Reads every table in the slot's snapshot into image layers. */
 async function writeImage(options: InitOptions, snapshot: ExportedSnapshot, log: (line: string) => void) {
   const reader = await connectSource(options.source);
   const duck = await openDuckDB(await options.vault.storage.scratchDirectory());
-  const buffer = await LayerBuffer.create(duck, options.vault.storage, 'image');
   try {
-    const time = await enterSnapshot(reader, snapshot);
+    const micros = await enterSnapshot(reader, snapshot);
     const tables = await readCatalog(reader, options.tenancy);
-    const schemas: SchemaVersion[] = [];
-    let rows = 0;
-    for (const table of tables) {
-      const schema = imageSchema(table, schemas.length, snapshot.lsn);
-      schemas.push(schema);
-      rows += await imageTable(reader, buffer, table, schema, { lsn: snapshot.lsn, time });
-      log(`init: imaged ${table.qualified}`);
-    }
-    const layers = await buffer.commitLayers('image');
-    await reader.query('COMMIT');
-    return { layers, schemas, rows, time, tables: tables.length };
+    const targets = tables.map((table, id) => ({ table, schema: imageSchema(table, id, snapshot.lsn) }));
+    const image = await imageTables(
+      reader,
+      duck,
+      options.vault.storage,
+      targets,
+      { lsn: snapshot.lsn, micros },
+      {
+        onProgress: (progress) => {
+          options.onProgress?.(progress);
+          if (progress.done) log(`init: imaged ${progress.table}`);
+        },
+      },
+    );
+    const rows = image.layers.reduce((sum, layer) => sum + layer.rows, 0);
+    return { layers: image.layers, schemas: targets.map((target) => target.schema), rows, time: micros, tables: tables.length };
   } finally {
-    await buffer.close();
     duck.closeSync();
     await reader.end().catch(() => undefined);
   }

@@ -1,0 +1,232 @@
+// The image pipeline: every table of a snapshot read by `COPY … TO STDOUT` (text) into
+// pieces on disk, and each piece turned into a sorted layer by DuckDB while the next is
+// read, so PostgreSQL's output and the layers' writing overlap on the two cores. Node
+// only moves bytes; memory is a piece's sort at most, whatever the tables' size.
+
+import { rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type pg from 'pg';
+import { to as copyTo, type CopyToStreamQuery } from 'pg-copy-streams';
+import type { SourceTable } from '../source/index.js';
+import {
+  processMemoryBudget,
+  processScratchDirectory,
+  writeLayerFile,
+  type LayerEntry,
+  type LayerFile,
+  type SchemaVersion,
+  type VaultStorage,
+} from '../vault/index.js';
+import { PieceWriter, type Piece } from './copy-pieces.js';
+import { copySelectList, imageRowsSql } from './image-rows.js';
+
+/** zstd's level for image layers (DuckDB's default is 3). */
+const COMPRESSION_LEVEL = 1;
+
+/** One table to image and the schema version its rows are written under. */
+export interface ImageTarget {
+  readonly table: SourceTable;
+  readonly schema: SchemaVersion;
+}
+
+/** Where an image stands, for a progress display: the table being read and how far. */
+export interface ImageProgress {
+  readonly table: string;
+  /** 1-based position of the table, of `tables`. */
+  readonly index: number;
+  readonly tables: number;
+  /** COPY text read so far from this table. */
+  readonly bytes: number;
+  /** The table's size on disk (heap and TOAST), an estimate of its text; and its row estimate, if it was ever analysed. */
+  readonly estimatedBytes: number;
+  readonly estimatedRows: number | undefined;
+  /** Whether the table is read whole; its rows, when the server said. */
+  readonly done: boolean;
+  readonly rows: number | undefined;
+}
+
+/** How an image runs. */
+export interface ImageOptions {
+  /** COPY text per piece (defaultPieceBytes unless given). */
+  readonly pieceBytes?: number;
+  readonly onProgress?: (progress: ImageProgress) => void;
+}
+
+/** The largest piece: nothing overlaps the last piece's conversion, so a smaller one ends the image sooner. */
+const MAX_PIECE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * COPY text per piece: its layer rows are about twice its size (column names repeat in
+ * every row) and DuckDB sorts them whole, so it is half a capture part's text.
+ */
+function defaultPieceBytes(): number {
+  return Math.min(MAX_PIECE_BYTES, Math.floor(processMemoryBudget().partBytes / 2));
+}
+
+/**
+ * Pieces waiting on disk while one is turned into a layer. One is enough to keep
+ * PostgreSQL streaming while DuckDB writes; more would only take disk.
+ */
+const WAITING_PIECES = 1;
+
+/** An image's layers (in the vault, not yet in a manifest) and the rows of each table. */
+export interface ImageResult {
+  readonly layers: LayerEntry[];
+  readonly rows: ReadonlyMap<string, number>;
+}
+
+/**
+ * Images `targets` as the reader's snapshot sees them into layer parts (image rows at
+ * `at`) and moves them into the vault. The reader's transaction ends as soon as the
+ * last table is read, so the source does not keep its snapshot while the last layers
+ * are written.
+ */
+export async function imageTables(
+  reader: pg.Client,
+  duck: DuckDBConnection,
+  storage: VaultStorage,
+  targets: readonly ImageTarget[],
+  at: { lsn: bigint; micros: bigint },
+  options: ImageOptions,
+): Promise<ImageResult> {
+  const directory = await processScratchDirectory(storage, 'image');
+  const files: LayerFile[] = [];
+  const layers = new LayerWriter(async (piece) => {
+    const file = await writeLayerFile(duck, directory, 'image', imageRowsSql(piece.segments, at), COMPRESSION_LEVEL);
+    if (file !== undefined) files.push(file);
+    await Promise.all(piece.segments.map((segment) => rm(segment.file.path, { force: true })));
+  });
+  try {
+    const pieces = new PieceWriter(directory, options.pieceBytes ?? defaultPieceBytes(), (piece) => layers.accept(piece));
+    const estimates = options.onProgress === undefined ? undefined : await sizeEstimates(reader, targets);
+    const copies: { table: string; copy: CopyToStreamQuery }[] = [];
+    for (const [i, { table, schema }] of targets.entries()) {
+      const from = `${table.partitioned ? '' : 'ONLY '}${table.sql}`;
+      const copy = reader.query(
+        copyTo(`COPY (SELECT ${copySelectList(schema, (name) => reader.escapeIdentifier(name))} FROM ${from}) TO STDOUT`),
+      );
+      copies.push({ table: table.qualified, copy });
+      const estimate = estimates?.get(table.oid);
+      let bytes = 0;
+      const report = (done: boolean): void =>
+        options.onProgress?.({
+          table: table.qualified,
+          index: i + 1,
+          tables: targets.length,
+          bytes,
+          estimatedBytes: estimate?.bytes ?? 0,
+          estimatedRows: estimate?.rows,
+          done,
+          rows: done ? copy.rowCount : undefined,
+        });
+      report(false);
+      await pipeline(
+        copy,
+        pieces.sink(schema, (chunk) => {
+          bytes += chunk;
+          report(false);
+        }),
+      );
+      report(true);
+    }
+    await pieces.finish();
+    // Once the transaction has ended, every COPY has completed and counted its rows.
+    await reader.query('COMMIT');
+    await layers.finish();
+    for (const file of files) await storage.putFile(file.entry.path, file.local);
+    return { layers: files.map((file) => file.entry), rows: new Map(copies.map(({ table, copy }) => [table, copy.rowCount])) };
+  } catch (error) {
+    await layers.abandon();
+    throw error;
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Turns pieces into layers one at a time, in the order they come; `accept` waits while
+ * WAITING_PIECES are queued, and fails once a conversion has failed.
+ */
+class LayerWriter {
+  private readonly queue: Piece[] = [];
+  private failure: { error: unknown } | undefined;
+  private closed = false;
+  private wakeWriter: (() => void) | undefined;
+  private wakeReader: (() => void) | undefined;
+  private readonly running: Promise<void>;
+
+  constructor(private readonly convert: (piece: Piece) => Promise<void>) {
+    this.running = this.run();
+  }
+
+  async accept(piece: Piece): Promise<void> {
+    while (this.failure === undefined && this.queue.length >= WAITING_PIECES) {
+      await new Promise<void>((resolve) => (this.wakeReader = resolve));
+    }
+    if (this.failure !== undefined) throw this.failure.error;
+    this.queue.push(piece);
+    this.wake('writer');
+  }
+
+  /** Waits until every accepted piece is a layer part. */
+  async finish(): Promise<void> {
+    this.closed = true;
+    this.wake('writer');
+    await this.running;
+    if (this.failure !== undefined) throw this.failure.error;
+  }
+
+  /** Drops the pieces still queued and waits for the one being converted. */
+  async abandon(): Promise<void> {
+    this.queue.length = 0;
+    this.closed = true;
+    this.wake('writer');
+    await this.running;
+  }
+
+  private wake(which: 'writer' | 'reader'): void {
+    const resolve = which === 'writer' ? this.wakeWriter : this.wakeReader;
+    if (which === 'writer') this.wakeWriter = undefined;
+    else this.wakeReader = undefined;
+    resolve?.();
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      const piece = this.queue.shift();
+      if (piece === undefined) {
+        if (this.closed) return;
+        await new Promise<void>((resolve) => (this.wakeWriter = resolve));
+        continue;
+      }
+      this.wake('reader');
+      try {
+        await this.convert(piece);
+      } catch (error) {
+        this.failure = { error };
+        this.queue.length = 0;
+        this.wake('reader');
+        return;
+      }
+    }
+  }
+}
+
+/** Each table's size on disk and row estimate (partitions summed), for progress. */
+async function sizeEstimates(
+  reader: pg.Client,
+  targets: readonly ImageTarget[],
+): Promise<Map<number, { bytes: number; rows: number | undefined }>> {
+  const { rows } = await reader.query<{ oid: string; bytes: string; rows: string | null }>(
+    `SELECT t.oid::text, sum(pg_table_size(c.oid))::text AS bytes,
+            CASE WHEN bool_and(c.reltuples >= 0) THEN sum(c.reltuples)::bigint::text END AS rows
+       FROM unnest($1::oid[]) AS t(oid)
+       JOIN pg_class c ON c.oid = t.oid OR c.oid IN (SELECT relid FROM pg_partition_tree(t.oid) WHERE isleaf)
+      WHERE c.relkind <> 'p' GROUP BY t.oid`,
+    [targets.map((target) => target.table.oid)],
+  );
+  return new Map(
+    rows.map((row) => [Number(row.oid), { bytes: Number(row.bytes), rows: row.rows === null ? undefined : Number(row.rows) }]),
+  );
+}

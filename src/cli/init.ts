@@ -2,12 +2,27 @@
 
 import { init } from '../capture/index.js';
 import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
+import { imageProgress } from './image-progress.js';
 
 export async function run(flags: CommonFlags & { slot: string; publication: string }): Promise<number> {
   const source = sourceOf(flags);
   const tenancy = tenancyOf(flags);
   const vault = await vaultOf(flags);
-  const result = await init({ source, vault, tenancy, slot: flags.slot, publication: flags.publication, log: logLine });
+  const progress = imageProgress();
+  let result;
+  try {
+    result = await init({
+      source,
+      vault,
+      tenancy,
+      slot: flags.slot,
+      publication: flags.publication,
+      log: progress?.log ?? logLine,
+      ...(progress === undefined ? {} : { onProgress: progress.update }),
+    });
+  } finally {
+    progress?.end();
+  }
   if (flags.json) process.stdout.write(`${toJson(result)}\n`);
   else if (result.created)
     process.stdout.write(

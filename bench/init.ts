@@ -118,12 +118,27 @@ function spread(values: readonly number[], digits = 1): string {
   return `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
 }
 
-/** The limit: every table by `COPY … TO STDOUT` on one connection in one snapshot, read and discarded; seconds and bytes. */
-async function copyAnchor(url: string): Promise<{ seconds: number; bytes: number }> {
+/** CPU seconds (user and system) a process of this machine has used so far, from /proc; 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    // Fields 14 and 15 after the command name, in clock ticks of 1/100 s.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The limit: every table by `COPY … TO STDOUT` on one connection in one snapshot, read and discarded; seconds, bytes and the server's CPU seconds. */
+async function copyAnchor(url: string): Promise<{ seconds: number; bytes: number; serverCpu: number }> {
   const start = process.hrtime.bigint();
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   let bytes = 0;
+  const backend = Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+  const cpuBefore = cpuSeconds(backend);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     for (const table of TABLES) {
@@ -136,14 +151,18 @@ async function copyAnchor(url: string): Promise<{ seconds: number; bytes: number
       await pipeline(client.query(copyTo(`COPY ${table} TO STDOUT`)), sink);
     }
     await client.query('COMMIT');
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    return { seconds, bytes, serverCpu: cpuSeconds(backend) - cpuBefore };
   } finally {
     await client.end();
   }
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, bytes };
 }
 
-/** `recall init` as a user runs it, into a fresh vault; seconds, peak RSS (from /proc, polled) and what it printed. */
-async function recallInit(env: NodeJS.ProcessEnv, config: string): Promise<{ seconds: number; rssMB: number; stdout: string }> {
+/** `recall init` as a user runs it, into a fresh vault; seconds, peak RSS and CPU seconds (from /proc, polled) and what it printed. */
+async function recallInit(
+  env: NodeJS.ProcessEnv,
+  config: string,
+): Promise<{ seconds: number; rssMB: number; cpu: number; stdout: string }> {
   const start = process.hrtime.bigint();
   const child = spawn(process.execPath, [BIN, 'init', '--config', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -151,7 +170,9 @@ async function recallInit(env: NodeJS.ProcessEnv, config: string): Promise<{ sec
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   let peakKB = 0;
+  let cpu = 0;
   const poll = setInterval(() => {
+    cpu = Math.max(cpu, cpuSeconds(child.pid ?? 0));
     try {
       const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       if (match) peakKB = Math.max(peakKB, Number(match[1]));
@@ -162,7 +183,7 @@ async function recallInit(env: NodeJS.ProcessEnv, config: string): Promise<{ sec
   const code = await new Promise<number | null>((done) => child.on('close', done));
   clearInterval(poll);
   if (code !== 0) throw new Error(`recall init exited ${code}: ${stderr.slice(-2000)}`);
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, rssMB: peakKB / 1024, stdout };
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, rssMB: peakKB / 1024, cpu, stdout };
 }
 
 /** What init leaves on the source, removed so the next run starts fresh (the DDL hook it reinstalls itself). */
@@ -207,11 +228,14 @@ async function main(): Promise<void> {
     const anchors: number[] = [];
     const inits: number[] = [];
     const rss: number[] = [];
+    const serverCpu: number[] = [];
+    const initCpu: number[] = [];
     let copyBytes = 0;
     let printed = '';
     for (let i = 0; i < REPEATS; i++) {
       const anchor = await copyAnchor(url);
       anchors.push(anchor.seconds);
+      serverCpu.push(anchor.serverCpu);
       copyBytes = anchor.bytes;
       await resetSource(db);
       const vault = join(directory, `vault-${i}`);
@@ -219,6 +243,7 @@ async function main(): Promise<void> {
       rmSync(vault, { recursive: true, force: true });
       inits.push(run.seconds);
       rss.push(run.rssMB);
+      initCpu.push(run.cpu);
       printed = run.stdout.trim();
       console.error(
         `run ${i + 1}: COPY ${anchor.seconds.toFixed(2)} s, init ${run.seconds.toFixed(2)} s, peak RSS ${run.rssMB.toFixed(0)} MB`,
@@ -228,6 +253,9 @@ async function main(): Promise<void> {
     const [anchor, initSeconds] = [median(anchors), median(inits)];
     console.log(`database: ${WAREHOUSES} warehouses, ${(dbBytes / 1e9).toFixed(2)} GB on disk (tables and indexes),
   ${Number(size.rows[0]?.rows).toLocaleString('en')} rows, ${(copyBytes / 1e6).toFixed(0)} MB of COPY text; init said: ${printed}`);
+    console.log(
+      `CPU: the anchor's server process ${median(serverCpu).toFixed(1)} s (${spread(serverCpu)}); recall init's process ${median(initCpu).toFixed(1)} s (${spread(initCpu)}), its server process not counted`,
+    );
     console.log('| benchmark | Recall | anchor (same run) | ratio | target |');
     console.log('|---|---|---|---|---|');
     console.log(

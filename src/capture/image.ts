@@ -86,7 +86,7 @@ export interface ReimageContext {
   readonly source: SourceConfig;
   readonly tenancy: TenancyConfig;
   readonly storage: VaultStorage;
-  /** Capture's DuckDB, where the image rows are staged. */
+  /** Capture's connection to the process's DuckDB: one of the two that turn the image's pieces into layers. */
   readonly duck: DuckDBConnection;
   /** An idle connection to the source, to name what blocks the slot. */
   readonly catalog: pg.Client;

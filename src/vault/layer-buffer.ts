@@ -2,27 +2,18 @@
 // disk, so a transaction of any size fits in bounded memory), then written out as
 // one sorted, zstd-compressed Parquet file with the statistics the manifest keeps.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeRecord } from './change.js';
-import { processMemoryBudget, queryRows, sqlLiteral } from './duckdb.js';
+import { processMemoryBudget, queryRows } from './duckdb.js';
+import { DEFAULT_COMPRESSION_LEVEL, writeLayerFile } from './layer-file.js';
 import type { LayerEntry } from './manifest.js';
 import type { VaultStorage } from './storage.js';
 
 /** Staged rows at which a part is spilled: the most any single sort or staging table holds. */
 export const PART_ROWS = 20_000;
-
-/**
- * Rows per Parquet row group: small enough that per-tenant reads skip most of a file,
- * and that a reader's memory stays small. DuckDB writes a column's values of a row
- * group as one page and reads that page whole, a buffer per thread: at 16,384 rows of
- * 1.7 KB a page of row text took 32 MB, most of a 128 MiB budget's DuckDB share, so
- * restores of wide rows ran out of memory with a single thread.
- */
-const ROW_GROUP_SIZE = 2048;
 
 /** Buffers created in this process, for names unique in its shared DuckDB. */
 let buffers = 0;
@@ -141,45 +132,9 @@ export class LayerBuffer {
    */
   async writePart(kind: LayerEntry['kind'], select: string): Promise<void> {
     await this.sync();
-    const scratch = await this.storage.scratchDirectory();
-    const written = join(scratch, `part-${randomBytes(6).toString('hex')}.parquet`);
-    await this.duck.run(
-      `COPY (SELECT ${LAYER_COLUMN_NAMES} FROM (${select}) ORDER BY ${LAYER_ORDER})
-         TO ${sqlLiteral(written)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP_SIZE})`,
-    );
-    const [stats] = await queryRows(
-      this.duck,
-      `SELECT count(*) AS rows, min(commit_lsn) AS min_lsn, max(commit_lsn) AS max_lsn,
-              epoch_us(min(commit_time)) AS min_time, epoch_us(max(commit_time)) AS max_time,
-              min(tenant) AS min_tenant, max(tenant) AS max_tenant
-         FROM read_parquet(${sqlLiteral(written)})`,
-    );
-    if (stats === undefined) throw new Error('layer statistics query returned nothing');
-    if (Number(stats.rows) === 0) {
-      await rm(written, { force: true });
-      return;
-    }
-    const minLsn = stats.min_lsn as bigint;
-    const maxLsn = stats.max_lsn as bigint;
-    const name = `${hex16(minLsn)}-${hex16(maxLsn)}-${randomBytes(4).toString('hex')}.parquet`;
-    const local = join(scratch, name);
-    await rename(written, local);
-    this.parts.push({
-      local,
-      entry: {
-        path: `layers/${kind}/${name}`,
-        kind,
-        minLsn,
-        maxLsn,
-        minTime: stats.min_time as bigint,
-        maxTime: stats.max_time as bigint,
-        rows: Number(stats.rows),
-        bytes: (await stat(local)).size,
-        sha256: await hashFile(local),
-        minTenant: (stats.min_tenant as string | null) ?? null,
-        maxTenant: (stats.max_tenant as string | null) ?? null,
-      },
-    });
+    const ordered = `SELECT ${LAYER_COLUMN_NAMES} FROM (${select}) ORDER BY ${LAYER_ORDER}`;
+    const part = await writeLayerFile(this.duck, await this.storage.scratchDirectory(), kind, ordered, DEFAULT_COMPRESSION_LEVEL);
+    if (part !== undefined) this.parts.push(part);
   }
 
   /** Local files of the parts spilled since the last commit, for queries over the history. */
@@ -228,10 +183,6 @@ export class LayerBuffer {
     this.appender.closeSync();
     await this.duck.run(`DROP TABLE IF EXISTS ${this.tableName}`);
   }
-}
-
-function hex16(value: bigint): string {
-  return value.toString(16).toUpperCase().padStart(16, '0');
 }
 
 /** SHA-256 of a file, streamed. */

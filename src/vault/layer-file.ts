@@ -11,8 +11,17 @@ import { queryRows, sqlLiteral } from './duckdb.js';
 import { hashFile } from './layer-buffer.js';
 import type { LayerEntry } from './manifest.js';
 
-/** Rows per Parquet row group, as in every layer: small enough that per-tenant reads skip most of a file. */
-const ROW_GROUP_SIZE = 16_384;
+/**
+ * Rows per Parquet row group: small enough that per-tenant reads skip most of a file,
+ * and that a reader's memory stays small. DuckDB writes a column's values of a row
+ * group as one page and reads that page whole, a buffer per thread: at 16,384 rows of
+ * 1.7 KB a page of row text took 32 MB, most of a 128 MiB budget's DuckDB share, so
+ * restores of wide rows ran out of memory with a single thread.
+ */
+const ROW_GROUP_SIZE = 2048;
+
+/** zstd's level for layers written as they come (DuckDB's default); the image asks for its own. */
+export const DEFAULT_COMPRESSION_LEVEL = 3;
 
 /** A layer file in scratch and its manifest entry. */
 export interface LayerFile {

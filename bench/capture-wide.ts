@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { startCluster, type Cluster } from '../src/sandbox/index.js';
+import { median, peakRss, printResults, receiverArgs, timed, type BenchResult } from './common.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const BUDGET = process.env.BENCH_MEMORY_LIMIT ?? '512MB';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 15);
-const results: { name: string; value: string; anchor: string; ratio: string; target: string }[] = [];
+const results: BenchResult[] = [];
 
 for (const tool of ['pg_recvlogical', 'pgbench', 'taskset']) {
   if (spawnSync('which', [tool]).status !== 0) throw new Error(`${tool} is missing: apt-get install postgresql-client util-linux`);
@@ -27,19 +28,11 @@ for (const tool of ['pg_recvlogical', 'pgbench', 'taskset']) {
 function measured(command: string, args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<number> } {
   const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  let peak = 0;
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = setInterval(() => {
-    try {
-      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (match) peak = Math.max(peak, Number(match[1]) * 1024);
-    } catch {
-      // ended
-    }
-  }, 50);
+  const rss = peakRss(child.pid);
   const done = new Promise<number>((resolveDone, reject) =>
     child.on('close', (code) => {
-      clearInterval(timer);
+      const peak = rss.stop();
       if (code === 0 || code === null) resolveDone(peak);
       else reject(new Error(`${command} exited ${code}: ${stderr.slice(-2000)}`));
     }),
@@ -47,31 +40,7 @@ function measured(command: string, args: string[], env: NodeJS.ProcessEnv): { ch
   return { child, done };
 }
 
-const seconds = async (work: () => Promise<unknown>): Promise<number> => {
-  const start = process.hrtime.bigint();
-  await work();
-  return Number(process.hrtime.bigint() - start) / 1e9;
-};
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-function receiverArgs(url: string, slot: string, extra: string[] = []): string[] {
-  return [
-    '-d',
-    url,
-    '-S',
-    slot,
-    '--start',
-    '-o',
-    'proto_version=1',
-    '-o',
-    'publication_names=recall',
-    '-o',
-    'messages=true',
-    '-f',
-    '/dev/null',
-    ...extra,
-  ];
-}
+const seconds = async (work: () => Promise<unknown>): Promise<number> => (await timed(work))[1];
 
 /** `rows` wide rows in transactions of `perTransaction`, 70% inserts, 20% updates, 10% deletes. */
 async function workload(db: pg.Client, rows: number, perTransaction: number, base: number): Promise<void> {
@@ -214,9 +183,7 @@ UPDATE wide SET price = price + 1 WHERE id = (SELECT max(id) FROM wide) - (:n % 
     await cluster.destroy();
     rmSync(directory, { recursive: true, force: true });
   }
-  console.log('| benchmark | Recall | anchor (same run) | ratio | target |');
-  console.log('|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.name} | ${r.value} | ${r.anchor} | ${r.ratio} | ${r.target} |`);
+  printResults(results);
 }
 
 function parseBudget(text: string): number {

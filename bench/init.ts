@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { startCluster, type Cluster } from '../src/sandbox/index.js';
+import { median } from './common.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const WAREHOUSES = Number(process.env.BENCH_WAREHOUSES ?? 10);
@@ -107,11 +108,6 @@ function population(warehouses: number): string[] {
        CASE WHEN o < 2101 THEN 0.00 ELSE ((o * n) % 999999) / 100.0 END, ${text('w, d, o, n', 24)}
        FROM ${w}, generate_series(1, 10) d, generate_series(1, 3000) o, generate_series(1, 10) n`,
   ];
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 function spread(values: readonly number[], digits = 1): string {

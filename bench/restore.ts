@@ -26,6 +26,7 @@ import {
 } from '../src/index.js';
 import { recallContextSql } from '../src/capture/index.js';
 import { startCluster } from '../src/sandbox/index.js';
+import { median, timed } from './common.js';
 
 const TABLES = ['accounts', 'contacts', 'deals', 'notes', 'events'] as const;
 const ROWS_PER_TABLE = Number(process.env.BENCH_ROWS_PER_TABLE ?? 20_000);
@@ -33,11 +34,6 @@ const UNDO_TENANTS = Number(process.env.BENCH_UNDO_TENANTS ?? 1000);
 const UNDO_ROWS_PER_TENANT = Number(process.env.BENCH_UNDO_ROWS_PER_TENANT ?? 2500);
 /** Each restore and its anchor are measured this many times, alternating; the figures are medians. */
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
 
 /** The spread of a set of timings, for the report. */
 function spread(values: readonly number[]): string {
@@ -70,12 +66,6 @@ async function fill(db: pg.Client, first: number, count: number, rows: number, b
       [first, first + count - 1, base + i * 1e9, rows],
     );
   }
-}
-
-async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
-  const start = process.hrtime.bigint();
-  const value = await work();
-  return [value, Number(process.hrtime.bigint() - start) / 1e9];
 }
 
 /** Plans and applies, as `--yes` does; returns the rows written. */

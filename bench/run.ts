@@ -10,10 +10,11 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { Vault, parsePoint, show } from '../src/index.js';
 import { startCluster, type Cluster } from '../src/sandbox/index.js';
+import { peakRss, printResults, receiverArgs, timed, type BenchResult } from './common.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const TENANTS = 1000;
-const results: { name: string; value: string; anchor: string; ratio: string; target: string }[] = [];
+const results: BenchResult[] = [];
 
 function need(tool: string): void {
   if (spawnSync('which', [tool]).status !== 0) {
@@ -33,31 +34,6 @@ async function finished(child: ChildProcess): Promise<number> {
   const code = await new Promise<number>((resolvePromise) => child.on('close', (c) => resolvePromise(c ?? 1)));
   if (code !== 0) throw new Error(`recall exited ${code}: ${stderr.slice(-2000)}`);
   return code;
-}
-
-/** pg_recvlogical streaming `slot` exactly as Recall does (pgoutput, proto 1, messages on) into /dev/null. */
-function receiverArgs(url: string, slot: string): string[] {
-  return [
-    '-d',
-    url,
-    '-S',
-    slot,
-    '--start',
-    '-o',
-    'proto_version=1',
-    '-o',
-    'publication_names=recall',
-    '-o',
-    'messages=true',
-    '-f',
-    '/dev/null',
-  ];
-}
-
-async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
-  const start = process.hrtime.bigint();
-  const value = await work();
-  return [value, Number(process.hrtime.bigint() - start) / 1e9];
 }
 
 async function walLsn(db: pg.Client): Promise<string> {
@@ -162,19 +138,9 @@ async function main(): Promise<void> {
     // 3. Peak RSS of capture while it streams one transaction of 2 million row changes.
     await db.query(`INSERT INTO items SELECT 't' || (g % ${TENANTS} + 1), g, 1, 'x', now() FROM generate_series(50000000, 51999999) g`);
     const child = recall(['capture', '--until-caught-up'], env);
-    let peakKb = 0;
-    const poll = setInterval(() => {
-      try {
-        const line = readFileSync(`/proc/${child.pid}/status`, 'utf8')
-          .split('\n')
-          .find((l) => l.startsWith('VmHWM:'));
-        peakKb = Math.max(peakKb, Number(line?.replace(/\D+/g, '') ?? 0));
-      } catch {
-        // the process has exited
-      }
-    }, 50);
+    const rss = peakRss(child.pid);
     const [, bigSeconds] = await timed(() => finished(child));
-    clearInterval(poll);
+    const peakKb = rss.stop() / 1024;
     results.push({
       name: 'peak RSS of capture, one 2M-row transaction',
       value: `${(peakKb / 1024).toFixed(0)} MB`,
@@ -238,9 +204,7 @@ async function main(): Promise<void> {
     await cluster.destroy();
     rmSync(directory, { recursive: true, force: true });
   }
-  console.log('| benchmark | Recall | anchor (same run) | ratio | target |');
-  console.log('|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.name} | ${r.value} | ${r.anchor} | ${r.ratio} | ${r.target} |`);
+  printResults(results);
 }
 
 await main().catch((error: unknown) => {

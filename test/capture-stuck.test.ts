@@ -5,30 +5,10 @@
 // memory budget below the minimum is bad input, refused before anything is read.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { fixture, type Fixture, type RunResult } from './harness/recall.js';
+import { fixture, runRecallWithFileLimit, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
-
-const BIN = resolve(import.meta.dirname, '../bin/recall.js');
-
-/** Runs the CLI under a file-size limit of `kib` KiB. */
-function recallLimited(args: readonly string[], env: NodeJS.ProcessEnv, kib: number): Promise<RunResult> {
-  return new Promise((done, fail) => {
-    const child = spawn('bash', ['-c', `ulimit -f ${kib} && exec "$0" "$@"`, process.execPath, BIN, ...args], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 for (const major of testMajors('one')) {
   describe(`capture that cannot proceed, on PostgreSQL ${major}`, () => {
@@ -43,7 +23,7 @@ for (const major of testMajors('one')) {
       const xid = (await f.db.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0]!.xid;
       await f.db.query('COMMIT');
 
-      const stopped = await recallLimited(['capture', '--until-caught-up'], f.env, 256);
+      const stopped = await runRecallWithFileLimit(['capture', '--until-caught-up'], f.env, 256);
       assert.equal(stopped.code, 1, stopped.stderr);
       assert.match(stopped.stderr, new RegExp(`capture cannot ingest transaction ${xid} \\(commit lsn:[0-9A-F]+/[0-9A-F]+, \\d+ changes`));
       assert.match(stopped.stderr, /lift the file-size limit/);

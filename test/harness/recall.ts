@@ -56,12 +56,22 @@ export async function fixture(major: number, schema: string, settings?: Record<s
 
 /** Runs the CLI to completion. */
 export function runRecall(args: readonly string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return collect(spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** Runs the CLI under a file-size limit of `kib` KiB (ulimit -f), so its writes past it fail with EFBIG. */
+export function runRecallWithFileLimit(args: readonly string[], env: NodeJS.ProcessEnv, kib: number): Promise<RunResult> {
+  const command = `ulimit -f ${kib} && exec "$0" "$@"`;
+  return collect(spawn('bash', ['-c', command, process.execPath, BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** A child's exit code and output, once it has closed. */
+function collect(child: ChildProcess): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
   });
@@ -90,27 +100,20 @@ export interface MeasuredRun extends RunResult {
 }
 
 /** Runs the CLI to completion, sampling its peak RSS from /proc (the kernel keeps the high-water mark). */
-export function runRecallMeasured(args: readonly string[], env: NodeJS.ProcessEnv): Promise<MeasuredRun> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let peak = 0;
-    const sample = (): void => {
-      try {
-        const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (match) peak = Math.max(peak, Number(match[1]) * 1024);
-      } catch {
-        // the process has just ended
-      }
-    };
-    const timer = setInterval(sample, 50);
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', () => {
-      clearInterval(timer);
-    });
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr, peakRssBytes: peak }));
-  });
+export async function runRecallMeasured(args: readonly string[], env: NodeJS.ProcessEnv): Promise<MeasuredRun> {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let peak = 0;
+  const timer = setInterval(() => {
+    try {
+      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (match) peak = Math.max(peak, Number(match[1]) * 1024);
+    } catch {
+      // the process has just ended
+    }
+  }, 50);
+  try {
+    return { ...(await collect(child)), peakRssBytes: peak };
+  } finally {
+    clearInterval(timer);
+  }
 }

@@ -246,38 +246,36 @@ class CaptureSession {
   /** The frame loop of `run`. */
   private async ingest(target: Lsn | undefined): Promise<boolean> {
     const signal = this.options.signal;
-    {
-      for await (const frame of this.stream) {
-        if (frame.kind === 'data') await this.handle(frame.message);
-        else if (frame.kind === 'keepalive') await this.keepalive(frame.walEnd, frame.replyRequested);
-        if (this.transaction !== undefined && this.buffer.full) await this.withHeartbeat(() => this.spill());
-        if (this.transaction === undefined && this.flushDue(target)) await this.flush();
-        if (target !== undefined && this.transaction === undefined) {
-          if (this.nothingStaged && this.reached(target)) return true;
-          if (frame.kind === 'idle') this.stream.sendStatus(this.durableLsn(), true);
-        }
-        if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) this.sendStatus();
-        else if (
-          frame.kind === 'idle' &&
-          this.nothingStaged &&
-          this.transaction === undefined &&
-          Date.now() - this.lastStatusAt > IDLE_STATUS_MS
-        ) {
-          // Idle: ask the server where WAL ends, so the slot's confirmed position follows it
-          // within a second or two; a restore waits on that position to know the vault is current.
-          this.lastStatusAt = Date.now();
-          this.stream.sendStatus(this.durableLsn(), true);
-        }
+    for await (const frame of this.stream) {
+      if (frame.kind === 'data') await this.handle(frame.message);
+      else if (frame.kind === 'keepalive') await this.keepalive(frame.walEnd, frame.replyRequested);
+      if (this.transaction !== undefined && this.buffer.full) await this.withHeartbeat(() => this.spill());
+      if (this.transaction === undefined && this.flushDue(target)) await this.flush();
+      if (target !== undefined && this.transaction === undefined) {
+        if (this.nothingStaged && this.reached(target)) return true;
+        if (frame.kind === 'idle') this.stream.sendStatus(this.durableLsn(), true);
       }
-      if (this.transaction === undefined) {
-        await this.flush();
-      } else {
-        // Cut off mid-transaction: forget everything not yet durable; the slot sends it again next time.
-        await this.buffer.discard();
-        this.transaction = undefined;
+      if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) this.sendStatus();
+      else if (
+        frame.kind === 'idle' &&
+        this.nothingStaged &&
+        this.transaction === undefined &&
+        Date.now() - this.lastStatusAt > IDLE_STATUS_MS
+      ) {
+        // Idle: ask the server where WAL ends, so the slot's confirmed position follows it
+        // within a second or two; a restore waits on that position to know the vault is current.
+        this.lastStatusAt = Date.now();
+        this.stream.sendStatus(this.durableLsn(), true);
       }
-      return signal?.aborted === true;
     }
+    if (this.transaction === undefined) {
+      await this.flush();
+    } else {
+      // Cut off mid-transaction: forget everything not yet durable; the slot sends it again next time.
+      await this.buffer.discard();
+      this.transaction = undefined;
+    }
+    return signal?.aborted === true;
   }
 
   /**

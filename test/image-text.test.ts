@@ -2,7 +2,8 @@
 // layer rows by DuckDB hold exactly the key and row text JSON.stringify makes of the
 // server's values (the stream's form, which reads and restores match by key), for every
 // character and escape, in one- and zero-column tables, across lines longer than the
-// reader's default and pieces cut anywhere; and each layer is in layer order.
+// reader's default and pieces cut anywhere, written by DuckDB's JSON functions and by
+// concatenation; each layer is in layer order; wide rows fit the smallest budget.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -108,6 +109,7 @@ for (const major of testMajors('one')) {
       assert.ok(ordered, 'every layer is sorted by tenant, table and key');
     });
 
+    // Lines longer than these pieces: their JSON is written by concatenation.
     test('pieces cut inside a table meet at a line end and lose nothing', async () => {
       const vault = await Vault.open(join(f.vault, '..', 'pieces'));
       const reader = await connectSource(resolveSource(f.cluster.url()));
@@ -126,6 +128,32 @@ for (const major of testMajors('one')) {
         duck.closeSync();
         await reader.end();
       }
+    });
+  });
+}
+
+const WIDE = `
+  CREATE TABLE tenants (id text PRIMARY KEY);
+  CREATE TABLE wide (tenant_id text NOT NULL, id int NOT NULL, body text, PRIMARY KEY (tenant_id, id));
+  INSERT INTO tenants SELECT 't' || g FROM generate_series(1, 4) g;
+  INSERT INTO wide SELECT 't' || (g % 4 + 1), g, repeat(md5(g::text), 3125) FROM generate_series(1, 400) g;
+  INSERT INTO wide VALUES ('t1', 0, repeat(E'x\\t"', 1000000));`;
+
+for (const major of testMajors('one')) {
+  describe(`the image of wide rows on PostgreSQL ${major}`, () => {
+    let f: Fixture;
+    before(async () => {
+      f = await fixture(major, WIDE);
+    });
+    after(async () => f?.close());
+
+    test('40 MB of 100 KB rows and a 3 MB value, imaged exactly within a 128 MiB budget', async () => {
+      const run = await f.recall(['init', '--memory-limit', '128MiB']);
+      assert.equal(run.code, 0, run.stderr);
+      const vault = await Vault.open(f.vault);
+      const { lines, ordered } = await imaged(vault.manifest.layers.map((layer) => join(f.vault, layer.path)));
+      assert.deepStrictEqual(lines, await truth(f));
+      assert.ok(ordered);
     });
   });
 }

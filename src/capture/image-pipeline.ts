@@ -55,11 +55,13 @@ export interface ImageOptions {
 const MAX_PIECE_BYTES = 64 * 1024 * 1024;
 
 /**
- * COPY text per piece: its fields go through DuckDB's sort whole, two pieces at once,
- * so together they are a capture part's text (the budget's partBytes).
+ * COPY text per piece. DuckDB's JSON functions hold some sixteen times a vector's text
+ * at once, and a vector of a piece whose lines are no longer than the piece holds at
+ * most two pieces' text: so each of the two converters may need 32 pieces, and the
+ * two together at most DuckDB's share of the budget (the sorts hold far less).
  */
 function defaultPieceBytes(): number {
-  return Math.min(MAX_PIECE_BYTES, Math.floor(processMemoryBudget().partBytes / CONVERTERS));
+  return Math.min(MAX_PIECE_BYTES, Math.floor(processMemoryBudget().duckdbBytes / (32 * CONVERTERS)));
 }
 
 /**
@@ -99,6 +101,7 @@ export async function imageTables(
   options: ImageOptions,
 ): Promise<ImageResult> {
   const directory = await processScratchDirectory(storage, 'image');
+  const pieceBytes = options.pieceBytes ?? defaultPieceBytes();
   // Files by piece number: converters finish out of order.
   const files: (LayerFile | undefined)[] = [];
   let pieceCount = 0;
@@ -106,12 +109,14 @@ export async function imageTables(
   const layers = new LayerWriter(
     [duck, ...extra].map((connection) => async (piece: Piece) => {
       const n = pieceCount++;
-      files[n] = await writeLayerFile(connection, directory, 'image', imageRowsSql(piece.segments, at), COMPRESSION_LEVEL);
+      // A line longer than a piece could put far more than a piece's text in one vector.
+      const writing = piece.segments.every((segment) => segment.file.longestLine <= pieceBytes) ? 'functions' : 'concatenation';
+      files[n] = await writeLayerFile(connection, directory, 'image', imageRowsSql(piece.segments, at, writing), COMPRESSION_LEVEL);
       await Promise.all(piece.segments.map((segment) => rm(segment.file.path, { force: true })));
     }),
   );
   try {
-    const pieces = new PieceWriter(directory, options.pieceBytes ?? defaultPieceBytes(), (piece) => layers.accept(piece));
+    const pieces = new PieceWriter(directory, pieceBytes, (piece) => layers.accept(piece));
     const estimates = options.onProgress === undefined ? undefined : await sizeEstimates(reader, targets);
     const copies: { table: string; copy: CopyToStreamQuery }[] = [];
     for (const [i, { table, schema }] of targets.entries()) {

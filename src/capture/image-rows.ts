@@ -4,6 +4,7 @@
 // stream's rows are), so that the image and the stream meet by key.
 
 import { sqlLiteral, type SchemaVersion } from '../vault/index.js';
+import { jsonArraySql, jsonObjectSql, stringifiedSql, type JsonWriting, type TextValue } from './json-text-sql.js';
 
 /** The first line of every file of COPY text, skipped as a header (a BOM at a file's start would be dropped). */
 export const COPY_FILE_HEADER = 'recall image\n';
@@ -37,41 +38,61 @@ const MIN_LINE_BYTES = 2 * 1024 * 1024;
 const MIN_BUFFER_BYTES = 16 * 1024 * 1024;
 
 /**
- * A SELECT of the segments' lines as layer rows (LAYER_COLUMN_NAMES), image rows at `at`,
- * sorted in layer order (tenant, table, key: the LSN and position are the same for all).
- * Only the tenant, the key and the raw fields go through the sort, and each row's JSON
- * is built after it: DuckDB's sort costs by the bytes it moves, and JSON repeats every
- * column name. Schema ids tell the tables apart after the sort.
+ * Built-in types whose text form never holds a backslash, a double quote or a control
+ * character (numbers, booleans, uuids, dates and times, network addresses, bit
+ * strings): COPY writes them as they are and JSON needs no escape in them, so their
+ * fields skip both checks. Domains have their own type ids and take the general path.
  */
-export function imageRowsSql(segments: readonly Segment[], at: { lsn: bigint; micros: bigint }): string {
+const PLAIN_TYPES = new Set([
+  16, 20, 21, 23, 26, 28, 650, 700, 701, 774, 790, 829, 869, 1082, 1083, 1114, 1184, 1186, 1266, 1560, 1562, 1700, 2950, 3220, 5069,
+]);
+
+/**
+ * A SELECT of the segments' lines as layer rows (LAYER_COLUMN_NAMES), image rows at `at`,
+ * sorted in layer order (tenant, table, key: the LSN and position are the same for all),
+ * their JSON written as `writing` says. Only the tenant, the key and the values go
+ * through the sort, and each row's JSON is built after it: DuckDB's sort costs by the
+ * bytes it moves, and JSON repeats every column name. Schema ids tell tables apart.
+ */
+export function imageRowsSql(segments: readonly Segment[], at: { lsn: bigint; micros: bigint }, writing: JsonWriting): string {
   const width = Math.max(...segments.map((segment) => copyFieldCount(segment.schema)));
-  const fields = Array.from({ length: width }, (_, i) => `f${i}`);
+  const values = Array.from({ length: width }, (_, i) => `v${i}`);
   const reads = segments.map(({ schema, file }) => {
-    const own = fields.slice(0, copyFieldCount(schema));
-    const value = (name: string): string => {
+    const fields = Array.from({ length: copyFieldCount(schema) }, (_, i) => `f${i}`);
+    const unescaped = values.map((name, i) => {
+      const column = schema.columns[i];
+      if (column === undefined) return `NULL::VARCHAR AS ${name}`;
+      return `${plain(column) ? `f${i}` : unescapedSql(`f${i}`)} AS ${name}`;
+    });
+    const value = (name: string): TextValue => {
       const i = schema.columns.findIndex((column) => column.name === name);
-      return i === -1 ? 'NULL::VARCHAR' : unescapedSql(`f${i}`);
+      const column = schema.columns[i];
+      return column === undefined ? { sql: 'NULL::VARCHAR', plain: true } : { sql: `v${i}`, plain: plain(column) };
     };
-    const key = schema.key.map(value);
-    const tenant = schema.tenantColumn === null ? 'NULL::VARCHAR' : value(schema.tenantColumn);
+    const tenant = schema.tenantColumn === null ? 'NULL::VARCHAR' : value(schema.tenantColumn).sql;
     const lineBytes = Math.max(MIN_LINE_BYTES, file.longestLine + 1);
     const read = `read_csv(${sqlLiteral(file.path)}, delim = chr(9), quote = '', escape = '', nullstr = '\\N', header = true,
         auto_detect = false, max_line_size = ${lineBytes}, buffer_size = ${Math.max(MIN_BUFFER_BYTES, 2 * lineBytes)},
-        columns = {${own.map((field) => `'${field}': 'VARCHAR'`).join(', ')}})`;
-    const padded = fields.map((field, i) => (i < own.length ? field : `NULL::VARCHAR AS ${field}`));
+        columns = {${fields.map((field) => `'${field}': 'VARCHAR'`).join(', ')}})`;
+    // The key is sorted on in its final text, so its capitals are lowered before the sort.
     return `SELECT ${schema.id}::UINTEGER AS schema_id, ${sqlLiteral(schema.table)} AS "table", ${tenant} AS tenant,
-                   to_json([${key.join(', ')}]::VARCHAR[])::VARCHAR AS "key", ${padded.join(', ')} FROM ${read}`;
+                   ${stringifiedSql('k', writing)} AS "key", ${values.join(', ')}
+              FROM (SELECT *, ${jsonArraySql(schema.key.map(value), writing)} AS k FROM (SELECT ${unescaped.join(', ')} FROM ${read}))`;
   });
   const rows = segments.map(({ schema }) => {
-    const members = schema.columns.map((column, i) => `${sqlLiteral(column.name)}, ${unescapedSql(`f${i}`)}`);
-    return `WHEN ${schema.id} THEN json_object(${members.join(', ')})::VARCHAR`;
+    const members = schema.columns.map((column, i) => ({ name: column.name, sql: `v${i}`, plain: plain(column) }));
+    return `WHEN ${schema.id} THEN ${jsonObjectSql(members, writing)}`;
   });
   return `SELECT ${at.lsn}::UBIGINT AS commit_lsn, 0::UINTEGER AS seq, make_timestamp(${at.micros}::BIGINT) AS commit_time,
-                 NULL::UBIGINT AS xid, "table", 'image' AS op, tenant, ${stringifiedSql('"key"')} AS "key", schema_id,
-                 ${stringifiedSql('"row"')} AS "row", NULL::VARCHAR AS context
+                 NULL::UBIGINT AS xid, "table", 'image' AS op, tenant, "key", schema_id, ${stringifiedSql('"row"', writing)} AS "row",
+                 NULL::VARCHAR AS context
             FROM (SELECT schema_id, "table", tenant, "key", CASE schema_id ${rows.join(' ')} END AS "row"
                     FROM (${reads.join('\nUNION ALL\n')}
                           ORDER BY tenant, "table", "key"))`;
+}
+
+function plain(column: Segment['schema']['columns'][number]): boolean {
+  return PLAIN_TYPES.has(column.typeOid ?? 0);
 }
 
 /**
@@ -91,20 +112,4 @@ function unescapedSql(field: string): string {
   ];
   const piece = controls.reduce((text, [letter, code]) => `replace(${text}, '\\${letter}', chr(${code}))`, 'p');
   return `CASE WHEN contains(${field}, '\\') THEN array_to_string(list_transform(string_split(${field}, '\\\\'), p -> ${piece}), '\\') ELSE ${field} END`;
-}
-
-/** Control characters DuckDB's JSON writes as \u00XX with capitals, where JSON.stringify writes small letters. */
-const CAPITAL_ESCAPES = ['0B', '0E', '0F', '1A', '1B', '1C', '1D', '1E', '1F'];
-
-/**
- * DuckDB's JSON text made JSON.stringify's: the same but for the hex digits of those
- * escapes. An escaped backslash (\\) is set aside first, so that "\\u001F" (a backslash
- * followed by the text u001F) stays as it is; JSON text never holds a raw chr(1).
- */
-function stringifiedSql(json: string): string {
-  const lowered = CAPITAL_ESCAPES.reduce(
-    (text, hex) => `replace(${text}, '\\u00${hex}', '\\u00${hex.toLowerCase()}')`,
-    `replace(${json}, '\\\\', chr(1))`,
-  );
-  return `CASE WHEN contains(${json}, '\\u00') THEN replace(${lowered}, chr(1), '\\\\') ELSE ${json} END`;
 }

@@ -39,9 +39,8 @@ export interface ImageProgress {
   /** The table's size on disk (heap and TOAST), an estimate of its text; and its row estimate, if it was ever analysed. */
   readonly estimatedBytes: number;
   readonly estimatedRows: number | undefined;
-  /** Whether the table is read whole; its rows, when the server said. */
+  /** Whether the table is read whole. */
   readonly done: boolean;
-  readonly rows: number | undefined;
 }
 
 /** How an image runs. */
@@ -100,12 +99,12 @@ export async function imageTables(
   at: { lsn: bigint; micros: bigint },
   options: ImageOptions,
 ): Promise<ImageResult> {
-  const directory = await processScratchDirectory(storage, 'image');
   const pieceBytes = options.pieceBytes ?? defaultPieceBytes();
   // Files by piece number: converters finish out of order.
   const files: (LayerFile | undefined)[] = [];
   let pieceCount = 0;
   const extra = await Promise.all(Array.from({ length: CONVERTERS - 1 }, async () => openDuckDB(await storage.scratchDirectory())));
+  const directory = await processScratchDirectory(storage, 'image');
   const layers = new LayerWriter(
     [duck, ...extra].map((connection) => async (piece: Piece) => {
       const n = pieceCount++;
@@ -136,7 +135,6 @@ export async function imageTables(
           estimatedBytes: estimate?.bytes ?? 0,
           estimatedRows: estimate?.rows,
           done,
-          rows: done ? copy.rowCount : undefined,
         });
       report(false);
       await pipeline(

@@ -108,6 +108,9 @@ export class UnresolvedConflictsError extends errorKind('unresolved-conflicts', 
 /** The table, as it is now, refuses target rows (a constraint or type changed since the point); nothing was written. */
 export class TargetRejectedError extends errorKind('target-rejected', ExitCode.mismatch) {}
 
+/** DuckDB's share of the memory budget did not hold what the plan's target rows needed; nothing was written. */
+export class TargetMemoryError extends errorKind('target-out-of-memory', ExitCode.operational) {}
+
 /** After apply, the rows did not equal the target; that tenant's transaction was rolled back. */
 export class VerifyMismatchError extends errorKind('verify-mismatch', ExitCode.mismatch) {}
 

@@ -6,8 +6,8 @@
 // way and runs no other, so nothing of it is left running when its reader closes.
 
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
-import { InternalError } from '../errors.js';
-import { queryRows } from '../vault/index.js';
+import { InternalError, TargetMemoryError } from '../errors.js';
+import { processMemoryBudget, queryRows } from '../vault/index.js';
 
 /** The end of the queue of target statements in this process. */
 let queue: Promise<unknown> = Promise.resolve();
@@ -57,9 +57,23 @@ export class TargetStatements {
       this.running = true;
       try {
         return await work();
+      } catch (error) {
+        throw outOfMemory(error) ?? error;
       } finally {
         this.running = false;
       }
     });
   }
+}
+
+/** DuckDB's out-of-memory error, said as what it means for the command, or undefined for any other error. */
+function outOfMemory(error: unknown): TargetMemoryError | undefined {
+  const message = (error as Error | undefined)?.message ?? '';
+  if (!message.startsWith('Out of Memory Error')) return undefined;
+  const share = (processMemoryBudget().duckdbBytes / 2 ** 20).toFixed(1);
+  return new TargetMemoryError(
+    `reading the plan's target rows took more than DuckDB's ${share} MiB share of the memory budget (${message.split('\n')[0]}); nothing was written`,
+    'give the command a larger --memory-limit (or RECALL_MEMORY_LIMIT); layers written before row groups of 2,048 rows hold wide rows in pages of tens of MB, which DuckDB reads whole',
+    { cause: error },
+  );
 }

@@ -317,10 +317,13 @@ export async function changedAfter(
   const rows = new Map<string, string>();
   if (kept.length > 0) {
     const positions = kept.map(({ later }) => `(${BigInt(later.lsn)}::UBIGINT, ${Number(later.seq)}::UINTEGER)`);
+    const lsns = kept.map(({ later }) => BigInt(later.lsn));
+    // The LSN bounds let the scan skip the row groups (and layers) that cannot hold them.
+    const [first, last] = [lsns.reduce((a, b) => (a < b ? a : b)), lsns.reduce((a, b) => (a > b ? a : b))];
     const found = await new TargetStatements(reader.duck).rows(
       `SELECT v.commit_lsn::VARCHAR AS lsn, v.seq, v."row" FROM ${reader.layersSql} AS v
          SEMI JOIN (VALUES ${positions.join(', ')}) AS p(lsn, seq) ON v.commit_lsn = p.lsn AND v.seq = p.seq
-        WHERE v."table" = ${sqlLiteral(table)} AND v.op <> 'image'`,
+        WHERE v."table" = ${sqlLiteral(table)} AND v.op <> 'image' AND v.commit_lsn BETWEEN ${first} AND ${last}`,
     );
     for (const row of found) if (row.row !== null) rows.set(`${row.lsn}/${row.seq}`, row.row as string);
   }

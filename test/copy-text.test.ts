@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { copyField, copyFieldSql, TargetLines } from '../src/restore/copy-text.js';
+import { copyField, copyFieldSql } from '../src/restore/copy-text.js';
+import { TargetLines } from '../src/restore/target-lines.js';
 import { startCluster } from '../src/sandbox/index.js';
 import { openDuckDB, queryRows, type Manifest, type SchemaVersion } from '../src/vault/index.js';
 

@@ -282,10 +282,17 @@ export async function copyTargets(
   done.catch(() => undefined);
   let count = 0;
   try {
-    for await (const piece of pieces) {
-      if (!stream.write(piece.text)) await Promise.race([once(stream, 'drain'), done]);
+    const reading = pieces[Symbol.asyncIterator]();
+    for (let next = await reading.next(); next.done !== true;) {
+      const piece = next.value;
+      const drained = stream.write(piece.text) ? undefined : Promise.race([once(stream, 'drain'), done]);
+      // The next piece is read (and rendered) while PostgreSQL parses this one.
+      const following = reading.next();
+      following.catch(() => undefined);
+      await drained;
       count += piece.rows;
       onPiece(piece.rows);
+      next = await following;
     }
   } catch (error) {
     stream.destroy(error as Error);

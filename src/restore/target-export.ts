@@ -1,16 +1,17 @@
 // Target rows leave DuckDB as files in the vault's scratch directory, one per export
-// (a range of a table's keys), written by DuckDB's CSV writer with quoting off: a line
-// per row, its stored JSON and a few fields (copy-text.ts). Each file is read in
-// pieces, rendered into COPY text and streamed on to the staging COPY while DuckDB
-// writes the next. Nothing of the rows is held in memory but a piece; on disk are at
-// most two exports' lines at a time.
+// (a table's rows, or a range of its keys), written by DuckDB's CSV writer with
+// quoting off: a line per row, COPY text already (copy-text.ts), or the stored JSON
+// with a few fields for Node to render (target-lines.ts). Each file is read in
+// pieces and streamed on to the staging COPY while DuckDB writes the next. Nothing
+// of the rows is held in memory but a piece; on disk are at most two exports' lines
+// at a time.
 
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VaultReader } from '../timeline/index.js';
 import { processScratchDirectory, sqlLiteral } from '../vault/index.js';
-import type { TargetLines } from './copy-text.js';
+import type { TargetLines } from './target-lines.js';
 import { TargetStatements } from './target-statements.js';
 
 /**
@@ -31,10 +32,11 @@ export interface TargetPiece {
   readonly text: Buffer;
 }
 
-/** One file of target rows: `write` runs the statements that export them to `path`, `lines` renders the file. */
+/** One file of target rows: `write` runs the statements that export them to `path`, `lines` (if any) renders the file. */
 export interface TargetExport {
   readonly table: string;
-  readonly lines: TargetLines;
+  /** What turns the exported lines into COPY text; undefined: DuckDB wrote COPY text. */
+  readonly lines: TargetLines | undefined;
   write(path: string): Promise<void>;
 }
 
@@ -58,7 +60,7 @@ export async function* exportedTargets(
   const directory = await processScratchDirectory(reader.vault.storage, 'targets');
   const exports = plan(statements)[Symbol.asyncIterator]();
   let written = 0;
-  const produce = async (): Promise<{ table: string; path: string; lines: TargetLines } | undefined> => {
+  const produce = async (): Promise<{ table: string; path: string; lines: TargetLines | undefined } | undefined> => {
     const next = await exports.next();
     if (next.done === true) return undefined;
     const path = join(directory, `${written++}.copy`);
@@ -86,15 +88,25 @@ export async function* exportedTargets(
   }
 }
 
-/** Reads an exported file in pieces and renders each into COPY text. */
-async function* piecesOf(path: string, lines: TargetLines): AsyncGenerator<TargetPiece> {
+/** Reads an exported file in pieces, rendering each into COPY text where DuckDB did not. */
+async function* piecesOf(path: string, lines: TargetLines | undefined): AsyncGenerator<TargetPiece> {
   for await (const piece of createReadStream(path, { highWaterMark: READ_BYTES })) {
+    if (lines === undefined) {
+      yield { rows: linesIn(piece as Buffer), text: piece as Buffer };
+      continue;
+    }
     const rendered = lines.push(piece as Buffer);
     if (rendered.rows > 0) yield rendered;
   }
-  lines.end();
+  lines?.end();
 }
 
 /** Bytes read from an exported file at a time. */
 const READ_BYTES = 1 << 20;
 
+/** COPY lines in a piece of an exported file: one newline ends each (a value's own newlines are escaped). */
+function linesIn(text: Buffer): number {
+  let lines = 0;
+  for (let at = text.indexOf(10); at >= 0; at = text.indexOf(10, at + 1)) lines++;
+  return lines;
+}

@@ -8,8 +8,9 @@
 
 import { UsageError } from '../errors.js';
 import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
-import { queryRows, sqlLiteral } from '../vault/index.js';
-import { copyFieldSql, exportedLineSql, TargetLines, type StagedShape } from './copy-text.js';
+import { fileList, processMemoryBudget, queryRows, sqlLiteral } from '../vault/index.js';
+import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
+import { exportedLineSql, TargetLines } from './target-lines.js';
 import { inKeyRange, keyRanges, keysPerRange, type KeyRange } from './key-ranges.js';
 import type { Row } from './plan.js';
 import { copyLinesSql, exportedTargets, type TargetExport, type TargetTable } from './target-export.js';
@@ -89,32 +90,142 @@ async function tableSizes(statements: TargetStatements, reader: VaultReader, whe
   );
 }
 
+/** Keys of one or more tables whose wanted versions one statement finds: every table at once while they fit one range. */
+interface Batch {
+  readonly shapes: readonly StagedShape[];
+  readonly range: KeyRange;
+}
+
+/** DuckDB SQL: a row is of the batch's tables and keys. */
+function inBatch(batch: Batch): string {
+  return `${inShapes(batch.shapes)} AND ${inKeyRange(batch.range)}`;
+}
+
 /**
- * The ranges of each staged table's keys (in staging order) that a scope touches,
- * `keysSql` giving the scope's keys of a table; tells the estimate of rows to stage.
+ * The batches of a scope's keys, in staging order: one for every table while their
+ * keys fit one range (a statement costs more than its rows for small tenants), else
+ * each table's ranges. `keysSql` gives the scope's keys of a table; the estimate of
+ * rows to stage is told first.
  */
-async function* rangesOf(
+async function* batchesOf(
   statements: TargetStatements,
   shapes: readonly StagedShape[],
   sizes: ReadonlyMap<string, TableSize>,
   keysSql: (table: string) => string,
   hooks: TargetHooks,
-): AsyncGenerator<{ shape: StagedShape; range: KeyRange }> {
-  hooks.onEstimate?.([...sizes.values()].reduce((sum, size) => sum + size.keys, 0));
-  for (const shape of shapes) {
+): AsyncGenerator<Batch> {
+  const present = shapes.flatMap((shape) => {
     const size = sizes.get(shape.name);
-    if (size === undefined) continue;
-    const perRange = keysPerRange(size.keyBytes);
+    return size === undefined ? [] : [{ shape, size }];
+  });
+  const keys = present.reduce((sum, { size }) => sum + size.keys, 0);
+  hooks.onEstimate?.(keys);
+  if (present.length === 0) return;
+  const keyBytes = present.reduce((sum, { size }) => sum + size.keyBytes * size.keys, 0) / Math.max(1, keys);
+  if (keys <= keysPerRange(keyBytes)) {
+    yield { shapes: present.map(({ shape }) => shape), range: {} };
+    return;
+  }
+  for (const { shape, size } of present) {
     // The sample's rows are changes or versions: a range holds keys in proportion to them.
-    const ranges = await keyRanges(statements, keysSql(shape.name), size.rows, Math.max(1, Math.floor((perRange * size.rows) / size.keys)));
-    for (const range of ranges) yield { shape, range };
+    const perRange = Math.max(1, Math.floor((keysPerRange(size.keyBytes) * size.rows) / Math.max(1, size.keys)));
+    for (const range of await keyRanges(statements, keysSql(shape.name), size.rows, perRange)) yield { shapes: [shape], range };
   }
 }
+
+/**
+ * A batch's exports, a table each: the first finds the batch's wanted versions into
+ * WANTED, each fetches its table's rows, the last drops WANTED.
+ */
+function batchExports(
+  batch: Batch,
+  statements: TargetStatements,
+  parts: {
+    readonly lines: (shape: StagedShape) => TargetLines | undefined;
+    readonly find: () => Promise<void>;
+    readonly fetch: (shape: StagedShape, path: string) => Promise<void>;
+  },
+): TargetExport[] {
+  return batch.shapes.map((shape, i) => ({
+    table: shape.name,
+    lines: parts.lines(shape),
+    write: async (path) => {
+      if (i === 0) await parts.find();
+      await parts.fetch(shape, path);
+      if (i === batch.shapes.length - 1) await statements.run(`DROP TABLE ${WANTED}`);
+    },
+  }));
+}
+
+/**
+ * The text of the widest rows: the largest average row of any row group's row column,
+ * from the layers' footers (no row is read).
+ */
+async function widestRows(statements: TargetStatements, reader: VaultReader): Promise<number> {
+  if (reader.files.length === 0) return 0;
+  const [row] = await statements.rows(
+    `SELECT max(total_uncompressed_size / num_values) AS bytes FROM parquet_metadata(${fileList(reader.files)}) WHERE path_in_schema = 'row'`,
+  );
+  return Number(row?.bytes ?? 0);
+}
+
+/**
+ * A batch whose rows' text takes at most this fraction of DuckDB's memory is read in
+ * one statement a table, a window over its versions: a sort holds 1.5-4 times its
+ * rows, and a statement costs more than a narrow pass over a small tenant saves.
+ */
+const INLINE_SHARE = 8;
+
+/** The SQL of one exported line's parts: a present row from its JSON and schema version, an absent one from its key. */
+interface LineParts {
+  readonly present: string;
+  readonly row: string;
+  readonly schemaId: string;
+  readonly key: string;
+  readonly tenant: string;
+  /** An undo's later change, a COPY field already. */
+  readonly later: string;
+}
+
+/** Who renders a plan's COPY lines: the SQL of an exported line, and what turns it into COPY text (none: it is). */
+interface Rendering {
+  line(shape: StagedShape, parts: LineParts): string;
+  lines(shape: StagedShape): TargetLines | undefined;
+}
+
+/**
+ * DuckDB renders the lines while its JSON functions' memory, about ten times the text
+ * of a vector's 2,048 rows, fits a quarter of its share: it is faster, and works on its
+ * own threads. Wider rows are exported as stored and rendered in Node from their bytes.
+ */
+function renderingFor(reader: VaultReader, rowBytes: number, layoutLsn: Lsn): Rendering {
+  if (JSON_FACTOR * VECTOR_ROWS * rowBytes <= processMemoryBudget().duckdbBytes / 4) {
+    return {
+      line: (shape, parts) =>
+        `CASE WHEN ${parts.present} THEN ${rowFieldsSql(reader, [shape], layoutLsn, parts.row, parts.schemaId)} || chr(9) || 't'
+              ELSE ${keyFieldsSql([shape], sqlLiteral(shape.name), parts.key)} || chr(9) || 'f' END
+           || chr(9) || ${copyFieldSql(parts.tenant)} || chr(9) || ${parts.later}`,
+      lines: () => undefined,
+    };
+  }
+  return {
+    line: (_shape, parts) => exportedLineSql({ ...parts, row: `CASE WHEN ${parts.present} THEN ${parts.row} END` }),
+    lines: (shape) => new TargetLines(reader, shape, layoutLsn),
+  };
+}
+
+/** Memory DuckDB's JSON functions take, per byte of the rows of a vector (measured: 32 MB for 2,048 rows of 1.7 KB). */
+const JSON_FACTOR = 10;
+const VECTOR_ROWS = 2048;
 
 /** Position of a change in the history: commit LSN, then place in its transaction. */
 const POSITION = '(commit_lsn::HUGEINT * 4294967296 + seq)';
 
-/** Temporary table of a range's wanted versions (connections do not share temporary tables). */
+/** The commit LSN and place of a position, as the layers' columns hold them. */
+const lsnOf = (position: string): string => `(${position} // 4294967296)::UBIGINT`;
+const seqOf = (position: string): string => `(${position} % 4294967296)::UINTEGER`;
+
+/** Temporary table of a batch's wanted versions (connections do not share temporary tables). */
 const WANTED = 'recall_wanted';
 
 /**
@@ -136,31 +247,59 @@ export function restoreTargets(
       // A key's versions at or below the point are at most its count of versions; HyperLogLog says about how many keys.
       const sizes = await tableSizes(statements, reader, scope, 'approx_count_distinct("key")');
       const keysSql = (table: string): string => `SELECT "key" FROM ${reader.layersSql} WHERE ${scope} AND "table" = ${sqlLiteral(table)}`;
-      for await (const { shape, range } of rangesOf(statements, shapes, sizes, keysSql, hooks)) {
-        const versions = `${scope} AND "table" = ${sqlLiteral(shape.name)} AND ${inKeyRange(range)}`;
-        yield {
-          table: shape.name,
-          lines: new TargetLines(reader, shape, lsn),
-          write: async (path) => {
-            await statements.run(
+      const rowBytes = await widestRows(statements, reader);
+      const rendering = renderingFor(reader, rowBytes, lsn);
+      const line = (shape: StagedShape): string =>
+        rendering.line(shape, {
+          present: 'true',
+          row: 'v."row"',
+          schemaId: 'v.schema_id',
+          key: 'v."key"',
+          tenant: 'v.tenant',
+          later: "'\\N'",
+        });
+      for await (const batch of batchesOf(statements, shapes, sizes, keysSql, hooks)) {
+        const versions = (shape: StagedShape): string => `${scope} AND "table" = ${sqlLiteral(shape.name)} AND ${inKeyRange(batch.range)}`;
+        const rows = batch.shapes.reduce((sum, shape) => sum + (sizes.get(shape.name)?.rows ?? 0), 0);
+        if (rows * rowBytes <= processMemoryBudget().duckdbBytes / INLINE_SHARE) {
+          yield* batch.shapes.map((shape) => ({
+            table: shape.name,
+            lines: rendering.lines(shape),
+            write: (path: string) =>
+              statements.run(
+                copyLinesSql(
+                  `SELECT ${line(shape)}
+                     FROM (SELECT "key", op, "row", schema_id, tenant FROM ${reader.layersSql} WHERE ${versions(shape)}
+                           QUALIFY row_number() OVER (PARTITION BY "key" ORDER BY commit_lsn DESC, seq DESC) = 1) AS v
+                    WHERE v.op NOT IN ('delete', 'truncate')`,
+                  path,
+                ),
+              ),
+          }));
+          continue;
+        }
+        yield* batchExports(batch, statements, {
+          lines: (shape) => rendering.lines(shape),
+          find: () =>
+            statements.run(
               `CREATE OR REPLACE TEMP TABLE ${WANTED} AS
-               SELECT "key", newest.lsn AS lsn, newest.seq AS seq
-                 FROM (SELECT "key", arg_max({'lsn': commit_lsn, 'seq': seq, 'op': op}, ${POSITION}) AS newest
-                         FROM ${reader.layersSql} WHERE ${versions} GROUP BY "key")
-                WHERE newest.op NOT IN ('delete', 'truncate')`,
-            );
-            const line = exportedLineSql({ schemaId: 'v.schema_id', tenant: 'v.tenant', later: "'\\N'", key: 'v."key"', row: 'v."row"' });
-            await statements.run(
+               SELECT "table", "key", ${lsnOf('newest')} AS lsn, ${seqOf('newest')} AS seq
+                 FROM (SELECT "table", "key", max(${POSITION}) AS newest,
+                              max(${POSITION}) FILTER (WHERE op NOT IN ('delete', 'truncate')) AS kept
+                         FROM ${reader.layersSql} WHERE ${scope} AND ${inBatch(batch)} GROUP BY "table", "key")
+                WHERE newest = kept`,
+            ),
+          fetch: (shape, path) =>
+            statements.run(
               copyLinesSql(
-                `SELECT ${line}
-                   FROM (SELECT "key", commit_lsn, seq, "row", schema_id, tenant FROM ${reader.layersSql} WHERE ${versions}) AS v
-                   JOIN ${WANTED} AS w ON v."key" = w."key" AND v.commit_lsn = w.lsn AND v.seq = w.seq`,
+                `SELECT ${line(shape)}
+                   FROM (SELECT "key", commit_lsn, seq, "row", schema_id, tenant FROM ${reader.layersSql} WHERE ${versions(shape)}) AS v
+                   JOIN (SELECT * FROM ${WANTED} WHERE "table" = ${sqlLiteral(shape.name)}) AS w
+                     ON v."key" = w."key" AND v.commit_lsn = w.lsn AND v.seq = w.seq`,
                 path,
               ),
-            );
-            await statements.run(`DROP TABLE ${WANTED}`);
-          },
-        };
+            ),
+        });
       }
     },
     hooks.signal,
@@ -200,12 +339,22 @@ export function undoTargets(
       const sizes = await tableSizes(statements, reader, changes, 'count(*)');
       const keysSql = (table: string): string =>
         `SELECT "key" FROM ${reader.layersSql} WHERE ${changes} AND "table" = ${sqlLiteral(table)}`;
-      for await (const { shape, range } of rangesOf(statements, shapes, sizes, keysSql, hooks)) {
-        yield {
-          table: shape.name,
-          lines: new TargetLines(reader, shape, reader.manifest.throughLsn),
-          write: (path) => writeUndoRange(statements, reader, range, { table: shape.name, changes, selected, planId }, path),
-        };
+      const rendering = renderingFor(reader, await widestRows(statements, reader), reader.manifest.throughLsn);
+      for await (const batch of batchesOf(statements, shapes, sizes, keysSql, hooks)) {
+        // The tenants of each table's rows before, found with the positions.
+        let tenants = new Map<string, (string | null)[]>();
+        yield* batchExports(batch, statements, {
+          lines: (shape) => rendering.lines(shape),
+          find: async () => {
+            await statements.run(undoPositionsSql(reader, batch, { changes, selected, planId }));
+            tenants = new Map();
+            for (const row of await statements.rows(`SELECT DISTINCT "table", before_tenant FROM ${WANTED} WHERE before_lsn IS NOT NULL`)) {
+              tenants.set(row.table as string, [...(tenants.get(row.table as string) ?? []), row.before_tenant as string | null]);
+            }
+          },
+          fetch: (shape, path) =>
+            statements.run(copyLinesSql(undoRowsSql(reader, rendering, batch, shape, tenants.get(shape.name) ?? []), path)),
+        });
       }
     },
     hooks.signal,
@@ -213,67 +362,76 @@ export function undoTargets(
 }
 
 /**
- * One range of an undo's targets: the positions first (the first selected change of
- * each key, the version before it, the newest later change by someone else), from
- * narrow columns; then the rows before, fetched by exact position.
+ * An undo's positions for a batch, into WANTED, from narrow columns: per key, its
+ * first selected change (and that change's tenant), the version before it, and the
+ * newest later change by an unselected transaction other than this plan's own.
  */
-async function writeUndoRange(
-  statements: TargetStatements,
+function undoPositionsSql(
   reader: VaultReader,
-  range: KeyRange,
-  selection: { readonly table: string; readonly changes: string; readonly selected: string; readonly planId: string },
-  path: string,
-): Promise<void> {
-  const table = sqlLiteral(selection.table);
-  const inRange = `"table" = ${table} AND ${inKeyRange(range)}`;
-  const ours = `coalesce(json_extract_string(context, '$.actor') = 'recall' AND json_extract_string(context, '$.plan') = ${sqlLiteral(selection.planId)}, false)`;
+  batch: Batch,
+  selection: { readonly changes: string; readonly selected: string; readonly planId: string },
+): string {
+  const plan = sqlLiteral(selection.planId);
+  // Only a context that names the plan is parsed.
+  const ours = `CASE WHEN contains(context, ${plan}) THEN coalesce(json_extract_string(context, '$.actor') = 'recall' AND json_extract_string(context, '$.plan') = ${plan}, false) ELSE false END`;
+  const later = `v.position > t.first_position AND v.op <> 'image' AND NOT v.selected AND NOT v.ours`;
   // Every version of the touched keys, whatever its tenant: a row may have moved between tenants.
-  await statements.run(
-    `CREATE OR REPLACE TEMP TABLE ${WANTED} AS
+  return `CREATE OR REPLACE TEMP TABLE ${WANTED} AS
      WITH touched AS (
-       SELECT "key", min(${POSITION}) AS first_position, arg_min(tenant, ${POSITION}) AS tenant
-         FROM ${reader.layersSql} WHERE ${selection.changes} AND ${inRange} GROUP BY "key"),
+       SELECT "table", "key", min(${POSITION}) AS first_position, arg_min(tenant, ${POSITION}) AS tenant
+         FROM ${reader.layersSql} WHERE ${selection.changes} AND ${inBatch(batch)} GROUP BY "table", "key"),
      versions AS (
-       SELECT "key", ${POSITION} AS position, commit_lsn, seq, op, tenant, xid, commit_time, schema_id, context,
+       SELECT "table", "key", ${POSITION} AS position, op, tenant, xid, commit_time, schema_id, context,
               ${selection.selected} AS selected, ${ours} AS ours
-         FROM ${reader.layersSql} WHERE ${inRange}),
+         FROM ${reader.layersSql} WHERE ${inBatch(batch)}),
      found AS (
-       SELECT t."key", t.tenant,
-              arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'tenant': v.tenant}, v.position)
-                FILTER (WHERE v.position < t.first_position) AS before,
-              arg_max({'op': v.op, 'lsn': v.commit_lsn::VARCHAR, 'seq': v.seq, 'schema_id': v.schema_id, 'xid': v.xid::VARCHAR,
-                       'time': epoch_us(v.commit_time)::VARCHAR, 'actor': json_extract_string(v.context, '$.actor')}, v.position)
-                FILTER (WHERE v.position > t.first_position AND NOT v.selected AND NOT v.ours AND v.op <> 'image') AS later
-         FROM touched t JOIN versions v USING ("key")
-        GROUP BY t."key", t.tenant)
-     SELECT "key", tenant, before.lsn AS before_lsn, before.seq AS before_seq, before.tenant AS before_tenant,
-            ${copyFieldSql('to_json(later)::VARCHAR')} AS later
-       FROM found`,
-  );
-  // The rows before are read only from the row groups of their tenants (layers are sorted by tenant).
-  const tenants = (await statements.rows(`SELECT DISTINCT before_tenant AS tenant FROM ${WANTED} WHERE before_lsn IS NOT NULL`)).map(
-    (row) => row.tenant as string | null,
-  );
+       SELECT t."table", t."key", t.tenant,
+              max(v.position) FILTER (WHERE v.position < t.first_position) AS before,
+              arg_max(v.tenant, v.position) FILTER (WHERE v.position < t.first_position) AS before_tenant,
+              arg_max({'op': v.op, 'position': v.position, 'schema_id': v.schema_id, 'xid': v.xid, 'time': v.commit_time, 'context': v.context},
+                      v.position) FILTER (WHERE ${later}) AS later
+         FROM touched t JOIN versions v USING ("table", "key")
+        GROUP BY t."table", t."key", t.tenant)
+     SELECT "table", "key", tenant, ${lsnOf('before')} AS before_lsn, ${seqOf('before')} AS before_seq, before_tenant,
+            ${copyFieldSql(`CASE WHEN later IS NOT NULL THEN to_json({'op': later.op, 'lsn': ${lsnOf('later.position')}::VARCHAR, 'seq': ${seqOf('later.position')},
+              'schema_id': later.schema_id, 'xid': later.xid::VARCHAR, 'time': epoch_us(later.time)::VARCHAR,
+              'actor': json_extract_string(later.context, '$.actor')})::VARCHAR END`)} AS later
+       FROM found`;
+}
+
+/** An undo's rows of one table of a batch: each key's row before, fetched by exact position, or its key alone. */
+function undoRowsSql(
+  reader: VaultReader,
+  rendering: Rendering,
+  batch: Batch,
+  shape: StagedShape,
+  tenants: readonly (string | null)[],
+): string {
+  const table = sqlLiteral(shape.name);
   const exists = `v.op NOT IN ('delete', 'truncate') AND v."row" IS NOT NULL`;
-  const before = exportedLineSql({
+  const before = rendering.line(shape, {
+    present: exists,
+    row: 'v."row"',
     schemaId: 'v.schema_id',
+    key: 'w."key"',
     tenant: `CASE WHEN ${exists} THEN v.tenant ELSE w.tenant END`,
     later: 'w.later',
-    key: 'w."key"',
-    row: `CASE WHEN ${exists} THEN v."row" END`,
   });
-  const none = exportedLineSql({ schemaId: '0', tenant: 'w.tenant', later: 'w.later', key: 'w."key"', row: 'NULL' });
-  await statements.run(
-    copyLinesSql(
-      `SELECT ${before}
-         FROM (SELECT "key", commit_lsn, seq, op, "row", schema_id, tenant FROM ${reader.layersSql} WHERE ${inRange} AND (${ofTenants(tenants)})) AS v
-         JOIN ${WANTED} AS w ON v."key" = w."key" AND v.commit_lsn = w.before_lsn AND v.seq = w.before_seq
-       UNION ALL
-       SELECT ${none} FROM ${WANTED} AS w WHERE w.before_lsn IS NULL`,
-      path,
-    ),
-  );
-  await statements.run(`DROP TABLE ${WANTED}`);
+  const none = rendering.line(shape, {
+    present: 'false',
+    row: 'NULL::VARCHAR',
+    schemaId: '0',
+    key: 'w."key"',
+    tenant: 'w.tenant',
+    later: 'w.later',
+  });
+  // The rows before are read only from the row groups of their tenants (layers are sorted by tenant).
+  return `SELECT ${before}
+       FROM (SELECT "key", commit_lsn, seq, op, "row", schema_id, tenant FROM ${reader.layersSql}
+              WHERE "table" = ${table} AND ${inKeyRange(batch.range)} AND (${ofTenants(tenants)})) AS v
+       JOIN (SELECT * FROM ${WANTED} WHERE "table" = ${table}) AS w ON v."key" = w."key" AND v.commit_lsn = w.before_lsn AND v.seq = w.before_seq
+     UNION ALL
+     SELECT ${none} FROM ${WANTED} AS w WHERE w."table" = ${table} AND w.before_lsn IS NULL`;
 }
 
 /** DuckDB SQL: the column "tenant" is one of `tenants` (null for global rows); past a thousand, any. */

@@ -19,7 +19,8 @@ export class VaultReader {
     readonly vault: Vault,
     readonly manifest: Manifest,
     readonly duck: DuckDBConnection,
-    private readonly files: readonly string[],
+    /** Local paths of the verified layers. */
+    readonly files: readonly string[],
   ) {}
 
   static async open(vault: Vault): Promise<VaultReader> {

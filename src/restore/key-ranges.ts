@@ -10,7 +10,7 @@
 // keys led by the tenant, about one pass over the rows in play whatever the number
 // of ranges), where each hash bucket would read every row group again.
 
-import { processMemoryBudget, sqlLiteral } from '../vault/index.js';
+import { processMemoryBudget, sqlLiteral, VECTOR_ROWS } from '../vault/index.js';
 import type { TargetStatements } from './target-statements.js';
 
 /** Keys from `from` (inclusive) to `to` (exclusive), as the vault's key text sorts; open where absent. */
@@ -30,15 +30,26 @@ export function inKeyRange(range: KeyRange): string {
 
 /**
  * DuckDB memory a range takes per key: its positions (about 170 bytes a key in a
- * temporary table), the aggregate that finds them, and the join that fetches the rows
- * next to the row groups being read. Measured: 40,000 keys of 13 bytes fetched in a
- * 44.7 MiB limit, 76,000 did not; twice the measured cost leaves room.
+ * temporary table), the aggregate that finds them, and the join that fetches the rows.
+ * Measured: 40,000 keys of 13 bytes fetched in a 44.7 MiB limit, 76,000 did not;
+ * twice the measured cost leaves room.
  */
 const BYTES_PER_KEY = 2048;
 
-/** Keys a range may hold under the budget in force, for keys of `keyBytes` on average. */
-export function keysPerRange(keyBytes: number): number {
-  return Math.max(MIN_KEYS, Math.floor(processMemoryBudget().duckdbBytes / (BYTES_PER_KEY + 4 * keyBytes)));
+/**
+ * DuckDB memory the fetch of a range takes whatever its keys, per byte of a vector's
+ * rows (2,048 of the widest): the page being read, the vector of rows, and the CSV
+ * writer's buffer, which doubles past what a vector holds (16 MB for rows of 3 KB).
+ */
+const ROW_VECTORS = 4;
+
+/**
+ * Keys a range may hold under the budget in force, for keys of `keyBytes` on average
+ * and rows of up to `rowBytes`: what the rows' vectors leave of DuckDB's share.
+ */
+export function keysPerRange(keyBytes: number, rowBytes: number): number {
+  const left = processMemoryBudget().duckdbBytes - ROW_VECTORS * VECTOR_ROWS * rowBytes;
+  return Math.max(MIN_KEYS, Math.floor(left / (BYTES_PER_KEY + 4 * keyBytes)));
 }
 
 /** Below this many keys a range costs more in passes than it saves in memory. */

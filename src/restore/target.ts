@@ -8,7 +8,7 @@
 
 import { UsageError } from '../errors.js';
 import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
-import { fileList, processMemoryBudget, queryRows, sqlLiteral } from '../vault/index.js';
+import { fileList, processMemoryBudget, queryRows, sqlLiteral, VECTOR_ROWS } from '../vault/index.js';
 import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
 import { exportedLineSql, TargetLines } from './target-lines.js';
 import { inKeyRange, keyRanges, keysPerRange, type KeyRange } from './key-ranges.js';
@@ -111,6 +111,7 @@ async function* batchesOf(
   statements: TargetStatements,
   shapes: readonly StagedShape[],
   sizes: ReadonlyMap<string, TableSize>,
+  rowBytes: number,
   keysSql: (table: string) => string,
   hooks: TargetHooks,
 ): AsyncGenerator<Batch> {
@@ -122,13 +123,13 @@ async function* batchesOf(
   hooks.onEstimate?.(keys);
   if (present.length === 0) return;
   const keyBytes = present.reduce((sum, { size }) => sum + size.keyBytes * size.keys, 0) / Math.max(1, keys);
-  if (keys <= keysPerRange(keyBytes)) {
+  if (keys <= keysPerRange(keyBytes, rowBytes)) {
     yield { shapes: present.map(({ shape }) => shape), range: {} };
     return;
   }
   for (const { shape, size } of present) {
     // The sample's rows are changes or versions: a range holds keys in proportion to them.
-    const perRange = Math.max(1, Math.floor((keysPerRange(size.keyBytes) * size.rows) / Math.max(1, size.keys)));
+    const perRange = Math.max(1, Math.floor((keysPerRange(size.keyBytes, rowBytes) * size.rows) / Math.max(1, size.keys)));
     for (const range of await keyRanges(statements, keysSql(shape.name), size.rows, perRange)) yield { shapes: [shape], range };
   }
 }
@@ -216,7 +217,6 @@ function renderingFor(reader: VaultReader, rowBytes: number, layoutLsn: Lsn): Re
 
 /** Memory DuckDB's JSON functions take, per byte of the rows of a vector (measured: 32 MB for 2,048 rows of 1.7 KB). */
 const JSON_FACTOR = 10;
-const VECTOR_ROWS = 2048;
 
 /** Position of a change in the history: commit LSN, then place in its transaction. */
 const POSITION = '(commit_lsn::HUGEINT * 4294967296 + seq)';
@@ -258,7 +258,7 @@ export function restoreTargets(
           tenant: 'v.tenant',
           later: "'\\N'",
         });
-      for await (const batch of batchesOf(statements, shapes, sizes, keysSql, hooks)) {
+      for await (const batch of batchesOf(statements, shapes, sizes, rowBytes, keysSql, hooks)) {
         const versions = (shape: StagedShape): string => `${scope} AND "table" = ${sqlLiteral(shape.name)} AND ${inKeyRange(batch.range)}`;
         const rows = batch.shapes.reduce((sum, shape) => sum + (sizes.get(shape.name)?.rows ?? 0), 0);
         if (rows * rowBytes <= processMemoryBudget().duckdbBytes / INLINE_SHARE) {
@@ -339,8 +339,9 @@ export function undoTargets(
       const sizes = await tableSizes(statements, reader, changes, 'count(*)');
       const keysSql = (table: string): string =>
         `SELECT "key" FROM ${reader.layersSql} WHERE ${changes} AND "table" = ${sqlLiteral(table)}`;
-      const rendering = renderingFor(reader, await widestRows(statements, reader), reader.manifest.throughLsn);
-      for await (const batch of batchesOf(statements, shapes, sizes, keysSql, hooks)) {
+      const rowBytes = await widestRows(statements, reader);
+      const rendering = renderingFor(reader, rowBytes, reader.manifest.throughLsn);
+      for await (const batch of batchesOf(statements, shapes, sizes, rowBytes, keysSql, hooks)) {
         // The tenants of each table's rows before, found with the positions.
         let tenants = new Map<string, (string | null)[]>();
         yield* batchExports(batch, statements, {

@@ -15,6 +15,9 @@ function threadsFor(memory: MemoryBudget): number {
   return memory.duckdbBytes < 256 * 1024 * 1024 ? 1 : 2;
 }
 
+/** Rows of a DuckDB vector: each operator holds this many rows of every column it reads at once. */
+export const VECTOR_ROWS = 2048;
+
 let budget: MemoryBudget = memoryBudget(defaultMemoryLimit());
 let shared: Promise<DuckDBInstance> | undefined;
 

@@ -48,7 +48,7 @@ const ROW_VECTORS = 4;
  * and rows of up to `rowBytes`: what the rows' vectors leave of DuckDB's share.
  */
 export function keysPerRange(keyBytes: number, rowBytes: number): number {
-  const left = processMemoryBudget().duckdbBytes - ROW_VECTORS * VECTOR_ROWS * rowBytes;
+  const left = processMemoryBudget().planDuckdbBytes - ROW_VECTORS * VECTOR_ROWS * rowBytes;
   return Math.max(MIN_KEYS, Math.floor(left / (BYTES_PER_KEY + 4 * keyBytes)));
 }
 

@@ -17,7 +17,7 @@ import {
   type TenancyConfig,
 } from '../source/index.js';
 import { formatLsn, VaultReader, type Lsn, type Point } from '../timeline/index.js';
-import { queryRows, type Vault } from '../vault/index.js';
+import { queryRows, withPlanningShare, type Vault } from '../vault/index.js';
 import type { GroupResult } from './apply.js';
 import { catchUp, DEFAULT_CATCH_UP_WAIT_MS } from './catch-up.js';
 import { DEFAULT_FREEZE_WAIT_MS, guardsInPlace, installGuards, removeGuards } from './freeze.js';
@@ -225,7 +225,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     if (!options.dryRun && !scope.restore) await catchUp(client, catchUpOptions);
     const given = reader;
     reader = undefined;
-    const planned = await planAll(sessions, given);
+    const planned = await withPlanningShare(() => planAll(sessions, given));
     log(
       `staged ${planned.reduce((sum, p) => sum + p.staged, 0)} target rows of ${scope.tables.length} table(s) in ${sessions.length} session(s)`,
     );

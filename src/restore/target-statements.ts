@@ -70,7 +70,7 @@ export class TargetStatements {
 function outOfMemory(error: unknown): TargetMemoryError | undefined {
   const message = (error as Error | undefined)?.message ?? '';
   if (!message.startsWith('Out of Memory Error')) return undefined;
-  const share = (processMemoryBudget().duckdbBytes / 2 ** 20).toFixed(1);
+  const share = (processMemoryBudget().planDuckdbBytes / 2 ** 20).toFixed(1);
   return new TargetMemoryError(
     `reading the plan's target rows took more than DuckDB's ${share} MiB share of the memory budget (${message.split('\n')[0]}); nothing was written`,
     'give the command a larger --memory-limit (or RECALL_MEMORY_LIMIT); layers written before row groups of 2,048 rows hold wide rows in pages of tens of MB, which DuckDB reads whole',

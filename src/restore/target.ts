@@ -200,7 +200,7 @@ interface Rendering {
  * own threads. Wider rows are exported as stored and rendered in Node from their bytes.
  */
 function renderingFor(reader: VaultReader, rowBytes: number, layoutLsn: Lsn): Rendering {
-  if (JSON_FACTOR * VECTOR_ROWS * rowBytes <= processMemoryBudget().duckdbBytes / 4) {
+  if (JSON_FACTOR * VECTOR_ROWS * rowBytes <= processMemoryBudget().planDuckdbBytes / 4) {
     return {
       line: (shape, parts) =>
         `CASE WHEN ${parts.present} THEN ${rowFieldsSql(reader, [shape], layoutLsn, parts.row, parts.schemaId)} || chr(9) || 't'
@@ -261,7 +261,7 @@ export function restoreTargets(
       for await (const batch of batchesOf(statements, shapes, sizes, rowBytes, keysSql, hooks)) {
         const versions = (shape: StagedShape): string => `${scope} AND "table" = ${sqlLiteral(shape.name)} AND ${inKeyRange(batch.range)}`;
         const rows = batch.shapes.reduce((sum, shape) => sum + (sizes.get(shape.name)?.rows ?? 0), 0);
-        if (rows * rowBytes <= processMemoryBudget().duckdbBytes / INLINE_SHARE) {
+        if (rows * rowBytes <= processMemoryBudget().planDuckdbBytes / INLINE_SHARE) {
           yield* batch.shapes.map((shape) => ({
             table: shape.name,
             lines: rendering.lines(shape),

@@ -24,14 +24,31 @@ let shared: Promise<DuckDBInstance> | undefined;
 /** Sets the process's memory budget; an instance already open takes its new limit at once. */
 export async function setMemoryBudget(bytes: number): Promise<void> {
   budget = memoryBudget(bytes);
-  if (shared !== undefined) {
-    const connection = await (await shared).connect();
-    try {
-      await connection.run(`SET memory_limit = '${budget.duckdbBytes}B'`);
-      await connection.run(`SET threads = ${threadsFor(budget)}`);
-    } finally {
-      connection.closeSync();
-    }
+  await configure([`SET memory_limit = '${budget.duckdbBytes}B'`, `SET threads = ${threadsFor(budget)}`]);
+}
+
+/**
+ * Runs `work` with DuckDB's memory_limit at the budget's planning share (a restore or
+ * undo computing its targets, while nothing else in the process uses DuckDB), then
+ * sets the usual share back.
+ */
+export async function withPlanningShare<T>(work: () => Promise<T>): Promise<T> {
+  await configure([`SET memory_limit = '${budget.planDuckdbBytes}B'`]);
+  try {
+    return await work();
+  } finally {
+    await configure([`SET memory_limit = '${budget.duckdbBytes}B'`]);
+  }
+}
+
+/** Applies settings to the shared instance, if it is open (one opened later takes the budget's usual settings). */
+async function configure(settings: readonly string[]): Promise<void> {
+  if (shared === undefined) return;
+  const connection = await (await shared).connect();
+  try {
+    for (const setting of settings) await connection.run(setting);
+  } finally {
+    connection.closeSync();
   }
 }
 

@@ -6,7 +6,16 @@ export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, 
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
 export { LayerBuffer, hashFile } from './layer-buffer.js';
 export { writeLayerFile, type LayerFile } from './layer-file.js';
-export { fileList, openDuckDB, processMemoryBudget, queryRows, setMemoryBudget, sqlLiteral, VECTOR_ROWS } from './duckdb.js';
+export {
+  fileList,
+  openDuckDB,
+  processMemoryBudget,
+  queryRows,
+  setMemoryBudget,
+  sqlLiteral,
+  VECTOR_ROWS,
+  withPlanningShare,
+} from './duckdb.js';
 export {
   MIN_MEMORY_LIMIT,
   defaultMemoryLimit,

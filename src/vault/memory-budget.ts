@@ -22,12 +22,21 @@ const MIN_DEFAULT = 256 * MiB;
 const DUCKDB_SHARE = 0.35;
 const STREAM_SHARE = 0.1;
 
+/**
+ * DuckDB's share while a restore or undo plans: Node then holds little (a piece of
+ * target rows, the plan), and DuckDB's plain export of rows of 3 KB takes 35 MB, most
+ * of a 128 MiB budget's usual share, so it gets half.
+ */
+const PLAN_DUCKDB_SHARE = 0.5;
+
 /** A process's budget, split into the parts its consumers respect. */
 export interface MemoryBudget {
   /** The whole budget, in bytes. */
   readonly bytes: number;
   /** The memory_limit of the process's DuckDB, shared by every connection in it. */
   readonly duckdbBytes: number;
+  /** DuckDB's memory_limit while a restore or undo computes its targets. */
+  readonly planDuckdbBytes: number;
   /** Replication frames queued ahead of staging, by size, before the socket is paused. */
   readonly streamBytes: number;
   /**
@@ -43,6 +52,7 @@ export function memoryBudget(bytes: number): MemoryBudget {
   return Object.freeze({
     bytes,
     duckdbBytes,
+    planDuckdbBytes: Math.floor(bytes * PLAN_DUCKDB_SHARE),
     streamBytes: Math.floor(bytes * STREAM_SHARE),
     partBytes: Math.floor(duckdbBytes / 6),
   });

@@ -40,9 +40,9 @@ export interface TargetExport {
   write(path: string): Promise<void>;
 }
 
-/** Writes a query's lines (one column) to a file, as they come: a plain COPY streams in bounded memory. */
+/** Writes a query's rows to a file as lines of its columns joined by tabs, as they come: a plain COPY streams in bounded memory. */
 export function copyLinesSql(sql: string, path: string): string {
-  return `COPY (${sql}) TO ${sqlLiteral(path)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '')`;
+  return `COPY (${sql}) TO ${sqlLiteral(path)} (FORMAT csv, HEADER false, DELIMITER '\t', QUOTE '', ESCAPE '')`;
 }
 
 /**

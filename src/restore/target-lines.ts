@@ -10,9 +10,11 @@ import { copyField, copyFieldSql, type StagedShape } from './copy-text.js';
 import { copyBytes, copyFieldInto, find, sameBytes, scanArray, scanObject } from './json-fields.js';
 
 /**
- * DuckDB SQL for an exported line TargetLines reads: the schema version a row was
- * written under, its tenant and an undo's later change (both COPY fields already),
- * its key's JSON, and its row's JSON, or nothing for a key that must be absent.
+ * DuckDB SQL for the columns of an exported line TargetLines reads, which the CSV
+ * writer joins with tabs (so no row's text is copied into a line first): the schema
+ * version a row was written under, its tenant and an undo's later change (both COPY
+ * fields already), its key's JSON, and its row's JSON, or nothing for a key that must
+ * be absent.
  */
 export function exportedLineSql(parts: {
   readonly schemaId: string;
@@ -21,9 +23,7 @@ export function exportedLineSql(parts: {
   readonly key: string;
   readonly row: string;
 }): string {
-  return [`${parts.schemaId}::VARCHAR`, copyFieldSql(parts.tenant), parts.later, parts.key, `coalesce(${parts.row}, '')`].join(
-    ' || chr(9) || ',
-  );
+  return [`${parts.schemaId}::VARCHAR`, copyFieldSql(parts.tenant), parts.later, parts.key, `coalesce(${parts.row}, '')`].join(', ');
 }
 
 /** Where a staged column's value comes from in rows of one schema version: a member of the row, or a constant field. */

@@ -44,18 +44,23 @@ export interface WideSize {
   readonly orders: number;
   /** Text that repeats within a value (see textOf). */
   readonly compressible?: boolean;
+  /** Every text column 200–2,000 characters and none null: rows of about 3 KB rather than 1.5. */
+  readonly full?: boolean;
 }
 
 /** Inserts the given tenants with their accounts and orders (tenant ids are numbers). */
 export async function fillWide(db: pg.Client, tenants: readonly number[], size: WideSize): Promise<void> {
   const text = (seed: string, length: string): string => textOf(seed, length, size.compressible === true);
+  // Narrower columns, and some nulls, unless every column is to be full.
+  const part = (length: string, divisor: number): string => (size.full === true ? length : `${length} / ${divisor}`);
+  const sometimes = (rule: string): string => (size.full === true ? 'false' : rule);
   await db.query(`INSERT INTO tenants SELECT t, 'Tenant ' || t FROM unnest($1::int[]) t`, [tenants]);
   for (const tenant of tenants) {
     await db.query(
       `INSERT INTO accounts
-       SELECT t, a, ${text(`'n' || t || '/' || a`, `${width(`'n' || a`)} / 5`)},
-              ${text(`'a' || t || '/' || a`, `${width(`'a' || a`)} / 2`)},
-              CASE WHEN a % 7 = 0 THEN NULL ELSE ${text(`'o' || a`, width(`'o' || t || a`))} || E'\\ttab\\\\back' END,
+       SELECT t, a, ${text(`'n' || t || '/' || a`, part(width(`'n' || a`), 5))},
+              ${text(`'a' || t || '/' || a`, part(width(`'a' || a`), 2))},
+              CASE WHEN ${sometimes('a % 7 = 0')} THEN NULL ELSE ${text(`'o' || a`, width(`'o' || t || a`))} || E'\\ttab\\\\back' END,
               (a * 37 % 100000) / 3.0, '2026-01-01 00:00:00+00'::timestamptz + a * interval '1 minute 0.123457 second',
               jsonb_build_object('tier', a % 5, 'tags', jsonb_build_array('café', 'naïve', a), 'note', ${text(`'p' || a`, '120')})
          FROM (SELECT $1::int AS t) AS p, generate_series(1, $2::int) a`,
@@ -64,7 +69,8 @@ export async function fillWide(db: pg.Client, tenants: readonly number[], size: 
     await db.query(
       `INSERT INTO orders
        SELECT t, o, 1 + (o - 1) / $3::int, CASE WHEN o % 3 = 0 THEN 'shipped' ELSE 'open' END,
-              ${text(`'l' || t || '/' || o`, width(`'l' || o`))}, CASE WHEN o % 4 = 0 THEN NULL ELSE ${text(`'c' || o`, '300')} END,
+              ${text(`'l' || t || '/' || o`, width(`'l' || o`))},
+              CASE WHEN ${sometimes('o % 4 = 0')} THEN NULL ELSE ${text(`'c' || o`, size.full === true ? width(`'c' || o`) : '300')} END,
               (o * 13 % 99999) / 7.0, '2026-02-01 00:00:00+00'::timestamptz + o * interval '7 second',
               jsonb_build_object('lines', o % 15, 'carrier', 'Ünïcode 📦', 'weight', o * 0.25)
          FROM (SELECT $1::int AS t) AS p, generate_series(1, $2::int * $3::int) o`,

@@ -18,11 +18,12 @@ import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
 import { type ChangeRecord, openDuckDB, LayerBuffer, type LayerEntry, processMemoryBudget, type Vault } from '../vault/index.js';
 import { asStuck } from './stuck.js';
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
+import { History } from './history.js';
 import { reimageTables } from './image.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
 import { RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
-import { historySql, planCompletion, truncateChunks } from './resolve.js';
+import { planCompletion, truncateChunks } from './resolve.js';
 
 /** How `capture` runs. */
 export interface CaptureOptions {
@@ -458,7 +459,7 @@ class CaptureSession {
       context: txn.context,
     };
     await this.withHeartbeat(async () => {
-      const chunks = await truncateChunks(this.duck(), await this.history(), this.buffer.tableName, change, this.buffer.partBytes);
+      const chunks = await truncateChunks(this.duck(), await this.history(), change, this.buffer.partBytes);
       // Staging holds one chunk at a time: what was staged before goes to a part first. The history
       // is asked for again each time, since a part written meanwhile took rows out of staging.
       for (let more = true; more;) {
@@ -483,10 +484,7 @@ class CaptureSession {
       if (this.nothingStaged) this.flushedEndLsn = endLsn;
       return;
     }
-    if (txn.context !== null && txn.contextLate) {
-      await this.buffer.sync();
-      await this.duck().run(`UPDATE ${this.buffer.tableName} SET context = $1 WHERE commit_lsn = $2`, [txn.context, txn.commitLsn]);
-    }
+    if (txn.context !== null && txn.contextLate) await this.buffer.setContext(txn.commitLsn, txn.context);
     this.lastCommit = { lsn: txn.commitLsn, endLsn, time: commitTime };
     this.totals.transactions++;
   }
@@ -510,10 +508,11 @@ class CaptureSession {
   }
 
   /** Every version known so far: the vault's layers, parts spilled since, and the staging table. */
-  private async history(): Promise<string> {
+  private async history(): Promise<History> {
     await this.buffer.sync();
-    const layers = await this.options.vault.layerFiles(this.options.vault.manifest.layers);
-    return historySql([...layers, ...this.buffer.partFiles], this.buffer.tableName);
+    const entries = this.options.vault.manifest.layers;
+    const layers = (await this.options.vault.layerFiles(entries)).map((local, i) => ({ local, ...entries[i]! }));
+    return new History([...layers, ...this.buffer.partFiles], this.buffer.tableName);
   }
 
   /**
@@ -523,7 +522,12 @@ class CaptureSession {
   private async writeStaged(): Promise<void> {
     await this.buffer.sync();
     if (this.buffer.size === 0) return;
-    const completion = await planCompletion(this.duck(), await this.history(), this.buffer.tableName, this.buffer.partBytes);
+    const completion = await planCompletion(this.duck(), await this.history(), {
+      // A chunk's completed rows sit in DuckDB twice while it is written (the tables they are
+      // fetched into, and the sort), where a plain part's sit in staging and the sort.
+      chunkBytes: this.buffer.partBytes / 2,
+      stagedBytes: this.buffer.stagedText,
+    });
     try {
       if (completion.orphans > 0) {
         this.log(
@@ -543,11 +547,8 @@ class CaptureSession {
   /** Moves the staged part of a large transaction to a part file, so memory stays bounded. */
   private async spill(): Promise<void> {
     const txn = this.transaction;
-    if (txn?.context && txn.contextLate) {
-      // Context that arrives after a spill reaches only the rows still staged (see ARCHITECTURE.md).
-      await this.buffer.sync();
-      await this.duck().run(`UPDATE ${this.buffer.tableName} SET context = $1 WHERE commit_lsn = $2`, [txn.context, txn.commitLsn]);
-    }
+    // Context that arrives after a spill reaches only the rows still staged (see ARCHITECTURE.md).
+    if (txn?.context && txn.contextLate) await this.buffer.setContext(txn.commitLsn, txn.context);
     await this.writeStaged();
   }
 

@@ -7,14 +7,8 @@
 // more than a part's worth of row text, however wide the rows.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { LAYER_COLUMN_NAMES, fileList, queryRows, sqlLiteral } from '../vault/index.js';
-
-/** A SQL source of every version known: the given layer files plus the staging table (with its TOAST markers). */
-export function historySql(layerFiles: readonly string[], staging: string): string {
-  const staged = `SELECT ${LAYER_COLUMN_NAMES}, unchanged FROM ${staging}`;
-  if (layerFiles.length === 0) return `(${staged})`;
-  return `(SELECT ${LAYER_COLUMN_NAMES}, NULL::VARCHAR AS unchanged FROM read_parquet(${fileList(layerFiles)}) UNION ALL ${staged})`;
-}
+import { LAYER_COLUMN_NAMES, queryRows, sqlLiteral } from '../vault/index.js';
+import type { History } from './history.js';
 
 /** Orders versions of one key: commit LSN, then position in the transaction. */
 const POSITION = '(commit_lsn::HUGEINT * 4294967296 + seq)';
@@ -45,11 +39,19 @@ export interface Completion {
  * takes its value from the newest earlier version that holds it, which is never
  * itself a marked one, so chains of such updates resolve in one pass. The staged
  * rows are cut into chunks whose text, with the values they will receive, stays
- * under `chunkBytes`: each chunk is sorted and written whole.
+ * under `size.chunkBytes`: each chunk is sorted and written whole. `size.stagedBytes`
+ * is the staged text as counted while staging, so a batch that fits one chunk costs no
+ * pass over the staged rows.
  */
-export async function planCompletion(duck: DuckDBConnection, history: string, staging: string, chunkBytes: number): Promise<Completion> {
+export async function planCompletion(
+  duck: DuckDBConnection,
+  history: History,
+  size: { chunkBytes: number; stagedBytes: number },
+): Promise<Completion> {
+  const staging = history.staging;
   const work = {
     versions: `${staging}_versions`,
+    lengths: `${staging}_lengths`,
     needs: `${staging}_needs`,
     patches: `${staging}_patches`,
     chunks: `${staging}_chunks`,
@@ -69,27 +71,26 @@ export async function planCompletion(duck: DuckDBConnection, history: string, st
   // Every version of the keys that need completing, narrow: where it is, what it lacks, how long its row is.
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.versions} AS
-    SELECT v."table", v."key", v.commit_lsn, v.seq, v.op, v.tenant, v.schema_id, v.unchanged,
-           length(v."row") AS len, ${POSITION} AS position
-      FROM ${history} AS v
+    SELECT v."table", v."key", v.commit_lsn, v.seq, v.op, v.tenant, v.schema_id, v.unchanged, ${POSITION} AS position
+      FROM ${history.sql} AS v
       SEMI JOIN (SELECT "table", "key" FROM ${staging} WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL)) AS x
         USING ("table", "key")
-     WHERE v."row" IS NOT NULL AND v.op <> 'delete'`);
+     WHERE v.op <> 'delete'`);
   // Per change: the version its row comes from (a delete's previous version; a marked change's own row).
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.needs} AS
     SELECT x.commit_lsn, x.seq, x."key", x."table", x.op, x.position, x.unchanged,
            arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'tenant': v.tenant, 'schema_id': v.schema_id,
-                    'unchanged': v.unchanged, 'len': v.len}, v.position) FILTER (WHERE v.position < x.position) AS base
+                    'unchanged': v.unchanged}, v.position) FILTER (WHERE x.op = 'delete' AND v.position < x.position) AS base
       FROM (SELECT ${IDENTITY}, "table", op, unchanged, ${POSITION} AS position FROM ${staging}
              WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL)) AS x
-      LEFT JOIN ${work.versions} AS v ON v."table" = x."table" AND v."key" = x."key" AND x.op = 'delete'
+      LEFT JOIN ${work.versions} AS v ON v."table" = x."table" AND v."key" = x."key"
      GROUP BY ALL`);
   // Per marked column of a base: the newest earlier version that holds its value.
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.patches} AS
     SELECT c.commit_lsn, c.seq, c."key", c."column",
-           arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'len': v.len, 'tenant': v.tenant}, v.position) AS source
+           arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'tenant': v.tenant}, v.position) AS source
       FROM (SELECT commit_lsn, seq, "key", "table", position,
                    unnest(from_json(CASE WHEN op = 'delete' THEN base.unchanged ELSE unchanged END, '["VARCHAR"]')) AS "column"
               FROM ${work.needs}) AS c
@@ -98,55 +99,75 @@ export async function planCompletion(duck: DuckDBConnection, history: string, st
      GROUP BY ALL`);
   const [orphans] = await queryRows(duck, `SELECT count(*) AS n FROM ${work.needs} WHERE op = 'delete' AND base IS NULL`);
 
-  // Chunks by the text each row will hold once complete, in the layers' order of the versions
-  // they read (tenant, table, key), so each chunk's reads of the history skip most row groups.
+  // The length of each row a change will receive: read from the files holding those versions only.
+  const sources = `SELECT n."table", n."key", n.base.lsn AS commit_lsn, n.base.seq AS seq FROM ${work.needs} AS n WHERE n.op = 'delete' AND n.base IS NOT NULL
+                   UNION SELECT n."table", p."key", p.source.lsn, p.source.seq FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})`;
   await duck.run(`
-    CREATE OR REPLACE TABLE ${work.chunks} AS
-    SELECT ${IDENTITY}, (sum(bytes) OVER (ORDER BY tenant NULLS FIRST, "table", "key", commit_lsn, seq ROWS UNBOUNDED PRECEDING) - 1)
-             // ${Math.max(1, Math.floor(chunkBytes))} AS chunk
-      FROM (SELECT s.commit_lsn, s.seq, s."key", s."table", coalesce(n.base.tenant, s.tenant) AS tenant,
-                   length(s."key") + coalesce(length(s."row"), 0) + coalesce(length(s.context), 0)
-                     + coalesce(n.base.len, 0) + coalesce(p.len, 0) AS bytes
-              FROM ${staging} AS s
-              LEFT JOIN ${work.needs} AS n USING (${IDENTITY})
-              LEFT JOIN (SELECT ${IDENTITY}, sum(source.len) AS len FROM ${work.patches} GROUP BY ALL) AS p USING (${IDENTITY}))`);
+    CREATE OR REPLACE TABLE ${work.lengths} AS
+    SELECT v."table", v."key", v.commit_lsn, v.seq, length(v."row") AS len
+      FROM ${history.holding(await lsnsOf(duck, `SELECT commit_lsn AS lsn FROM (${sources})`))} AS v
+      SEMI JOIN (${sources}) USING ("table", "key", commit_lsn, seq)`);
+  // What each change receives: its delete's base row, its patched values (the whole source rows, an overestimate).
+  const receives = `
+    SELECT n.commit_lsn, n.seq, n."key", l.len FROM ${work.needs} AS n
+      JOIN ${work.lengths} AS l ON l."table" = n."table" AND l."key" = n."key" AND l.commit_lsn = n.base.lsn AND l.seq = n.base.seq
+    UNION ALL
+    SELECT p.commit_lsn, p.seq, p."key", l.len FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
+      JOIN ${work.lengths} AS l ON l."table" = n."table" AND l."key" = p."key" AND l.commit_lsn = p.source.lsn AND l.seq = p.source.seq`;
+  // Added to the staged text the caller counted as it staged.
+  const [received] = await queryRows(duck, `SELECT coalesce(sum(len), 0) AS bytes FROM (${receives})`);
+  const chunkSize = Math.max(1, Math.floor(size.chunkBytes));
+  // Chunks in the layers' order of the versions they read (tenant, table, key), so each chunk's reads
+  // of the history skip most row groups; a batch that fits one chunk needs no such order.
+  await duck.run(
+    size.stagedBytes + Number(received?.bytes ?? 0) <= chunkSize
+      ? `CREATE OR REPLACE TABLE ${work.chunks} AS SELECT ${IDENTITY}, 0 AS chunk FROM ${staging}`
+      : `CREATE OR REPLACE TABLE ${work.chunks} AS
+         SELECT ${IDENTITY}, (sum(bytes) OVER (ORDER BY tenant NULLS FIRST, "table", "key", commit_lsn, seq ROWS UNBOUNDED PRECEDING) - 1) // ${chunkSize} AS chunk
+           FROM (SELECT s.commit_lsn, s.seq, s."key", s."table", coalesce(n.base.tenant, s.tenant) AS tenant,
+                        length(s."key") + coalesce(length(s."row"), 0) + coalesce(length(s.context), 0) + coalesce(r.len, 0) AS bytes
+                   FROM ${staging} AS s
+                   LEFT JOIN ${work.needs} AS n USING (${IDENTITY})
+                   LEFT JOIN (SELECT ${IDENTITY}, sum(len) AS len FROM (${receives}) GROUP BY ALL) AS r USING (${IDENTITY}))`,
+  );
   const [last] = await queryRows(duck, `SELECT max(chunk) AS n FROM ${work.chunks}`);
   const chunkCount = Number(last?.n ?? 0) + 1;
   const chunks: CompletionChunk[] = [];
-  for (let chunk = 0; chunk < chunkCount; chunk++) chunks.push(completedChunk(duck, history, staging, work, chunk));
+  for (let chunk = 0; chunk < chunkCount; chunk++) chunks.push(completedChunk(duck, history, work, chunk));
   return { chunks, orphans: Number(orphans?.n ?? 0), drop };
 }
 
 /**
  * One chunk's rows complete. A delete's base row is fetched by exact version into a
- * small table; a base with TOASTed values missing gets them in Node (JSON.parse and
- * JSON.stringify): DuckDB's JSON writer takes some sixteen times a value's size, so a
- * value of megabytes must never pass through it. Only the chunk's own values are held.
+ * small table; a base with TOASTed values missing gets them in Node, taken from the
+ * source versions' rows (JSON.parse and JSON.stringify): DuckDB's JSON functions hold
+ * some sixteen times the text of a vector (2,048 rows of 3 KB took more than a 128 MiB
+ * budget's share), so wide rows never pass through them. Only the chunk's rows are held.
  */
 function completedChunk(
   duck: DuckDBConnection,
-  history: string,
-  staging: string,
+  history: History,
   work: { needs: string; patches: string; chunks: string; fill: string; merged: string },
   chunk: number,
 ): CompletionChunk {
+  const staging = history.staging;
   const mine = `(SELECT ${IDENTITY} FROM ${work.chunks} WHERE chunk = ${chunk})`;
   const prepare = async (): Promise<void> => {
     const near = await sourceBounds(duck, work, mine);
+    const source = `(SELECT * FROM ${history.holding(await lsnsOf(duck, sourceVersions(work, mine)))} AS v WHERE ${near})`;
     await duck.run(`
       CREATE OR REPLACE TABLE ${work.fill} AS
       SELECT n.commit_lsn, n.seq, n."key", v."row" AS base, n.base.tenant AS tenant, n.base.schema_id AS schema_id
         FROM (SELECT * FROM ${work.needs} SEMI JOIN ${mine} USING (${IDENTITY}) WHERE op = 'delete' AND base IS NOT NULL) AS n
-        JOIN (SELECT * FROM ${history} AS v WHERE ${near}) AS v
+        JOIN ${source} AS v
           ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq`);
     await duck.run(`CREATE OR REPLACE TABLE ${work.merged} (commit_lsn UBIGINT, seq UINTEGER, "key" VARCHAR, "row" VARCHAR)`);
     const values = await queryRows(
       duck,
-      `SELECT p.commit_lsn, p.seq, p."key", p."column",
-              json_extract_string(v."row", '/' || replace(replace(p."column", '~', '~0'), '/', '~1')) AS value
+      `SELECT p.commit_lsn, p.seq, p."key", p."column", v."row" AS source
          FROM (SELECT p.*, n."table" FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
                 SEMI JOIN ${mine} USING (${IDENTITY})) AS p
-         JOIN (SELECT * FROM ${history} AS v WHERE ${near}) AS v
+         JOIN ${source} AS v
            ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq`,
     );
     if (values.length === 0) return;
@@ -164,7 +185,9 @@ function completedChunk(
     }
     for (const value of values) {
       const row = patched.get(identity(value));
-      if (row !== undefined && typeof value.value === 'string') row[value.column as string] = value.value;
+      const column = value.column as string;
+      const held = typeof value.source === 'string' ? (JSON.parse(value.source) as Record<string, string | null>)[column] : undefined;
+      if (row !== undefined && typeof held === 'string') row[column] = held;
     }
     const appender = await duck.createAppender(work.merged);
     try {
@@ -190,6 +213,20 @@ function completedChunk(
   return { prepare, select };
 }
 
+/** The versions a chunk's rows take values from (tenant, key, lsn): its deletes' bases and its patches' sources. */
+function sourceVersions(work: { needs: string; patches: string }, mine: string): string {
+  return `SELECT n.base.tenant AS tenant, n."key", n.base.lsn AS lsn FROM ${work.needs} AS n SEMI JOIN ${mine} USING (${IDENTITY})
+           WHERE n.base IS NOT NULL
+          UNION ALL
+          SELECT p.source.tenant, p."key", p.source.lsn FROM ${work.patches} AS p SEMI JOIN ${mine} USING (${IDENTITY})`;
+}
+
+/** The distinct commit LSNs (column `lsn`) of a query's rows. */
+async function lsnsOf(duck: DuckDBConnection, query: string): Promise<bigint[]> {
+  const rows = await queryRows(duck, `SELECT DISTINCT lsn FROM (${query}) WHERE lsn IS NOT NULL`);
+  return rows.map((row) => row.lsn as bigint);
+}
+
 /**
  * A condition that every version a chunk fetches meets, for DuckDB to skip the rest
  * of the history by row-group statistics: their commit LSN range, their tenant range,
@@ -201,10 +238,7 @@ async function sourceBounds(duck: DuckDBConnection, work: { needs: string; patch
     duck,
     `SELECT min(lsn) AS lo_lsn, max(lsn) AS hi_lsn, min(tenant) AS lo_tenant, max(tenant) AS hi_tenant,
             count(*) FILTER (WHERE tenant IS NULL) AS global, count(*) AS n, min("key") AS lo_key, max("key") AS hi_key
-       FROM (SELECT n.base.tenant AS tenant, n."key", n.base.lsn AS lsn FROM ${work.needs} AS n SEMI JOIN ${mine} USING (${IDENTITY})
-              WHERE n.base IS NOT NULL
-             UNION ALL
-             SELECT p.source.tenant, p."key", p.source.lsn FROM ${work.patches} AS p SEMI JOIN ${mine} USING (${IDENTITY}))`,
+       FROM (${sourceVersions(work, mine)})`,
   );
   if (bounds === undefined || Number(bounds.n) === 0) return 'false';
   const conditions = [`v.commit_lsn BETWEEN ${String(bounds.lo_lsn)} AND ${String(bounds.hi_lsn)}`];
@@ -230,18 +264,17 @@ async function sourceBounds(duck: DuckDBConnection, work: { needs: string; patch
  */
 export async function truncateChunks(
   duck: DuckDBConnection,
-  history: string,
-  staging: string,
+  history: History,
   change: { table: string; commitLsn: bigint; seq: number; commitTime: bigint; xid: bigint; context: string | null },
   chunkBytes: number,
-): Promise<{ stageNext(current: string): Promise<boolean> }> {
+): Promise<{ stageNext(current: History): Promise<boolean> }> {
   const before = (v: string): string =>
     `${v}."table" = ${sqlLiteral(change.table)} AND (${v}.commit_lsn < ${change.commitLsn} OR (${v}.commit_lsn = ${change.commitLsn} AND ${v}.seq < ${change.seq}))`;
   const position = (v: string): string => `(${v}.commit_lsn::HUGEINT * 4294967296 + ${v}.seq)`;
   // Sizes by every version, not only the newest: an overestimate, which only makes chunks smaller.
   const tenants = await queryRows(
     duck,
-    `SELECT v.tenant, sum(coalesce(length(v."row"), 0)) AS bytes FROM ${history} AS v WHERE ${before('v')} GROUP BY v.tenant ORDER BY v.tenant NULLS FIRST`,
+    `SELECT v.tenant, sum(coalesce(length(v."row"), 0)) AS bytes FROM ${history.sql} AS v WHERE ${before('v')} GROUP BY v.tenant ORDER BY v.tenant NULLS FIRST`,
   );
   const chunks: TenantChunk[] = [];
   for (const chunk of tenantChunks(
@@ -256,22 +289,22 @@ export async function truncateChunks(
     const fractions = Array.from({ length: chunk.splits - 1 }, (_, i) => (i + 1) / chunk.splits);
     const [row] = await queryRows(
       duck,
-      `SELECT quantile_disc(v."key", [${fractions.join(', ')}]) AS bounds FROM ${history} AS v WHERE ${before('v')} AND ${inScope(chunk, 'v')}`,
+      `SELECT quantile_disc(v."key", [${fractions.join(', ')}]) AS bounds FROM ${history.sql} AS v WHERE ${before('v')} AND ${inScope(chunk, 'v')}`,
     );
     const bounds = [...new Set(((row?.bounds as { items?: unknown[] } | null)?.items ?? []).map(String))];
     for (let i = 0; i <= bounds.length; i++) chunks.push({ ...chunk, keys: [bounds[i - 1] ?? null, bounds[i] ?? null] });
   }
   let next = 0;
   return {
-    async stageNext(current: string) {
+    async stageNext(current: History) {
       const chunk = chunks[next++];
       if (chunk === undefined) return false;
       const scope = (v: string): string => `${before(v)} AND ${inScope(chunk, v)}`;
       await duck.run(
-        `INSERT INTO ${staging} (${LAYER_COLUMN_NAMES}, unchanged)
+        `INSERT INTO ${current.staging} (${LAYER_COLUMN_NAMES}, unchanged)
          SELECT $1, $2, make_timestamp($3::BIGINT), $4, h."table", 'truncate', h.tenant, h."key", h.schema_id, h."row", $5, h.unchanged
-           FROM ${current} AS h
-           JOIN (SELECT v."key", max(${position('v')}) AS position FROM ${current} AS v WHERE ${scope('v')} GROUP BY v."key") AS newest
+           FROM ${current.sql} AS h
+           JOIN (SELECT v."key", max(${position('v')}) AS position FROM ${current.sql} AS v WHERE ${scope('v')} GROUP BY v."key") AS newest
              ON h."key" = newest."key" AND ${position('h')} = newest.position
           WHERE ${scope('h')} AND h.op NOT IN ('delete', 'truncate')`,
         [change.commitLsn, change.seq, change.commitTime, change.xid, change.context] as never,

@@ -74,6 +74,11 @@ export class LayerBuffer {
     return this.bytes + this.parts.reduce((sum, part) => sum + part.entry.bytes, 0);
   }
 
+  /** Text in the staging table (rows, keys, context; not counting spilled parts). */
+  get stagedText(): number {
+    return this.bytes;
+  }
+
   /** Rows in the staging table (not counting spilled parts). */
   get size(): number {
     return this.count;
@@ -109,6 +114,13 @@ export class LayerBuffer {
     this.bytes += change.key.length + (change.row?.length ?? 0) + (change.context?.length ?? 0);
   }
 
+  /** Gives the staged changes of one transaction its context (sent after some of them were staged). */
+  async setContext(commitLsn: bigint, context: string): Promise<void> {
+    await this.sync();
+    await this.duck.run(`UPDATE ${this.tableName} SET context = $1 WHERE commit_lsn = $2`, [context, commitLsn]);
+    await this.recount();
+  }
+
   /** Makes appended rows visible to SQL on the staging table. */
   async sync(): Promise<void> {
     this.appender.flushSync();
@@ -137,9 +149,9 @@ export class LayerBuffer {
     if (part !== undefined) this.parts.push(part);
   }
 
-  /** Local files of the parts spilled since the last commit, for queries over the history. */
-  get partFiles(): string[] {
-    return this.parts.map((part) => part.local);
+  /** The parts spilled since the last commit (local file, commit LSNs spanned), for queries over the history. */
+  get partFiles(): { local: string; minLsn: bigint; maxLsn: bigint }[] {
+    return this.parts.map((part) => ({ local: part.local, minLsn: part.entry.minLsn, maxLsn: part.entry.maxLsn }));
   }
 
   /** Spills what is staged, then moves every part into the vault durably; the entries for the manifest. */

@@ -95,7 +95,7 @@ async function main(): Promise<void> {
       INSERT INTO tenants SELECT g, 'Tenant ' || g FROM generate_series(1, 50) g;
       CREATE TABLE items (tenant_id int NOT NULL REFERENCES tenants, id bigint NOT NULL, a text, b text, price numeric(14,2),
                           at timestamptz, doc jsonb, PRIMARY KEY (tenant_id, id));`);
-    await measured(process.execPath, [BIN, 'init'], env).done;
+    await measured(process.execPath, [BIN, 'init', '--slot', 'recall'], env).done;
     await db.query(`SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')`);
     const url = cluster.url({ password: null });
 
@@ -163,7 +163,7 @@ UPDATE wide SET price = price + 1 WHERE id = (SELECT max(id) FROM wide) - (:n % 
 `,
     );
     const pgbEnv = { ...env, RECALL_SOURCE: cluster.url({ database: 'pgb' }), RECALL_VAULT: join(directory, 'vault-pgb') };
-    await measured(process.execPath, [BIN, 'init', '--slot', 'recall_pgb'], pgbEnv).done;
+    await measured(process.execPath, [BIN, 'init', '--slot', 'recall_pgb', '--publication', 'recall'], pgbEnv).done;
     await pgb.query(`SELECT pg_create_logical_replication_slot('bench_pgb_recv', 'pgoutput')`);
     const postmaster = readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]!;
     execFileSync('taskset', ['-a', '-p', '-c', '0', postmaster], { stdio: 'ignore' });

@@ -184,7 +184,7 @@ async function recallInit(
 
 /** What init leaves on the source, removed so the next run starts fresh (the DDL hook it reinstalls itself). */
 async function resetSource(db: pg.Client): Promise<void> {
-  await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'recall'`);
+  await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'recall%'`);
   await db.query('DROP PUBLICATION IF EXISTS recall');
 }
 

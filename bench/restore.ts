@@ -178,7 +178,7 @@ async function main(): Promise<void> {
     await db.query(SCHEMA);
     for (let first = 1; first <= UNDO_TENANTS; first += 100) await fill(db, first, 100, UNDO_ROWS_PER_TENANT / 5, 3e8);
     const undoVault = await Vault.open(join(directory, 'vault-undo'));
-    await db.query(`SELECT pg_drop_replication_slot('recall')`);
+    await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'recall%'`);
     await db.query('DROP PUBLICATION recall');
     await init({ ...common, vault: undoVault });
     const doomed = Array.from({ length: (UNDO_TENANTS * 2) / 5 }, (_, i) => i * 2 + 1);

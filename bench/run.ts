@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       CREATE TABLE tenants (id text PRIMARY KEY, name text);
       CREATE TABLE items (tenant_id text NOT NULL REFERENCES tenants, id bigint PRIMARY KEY, qty int, note text, at timestamptz);
       INSERT INTO tenants SELECT 't' || g, 'Tenant ' || g FROM generate_series(1, ${TENANTS}) g;`);
-    await finished(recall(['init'], env));
+    await finished(recall(['init', '--slot', 'recall'], env));
 
     // 1. History of 100k changes; show latency there (the 1/10 point).
     await workload(db, 100_000, 0);
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
     await pgb.connect();
     await pgb.query('ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY');
     const pgbEnv = { ...env, RECALL_SOURCE: cluster.url({ database: 'pgb' }), RECALL_VAULT: join(directory, 'vault-pgb') };
-    await finished(recall(['init', '--slot', 'recall_pgb'], pgbEnv));
+    await finished(recall(['init', '--slot', 'recall_pgb', '--publication', 'recall'], pgbEnv));
     const postmaster = readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]!;
     execFileSync('taskset', ['-a', '-p', '-c', '0', postmaster], { stdio: 'ignore' });
     const tps = (): number => {

@@ -228,7 +228,8 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
       // Fix the one problem that belongs to the source; the default tenancy fits it.
       await main.db.query('ALTER TABLE audit_notes REPLICA IDENTITY FULL');
       await main.db.query('ALTER TABLE flags REPLICA IDENTITY DEFAULT');
-      const init = await main.recall(['init', '--config', okConfig]);
+      // A slot named by the user, whose publication takes the same name.
+      const init = await main.recall(['init', '--config', okConfig, '--slot', 'recall']);
       succeeded(init);
       assert.deepEqual(
         await sourceState(main.db),

@@ -61,9 +61,7 @@ async function slotConfirmedLsn(f: Fixture): Promise<bigint> {
   db.on('error', () => undefined);
   await db.connect();
   try {
-    const { rows } = await db.query<{ lsn: string }>(
-      `SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'recall'`,
-    );
+    const { rows } = await db.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots`);
     return parseLsn(rows[0]?.lsn ?? '0/0');
   } finally {
     await db.end().catch(() => undefined);

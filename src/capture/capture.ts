@@ -174,11 +174,17 @@ class CaptureSession {
     let duck: DuckDBConnection | undefined;
     try {
       vault.assertSource(await readSourceIdentity(catalog));
-      const slot = await catalog.query<{ active_pid: string | null; wal_status: string | null }>(
-        `SELECT active_pid::text, wal_status FROM pg_replication_slots WHERE slot_name = $1`,
+      const slot = await catalog.query<{ active_pid: string | null; wal_status: string | null; database: string | null }>(
+        `SELECT active_pid::text, wal_status, database FROM pg_replication_slots WHERE slot_name = $1`,
         [manifest.source.slot],
       );
       const state = slot.rows[0];
+      if (state !== undefined && state.database !== manifest.source.database) {
+        throw new SlotLostError(
+          `the replication slot "${manifest.source.slot}" belongs to ${state.database === null ? 'no database (a physical slot)' : `database "${state.database}"`}, not to this vault's "${manifest.source.database}"`,
+          'this vault’s own slot is gone; start a new vault with `recall init --vault NEW_PATH`',
+        );
+      }
       if (state === undefined || state.wal_status === 'lost') {
         throw new SlotLostError(
           `the replication slot "${manifest.source.slot}" is ${state === undefined ? 'gone' : 'lost (its WAL was removed)'}: changes since ${formatLsn(manifest.throughLsn)} cannot be captured`,

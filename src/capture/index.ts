@@ -2,6 +2,7 @@
 // reporting on it (status), and the helper applications use to say who did what.
 
 export { init, type InitOptions, type InitResult } from './init.js';
+export { assertSlotName, defaultSlotName } from './slot-claim.js';
 export type { ImageProgress } from './image-pipeline.js';
 export { capture, type CaptureOptions, type CaptureSummary } from './capture.js';
 export { status, type Status } from './status.js';

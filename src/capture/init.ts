@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
 import { installDdlHook } from './ddl-hook.js';
 import { createSlot, enterSnapshot, imageSchema, type ExportedSnapshot } from './image.js';
+import { planSlot } from './slot-claim.js';
 import { imageTables, type ImageProgress } from './image-pipeline.js';
 import {
   backoffDelay,
@@ -57,8 +58,6 @@ export interface InitResult {
 /** Checks the source and starts its history in the vault. */
 export async function init(options: InitOptions): Promise<InitResult> {
   const log = options.log ?? (() => undefined);
-  const slot = options.slot ?? 'recall';
-  const publication = options.publication ?? 'recall';
   const client = await connectSource(options.source);
   try {
     const identity = await readSourceIdentity(client);
@@ -66,8 +65,16 @@ export async function init(options: InitOptions): Promise<InitResult> {
     const settings = await readSourceSettings(client);
     const tables = await readCatalog(client, options.tenancy);
     // An initialised vault names its own slot; --slot only matters for a new one.
-    const ownSlot = options.vault.initialized ? options.vault.manifest.source.slot : slot;
-    const slotExists = (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [ownSlot])).rowCount === 1;
+    const plan = options.vault.initialized
+      ? undefined
+      : await planSlot(client, options.vault, identity, { slot: options.slot, publication: options.publication });
+    const slotExists = options.vault.initialized
+      ? (
+          await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()', [
+            options.vault.manifest.source.slot,
+          ])
+        ).rowCount === 1
+      : plan?.dropLeftover === true;
     const problems = checkSource(settings, tables, options.tenancy, slotExists);
     if (problems.length > 0) throw new SourceNotReadyError(problems);
     const unindexed = (await tablesWithoutTenantIndex(client, tables)).map((table) => {
@@ -77,7 +84,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
       return table.qualified;
     });
 
-    if (options.vault.initialized) {
+    if (plan === undefined) {
       const manifest = options.vault.manifest;
       if (!slotExists) {
         throw new SlotLostError(
@@ -100,18 +107,30 @@ export async function init(options: InitOptions): Promise<InitResult> {
       };
     }
 
-    await ensurePublication(client, publication, tables, settings.superuser);
+    const { slot, publication } = plan;
+    const claim = { slot, publication, systemId: identity.systemId, database: identity.database };
+    // Recorded before anything is created, so that a rerun after a crash uses the same names.
+    await options.vault.recordSlotClaim({ ...claim, consistentPoint: null });
+    const createdPublication = await ensurePublication(client, publication, tables, settings.superuser);
     // Before the slot, so that no ALTER TABLE after the image goes unannounced.
     const ddlHook = await announceLayouts(client, settings.superuser, log);
-    if (slotExists) {
-      // Left by an init that died before its image was committed: useless without one.
+    if (plan.dropLeftover) {
+      // This vault's own, left by an init that died before its image was committed: useless without one.
+      log(`init: dropping the slot "${slot}" an earlier init of this vault left unused`);
       await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
     }
     const replication = await connectSource(options.source, { replication: true });
     try {
       log(`init: creating replication slot "${slot}" (waits for transactions already running)`);
-      const created = await createSlot(replication, client, slot, { timeoutMs: options.slotTimeoutMs ?? 60_000 });
+      const created = await createSlot(replication, client, slot, { timeoutMs: options.slotTimeoutMs ?? 60_000 }).catch(
+        async (error: unknown) => {
+          if (createdPublication) await dropPublication(client, publication);
+          throw error;
+        },
+      );
       try {
+        // The proof that the slot is this vault's: a later init may drop it only while it still stands here.
+        await options.vault.recordSlotClaim({ ...claim, consistentPoint: formatLsn(created.lsn) });
         const image = await writeImage(options, created, log);
         await options.vault.commit({
           source: { ...identity, slot, publication },
@@ -136,6 +155,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
       } catch (error) {
         await replication.end().catch(() => undefined);
         await dropSlotWhenReleased(client, slot);
+        if (createdPublication) await dropPublication(client, publication);
         throw error;
       }
     } finally {
@@ -175,8 +195,13 @@ async function dropSlotWhenReleased(client: pg.Client, slot: string): Promise<vo
   }
 }
 
-/** Creates the publication, or adds tables it lacks (a per-table one misses new tables). */
-async function ensurePublication(client: pg.Client, name: string, tables: readonly SourceTable[], superuser: boolean): Promise<void> {
+/** Drops a publication this init created, after a failure (best effort: init reports the first error). */
+async function dropPublication(client: pg.Client, name: string): Promise<void> {
+  await client.query(`DROP PUBLICATION IF EXISTS ${client.escapeIdentifier(name)}`).catch(() => undefined);
+}
+
+/** Creates the publication (true), or adds tables it lacks (a per-table one misses new tables). */
+async function ensurePublication(client: pg.Client, name: string, tables: readonly SourceTable[], superuser: boolean): Promise<boolean> {
   const existing = await client.query<{ puballtables: string }>('SELECT puballtables::text FROM pg_publication WHERE pubname = $1', [name]);
   const quoted = client.escapeIdentifier(name);
   const row = existing.rows[0];
@@ -186,9 +211,9 @@ async function ensurePublication(client: pg.Client, name: string, tables: readon
     if (!superuser && tables.length === 0)
       throw new UsageError('the source has no tables to capture', 'create the tables first, or run init as a superuser');
     await client.query(`CREATE PUBLICATION ${quoted} ${target} WITH (publish_via_partition_root = true)`);
-    return;
+    return true;
   }
-  if (row.puballtables === 'true') return;
+  if (row.puballtables === 'true') return false;
   const published = await client.query<{ schema: string; name: string }>(
     `SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1`,
     [name],
@@ -196,6 +221,7 @@ async function ensurePublication(client: pg.Client, name: string, tables: readon
   const have = new Set(published.rows.map((r) => formatTableName(r)));
   const missing = tables.filter((table) => !have.has(table.qualified));
   if (missing.length > 0) await client.query(`ALTER PUBLICATION ${quoted} ADD TABLE ${missing.map((t) => t.sql).join(', ')}`);
+  return false;
 }
 
 /** Reads every table in the slot's snapshot into image layers. */

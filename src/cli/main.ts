@@ -31,8 +31,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description(
       'check the source, create publication and slot, and take the first image into the vault; as a superuser, also install the DDL hook (schema changes take effect at their ALTER TABLE)',
     )
-    .option('--slot <name>', 'replication slot name', 'recall')
-    .option('--publication <name>', 'publication name', 'recall')
+    .option('--slot <name>', 'replication slot name (default: recall_<database>_<8 hex of this vault>)')
+    .option('--publication <name>', 'publication name (default: the slot name)')
     .action(run(() => import('./init.js')));
 
   commonOptions(program.command('capture'))

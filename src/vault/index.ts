@@ -1,7 +1,7 @@
 // The vault's public face: the durable, off-database history (layers, manifest,
 // storage) and the embedded DuckDB that reads and writes it.
 
-export { Vault, resolveVaultLocation, type CaptureFailure } from './vault.js';
+export { Vault, resolveVaultLocation, type CaptureFailure, type SlotClaim } from './vault.js';
 export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, SourceIdentity } from './manifest.js';
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
 export { LayerBuffer, hashFile } from './layer-buffer.js';

@@ -83,15 +83,38 @@ export type ManifestDraft = Omit<Manifest, 'format' | 'version' | 'previous' | '
 const MANIFEST_DIR = 'manifest';
 const manifestPath = (version: number): string => `${MANIFEST_DIR}/${String(version).padStart(12, '0')}.json`;
 
-/** Serialises bigints as decimal strings tagged by their field name (lsn, time, ...). */
+/**
+ * Serialises a bigint as its decimal digits followed by `n` (a string). Only the
+ * fields that hold bigints are read back as such (`decode`), never a value by its
+ * look: a tenant id or a column default of `42n` is text and stays text.
+ */
 function encode(manifest: Manifest): Buffer {
   return Buffer.from(`${JSON.stringify(manifest, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value), 2)}\n`);
 }
 
+/** The manifest's bigint fields, by where they are: the manifest, each layer, each schema version. */
+const MANIFEST_BIGINTS = ['startLsn', 'startTime', 'throughLsn', 'throughTime'] as const;
+const LAYER_BIGINTS = ['minLsn', 'maxLsn', 'minTime', 'maxTime'] as const;
+const SCHEMA_BIGINTS = ['sinceLsn'] as const;
+
 function decode(data: Buffer): Manifest {
-  return JSON.parse(data.toString('utf8'), (_key, value: unknown) =>
-    typeof value === 'string' && /^-?\d+n$/.test(value) ? BigInt(value.slice(0, -1)) : value,
-  ) as Manifest;
+  const raw = JSON.parse(data.toString('utf8')) as Record<string, unknown> & { layers?: unknown[]; schemas?: unknown[] };
+  const withBigints = (record: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> => {
+    const out = { ...record };
+    for (const field of fields) out[field] = bigintField(record[field], field);
+    return out;
+  };
+  return {
+    ...withBigints(raw, MANIFEST_BIGINTS),
+    layers: (raw.layers ?? []).map((layer) => withBigints(layer as Record<string, unknown>, LAYER_BIGINTS)),
+    schemas: (raw.schemas ?? []).map((schema) => withBigints(schema as Record<string, unknown>, SCHEMA_BIGINTS)),
+  } as unknown as Manifest;
+}
+
+/** A bigint field as `encode` wrote it (`123n`); anything else is a corrupt manifest. */
+function bigintField(value: unknown, field: string): bigint {
+  if (typeof value === 'string' && /^-?\d+n$/.test(value)) return BigInt(value.slice(0, -1));
+  throw new SyntaxError(`field ${field} is not a bigint (${JSON.stringify(value)})`);
 }
 
 function sha256(data: Buffer): string {
@@ -110,7 +133,7 @@ export async function loadManifest(storage: VaultStorage): Promise<{ manifest: M
     manifest = decode(data);
   } catch (error) {
     throw new VaultCorruptError(
-      `manifest ${newest} in ${storage.location} is not valid JSON`,
+      `manifest ${newest} in ${storage.location} cannot be read: ${(error as Error).message}`,
       'restore the file from a copy of the vault',
       { cause: error },
     );

@@ -32,6 +32,22 @@ export interface CaptureFailure {
 /** Where the failure record lives in the vault: beside the manifest, never part of it. */
 const CAPTURE_FAILURE_PATH = 'state/capture-failure.json';
 
+/**
+ * The slot (and publication) an init of this vault named. Written before the slot is
+ * created and again once it is, with its consistent point: a later init drops a slot
+ * only if this record proves it is the one this vault created and nothing consumed.
+ */
+export interface SlotClaim {
+  readonly slot: string;
+  readonly publication: string;
+  readonly systemId: string;
+  readonly database: string;
+  /** The slot's consistent point (LSN text) once created; null before. */
+  readonly consistentPoint: string | null;
+}
+
+const SLOT_CLAIM_PATH = 'state/slot.json';
+
 /** An opened vault. */
 export class Vault {
   private verified = new Set<string>();
@@ -121,17 +137,37 @@ export class Vault {
 
   /** Records (or, with null, clears) why capture stopped, durably. */
   async recordCaptureFailure(failure: CaptureFailure | null): Promise<void> {
-    const local = join(await this.storage.scratchDirectory(), `capture-failure-${process.pid}.json`);
-    await writeFile(local, JSON.stringify(failure));
-    await this.storage.putFile(CAPTURE_FAILURE_PATH, local);
+    await this.writeState(CAPTURE_FAILURE_PATH, failure);
   }
 
   /** The recorded capture failure, if capture has not got past it since. */
   async captureFailure(): Promise<CaptureFailure | null> {
-    const data = await this.storage.read(CAPTURE_FAILURE_PATH);
+    return this.readState<CaptureFailure>(CAPTURE_FAILURE_PATH);
+  }
+
+  /** Records the slot an init names (before creating it) and, once created, its consistent point. */
+  async recordSlotClaim(claim: SlotClaim): Promise<void> {
+    await this.writeState(SLOT_CLAIM_PATH, claim);
+  }
+
+  /** The slot an init of this vault named, if one ever did. */
+  async slotClaim(): Promise<SlotClaim | null> {
+    return this.readState<SlotClaim>(SLOT_CLAIM_PATH);
+  }
+
+  /** Writes a small JSON state file durably (through scratch, then into the vault). */
+  private async writeState(path: string, value: unknown): Promise<void> {
+    const local = join(await this.storage.scratchDirectory(), `${path.replaceAll('/', '-')}-${process.pid}`);
+    await writeFile(local, JSON.stringify(value));
+    await this.storage.putFile(path, local);
+  }
+
+  /** A state file's value; null when it is absent or unreadable (state files are advisory). */
+  private async readState<T>(path: string): Promise<T | null> {
+    const data = await this.storage.read(path);
     if (data === undefined) return null;
     try {
-      return JSON.parse(data.toString('utf8')) as CaptureFailure | null;
+      return JSON.parse(data.toString('utf8')) as T | null;
     } catch {
       return null;
     }

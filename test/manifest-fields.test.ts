@@ -1,0 +1,45 @@
+// The manifest reads bigints back by field, never by the look of a value: a tenant
+// id of `42n` (a layer's min and max tenant) and a column added with the default
+// `'7n'` (the schema's missing value) are text, and come back as text.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Vault, parsePoint, show } from '../src/index.js';
+import { fixture } from './harness/recall.js';
+import { testMajors } from './harness/majors.js';
+import { catchUp, endAfterSuite } from './harness/workload.js';
+
+const SCHEMA = `
+  CREATE TABLE tenants (id text PRIMARY KEY);
+  CREATE TABLE items (tenant_id text NOT NULL REFERENCES tenants, id int NOT NULL, note text, PRIMARY KEY (tenant_id, id));
+  INSERT INTO tenants VALUES ('42n');
+  INSERT INTO items SELECT '42n', i, 'item ' || i FROM generate_series(1, 5) i;`;
+
+for (const major of testMajors('one')) {
+  describe(`manifest fields on PostgreSQL ${major}`, () => {
+    const { fixtures } = endAfterSuite();
+
+    test('a tenant named 42n and a default of 7n survive the manifest', async () => {
+      const f = await fixture(major, SCHEMA);
+      fixtures.push(f);
+      const init = await f.recall(['init']);
+      assert.equal(init.code, 0, init.stderr);
+      await f.db.query(`ALTER TABLE items ADD COLUMN code text NOT NULL DEFAULT '7n'`);
+      await f.db.query(`INSERT INTO items VALUES ('42n', 6, 'item 6')`);
+      await catchUp(f, 60_000);
+
+      const vault = await Vault.open(f.vault);
+      const layers = vault.manifest.layers.filter((layer) => layer.minTenant !== null);
+      assert.ok(layers.length > 0);
+      for (const layer of layers) assert.deepStrictEqual([layer.minTenant, layer.maxTenant], ['42n', '42n']);
+      const code = vault.manifest.schemas.flatMap((schema) => schema.columns).find((column) => column.name === 'code');
+      assert.equal(code?.missing, '7n');
+
+      const rows = await show({ vault, tenant: '42n', at: parsePoint('now'), table: 'items' });
+      assert.deepStrictEqual(
+        rows.map((shown) => shown.row),
+        [1, 2, 3, 4, 5, 6].map((i) => ({ tenant_id: '42n', id: String(i), note: `item ${i}`, code: '7n' })),
+      );
+    });
+  });
+}

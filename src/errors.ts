@@ -87,6 +87,9 @@ export class VaultConflictError extends errorKind('vault-conflict', ExitCode.ope
 /** The replication slot is gone or unusable; the history has a hole from here. */
 export class SlotLostError extends errorKind('slot-lost', ExitCode.operational) {}
 
+/** The slot was acknowledged past what the vault records: history is missing (a stale copy, a vault from a backup). */
+export class MissingHistoryError extends errorKind('missing-history', ExitCode.operational) {}
+
 /** The slot name a new vault would use already names a slot that is not provably this vault's. */
 export class SlotTakenError extends errorKind('slot-taken', ExitCode.badInput) {}
 

@@ -319,6 +319,19 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
       failed(result, 2, /2999-01-01T00:00:00\.000000Z is in the future/);
       const soon = new Date(Date.now() + 3_600_000).toISOString();
       failed(await main.recall(['show', '--tenant', '1', '--at', soon]), 2, /is in the future/);
+      // An LSN past the source's WAL end; without a source, past the vault's end, and it says which.
+      failed(
+        await main.recall(['show', '--tenant', '1', '--at', 'lsn:FF/0']),
+        2,
+        /lsn:FF\/0 is in the future: the source's WAL ends at lsn:/,
+      );
+      failed(await main.recall(['log', '--tenant', '1', '--until', 'lsn:FF/0']), 2, /is in the future/);
+      failed(
+        await runRecall(['show', '--tenant', '1', '--at', 'lsn:FF/0', '--vault', main.vault, '--config', okConfig], bareEnv({})),
+        2,
+        /lsn:FF\/0 is beyond the vault's end \(lsn:[0-9A-F]+\/[0-9A-F]+\); without the source, Recall cannot tell whether it is in the future/,
+      );
+      failed(await main.recall(['restore', '--tenant', '1', '--to', 'lsn:FF/0', '--dry-run', '--config', okConfig]), 2, /is in the future/);
       await unchanged();
     });
 

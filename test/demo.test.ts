@@ -39,6 +39,13 @@ describe('recall demo', () => {
     const remove = /^when done: (.+)$/m.exec(result.stderr)?.[1];
     assert.ok(url?.[1] && url[2] && remove, result.stderr);
     try {
+      // Every command the demo suggests works as printed.
+      const suggested = [...result.stderr.matchAll(/^ {2}npx recall (.+?)(?: {3}#.*)?$/gm)].map((m) => m[1]!.split(' '));
+      assert.equal(suggested.length, 4, result.stderr);
+      for (const args of suggested) {
+        const run = await runRecall(args, { ...env, RECALL_SOURCE: url[1], RECALL_VAULT: url[2] });
+        assert.equal(run.code, 0, `recall ${args.join(' ')}: ${run.stderr}`);
+      }
       const log = await runRecall(['log', '--tenant', 't050', '--json'], { ...env, RECALL_SOURCE: url[1], RECALL_VAULT: url[2] });
       assert.equal(log.code, 0, log.stderr);
       assert.match(log.stdout, /"actor":"cleanup-script"/);

@@ -1,6 +1,7 @@
 // The manifest reads bigints back by field, never by the look of a value: a tenant
 // id of `42n` (a layer's min and max tenant) and a column added with the default
-// `'7n'` (the schema's missing value) are text, and come back as text.
+// `'7n'` (the schema's missing value) are text, and come back as text. Messages
+// about the vault's contents say what is true (a global table has no tenant's rows).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -13,7 +14,9 @@ const SCHEMA = `
   CREATE TABLE tenants (id text PRIMARY KEY);
   CREATE TABLE items (tenant_id text NOT NULL REFERENCES tenants, id int NOT NULL, note text, PRIMARY KEY (tenant_id, id));
   INSERT INTO tenants VALUES ('42n');
-  INSERT INTO items SELECT '42n', i, 'item ' || i FROM generate_series(1, 5) i;`;
+  INSERT INTO items SELECT '42n', i, 'item ' || i FROM generate_series(1, 5) i;
+  CREATE TABLE plans (id int PRIMARY KEY, name text);
+  INSERT INTO plans VALUES (1, 'free');`;
 
 for (const major of testMajors('one')) {
   describe(`manifest fields on PostgreSQL ${major}`, () => {
@@ -40,6 +43,11 @@ for (const major of testMajors('one')) {
         rows.map((shown) => shown.row),
         [1, 2, 3, 4, 5, 6].map((i) => ({ tenant_id: '42n', id: String(i), note: `item ${i}`, code: '7n' })),
       );
+
+      // A global table holds no tenant's rows: saying "(no rows)" would mislead.
+      const global = await f.recall(['show', '--tenant', '42n', '--at', 'now', '--table', 'plans']);
+      assert.equal(global.code, 2, global.stderr);
+      assert.match(global.stderr, /^recall: table public\.plans is global \(it has no tenant column\), so no tenant's rows are in it/m);
     });
   });
 }

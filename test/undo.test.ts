@@ -180,6 +180,64 @@ for (const major of testMajors('one')) {
       assert.deepStrictEqual(dangling.rows, [], 'no foreign key dangles');
     });
 
+    test('a row a later transaction already made what the undo wants is not a conflict; the plan digest tells plans apart', async () => {
+      const tenants = tenantNames(2);
+      const f = await start(tenants);
+      const db = f.db;
+      // Two issues of t001 that no other issue hangs from (a delete would cascade to those).
+      const original = await db.query<{ id: string; title: string; status: string }>(
+        `SELECT id::text, title, status FROM public.issues i WHERE tenant_id = 't001'
+            AND NOT EXISTS (SELECT 1 FROM public.issues c WHERE c.parent_id = i.id) ORDER BY id LIMIT 2`,
+      );
+      const [edited, removed] = original.rows;
+      const removedRow = (await db.query(`SELECT * FROM public.issues WHERE id = $1`, [removed?.id])).rows[0] as Record<string, unknown>;
+      // The transaction to undo: edits one issue, deletes another, inserts a third.
+      await db.query('BEGIN');
+      await db.query(...recallContextSql({ actor: 'bulk-edit' }));
+      await db.query(`UPDATE public.issues SET title = 'bulk' WHERE id = $1`, [edited?.id]);
+      await db.query(`DELETE FROM public.issues WHERE id = $1`, [removed?.id]);
+      const added = await db.query<{ id: string }>(
+        `INSERT INTO public.issues (tenant_id, project_id, title) SELECT tenant_id, project_id, 'added' FROM public.issues WHERE id = $1 RETURNING id::text`,
+        [edited?.id],
+      );
+      const xid = (await db.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0]?.xid ?? '';
+      await db.query('COMMIT');
+      await db.query(`UPDATE public.issues SET status = 'done-later' WHERE id = $1`, [edited?.id]);
+      type PlanDoc = { plan: { id: string; digest: string; groups: { conflicts: unknown[] }[] } };
+      const conflicted = jsonLines<PlanDoc>((await f.recall(['undo', '--txn', xid, '--dry-run', '--json'])).stdout)[0];
+      assert.equal(conflicted?.plan.groups.flatMap((g) => g.conflicts).length, 1, 'a real change after the undone one is a conflict');
+
+      // Later transactions put each row back as the undo would: the same values, the same row, no row.
+      await db.query(`UPDATE public.issues SET title = $2, status = $3 WHERE id = $1`, [edited?.id, edited?.title, edited?.status]);
+      const columns = Object.keys(removedRow);
+      await db.query(
+        `INSERT INTO public.issues (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+        columns.map((column) => removedRow[column]),
+      );
+      await db.query(`DELETE FROM public.issues WHERE id = $1`, [added.rows[0]?.id]);
+      const live = await tenantState(db, tenants);
+
+      const plan = await f.recall(['undo', '--txn', xid, '--dry-run', '--json']);
+      assert.equal(plan.code, 0, plan.stderr);
+      const [doc] = jsonLines<PlanDoc>(plan.stdout);
+      assert.deepStrictEqual(
+        doc?.plan.groups.flatMap((g) => g.conflicts),
+        [],
+        'identical versions are no conflict',
+      );
+      // One id for one selection (a rerun finds its own writes by it); the digest tells the plans apart.
+      assert.equal(doc?.plan.id, conflicted?.plan.id);
+      assert.notEqual(doc?.plan.digest, conflicted?.plan.digest);
+      const again = jsonLines<PlanDoc>((await f.recall(['undo', '--txn', xid, '--dry-run', '--json'])).stdout)[0];
+      assert.equal(again?.plan.digest, doc?.plan.digest, 'the same plan, the same digest');
+      const text = await f.recall(['undo', '--txn', xid, '--dry-run']);
+      assert.match(text.stdout, new RegExp(`^plan ${doc?.plan.id} \\(content ${doc?.plan.digest}\\): `, 'm'));
+
+      const applied = await f.recall(['undo', '--txn', xid, '--yes']);
+      assert.equal(applied.code, 0, applied.stderr);
+      assert.deepStrictEqual(await tenantState(db, tenants), live, 'nothing left to write');
+    });
+
     test('kill -9 during apply leaves each tenant untouched or fully restored, and a rerun completes the undo', async () => {
       const all = tenantNames(40);
       const f = await start(all, { users: 10, projects: 4, issuesPerProject: 60 });

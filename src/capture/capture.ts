@@ -13,9 +13,18 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
-import { connectSource, type SourceConfig, type TenancyConfig, backoffDelay, sleep, readSourceIdentity } from '../source/index.js';
-import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
+import {
+  backoffDelay,
+  connectSource,
+  currentWalLsn,
+  readSourceIdentity,
+  sleep,
+  type SourceConfig,
+  type TenancyConfig,
+} from '../source/index.js';
+import { formatLsn, type Lsn } from '../timeline/index.js';
 import { type ChangeRecord, openDuckDB, LayerBuffer, type LayerEntry, processMemoryBudget, type Vault } from '../vault/index.js';
+import { assertNoHistoryGap } from './missing-history.js';
 import { asStuck } from './stuck.js';
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
 import { History } from './history.js';
@@ -142,6 +151,8 @@ class CaptureSession {
   private keepaliveLsn: Lsn = 0n;
   /** End LSN of the newest commit that is durable in the vault. */
   private flushedEndLsn: Lsn | undefined;
+  /** The furthest position the vault records as acknowledged: the most any status update sends. */
+  private recordedAck: Lsn = 0n;
   /** No attempt to image rewritten tables again before this time (ms since the epoch). */
   private reimageAfter = 0;
 
@@ -198,6 +209,8 @@ class CaptureSession {
           'is another `recall capture` running?',
         );
       }
+      // Never over a gap: streaming would start at the slot's position and skip what the vault lacks.
+      await assertNoHistoryGap(catalog, vault);
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
       duck = await openDuckDB(await vault.storage.scratchDirectory());
@@ -216,6 +229,7 @@ class CaptureSession {
       log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
       const session = new CaptureSession(options, totals, log, catalog, stream, buffer, relations, BigInt(xid.rows[0]?.next ?? '0'));
       session.failureRecorded = (await vault.captureFailure()) !== null;
+      session.recordedAck = (await vault.acknowledgedLsn()) ?? vault.manifest.throughLsn;
       return session;
     } catch (error) {
       duck?.closeSync();
@@ -226,8 +240,7 @@ class CaptureSession {
 
   /** The source's current WAL insert position: "caught up" means the vault reached it. */
   async currentWalLsn(): Promise<Lsn> {
-    const { rows } = await this.catalog.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-    return parseLsn(rows[0]?.lsn ?? '0/0') ?? 0n;
+    return currentWalLsn(this.catalog);
   }
 
   /** Processes frames until stopped (false: reconnect) or caught up (true). */
@@ -239,7 +252,7 @@ class CaptureSession {
     // Stopped while the session was opening: the listener above came too late for that.
     if (signal?.aborted) onAbort();
     // Ask at once where WAL ends: with nothing to receive, the answer is what ends the wait.
-    if (target !== undefined) this.stream.sendStatus(this.durableLsn(), true);
+    if (target !== undefined) this.sendStatus(true);
     try {
       return await this.ingest(target);
     } catch (error) {
@@ -260,9 +273,10 @@ class CaptureSession {
       if (this.transaction === undefined && this.flushDue(target)) await this.flush();
       if (target !== undefined && this.transaction === undefined) {
         if (this.nothingStaged && this.reached(target)) return true;
-        if (frame.kind === 'idle') this.stream.sendStatus(this.durableLsn(), true);
+        // Only to learn where WAL ends (the reply's keepalive): nothing new is acknowledged here.
+        if (frame.kind === 'idle') this.stream.sendStatus(this.recordedAck, true);
       }
-      if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) this.sendStatus();
+      if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) await this.acknowledge();
       else if (
         frame.kind === 'idle' &&
         this.nothingStaged &&
@@ -271,8 +285,7 @@ class CaptureSession {
       ) {
         // Idle: ask the server where WAL ends, so the slot's confirmed position follows it
         // within a second or two; a restore waits on that position to know the vault is current.
-        this.lastStatusAt = Date.now();
-        this.stream.sendStatus(this.durableLsn(), true);
+        await this.acknowledge(true);
       }
     }
     if (this.transaction === undefined) {
@@ -330,7 +343,7 @@ class CaptureSession {
   private async keepalive(walEnd: Lsn, replyRequested: boolean): Promise<void> {
     // Nothing staged and no transaction open: everything up to walEnd is either in the vault or not ours.
     if (this.transaction === undefined && this.nothingStaged) this.keepaliveLsn = walEnd;
-    if (replyRequested) this.sendStatus();
+    if (replyRequested) await this.acknowledge();
   }
 
   /** The furthest position that is durable in the vault, or that holds nothing of ours. */
@@ -342,9 +355,24 @@ class CaptureSession {
     return durable;
   }
 
-  private sendStatus(): void {
+  /**
+   * Records the durable position in the vault if it moved past the last record, then
+   * sends it: the slot is never acknowledged past what the vault says it acknowledged,
+   * so a vault that is not the one capture wrote (a stale copy) can tell (missing-history.ts).
+   */
+  private async acknowledge(replyRequested = false): Promise<void> {
+    const durable = this.durableLsn();
+    if (durable > this.recordedAck) {
+      await this.options.vault.recordAcknowledged(durable);
+      this.recordedAck = durable;
+    }
+    this.sendStatus(replyRequested);
+  }
+
+  /** Sends the recorded position (a heartbeat during long work sends no more than that). */
+  private sendStatus(replyRequested = false): void {
     this.lastStatusAt = Date.now();
-    this.stream.sendStatus(this.durableLsn());
+    this.stream.sendStatus(this.recordedAck, replyRequested);
   }
 
   private flushDue(target: Lsn | undefined): boolean {
@@ -577,6 +605,7 @@ class CaptureSession {
       startTime: manifest.startTime,
       throughLsn: commit.lsn,
       throughTime: commit.time,
+      acknowledgedLsn: commit.endLsn,
       layers: [...manifest.layers, ...layers, ...images.layers],
       schemas: this.relations.history,
       ...(images.left.length === 0 ? {} : { pendingImages: images.left }),
@@ -590,7 +619,8 @@ class CaptureSession {
       this.failureRecorded = false;
     }
     this.flushedEndLsn = commit.endLsn;
-    this.sendStatus();
+    if (commit.endLsn > this.recordedAck) this.recordedAck = commit.endLsn;
+    await this.acknowledge();
     if (layers.length > 0) {
       const rows = layers.reduce((sum, layer) => sum + layer.rows, 0);
       this.log(`capture: ${rows} changes through ${formatLsn(commit.lsn)} → ${layers.map((layer) => layer.path).join(', ')}`);

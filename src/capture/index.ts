@@ -6,4 +6,5 @@ export { assertSlotName, defaultSlotName } from './slot-claim.js';
 export type { ImageProgress } from './image-pipeline.js';
 export { capture, type CaptureOptions, type CaptureSummary } from './capture.js';
 export { status, type Status } from './status.js';
+export { assertNoHistoryGap, describeHistoryGap, findHistoryGap, type HistoryGap } from './missing-history.js';
 export { recallContextSql, type TransactionContext } from './context.js';

@@ -138,6 +138,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
           startTime: image.time,
           throughLsn: created.lsn,
           throughTime: image.time,
+          acknowledgedLsn: created.lsn,
           layers: image.layers,
           schemas: image.schemas,
         });

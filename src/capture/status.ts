@@ -4,6 +4,7 @@
 import { connectSource, type SourceConfig, readSourceIdentity } from '../source/index.js';
 import { formatLsn, parseLsn, formatMicros } from '../timeline/index.js';
 import type { CaptureFailure, Vault } from '../vault/index.js';
+import { describeHistoryGap, findHistoryGap } from './missing-history.js';
 
 /** The state of capture and vault. */
 export interface Status {
@@ -33,6 +34,8 @@ export interface Status {
   } | null;
   /** Why capture last stopped on a transaction it could not ingest, until it gets past it. */
   readonly captureFailure: CaptureFailure | null;
+  /** The slot was acknowledged past what this vault records: history is missing (missing-history.ts); null when not, or unknown. */
+  readonly missingHistory: { readonly message: string; readonly confirmedLsn: string; readonly acknowledgedLsn: string } | null;
   readonly source: { readonly reachable: boolean; readonly error?: string };
 }
 
@@ -54,7 +57,7 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
   try {
     client = await connectSource(options.source);
   } catch (error) {
-    return { vault, slot: null, source: { reachable: false, error: (error as Error).message }, captureFailure };
+    return { vault, slot: null, source: { reachable: false, error: (error as Error).message }, captureFailure, missingHistory: null };
   }
   try {
     // The slot and lag of another database's source would be reported as this vault's.
@@ -91,12 +94,20 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
         },
         source: { reachable: true },
         captureFailure,
+        missingHistory: null,
       };
     }
+
     const current = parseLsn(row.current) ?? 0n;
     const through = manifest.throughLsn;
     const confirmed = row.confirmed === null ? undefined : parseLsn(row.confirmed);
-    const done = confirmed !== undefined && confirmed > through ? confirmed : through;
+    const gap = await findHistoryGap(client, options.vault);
+    const missingHistory =
+      gap === undefined
+        ? null
+        : { message: describeHistoryGap(gap), confirmedLsn: formatLsn(gap.confirmedLsn), acknowledgedLsn: formatLsn(gap.acknowledgedLsn) };
+    // Past the vault's end the slot counts as done only when the vault acknowledged it (no gap).
+    const done = gap === undefined && confirmed !== undefined && confirmed > through ? confirmed : through;
     const lagBytes = current > done ? Number(current - done) : 0;
     // While streaming, the server's own measure: how long WAL waited for capture to make it durable.
     // Without a capture there is no such measure; the bytes still say how far behind the vault is.
@@ -114,6 +125,7 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
       },
       source: { reachable: true },
       captureFailure,
+      missingHistory,
     };
   } finally {
     await client.end().catch(() => undefined);

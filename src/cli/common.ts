@@ -1,8 +1,19 @@
 // Flags every command shares, and turning them into the library's inputs.
 
 import type { Command } from 'commander';
-import { formatMicros, type Point } from '../timeline/index.js';
-import { configValue, loadConfigDocument, resolveSource, type SourceConfig, loadTenancy, type TenancyConfig } from '../source/index.js';
+import { formatMicros, vaultEnd, type FutureBound, type Point } from '../timeline/index.js';
+import { describeHistoryGap, findHistoryGap } from '../capture/index.js';
+import {
+  configValue,
+  connectSource,
+  currentWalLsn,
+  loadConfigDocument,
+  readSourceIdentity,
+  resolveSource,
+  type SourceConfig,
+  loadTenancy,
+  type TenancyConfig,
+} from '../source/index.js';
 import { Vault, resolveMemoryLimit, resolveVaultLocation, setMemoryBudget } from '../vault/index.js';
 
 /** Adds --source, --vault, --config and --json. */
@@ -77,5 +88,36 @@ export function notePastVaultEnd(vault: Vault, point: Point | undefined): void {
     logLine(
       `note: the vault's newest change committed at ${formatMicros(newest)}; if capture is behind, \`recall status\` says by how much`,
     );
+  }
+}
+
+/** How long `show` and `log`, which read only the vault, try the source for the checks below. */
+const SOURCE_CHECK_TIMEOUT_MS = 2_000;
+
+/**
+ * What `show` and `log`, which read only the vault, learn from the source when one is
+ * configured, asked briefly: a warning if the vault is missing history
+ * (missing-history.ts; a stale copy would otherwise answer as if complete), and where
+ * WAL ends, past which an LSN point is in the future. Without an answer (no source,
+ * another database, unreachable, slow) the vault's own end bounds the points.
+ */
+export async function askSource(flags: CommonFlags, vault: Vault): Promise<FutureBound> {
+  const fromVault = (): FutureBound => vaultEnd(vault.manifest);
+  if ((flags.source ?? process.env.RECALL_SOURCE ?? process.env.DATABASE_URL ?? '') === '') return fromVault();
+  const source = sourceOf(flags);
+  const client = await connectSource({ ...source, client: { ...source.client, connectionTimeoutMillis: SOURCE_CHECK_TIMEOUT_MS } }).catch(
+    () => undefined,
+  );
+  if (client === undefined) return fromVault();
+  try {
+    vault.assertSource(await readSourceIdentity(client));
+    const gap = await findHistoryGap(client, vault);
+    if (gap !== undefined) logLine(`warning: ${describeHistoryGap(gap)}; \`recall status\` shows it too`);
+    return { lsn: await currentWalLsn(client), of: 'source' };
+  } catch {
+    // Not this vault's source, or it failed mid-way: the vault's answer stands on its own.
+    return fromVault();
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }

@@ -27,9 +27,9 @@ export async function run(flags: { keep?: boolean; json?: boolean }): Promise<nu
               'kept: the database keeps running and the vault stays. Try:',
               `  export RECALL_SOURCE='${event.sourceUrl}' RECALL_VAULT='${event.vault}'`,
               '  npx recall status',
-              '  npx recall log --tenant t050 --since "10 minutes ago"',
-              '  npx recall show --tenant t050 --at "5 minutes ago"',
-              '  npx recall undo --actor recall --since "2 minutes ago" --dry-run   # the undo itself, undone',
+              `  npx recall log --tenant t050 --since ${event.historyStart}`,
+              `  npx recall show --tenant t050 --at before-txn:${event.accidentXid}   # just before the script`,
+              '  npx recall undo --actor recall --dry-run   # the undo itself, undone',
               `when done: ${event.removeCommand}`,
             ].join('\n'),
           );

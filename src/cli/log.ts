@@ -1,15 +1,17 @@
 // `recall log`: a tenant's changes, as JSON lines or one readable line each.
 
 import { log, parsePoint } from '../timeline/index.js';
-import { notePastVaultEnd, toJson, vaultOf, type CommonFlags } from './common.js';
+import { notePastVaultEnd, toJson, vaultOf, askSource, type CommonFlags } from './common.js';
 
 export async function run(flags: CommonFlags & { tenant: string; since?: string; until?: string; table?: string }): Promise<number> {
   const since = flags.since === undefined ? undefined : parsePoint(flags.since);
   const until = flags.until === undefined ? undefined : parsePoint(flags.until);
   const vault = await vaultOf(flags);
+  const future = await askSource(flags, vault);
   const changes = await log({
     vault,
     tenant: flags.tenant,
+    future,
     ...(since === undefined ? {} : { since }),
     ...(until === undefined ? {} : { until }),
     ...(flags.table === undefined ? {} : { table: flags.table }),

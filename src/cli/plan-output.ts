@@ -11,7 +11,7 @@ const LISTED_CONFLICTS = 20;
 
 /** The plan as lines of text. */
 export function formatPlan(plan: Plan): string {
-  const lines: string[] = [`plan ${plan.id}: ${describeSelection(plan)} (vault through lsn:${plan.vaultLsn})`];
+  const lines: string[] = [`plan ${plan.id} (content ${plan.digest}): ${describeSelection(plan)} (vault through lsn:${plan.vaultLsn})`];
   const perTable = new Map<string, { insert: number; update: number; delete: number }>();
   const active = plan.groups.filter((group) => !group.skipped);
   for (const group of active) {

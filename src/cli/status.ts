@@ -31,6 +31,10 @@ export async function run(flags: CommonFlags): Promise<number> {
       lines.push(`wal held   ${result.slot.walHeldBytes} bytes on the source for the slot (${safe})`);
     }
   }
+  if (result.missingHistory !== null) {
+    lines.push(`history    MISSING: ${result.missingHistory.message}`);
+    lines.push('           fix: restore and undo refuse this vault; use the vault capture writes to, or start a new one');
+  }
   if (result.captureFailure !== null) {
     lines.push(`capture    STOPPED at ${result.captureFailure.at}: ${result.captureFailure.message}`);
     lines.push(`           fix: ${result.captureFailure.hint}`);

@@ -13,6 +13,7 @@ import { InternalError } from '../errors.js';
 import { planUndo, type Plan } from '../restore/index.js';
 import { startCluster, type Cluster } from '../sandbox/index.js';
 import { DEFAULT_TENANCY, resolveSource } from '../source/index.js';
+import { formatMicros } from '../timeline/index.js';
 import { Vault } from '../vault/index.js';
 import { SAAS_SCHEMA, cleanupScript, keepWorking, othersState, rowCount, signUp, tenantNames, tenantState } from './saas.js';
 
@@ -20,7 +21,15 @@ import { SAAS_SCHEMA, cleanupScript, keepWorking, othersState, rowCount, signUp,
 export type DemoEvent =
   | { readonly kind: 'step'; readonly text: string; readonly ms: number }
   | { readonly kind: 'plan'; readonly plan: Plan }
-  | { readonly kind: 'kept'; readonly sourceUrl: string; readonly vault: string; readonly removeCommand: string };
+  | {
+      readonly kind: 'kept';
+      readonly sourceUrl: string;
+      readonly vault: string;
+      readonly removeCommand: string;
+      /** Points of this demo's own history, for commands that work as printed: where it starts, the script's first transaction. */
+      readonly historyStart: string;
+      readonly accidentXid: string;
+    };
 
 /** How the demo runs. */
 export interface DemoOptions {
@@ -124,6 +133,8 @@ export async function demo(options: DemoOptions): Promise<void> {
         sourceUrl: cluster.url(),
         vault: vaultPath,
         removeCommand: `${cluster.removeCommand} && rm -rf ${directory}`,
+        historyStart: formatMicros(vault.manifest.startTime),
+        accidentXid: String(xids[0]),
       });
     }
     report({ kind: 'step', text: `done in ${((Date.now() - started) / 1000).toFixed(1)} s`, ms: 0 });

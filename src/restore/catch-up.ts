@@ -5,7 +5,7 @@
 
 import type pg from 'pg';
 import { SlotLostError, VaultBehindError } from '../errors.js';
-import { capture } from '../capture/index.js';
+import { assertNoHistoryGap, capture } from '../capture/index.js';
 import { sleep, type SourceConfig, type TenancyConfig } from '../source/index.js';
 import { formatLsn, parseLsn } from '../timeline/index.js';
 import type { Vault } from '../vault/index.js';
@@ -18,6 +18,8 @@ export interface CatchUpOptions {
   readonly log: (line: string) => void;
   /** How long to wait for a running capture. */
   readonly timeoutMs: number;
+  /** Why this catch-up runs, when a command catches up more than once (the log line says which). */
+  readonly reason?: string;
 }
 
 /** How long a restore waits, unless told otherwise, for a running capture to catch up. */
@@ -27,6 +29,8 @@ const POLL_MS = 100;
 
 /** Returns once the vault holds everything committed on the source before the call. */
 export async function catchUp(client: pg.Client, options: CatchUpOptions): Promise<void> {
+  // A slot already past this vault's record would look caught up while history is missing.
+  await assertNoHistoryGap(client, options.vault);
   const slot = options.vault.manifest.source.slot;
   const { rows } = await client.query<{ target: string }>('SELECT pg_current_wal_lsn()::text AS target');
   const target = parseLsn(rows[0]?.target ?? '0/0') ?? 0n;
@@ -43,7 +47,8 @@ export async function catchUp(client: pg.Client, options: CatchUpOptions): Promi
     const confirmed = state.confirmed === null ? 0n : (parseLsn(state.confirmed) ?? 0n);
     if (confirmed >= target) break;
     if (state.active !== 't') {
-      options.log(`catching up: the vault is ${target - confirmed} bytes behind the source; capturing them first`);
+      const reason = options.reason === undefined ? '' : ` (${options.reason})`;
+      options.log(`catching up${reason}: the vault is ${target - confirmed} bytes behind the source; capturing them first`);
       await capture({ source: options.source, vault: options.vault, tenancy: options.tenancy, untilCaughtUp: true });
       return;
     }

@@ -205,6 +205,21 @@ export async function resolveConflicts(
   }
 }
 
+/**
+ * Clears an undo's changed-after mark where the live row is already what the undo
+ * writes (the same values), or already gone where the undo deletes it: a later
+ * transaction did the undo's work, and nothing would be overwritten. Returns how many.
+ */
+export async function settleLaterChanges(client: pg.Client, staged: StagedTable): Promise<number> {
+  const live = (condition: string): string => `EXISTS (SELECT 1 FROM ${staged.table.sql} l WHERE ${staged.sameKey('l', 'n')}${condition})`;
+  const result = await client.query(
+    `UPDATE ${s(staged)} AS n SET ${LATER} = NULL
+      WHERE n.${LATER} IS NOT NULL
+        AND CASE WHEN n.${PRESENT} THEN ${live(` AND NOT ${staged.differs('l', 'n')}`)} ELSE NOT ${live('')} END`,
+  );
+  return result.rowCount ?? 0;
+}
+
 /** What the count found for a staged table against its live rows. */
 export interface TableCount {
   /** Inserts, updates, deletes and unchanged rows per group, as apply would find them. */

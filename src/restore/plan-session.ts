@@ -9,7 +9,7 @@ import { connectSource, type Constraints, type SourceConfig, type SourceTable } 
 import { VaultReader, type Lsn } from '../timeline/index.js';
 import type { Vault } from '../vault/index.js';
 import { applyGroup, type GroupResult } from './apply.js';
-import { countWrites, listConflicts, resolveConflicts, type StagedPlan, type TableCount } from './diff.js';
+import { countWrites, listConflicts, resolveConflicts, settleLaterChanges, type StagedPlan, type TableCount } from './diff.js';
 import { freeze } from './freeze.js';
 import { writesOf, type Conflict, type ConflictResolution, type GroupPlan, type TableSteps } from './plan.js';
 import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
@@ -136,7 +136,10 @@ export class PlanSession {
         await first.catch(() => undefined);
         await targets.return(undefined).catch(() => undefined);
       }
-      for (const table of this.staged) await finishStaging(client, table, this.share, { stageLive: context.restore });
+      for (const table of this.staged) {
+        await finishStaging(client, table, this.share, { stageLive: context.restore });
+        await settleLaterChanges(client, table);
+      }
       const stagedPlan: StagedPlan = { tables: new Map(this.staged.map((table) => [table.name, table])), constraints: context.constraints };
       let counts = await this.count();
       const resolved = await resolveConflicts(client, stagedPlan, context.onConflict, counts);

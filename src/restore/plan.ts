@@ -2,6 +2,8 @@
 // It is plain data (JSON-serialisable once bigints are strings): what `--dry-run`
 // prints and `--json` emits, and what the user confirms before apply runs it.
 
+import { createHash } from 'node:crypto';
+
 /** The rows of one table that a restore or undo would touch, per kind of write. */
 export interface TableSteps {
   readonly table: string;
@@ -79,6 +81,8 @@ export type Selection =
 export interface Plan {
   /** Stable for the same selection, so a rerun after a crash recognises its own writes. */
   readonly id: string;
+  /** A digest of what the plan would do (counts, conflicts, the vault position): two plans differ exactly when it does. */
+  readonly digest: string;
   readonly selection: Selection;
   /** The vault position the plan was computed from. */
   readonly vaultLsn: string;
@@ -109,4 +113,10 @@ export function totalsOf(groups: readonly GroupPlan[]): Plan['totals'] {
     }
   }
   return { insert, update, delete: remove, conflicts };
+}
+
+/** The digest of a plan's content: everything but its ids, hashed (SHA-256, 12 hex digits). */
+export function digestOf(plan: Omit<Plan, 'id' | 'digest'>): string {
+  const content = JSON.stringify(plan, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+  return createHash('sha256').update(content).digest('hex').slice(0, 12);
 }

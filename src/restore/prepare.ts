@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { UnknownTableError, UnresolvedConflictsError, UsageError } from '../errors.js';
 import {
   connectSource,
+  currentWalLsn,
   readCatalog,
   readConstraints,
   readSourceIdentity,
@@ -21,7 +22,7 @@ import { queryRows, withPlanningShare, type Vault } from '../vault/index.js';
 import type { GroupResult } from './apply.js';
 import { catchUp, DEFAULT_CATCH_UP_WAIT_MS } from './catch-up.js';
 import { DEFAULT_FREEZE_WAIT_MS, guardsInPlace, installGuards, removeGuards } from './freeze.js';
-import { totalsOf, writesOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
+import { digestOf, totalsOf, writesOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
 import { PlanSession, type SessionContext, type SessionPlan, type SessionShare } from './plan-session.js';
 import { restoreTargets, selectTransactions, undoTargets } from './target.js';
 import { Throttle } from './throttle.js';
@@ -186,7 +187,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     // Never write one database's history into another.
     options.vault.assertSource(await readSourceIdentity(client));
     await catchUp(client, catchUpOptions);
-    reader = await VaultReader.open(options.vault);
+    reader = await VaultReader.open(options.vault, { future: { lsn: await currentWalLsn(client), of: 'source' } });
     const scope = await select(client, reader);
     // An undo reads the vault again after the freeze (see below); a restore's first session reads through this one.
     if (!scope.restore) {
@@ -222,7 +223,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     // before the freeze took hold must be in it too. A restore's target is the state at
     // a point the vault already held, and the live rows it replaces are read under the
     // freeze: later history changes nothing in its plan.
-    if (!options.dryRun && !scope.restore) await catchUp(client, catchUpOptions);
+    if (!options.dryRun && !scope.restore) await catchUp(client, { ...catchUpOptions, reason: 'writes committed before the freeze' });
     const given = reader;
     reader = undefined;
     const planned = await withPlanningShare(() => planAll(sessions, given));
@@ -230,14 +231,14 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
       `staged ${planned.reduce((sum, p) => sum + p.staged, 0)} target rows of ${scope.tables.length} table(s) in ${sessions.length} session(s)`,
     );
     const groups = planned.flatMap((p) => p.groups).sort((a, b) => (a.tenant ?? '').localeCompare(b.tenant ?? '', 'en', { numeric: true }));
-    const plan: Plan = {
-      id: scope.id,
+    const content = {
       selection: scope.selection,
       vaultLsn: formatLsn(options.vault.manifest.throughLsn),
       groups,
       totals: totalsOf(groups),
       unresolved: planned.reduce((sum, p) => sum + p.unresolved, 0),
     };
+    const plan: Plan = { id: scope.id, digest: digestOf(content), ...content };
     return new PreparedPlan(client, plan, sessions, guarded, options);
   } catch (error) {
     reader?.close();

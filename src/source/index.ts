@@ -12,3 +12,4 @@ export { checkSource, readSourceSettings, type SourceSettings } from './prefligh
 export { tablesWithoutTenantIndex } from './tenant-index.js';
 export { backoffDelay, sleep } from './backoff.js';
 export { ensureRecallFunction, ensureRecallSchema } from './recall-schema.js';
+export { currentWalLsn } from './wal.js';

@@ -5,7 +5,7 @@ import { PointBeforeHistoryError } from '../errors.js';
 import { queryRows, type ChangeOp, type Vault } from '../vault/index.js';
 import { formatLsn } from './lsn.js';
 import { formatMicros, type Point } from './point.js';
-import { VaultReader } from './vault-reader.js';
+import { VaultReader, type FutureBound } from './vault-reader.js';
 import type { DuckDBTimestampValue } from '@duckdb/node-api';
 
 /** One change as `log` reports it. */
@@ -28,11 +28,13 @@ export interface LogOptions {
   readonly since?: Point;
   readonly until?: Point;
   readonly table?: string;
+  /** LSN points past this are refused as in the future (unchecked when absent). */
+  readonly future?: FutureBound | undefined;
 }
 
 /** The tenant's changes in (since, until], oldest first. */
 export async function log(options: LogOptions): Promise<LoggedChange[]> {
-  const reader = await VaultReader.open(options.vault);
+  const reader = await VaultReader.open(options.vault, { future: options.future });
   try {
     const since = options.since === undefined ? reader.manifest.startLsn : await resolveSince(reader, options.since);
     const until = options.until === undefined ? reader.manifest.throughLsn : await reader.resolve(options.until);

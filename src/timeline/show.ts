@@ -7,7 +7,7 @@
 import { queryRows, type SchemaColumn, type SchemaVersion, type Vault } from '../vault/index.js';
 import { compareKeys } from './key-order.js';
 import type { Point } from './point.js';
-import { VaultReader } from './vault-reader.js';
+import { VaultReader, type FutureBound } from './vault-reader.js';
 
 /** One row of a tenant at a point. Values are PostgreSQL's text form or null. */
 export interface ShownRow {
@@ -21,11 +21,13 @@ export interface ShowOptions {
   readonly tenant: string;
   readonly at: Point;
   readonly table?: string;
+  /** LSN points past this are refused as in the future (unchecked when absent). */
+  readonly future?: FutureBound | undefined;
 }
 
 /** The tenant's rows in every tenant-scoped table (or one) as of the point, ordered by table and key. */
 export async function show(options: ShowOptions): Promise<ShownRow[]> {
-  const reader = await VaultReader.open(options.vault);
+  const reader = await VaultReader.open(options.vault, { future: options.future });
   try {
     const lsn = await reader.resolve(options.at);
     await reader.assertTenant(options.tenant);

@@ -11,6 +11,21 @@ import { describePoint, formatMicros, type Point } from './point.js';
 /** The clock skew tolerated before a point counts as "in the future". */
 const FUTURE_SLACK_MICROS = 5_000_000n;
 
+/**
+ * The furthest LSN known to be in the past, and whose it is: the source's WAL end when
+ * the source was asked, else the vault's own end. LSN points past it are refused.
+ */
+export interface FutureBound {
+  readonly lsn: Lsn;
+  readonly of: 'source' | 'vault';
+}
+
+/** The bound from the vault alone: the furthest position it recorded. */
+export function vaultEnd(manifest: Manifest): FutureBound {
+  const acknowledged = manifest.acknowledgedLsn;
+  return { lsn: acknowledged !== undefined && acknowledged > manifest.throughLsn ? acknowledged : manifest.throughLsn, of: 'vault' };
+}
+
 /** A DuckDB session over the vault's verified layers. */
 export class VaultReader {
   private closed = false;
@@ -21,13 +36,14 @@ export class VaultReader {
     readonly duck: DuckDBConnection,
     /** Local paths of the verified layers. */
     readonly files: readonly string[],
+    private readonly future: FutureBound | undefined,
   ) {}
 
-  static async open(vault: Vault): Promise<VaultReader> {
+  static async open(vault: Vault, options: { future?: FutureBound | undefined } = {}): Promise<VaultReader> {
     const manifest = vault.manifest;
     const files = await vault.layerFiles(manifest.layers);
     const duck = await openDuckDB(await vault.storage.scratchDirectory());
-    return new VaultReader(vault, manifest, duck, files);
+    return new VaultReader(vault, manifest, duck, files, options.future);
   }
 
   /** read_parquet over every layer, or an empty relation if there are none. */
@@ -45,9 +61,19 @@ export class VaultReader {
     const m = this.manifest;
     const start = `the history in ${this.vault.storage.location} starts at ${formatMicros(m.startTime)} (lsn:${formatLsn(m.startLsn)})`;
     switch (point.kind) {
-      case 'lsn':
+      case 'lsn': {
         if (point.lsn < m.startLsn) throw new PointBeforeHistoryError(`${describePoint(point)} is before the history starts`, start);
+        const future = this.future;
+        if (future !== undefined && point.lsn > future.lsn) {
+          throw new PointError(
+            future.of === 'source'
+              ? `${describePoint(point)} is in the future: the source's WAL ends at lsn:${formatLsn(future.lsn)}`
+              : `${describePoint(point)} is beyond the vault's end (lsn:${formatLsn(future.lsn)}); without the source, Recall cannot tell whether it is in the future`,
+            'give a point in the past (`recall log` shows commit LSNs); with a source configured, Recall checks the point against it',
+          );
+        }
         return point.lsn;
+      }
       case 'time': {
         if (point.micros > now + FUTURE_SLACK_MICROS)
           throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
@@ -95,8 +121,16 @@ export class VaultReader {
   /** The formatted name of a table as a user wrote it; refuses tables the history never held. */
   capturedTable(name: string): string {
     const table = formatTableName(parseTableName(name));
-    if (!this.manifest.schemas.some((version) => version.table === table)) {
+    const versions = this.manifest.schemas.filter((version) => version.table === table);
+    if (versions.length === 0) {
       throw new UnknownTableError(`table ${table} is not in the history`, 'name a captured table, e.g. public.issues');
+    }
+    // Reads here are per tenant: a global table has no tenant's rows, and "no rows" would mislead.
+    if (versions.every((version) => version.tenantColumn === null)) {
+      throw new UnknownTableError(
+        `table ${table} is global (it has no tenant column), so no tenant's rows are in it`,
+        'name a tenant-scoped table, or leave --table out',
+      );
     }
     return table;
   }

@@ -68,6 +68,11 @@ export interface Manifest {
   /** Every transaction with a commit LSN ≤ this is in the vault, exactly once. */
   readonly throughLsn: bigint;
   readonly throughTime: bigint;
+  /**
+   * The furthest position capture may acknowledge to the slot with this version (its
+   * last commit's end), recorded before it is sent; absent in vaults of an earlier release.
+   */
+  readonly acknowledgedLsn?: bigint;
   readonly layers: readonly LayerEntry[];
   readonly schemas: readonly SchemaVersion[];
   /**
@@ -97,15 +102,23 @@ const MANIFEST_BIGINTS = ['startLsn', 'startTime', 'throughLsn', 'throughTime'] 
 const LAYER_BIGINTS = ['minLsn', 'maxLsn', 'minTime', 'maxTime'] as const;
 const SCHEMA_BIGINTS = ['sinceLsn'] as const;
 
+/** Bigint fields that versions of an earlier release lack. */
+const OPTIONAL_MANIFEST_BIGINTS = ['acknowledgedLsn'] as const;
+
 function decode(data: Buffer): Manifest {
   const raw = JSON.parse(data.toString('utf8')) as Record<string, unknown> & { layers?: unknown[]; schemas?: unknown[] };
-  const withBigints = (record: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> => {
+  const withBigints = (
+    record: Record<string, unknown>,
+    fields: readonly string[],
+    optional: readonly string[] = [],
+  ): Record<string, unknown> => {
     const out = { ...record };
     for (const field of fields) out[field] = bigintField(record[field], field);
+    for (const field of optional) if (record[field] !== undefined) out[field] = bigintField(record[field], field);
     return out;
   };
   return {
-    ...withBigints(raw, MANIFEST_BIGINTS),
+    ...withBigints(raw, MANIFEST_BIGINTS, OPTIONAL_MANIFEST_BIGINTS),
     layers: (raw.layers ?? []).map((layer) => withBigints(layer as Record<string, unknown>, LAYER_BIGINTS)),
     schemas: (raw.schemas ?? []).map((schema) => withBigints(schema as Record<string, unknown>, SCHEMA_BIGINTS)),
   } as unknown as Manifest;

@@ -5,6 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, VaultCorruptError, VaultMismatchError, VaultMissingError } from '../errors.js';
+import { formatLsn } from '../timeline/lsn.js';
 import { fsStorage } from './fs-storage.js';
 import { hashFile } from './layer-buffer.js';
 import { commitManifest, loadManifest, type LayerEntry, type Manifest, type ManifestDraft, type SourceIdentity } from './manifest.js';
@@ -47,6 +48,12 @@ export interface SlotClaim {
 }
 
 const SLOT_CLAIM_PATH = 'state/slot.json';
+
+/**
+ * Positions capture acknowledged while idle (keepalives past the last commit), recorded
+ * before they are sent; the manifest records the ones that come with a commit.
+ */
+const ACKNOWLEDGED_PATH = 'state/acknowledged.json';
 
 /** An opened vault. */
 export class Vault {
@@ -124,7 +131,7 @@ export class Vault {
         }
         if (actual !== layer.sha256) {
           throw new VaultCorruptError(
-            `layer ${layer.path} fails its checksum (LSN ${layer.minLsn}–${layer.maxLsn}, ${layer.rows} rows)`,
+            `layer ${layer.path} fails its checksum (lsn:${formatLsn(layer.minLsn)}–lsn:${formatLsn(layer.maxLsn)}, ${layer.rows} rows)`,
             'restore the file from a copy of the vault; it is not used until then',
           );
         }
@@ -153,6 +160,23 @@ export class Vault {
   /** The slot an init of this vault named, if one ever did. */
   async slotClaim(): Promise<SlotClaim | null> {
     return this.readState<SlotClaim>(SLOT_CLAIM_PATH);
+  }
+
+  /** Records, durably and before capture sends it, a position acknowledged to the slot with no commit of its own. */
+  async recordAcknowledged(lsn: bigint): Promise<void> {
+    await this.writeState(ACKNOWLEDGED_PATH, { lsn: lsn.toString() });
+  }
+
+  /**
+   * The furthest position this vault recorded acknowledging to its slot, from the newest
+   * manifest and the idle record; undefined for a vault of an earlier release that never did.
+   */
+  async acknowledgedLsn(): Promise<bigint | undefined> {
+    const idle = await this.readState<{ lsn: string }>(ACKNOWLEDGED_PATH);
+    const fromManifest = this.current?.manifest.acknowledgedLsn;
+    const fromIdle = idle !== null && /^\d+$/.test(idle.lsn) ? BigInt(idle.lsn) : undefined;
+    if (fromManifest === undefined) return fromIdle;
+    return fromIdle !== undefined && fromIdle > fromManifest ? fromIdle : fromManifest;
   }
 
   /** Writes a small JSON state file durably (through scratch, then into the vault). */

@@ -2,6 +2,7 @@
 // its catalog and tenancy, checks it is ready, and retries without storms.
 
 export { PINNED_SETTINGS, connectSource, describeConnectError, resolveSource, type SourceConfig } from './connection.js';
+export { redactPasswords } from './conninfo.js';
 export { identityKeySql, readCatalog, tenantColumnOf, type SourceColumn, type SourceTable } from './catalog.js';
 export { configValue, loadConfigDocument } from './config-file.js';
 export { DEFAULT_TENANCY, loadTenancy, parseTenancy, type TableTenancy, type TenancyConfig } from './tenancy.js';

@@ -15,6 +15,7 @@ import {
   type TenancyConfig,
 } from '../source/index.js';
 import { Vault, resolveMemoryLimit, resolveVaultLocation, setMemoryBudget } from '../vault/index.js';
+import { printableLines } from './terminal-text.js';
 
 /** Adds --source, --vault, --config and --json. */
 export function commonOptions(command: Command): Command {
@@ -63,9 +64,9 @@ export function tenancyOf(flags: CommonFlags): TenancyConfig {
   return loadTenancy(flags.config, flags.config !== 'recall.yml');
 }
 
-/** A log line on stderr (stdout is for data). */
+/** A log line on stderr (stdout is for data), made printable: it may name tenants and tables. */
 export function logLine(line: string): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${printableLines(line)}\n`);
 }
 
 /** JSON that can hold bigints. */

@@ -3,6 +3,7 @@
 // estimate; log lines print above it. Nothing of it on a pipe or a file.
 
 import type { ImageProgress } from '../capture/index.js';
+import { printable, printableLines } from './terminal-text.js';
 
 /** How often the line is redrawn at most. */
 const REDRAW_MS = 100;
@@ -36,7 +37,7 @@ export function imageProgress(stream: NodeJS.WriteStream = process.stderr, env: 
       if (changed || Date.now() - drawnAt >= REDRAW_MS) draw(progress);
     },
     log(line) {
-      stream.write(`\r\x1b[K${line}\n`);
+      stream.write(`\r\x1b[K${printableLines(line)}\n`);
       if (shown !== undefined) draw(shown);
     },
     end() {
@@ -53,7 +54,7 @@ function lineOf(progress: ImageProgress, width: number, paint: (text: string) =>
   const filled = Math.round(share * BAR_WIDTH);
   const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}`;
   const rows = progress.estimatedRows === undefined ? '' : `, ~${progress.estimatedRows.toLocaleString('en')} rows`;
-  const before = `init: [${progress.index}/${progress.tables}] ${progress.table} `;
+  const before = `init: [${progress.index}/${progress.tables}] ${printable(progress.table)} `;
   const after = ` ${Math.round(share * 100)}% ${megabytes(progress.bytes)} of ~${megabytes(progress.estimatedBytes)} on disk${rows}`;
   const plain = [...`${before}${bar}${after}`];
   return plain.length > width ? `${plain.slice(0, width - 1).join('')}…` : `${before}${paint(bar)}${after}`;

@@ -2,6 +2,7 @@
 
 import { log, parsePoint } from '../timeline/index.js';
 import { notePastVaultEnd, toJson, vaultOf, askSource, type CommonFlags } from './common.js';
+import { printable } from './terminal-text.js';
 
 export async function run(flags: CommonFlags & { tenant: string; since?: string; until?: string; table?: string }): Promise<number> {
   const since = flags.since === undefined ? undefined : parsePoint(flags.since);
@@ -22,9 +23,8 @@ export async function run(flags: CommonFlags & { tenant: string; since?: string;
       process.stdout.write(`${toJson(change)}\n`);
     } else {
       const actor = typeof change.context?.actor === 'string' ? `  by ${change.context.actor}` : '';
-      process.stdout.write(
-        `${change.commitTime}  lsn:${change.lsn}  txn ${change.xid}  ${change.op.padEnd(8)} ${change.table} ${JSON.stringify(change.key)}${actor}\n`,
-      );
+      const line = `${change.commitTime}  lsn:${change.lsn}  txn ${change.xid}  ${change.op.padEnd(8)} ${change.table} ${JSON.stringify(change.key)}${actor}`;
+      process.stdout.write(`${printable(line)}\n`);
     }
   }
   return 0;

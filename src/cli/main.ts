@@ -4,7 +4,9 @@
 
 import { Command, CommanderError } from 'commander';
 import { ExitCode, InternalError, RecallError } from '../errors.js';
+import { redactPasswords } from '../source/index.js';
 import { applyMemoryLimit, commonOptions, type CommonFlags } from './common.js';
+import { printableLines } from './terminal-text.js';
 
 /** How a point can be written, for every flag that takes one. */
 const POINT_FORMS = 'ISO time (UTC if no zone), "10 minutes ago", lsn:0/16B3748 or before-txn:XID';
@@ -16,7 +18,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .version(await packageVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    // commander echoes a mistyped flag whole (`--sorce=postgres://user:secret@…`).
+    .configureOutput({ writeErr: (text) => process.stderr.write(redactPasswords(text)) });
 
   let exitCode: number = ExitCode.ok;
   // commander hands each action its parsed flags; the command module declares their shape.
@@ -120,8 +123,10 @@ function report(error: unknown): number {
   const known = error instanceof RecallError ? error : new InternalError((error as Error)?.message ?? String(error), { cause: error });
   // On a terminal, a progress bar may still hold the line.
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  process.stderr.write(`recall: ${known.message}\n`);
-  if (known.hint) process.stderr.write(`hint: ${known.hint}\n`);
+  // A message may quote what the user gave (a tenant id, a driver's text): printable, and never a password.
+  const shown = (text: string): string => printableLines(redactPasswords(text));
+  process.stderr.write(`recall: ${shown(known.message)}\n`);
+  if (known.hint) process.stderr.write(`hint: ${shown(known.hint)}\n`);
   if (known instanceof InternalError && process.env.RECALL_DEBUG) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
   return known.exitCode;
 }

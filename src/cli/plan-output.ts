@@ -3,6 +3,7 @@
 // with both versions (up to a limit; --json has them all).
 
 import { writesOf, type Conflict, type Plan } from '../restore/index.js';
+import { printable } from './terminal-text.js';
 
 /** Tenants listed one by one before the plan summarises them. */
 const LISTED_TENANTS = 20;
@@ -26,7 +27,7 @@ export function formatPlan(plan: Plan): string {
   } else {
     const rows = [...perTable]
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([table, n]) => [table, n.insert, n.update, n.delete].map(String));
+      .map(([table, n]) => [printable(table), ...[n.insert, n.update, n.delete].map(String)]);
     lines.push(...aligned([['table', 'insert', 'update', 'delete'], ...rows]).map((line) => `  ${line}`));
   }
   const tenants = active.filter((group) => writesOf(group) > 0);
@@ -47,7 +48,8 @@ export function formatPlan(plan: Plan): string {
     for (const conflict of conflicts.slice(0, LISTED_CONFLICTS)) lines.push(...formatConflict(conflict));
     if (conflicts.length > LISTED_CONFLICTS) lines.push(`    … ${conflicts.length - LISTED_CONFLICTS} more (see --json)`);
   }
-  return `${lines.join('\n')}\n`;
+  // Tenant ids, actors, table names and conflicting values come from users: one line each, whatever they hold.
+  return `${lines.map(printable).join('\n')}\n`;
 }
 
 function describeSelection(plan: Plan): string {

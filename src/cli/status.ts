@@ -2,6 +2,7 @@
 
 import { status } from '../capture/index.js';
 import { sourceOf, toJson, vaultOf, type CommonFlags } from './common.js';
+import { printable } from './terminal-text.js';
 
 export async function run(flags: CommonFlags): Promise<number> {
   const vault = await vaultOf(flags);
@@ -39,6 +40,6 @@ export async function run(flags: CommonFlags): Promise<number> {
     lines.push(`capture    STOPPED at ${result.captureFailure.at}: ${result.captureFailure.message}`);
     lines.push(`           fix: ${result.captureFailure.hint}`);
   }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.map(printable).join('\n')}\n`);
   return 0;
 }

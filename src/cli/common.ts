@@ -20,7 +20,7 @@ import { printableLines } from './terminal-text.js';
 /** Adds --source, --vault, --config and --json. */
 export function commonOptions(command: Command): Command {
   return command
-    .option('--source <url>', 'the source database (postgres://user@host:5432/db)')
+    .option('--source <url>', "the source database: postgres://user@host:5432/db, or libpq settings 'host=… port=… dbname=… user=…'")
     .option('--vault <path>', 'the vault directory')
     .option('--config <file>', 'tenancy and policies', 'recall.yml')
     .option(

@@ -101,7 +101,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   program.addHelpText(
     'after',
     `
-Connection: --source URL, else RECALL_SOURCE, else DATABASE_URL, else libpq's PG* variables.
+Connection: --source URL or key=value settings, else RECALL_SOURCE, else DATABASE_URL, else libpq's PG* variables
+(PGPASSWORD and PGPASSFILE supply a password the string leaves out).
 Vault: --vault PATH, else RECALL_VAULT.
 Exit codes: 0 success, 1 operational error, 2 bad usage or input, 3 mismatch or unresolved conflicts.`,
   );

@@ -70,7 +70,7 @@ function parseSource(text: string): pg.ClientConfig {
   if (!isConnectionUrl(text)) {
     throw new UsageError(
       'the source is neither a postgres:// URL nor key=value settings (it is not shown, since it may hold a password)',
-      "give --source postgres://user:password@host:5432/database, or 'host=… port=… dbname=… user=…'",
+      "give --source postgres://user@host:5432/database (user:password@host with a password), or 'host=… port=… dbname=… user=…'",
     );
   }
   // libpq reads an "@" after the host as part of the database name: almost always a
@@ -78,7 +78,7 @@ function parseSource(text: string): pg.ClientConfig {
   if (/^[a-z]+:\/\/[^/?#]*\/[^?#]*@/.test(text)) {
     throw new UsageError(
       'the source URL has an "@" after its host, where the database name goes (the URL is not shown, since it may hold a password)',
-      'write postgres://user:password@host:5432/database; percent-encode an @ inside a name as %40',
+      'put the password before the host (postgres://user@host:5432/database, as user:password@host); percent-encode an @ inside a name as %40',
     );
   }
   let parsed;
@@ -88,7 +88,7 @@ function parseSource(text: string): pg.ClientConfig {
     // The parser's own message names no part of the input (it redacts it itself).
     throw new UsageError(
       `the source URL is malformed: ${(error as Error).message} (the URL is not shown, since it may hold a password)`,
-      'give --source postgres://user:password@host:5432/database, percent-encoding any of : / @ ? # in the password',
+      'give --source postgres://user@host:5432/database (user:password@host with a password), percent-encoding any of : / @ ? # in it',
     );
   }
   return {

@@ -70,7 +70,9 @@ const LIBPQ_KEYWORDS: ReadonlySet<string> = new Set([
   'user',
 ]);
 
-const HINT = "write settings as libpq does: host=db.example port=5432 dbname=prod user=recall password='quoted if it has spaces'";
+// No example password here: the CLI blanks anything shaped like one, hints included.
+const HINT =
+  "write settings as libpq does: host=db.example port=5432 dbname=prod user=recall, a value with blanks in single quotes ('a b')";
 
 /**
  * Parses libpq key=value settings (libpq's conninfo_parse): words separated by

@@ -184,37 +184,35 @@ for (const major of testMajors('one')) {
       const tenants = tenantNames(2);
       const f = await start(tenants);
       const db = f.db;
-      // Two issues of t001 that no other issue hangs from (a delete would cascade to those).
-      const original = await db.query<{ id: string; title: string; status: string }>(
-        `SELECT id::text, title, status FROM public.issues i WHERE tenant_id = 't001'
-            AND NOT EXISTS (SELECT 1 FROM public.issues c WHERE c.parent_id = i.id) ORDER BY id LIMIT 2`,
+      // Memberships and projects have no trigger of their own, so a row can be put back exactly.
+      const members = await db.query<{ project_id: string; user_id: string; role: string }>(
+        `SELECT project_id::text, user_id::text, role FROM public.memberships WHERE tenant_id = 't001' ORDER BY 1, 2 LIMIT 2`,
       );
-      const [edited, removed] = original.rows;
-      const removedRow = (await db.query(`SELECT * FROM public.issues WHERE id = $1`, [removed?.id])).rows[0] as Record<string, unknown>;
-      // The transaction to undo: edits one issue, deletes another, inserts a third.
+      const [edited, removed] = members.rows;
+      const member = (row: typeof edited): unknown[] => ['t001', row?.project_id, row?.user_id];
+      const which = 'tenant_id = $1 AND project_id = $2 AND user_id = $3';
+      // The transaction to undo: edits one membership, deletes another, adds a project.
       await db.query('BEGIN');
       await db.query(...recallContextSql({ actor: 'bulk-edit' }));
-      await db.query(`UPDATE public.issues SET title = 'bulk' WHERE id = $1`, [edited?.id]);
-      await db.query(`DELETE FROM public.issues WHERE id = $1`, [removed?.id]);
+      await db.query(`UPDATE public.memberships SET role = 'bulk' WHERE ${which}`, member(edited));
+      await db.query(`DELETE FROM public.memberships WHERE ${which}`, member(removed));
       const added = await db.query<{ id: string }>(
-        `INSERT INTO public.issues (tenant_id, project_id, title) SELECT tenant_id, project_id, 'added' FROM public.issues WHERE id = $1 RETURNING id::text`,
-        [edited?.id],
+        `INSERT INTO public.projects (tenant_id, name) VALUES ('t001', 'added') RETURNING id::text`,
       );
       const xid = (await db.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0]?.xid ?? '';
       await db.query('COMMIT');
-      await db.query(`UPDATE public.issues SET status = 'done-later' WHERE id = $1`, [edited?.id]);
+      await db.query(`UPDATE public.memberships SET role = 'later' WHERE ${which}`, member(edited));
       type PlanDoc = { plan: { id: string; digest: string; groups: { conflicts: unknown[] }[] } };
       const conflicted = jsonLines<PlanDoc>((await f.recall(['undo', '--txn', xid, '--dry-run', '--json'])).stdout)[0];
       assert.equal(conflicted?.plan.groups.flatMap((g) => g.conflicts).length, 1, 'a real change after the undone one is a conflict');
 
       // Later transactions put each row back as the undo would: the same values, the same row, no row.
-      await db.query(`UPDATE public.issues SET title = $2, status = $3 WHERE id = $1`, [edited?.id, edited?.title, edited?.status]);
-      const columns = Object.keys(removedRow);
-      await db.query(
-        `INSERT INTO public.issues (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
-        columns.map((column) => removedRow[column]),
-      );
-      await db.query(`DELETE FROM public.issues WHERE id = $1`, [added.rows[0]?.id]);
+      await db.query(`UPDATE public.memberships SET role = $4 WHERE ${which}`, [...member(edited), edited?.role]);
+      await db.query(`INSERT INTO public.memberships (tenant_id, project_id, user_id, role) VALUES ($1, $2, $3, $4)`, [
+        ...member(removed),
+        removed?.role,
+      ]);
+      await db.query(`DELETE FROM public.projects WHERE id = $1`, [added.rows[0]?.id]);
       const live = await tenantState(db, tenants);
 
       const plan = await f.recall(['undo', '--txn', xid, '--dry-run', '--json']);

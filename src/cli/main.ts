@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, InternalError, RecallError } from '../errors.js';
 import { redactPasswords } from '../source/index.js';
 import { applyMemoryLimit, commonOptions, type CommonFlags } from './common.js';
+import { collectTenants } from './tenant-list.js';
 import { printableLines } from './terminal-text.js';
 
 /** How a point can be written, for every flag that takes one. */
@@ -78,7 +79,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   applyOptions(commonOptions(program.command('restore')))
     .description('put tenants (or the whole database) back to a point, inside the live database')
-    .option('--tenant <ids>', 'the tenants, comma-separated')
+    .option('--tenant <ids>', 'the tenants, comma-separated; repeat the flag for more; write a comma inside an id as \\,', collectTenants)
     .option('--all', 'every tenant and the global tables')
     .requiredOption('--to <point>', POINT_FORMS)
     .action(run(() => import('./restore.js')));

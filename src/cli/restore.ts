@@ -5,17 +5,21 @@ import { planRestore } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
 import { planOptionsOf, showAndApply, type ApplyFlags } from './apply-plan.js';
 import type { CommonFlags } from './common.js';
+import { splitTenants } from './tenant-list.js';
 
-export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string; all?: boolean; to: string }): Promise<number> {
+export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string[]; all?: boolean; to: string }): Promise<number> {
   if ((flags.tenant === undefined) === (flags.all !== true)) {
     throw new UsageError(
       'name the tenants with --tenant T[,T…] or restore everything with --all (one of the two)',
       'e.g. --tenant acme,globex',
     );
   }
-  const tenants = flags.all ? 'all' : (flags.tenant ?? '').split(',').map((t) => t.trim());
+  const tenants = flags.all ? 'all' : splitTenants(flags.tenant ?? []);
   if (tenants !== 'all' && tenants.some((t) => t === ''))
-    throw new UsageError(`--tenant "${flags.tenant}" holds an empty name`, 'e.g. --tenant acme,globex');
+    throw new UsageError(
+      `--tenant "${(flags.tenant ?? []).join(',')}" holds an empty name`,
+      'e.g. --tenant acme,globex (a comma inside an id: \\,)',
+    );
   const to = parsePoint(flags.to);
   const prepared = await planRestore({ ...(await planOptionsOf(flags)), tenants, to, pointText: flags.to });
   return showAndApply(prepared, flags, 'restore');

@@ -122,7 +122,8 @@ export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, ve
   }
 }
 
-async function confirm(question: string): Promise<boolean> {
+/** Asks on the terminal; yes only for y or yes. */
+export async function confirm(question: string): Promise<boolean> {
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await prompt.question(question)).trim());

@@ -92,6 +92,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--until <point>', 'with --actor: only transactions up to this point')
     .action(run(() => import('./undo.js')));
 
+  commonOptions(program.command('uninstall'))
+    .description(
+      'remove everything Recall put into the source (the slot first, then the publication, guards, DDL hook and recall schema); the vault stays',
+    )
+    .option('--dry-run', 'list what would be removed; remove nothing')
+    .option('--yes', 'remove without asking (for scripts)')
+    .action(run(() => import('./uninstall.js')));
+
   program
     .command('demo')
     .description('a throwaway PostgreSQL with a sample SaaS, an accident, and its undo (needs no database of your own)')

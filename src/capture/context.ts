@@ -2,6 +2,12 @@
 // transaction with pg_logical_emit_message, and attached by capture to every
 // change of that transaction. An actor is a claim, not an authentication.
 
+/**
+ * The actor of Recall's own transactions (restores, undos). Anyone can claim it too;
+ * `--actor recall` selects only the transactions the vault recorded as Recall's own.
+ */
+export const RECALL_ACTOR = 'recall';
+
 /** What an application may say about a transaction. */
 export interface TransactionContext {
   readonly actor?: string;

@@ -6,7 +6,7 @@
 
 import type pg from 'pg';
 import { MissingPrivilegeError, VerifyMismatchError } from '../errors.js';
-import { recallContextSql } from '../capture/index.js';
+import { RECALL_ACTOR, recallContextSql } from '../capture/index.js';
 import { parseTableName, sqlIdentifier, sqlTableName, type Constraints } from '../source/index.js';
 import type { TableSteps } from './plan.js';
 import { findingLiveRows, GROUP, groupParams, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
@@ -24,6 +24,8 @@ export interface GroupWrite {
   readonly constraints: Constraints;
   /** Called after each statement that writes, with the rows it wrote (for progress). */
   readonly onWritten?: (rows: number) => void;
+  /** Records the transaction's 64-bit id as Recall's own, durably, before it commits. */
+  readonly recordOwn: (xid: string) => Promise<void>;
 }
 
 /** Advisory lock namespace ("RCL" + 4) serialising sequence moves across sessions. */
@@ -43,7 +45,7 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
   await client.query('BEGIN');
   try {
     await becomeReplica(client);
-    await client.query(...recallContextSql({ actor: 'recall', op: group.op, plan: group.planId }));
+    await client.query(...recallContextSql({ actor: RECALL_ACTOR, op: group.op, plan: group.planId }));
     let written = 0;
     // A kind of write the plan counted none of is not attempted: under the freeze the
     // tenants' rows cannot change, and verify below checks every row of the target anyway.
@@ -74,6 +76,10 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
         'nothing was written for these tenants; run the command with --dry-run to see the plan again, and report this if it persists',
       );
     }
+    // Recorded before the commit, so no transaction of Recall's is in the history unrecorded
+    // (a record whose transaction then rolls back names nothing in it).
+    const { rows } = await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+    await group.recordOwn(rows[0]?.xid ?? '');
     await client.query('COMMIT');
     return { tenants: group.tenants, written };
   } catch (error) {

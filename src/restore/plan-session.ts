@@ -225,6 +225,7 @@ export class PlanSession {
           tables: this.staged,
           constraints: this.context.constraints,
           onWritten: report.onWritten,
+          recordOwn: (xid) => this.context.vault.recordOwnTransaction({ xid, op: plan.op, plan: plan.id }),
         }),
       );
     };

@@ -6,6 +6,7 @@
 // the rows are fetched by exact position and rendered as COPY text into a file
 // (target-export.ts), so a selection of any size and width stays in bounded memory.
 
+import { RECALL_ACTOR } from '../capture/context.js';
 import { UsageError } from '../errors.js';
 import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
 import { fileList, processMemoryBudget, queryRows, sqlLiteral, VECTOR_ROWS } from '../vault/index.js';
@@ -54,13 +55,16 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
       WHERE ${bounds} AND json_extract_string(context, '$.actor') = $1 GROUP BY xid ORDER BY lsn`,
     [selector.actor ?? ''],
   );
-  if (rows.length === 0) {
+  // Any role can claim the actor `recall`; only the transactions Recall recorded as its own are.
+  const own = selector.actor === RECALL_ACTOR ? await reader.vault.ownTransactions() : undefined;
+  const selected = rows.map((row) => row.xid as bigint).filter((xid) => own === undefined || own.has(xid));
+  if (selected.length === 0) {
     throw new UsageError(
-      `no transaction of actor "${selector.actor}" in the history${selector.sinceLsn === undefined ? '' : ' in that time range'}`,
+      `no transaction of actor "${selector.actor}" in the history${selector.sinceLsn === undefined ? '' : ' in that time range'}${own === undefined || rows.length === 0 ? '' : ` (${rows.length} claim the actor, but Recall did not write them)`}`,
       'check the actor with `recall log --tenant T --json` (context.actor) and widen --since/--until',
     );
   }
-  return rows.map((row) => row.xid as bigint);
+  return selected;
 }
 
 /** What a share's target computation is told and tells. */

@@ -49,6 +49,17 @@ export interface SlotClaim {
 
 const SLOT_CLAIM_PATH = 'state/slot.json';
 
+/** A transaction Recall wrote (restore, undo), recorded before its COMMIT. */
+export interface OwnTransaction {
+  /** The 64-bit transaction id, as text. */
+  readonly xid: string;
+  readonly op: 'restore' | 'undo';
+  readonly plan: string;
+}
+
+/** One file per transaction: records are only ever added, by any number of sessions at once. */
+const OWN_TRANSACTIONS_DIR = 'state/own-transactions';
+
 /**
  * Positions capture acknowledged while idle (keepalives past the last commit), recorded
  * before they are sent; the manifest records the ones that come with a commit.
@@ -177,6 +188,21 @@ export class Vault {
     const fromIdle = idle !== null && /^\d+$/.test(idle.lsn) ? BigInt(idle.lsn) : undefined;
     if (fromManifest === undefined) return fromIdle;
     return fromIdle !== undefined && fromIdle > fromManifest ? fromIdle : fromManifest;
+  }
+
+  /**
+   * Records, durably and before it commits, a transaction Recall itself writes (a
+   * restore's or undo's): `--actor recall` selects only recorded ones, since any role
+   * can claim the actor `recall` in its transaction context.
+   */
+  async recordOwnTransaction(own: OwnTransaction): Promise<void> {
+    await this.writeState(`${OWN_TRANSACTIONS_DIR}/${own.xid}.json`, own);
+  }
+
+  /** The 64-bit ids of the transactions Recall recorded as its own. */
+  async ownTransactions(): Promise<Set<bigint>> {
+    const paths = await this.storage.list(OWN_TRANSACTIONS_DIR);
+    return new Set(paths.map((path) => /(\d+)\.json$/.exec(path)?.[1]).flatMap((xid) => (xid === undefined ? [] : [BigInt(xid)])));
   }
 
   /** Writes a small JSON state file durably (through scratch, then into the vault). */

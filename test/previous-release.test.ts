@@ -2,13 +2,17 @@
 // strings both written as `42n`, no acknowledged position, no state files) opens and
 // reads as before: its tenant `42n`, its column default `7n`, its rows and changes.
 // The fixture was made by that release's init and capture; it is copied before use.
+// Capturing into such a vault needs its own source, so the second part makes one of
+// that shape on a live server: a vault whose manifest lacks the new fields.
 
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { jsonLines, runRecall } from './harness/recall.js';
+import { fixture, jsonLines, runRecall } from './harness/recall.js';
+import { testMajors } from './harness/majors.js';
+import { endAfterSuite } from './harness/workload.js';
 
 const FIXTURE = resolve(import.meta.dirname, 'fixtures/vault-0.1.0-d739749');
 
@@ -49,3 +53,32 @@ describe('a vault of the previous release', () => {
     assert.deepStrictEqual([state.vault.layers, state.slot, state.missingHistory], [2, null, null]);
   });
 });
+
+for (const major of testMajors('one')) {
+  describe(`capture into a vault of the previous release's shape on PostgreSQL ${major}`, () => {
+    const { fixtures } = endAfterSuite();
+
+    test('keeps its slot, captures, and records what it acknowledges from then on', async () => {
+      const f = await fixture(major, `CREATE TABLE tenants (id text PRIMARY KEY); INSERT INTO tenants VALUES ('acme');`);
+      fixtures.push(f);
+      assert.equal((await f.recall(['init', '--slot', 'recall'])).code, 0);
+      // As the previous release wrote it: no acknowledged position, no state files.
+      const first = join(f.vault, 'manifest', '000000000001.json');
+      const manifest = JSON.parse(readFileSync(first, 'utf8')) as Record<string, unknown>;
+      delete manifest.acknowledgedLsn;
+      writeFileSync(first, `${JSON.stringify(manifest, null, 2)}\n`);
+      rmSync(join(f.vault, 'state'), { recursive: true, force: true });
+
+      await f.db.query(`INSERT INTO tenants VALUES ('globex')`);
+      const captured = await f.recall(['capture', '--until-caught-up']);
+      assert.equal(captured.code, 0, captured.stderr);
+      assert.match(captured.stderr, /streaming slot "recall"/);
+      const shown = await f.recall(['show', '--tenant', 'globex', '--at', 'now', '--json']);
+      assert.equal(jsonLines(shown.stdout).length, 1, shown.stderr);
+      const status = JSON.parse((await f.recall(['status', '--json'])).stdout) as { missingHistory: unknown; slot: { name: string } };
+      assert.deepStrictEqual([status.slot.name, status.missingHistory], ['recall', null]);
+      const newest = JSON.parse(readFileSync(join(f.vault, 'manifest', '000000000002.json'), 'utf8')) as { acknowledgedLsn?: string };
+      assert.match(newest.acknowledgedLsn ?? '', /^\d+n$/, 'the next flush records its acknowledged position');
+    });
+  });
+}

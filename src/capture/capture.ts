@@ -272,7 +272,11 @@ class CaptureSession {
       if (this.transaction !== undefined && this.buffer.full) await this.withHeartbeat(() => this.spill());
       if (this.transaction === undefined && this.flushDue(target)) await this.flush();
       if (target !== undefined && this.transaction === undefined) {
-        if (this.nothingStaged && this.reached(target)) return true;
+        if (this.nothingStaged && this.reached(target)) {
+          // The WAL end the server just reported holds nothing of ours: the slot may follow it.
+          await this.acknowledge();
+          return true;
+        }
         // Only to learn where WAL ends (the reply's keepalive): nothing new is acknowledged here.
         if (frame.kind === 'idle') this.stream.sendStatus(this.recordedAck, true);
       }

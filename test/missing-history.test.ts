@@ -46,6 +46,10 @@ for (const major of testMajors('one')) {
       assert.match(capture.stderr, /^recall: the vault is missing history/m);
       assert.doesNotMatch(capture.stderr, /vault complete/);
 
+      const init = await f.recall(['init'], stale);
+      assert.equal(init.code, 1, init.stderr);
+      assert.match(init.stderr, /^recall: the vault is missing history/m);
+
       const restore = await f.recall(['restore', '--tenant', 't1', '--to', 'now', '--dry-run'], stale);
       assert.equal(restore.code, 1, restore.stderr);
       assert.match(restore.stderr, /^recall: the vault is missing history/m);

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
 import { installDdlHook } from './ddl-hook.js';
 import { createSlot, enterSnapshot, imageSchema, type ExportedSnapshot } from './image.js';
+import { assertNoHistoryGap } from './missing-history.js';
 import { planSlot } from './slot-claim.js';
 import { imageTables, type ImageProgress } from './image-pipeline.js';
 import {
@@ -92,6 +93,7 @@ export async function init(options: InitOptions): Promise<InitResult> {
           'start a new vault with `recall init --vault NEW_PATH`',
         );
       }
+      await assertNoHistoryGap(client, options.vault);
       await ensurePublication(client, manifest.source.publication, tables, settings.superuser);
       const ddlHook = await announceLayouts(client, settings.superuser, log);
       log(`init: already initialised; history starts at ${formatLsn(manifest.startLsn)}`);

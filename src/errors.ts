@@ -34,6 +34,28 @@ function errorKind<Code extends string>(code: Code, exitCode: ExitCode) {
 /** A flag, argument or setting is malformed or missing. */
 export class UsageError extends errorKind('bad-usage', ExitCode.badInput) {}
 
+/** One problem in recall.yml: what is wrong, where (the message names the key and its line), and the fix. */
+export interface ConfigProblem {
+  readonly problem: string;
+  readonly fix: string;
+}
+
+/** recall.yml is malformed, or names tables and columns the source does not have; every problem is listed at once. */
+export class ConfigError extends errorKind('bad-config', ExitCode.badInput) {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(file: string, problems: readonly ConfigProblem[]) {
+    const [only] = problems;
+    if (problems.length === 1 && only !== undefined) super(only.problem, only.fix);
+    else
+      super(
+        `${file} has ${problems.length} problems:\n` + problems.map((p) => `  - ${p.problem}\n    fix: ${p.fix}`).join('\n'),
+        `fix ${file}, then run the command again`,
+      );
+    this.problems = problems;
+  }
+}
+
 /** A point on the timeline is malformed, before the history or in the future. */
 export class PointError extends errorKind('bad-point', ExitCode.badInput) {}
 
@@ -74,6 +96,9 @@ export class SourceNotReadyError extends errorKind('source-not-ready', ExitCode.
 
 /** The vault does not exist yet, or is not a Recall vault. */
 export class VaultMissingError extends errorKind('vault-missing', ExitCode.badInput) {}
+
+/** The vault's path cannot hold a vault: a file, not writable, on a read-only file system, or under a missing directory. */
+export class VaultPathError extends errorKind('bad-vault-path', ExitCode.badInput) {}
 
 /** The vault belongs to another database than the source given. */
 export class VaultMismatchError extends errorKind('vault-of-another-source', ExitCode.badInput) {}

@@ -13,8 +13,8 @@ export type {
 } from './capture/index.js';
 export { show, log, parsePoint, formatMicros, parseLsn, formatLsn } from './timeline/index.js';
 export type { ShowOptions, ShownRow, LogOptions, LoggedChange, Point, Lsn } from './timeline/index.js';
-export { resolveSource, loadTenancy, parseTenancy, DEFAULT_TENANCY } from './source/index.js';
-export type { SourceConfig, TenancyConfig } from './source/index.js';
+export { resolveSource, loadConfig, loadTenancy, parseConfig, DEFAULT_TENANCY } from './source/index.js';
+export type { RecallConfig, SourceConfig, TenancyConfig } from './source/index.js';
 export { Vault, resolveVaultLocation } from './vault/index.js';
 export * from './errors.js';
 export { planRestore, planUndo, PreparedPlan } from './restore/index.js';

@@ -14,9 +14,11 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
 import {
+  assertTenancyFits,
   backoffDelay,
   connectSource,
   currentWalLsn,
+  readCatalog,
   readSourceIdentity,
   sleep,
   type SourceConfig,
@@ -185,6 +187,8 @@ class CaptureSession {
     let duck: DuckDBConnection | undefined;
     try {
       vault.assertSource(await readSourceIdentity(catalog));
+      // New relations take their tenant column from recall.yml: a typo there stops capture before it streams.
+      assertTenancyFits(await readCatalog(catalog, options.tenancy), options.tenancy);
       const slot = await catalog.query<{ active_pid: string | null; wal_status: string | null; database: string | null }>(
         `SELECT active_pid::text, wal_status, database FROM pg_replication_slots WHERE slot_name = $1`,
         [manifest.source.slot],

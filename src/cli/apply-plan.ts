@@ -5,7 +5,7 @@
 import { createInterface } from 'node:readline/promises';
 import { UsageError } from '../errors.js';
 import type { PlanCommon, PreparedPlan } from '../restore/index.js';
-import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
+import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { formatPlan } from './plan-output.js';
 import { terminalProgress } from './progress-bar.js';
 
@@ -75,7 +75,7 @@ function assertConfirmable(flags: ApplyFlags): void {
  * Checks the flags restore and undo share (before any side effect), then gives the
  * options every plan takes: source, vault, tenancy, resolution, tuning, logs, progress.
  */
-export async function planOptionsOf(flags: CommonFlags & ApplyFlags): Promise<PlanCommon> {
+export async function planOptionsOf(flags: CommandFlags & ApplyFlags): Promise<PlanCommon> {
   const onConflict = resolutionOf(flags);
   const tuning = tuningOf(flags);
   assertConfirmable(flags);

@@ -2,9 +2,9 @@
 // --until-caught-up, until the vault holds everything committed before it started.
 
 import { capture } from '../capture/index.js';
-import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
+import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 
-export async function run(flags: CommonFlags & { untilCaughtUp?: boolean }): Promise<number> {
+export async function run(flags: CommandFlags & { untilCaughtUp?: boolean }): Promise<number> {
   const source = sourceOf(flags);
   const tenancy = tenancyOf(flags);
   const vault = await vaultOf(flags);

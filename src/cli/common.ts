@@ -1,17 +1,17 @@
-// Flags every command shares, and turning them into the library's inputs.
+// Flags every command shares, and turning them into the library's inputs: the
+// source, the vault, and recall.yml, read and validated once before any work.
 
 import type { Command } from 'commander';
 import { formatMicros, vaultEnd, type FutureBound, type Point } from '../timeline/index.js';
 import { describeHistoryGap, findHistoryGap } from '../capture/index.js';
 import {
-  configValue,
   connectSource,
   currentWalLsn,
-  loadConfigDocument,
+  loadConfig,
   readSourceIdentity,
   resolveSource,
+  type RecallConfig,
   type SourceConfig,
-  loadTenancy,
   type TenancyConfig,
 } from '../source/index.js';
 import { Vault, resolveMemoryLimit, resolveVaultLocation, setMemoryBudget } from '../vault/index.js';
@@ -22,7 +22,7 @@ export function commonOptions(command: Command): Command {
   return command
     .option('--source <url>', "the source database: postgres://user@host:5432/db, or libpq settings 'host=… port=… dbname=… user=…'")
     .option('--vault <path>', 'the vault directory')
-    .option('--config <file>', 'tenancy and policies', 'recall.yml')
+    .option('--config <file>', 'tenancy and policies; else RECALL_CONFIG, else ./recall.yml if there is one')
     .option(
       '--memory-limit <size>',
       "memory for this process, DuckDB and Node together (512MB, 2GB); else RECALL_MEMORY_LIMIT, recall.yml's memory-limit, or 25% of RAM (at least 256MB)",
@@ -34,19 +34,31 @@ export function commonOptions(command: Command): Command {
 export interface CommonFlags {
   readonly source?: string;
   readonly vault?: string;
-  readonly config: string;
+  readonly config?: string;
   readonly memoryLimit?: string;
   readonly json?: boolean;
+}
+
+/** The common flags with the recall.yml they named, as every command module receives them. */
+export interface CommandFlags extends CommonFlags {
+  readonly settings: RecallConfig;
+}
+
+/**
+ * Reads and validates the config of a command: --config, else RECALL_CONFIG, else
+ * ./recall.yml. A file that was named must exist; ./recall.yml is optional.
+ */
+export function configOf(flags: Partial<CommonFlags>, env: NodeJS.ProcessEnv = process.env): RecallConfig {
+  const named = flags.config ?? (env.RECALL_CONFIG === '' ? undefined : env.RECALL_CONFIG);
+  return loadConfig(named ?? 'recall.yml', named !== undefined);
 }
 
 /**
  * Sets the process's memory budget from --memory-limit, RECALL_MEMORY_LIMIT or
  * recall.yml, before anything is read: a bad size is an error before any work.
  */
-export async function applyMemoryLimit(flags: Partial<CommonFlags>): Promise<void> {
-  const config = flags.config ?? 'recall.yml';
-  const document = loadConfigDocument(config, config !== 'recall.yml');
-  await setMemoryBudget(resolveMemoryLimit(flags.memoryLimit, configValue(document, 'memory-limit')));
+export async function applyMemoryLimit(flags: Partial<CommonFlags>, settings: RecallConfig): Promise<void> {
+  await setMemoryBudget(resolveMemoryLimit(flags.memoryLimit, settings.memoryLimit));
 }
 
 /** Resolves the source connection from the flags and the environment. */
@@ -59,9 +71,9 @@ export async function vaultOf(flags: CommonFlags): Promise<Vault> {
   return Vault.open(resolveVaultLocation(flags.vault));
 }
 
-/** The tenancy rules from --config (recall.yml by default; optional unless named). */
-export function tenancyOf(flags: CommonFlags): TenancyConfig {
-  return loadTenancy(flags.config, flags.config !== 'recall.yml');
+/** The tenancy rules of the command's recall.yml. */
+export function tenancyOf(flags: CommandFlags): TenancyConfig {
+  return flags.settings.tenancy;
 }
 
 /** A log line on stderr (stdout is for data), made printable: it may name tenants and tables. */

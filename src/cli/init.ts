@@ -1,10 +1,10 @@
 // `recall init`: thin wrapper over the library's init.
 
 import { assertSlotName, init } from '../capture/index.js';
-import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
+import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { imageProgress } from './image-progress.js';
 
-export async function run(flags: CommonFlags & { slot?: string; publication?: string }): Promise<number> {
+export async function run(flags: CommandFlags & { slot?: string; publication?: string }): Promise<number> {
   if (flags.slot !== undefined) assertSlotName(flags.slot);
   const source = sourceOf(flags);
   const tenancy = tenancyOf(flags);

@@ -5,7 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, InternalError, RecallError } from '../errors.js';
 import { redactPasswords } from '../source/index.js';
-import { applyMemoryLimit, commonOptions, type CommonFlags } from './common.js';
+import { applyMemoryLimit, commonOptions, configOf, type CommonFlags } from './common.js';
 import { collectTenants } from './tenant-list.js';
 import { printableLines } from './terminal-text.js';
 
@@ -24,11 +24,13 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let exitCode: number = ExitCode.ok;
   // commander hands each action its parsed flags; the command module declares their shape.
+  // recall.yml is read and validated here, once, before any command does any work.
   const run =
     <Flags>(load: () => Promise<{ run(flags: Flags): Promise<number> }>) =>
-    async (flags: Flags): Promise<void> => {
-      await applyMemoryLimit(flags as Partial<CommonFlags>);
-      exitCode = await (await load()).run(flags);
+    async (flags: Omit<Flags, 'settings'>): Promise<void> => {
+      const settings = configOf(flags as Partial<CommonFlags>);
+      await applyMemoryLimit(flags as Partial<CommonFlags>, settings);
+      exitCode = await (await load()).run({ ...flags, settings } as Flags);
     };
 
   commonOptions(program.command('init'))

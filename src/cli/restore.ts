@@ -4,10 +4,10 @@ import { UsageError } from '../errors.js';
 import { planRestore } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
 import { planOptionsOf, showAndApply, type ApplyFlags } from './apply-plan.js';
-import type { CommonFlags } from './common.js';
+import type { CommandFlags } from './common.js';
 import { splitTenants } from './tenant-list.js';
 
-export async function run(flags: CommonFlags & ApplyFlags & { tenant?: string[]; all?: boolean; to: string }): Promise<number> {
+export async function run(flags: CommandFlags & ApplyFlags & { tenant?: string[]; all?: boolean; to: string }): Promise<number> {
   if ((flags.tenant === undefined) === (flags.all !== true)) {
     throw new UsageError(
       'name the tenants with --tenant T[,T…] or restore everything with --all (one of the two)',

@@ -4,10 +4,10 @@ import { UsageError } from '../errors.js';
 import { planUndo } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
 import { planOptionsOf, showAndApply, type ApplyFlags } from './apply-plan.js';
-import type { CommonFlags } from './common.js';
+import type { CommandFlags } from './common.js';
 
 export async function run(
-  flags: CommonFlags & ApplyFlags & { txn?: string; actor?: string; since?: string; until?: string },
+  flags: CommandFlags & ApplyFlags & { txn?: string; actor?: string; since?: string; until?: string },
 ): Promise<number> {
   if ((flags.txn === undefined) === (flags.actor === undefined)) {
     throw new UsageError(

@@ -11,6 +11,7 @@ import {
   connectSource,
   currentWalLsn,
   readCatalog,
+  assertTenancyFits,
   readConstraints,
   readSourceIdentity,
   type SourceConfig,
@@ -89,6 +90,7 @@ export async function planRestore(options: RestoreOptions): Promise<PreparedPlan
     const lsn = await reader.resolve(options.to);
     if (tenants !== 'all') for (const tenant of tenants) await reader.assertTenant(tenant);
     const catalog = await readCatalog(client, options.tenancy);
+    assertTenancyFits(catalog, options.tenancy);
     const known = new Set(reader.manifest.schemas.map((schema) => schema.table));
     const tables = catalog.filter((table) => known.has(table.qualified) && (tenants === 'all' || table.tenantColumn !== undefined));
     const selection: Selection = {
@@ -126,6 +128,7 @@ export async function planUndo(options: UndoOptions): Promise<PreparedPlan> {
       `SELECT DISTINCT "table", tenant FROM ${reader.layersSql} WHERE op <> 'image' AND xid IN (${xids.join(', ')})`,
     );
     const catalog = await readCatalog(client, options.tenancy);
+    assertTenancyFits(catalog, options.tenancy);
     const names = new Set(touched.map((row) => row.table as string));
     const tables = catalog.filter((table) => names.has(table.qualified));
     const gone = [...names].filter((name) => !tables.some((table) => table.qualified === name));

@@ -4,8 +4,9 @@
 export { PINNED_SETTINGS, connectSource, describeConnectError, resolveSource, type SourceConfig } from './connection.js';
 export { redactPasswords } from './conninfo.js';
 export { identityKeySql, readCatalog, tenantColumnOf, type SourceColumn, type SourceTable } from './catalog.js';
-export { configValue, loadConfigDocument } from './config-file.js';
-export { DEFAULT_TENANCY, loadTenancy, parseTenancy, type TableTenancy, type TenancyConfig } from './tenancy.js';
+export { loadConfig, loadTenancy, parseConfig, type RecallConfig } from './config-file.js';
+export { DEFAULT_TENANCY, type SettingOrigin, type TableTenancy, type TenancyConfig, type TenancyOrigin } from './tenancy.js';
+export { assertTenancyFits } from './tenancy-check.js';
 export { formatTableName, parseTableName, quoteIdentifier, sqlIdentifier, sqlTableName, type TableName } from './table-name.js';
 export { readConstraints, type Constraints, type ForeignKey, type OwnedSequence, type UniqueKey } from './constraints.js';
 export { MIN_SERVER_VERSION, readSourceIdentity, type SourceFacts } from './identity.js';

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { SourceProblem } from '../errors.js';
 import type { SourceTable } from './catalog.js';
 import type { TenancyConfig } from './tenancy.js';
-import { formatTableName, parseTableName } from './table-name.js';
+import { tenancyProblems } from './tenancy-check.js';
 
 /** The source's role and server settings that matter for capture. */
 export interface SourceSettings {
@@ -105,28 +105,6 @@ export function checkSource(
       });
     }
   }
-  const byName = new Map(tables.map((table) => [table.qualified, table]));
-  for (const [name, declared] of Object.entries(tenancy.tables)) {
-    const table = byName.get(name);
-    if (table === undefined) {
-      problems.push({
-        problem: `recall.yml names table ${name}, which does not exist`,
-        fix: `fix the name in recall.yml (tables are written schema.table)`,
-      });
-    } else if (declared !== 'global' && !table.columns.some((column) => column.name === declared.column)) {
-      problems.push({
-        problem: `recall.yml says ${name} is tenant-scoped by column "${declared.column}", but ${name} has no such column`,
-        fix: `name the right column in recall.yml, or declare ${name}: global`,
-      });
-    }
-  }
-  const root = formatTableName(parseTableName(tenancy.root));
-  const rootTable = byName.get(root);
-  if (rootTable !== undefined && rootTable.primaryKey.length !== 1) {
-    problems.push({
-      problem: `the tenant root table ${root} needs a one-column primary key (the tenant id)`,
-      fix: 'set tenancy.root in recall.yml to the table whose key is the tenant id',
-    });
-  }
+  problems.push(...tenancyProblems(tables, tenancy));
   return problems;
 }

@@ -112,16 +112,20 @@ export function parseMemoryLimit(text: string, origin: string): number {
   return bytes;
 }
 
-/** The budget in force: the flag, else RECALL_MEMORY_LIMIT, else recall.yml's memory-limit, else the default. */
-export function resolveMemoryLimit(flag: string | undefined, configured: unknown, env: NodeJS.ProcessEnv = process.env): number {
+/**
+ * The budget in force: the flag, else RECALL_MEMORY_LIMIT, else recall.yml's memory-limit
+ * (`origin` names its file and line), else the default. The file's value is parsed even
+ * when the flag or the variable wins: recall.yml is validated whole on every command.
+ */
+export function resolveMemoryLimit(
+  flag: string | undefined,
+  configured: { readonly value: string | number; readonly origin: string } | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): number {
+  const fromConfig = configured === undefined ? undefined : parseMemoryLimit(String(configured.value), configured.origin);
   if (flag !== undefined) return parseMemoryLimit(flag, '--memory-limit');
   const fromEnv = env.RECALL_MEMORY_LIMIT;
   if (fromEnv !== undefined && fromEnv !== '') return parseMemoryLimit(fromEnv, 'RECALL_MEMORY_LIMIT');
-  if (configured !== undefined && configured !== null) {
-    if (typeof configured !== 'string' && typeof configured !== 'number') {
-      throw new UsageError(`recall.yml: memory-limit must be a size`, 'e.g. memory-limit: 2GB');
-    }
-    return parseMemoryLimit(String(configured), 'recall.yml memory-limit');
-  }
+  if (fromConfig !== undefined) return fromConfig;
   return defaultMemoryLimit();
 }

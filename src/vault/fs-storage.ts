@@ -1,10 +1,14 @@
 // A vault in a local directory. Durability comes from fsync of every file and of
 // its directory before anything refers to it; exclusivity from link(2), which
-// fails if the target exists.
+// fails if the target exists. A path that cannot hold a vault is refused up front,
+// in the user's words, rather than as the errno of whichever write meets it first.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, link, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readdir, readFile, rename, link, stat, unlink } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { VaultPathError } from '../errors.js';
 import type { VaultStorage } from './storage.js';
 
 /** Opens (without creating anything yet) a vault directory. */
@@ -14,6 +18,8 @@ export function fsStorage(directory: string): VaultStorage {
 
   return {
     location: root,
+
+    assertUsable: () => assertVaultDirectory(root),
 
     async read(path) {
       try {
@@ -81,6 +87,72 @@ export function fsStorage(directory: string): VaultStorage {
       return scratch;
     },
   };
+}
+
+/**
+ * Every command writes into the vault (its scratch directory at least), so the
+ * directory, or the parent it will be created in, must be a writable directory.
+ * A missing parent is refused rather than created: a mistyped mount point
+ * (/mnt/bakup) would otherwise put the history on the wrong disk.
+ */
+async function assertVaultDirectory(root: string): Promise<void> {
+  const found = await kindOf(root);
+  if (found === 'directory') return assertWritable(root, `the vault ${root}`);
+  if (found === 'other') {
+    throw new VaultPathError(
+      `the vault path ${root} is a file, not a directory`,
+      'pass --vault a directory (init creates a new one), or move the file away',
+    );
+  }
+  const parent = dirname(root);
+  const parentKind = found === 'missing' ? await kindOf(parent) : 'not-a-directory';
+  if (parentKind === 'missing') {
+    throw new VaultPathError(
+      `the directory ${parent}, in which the vault ${root} would be created, does not exist`,
+      `create it first (mkdir -p ${parent}), or fix the --vault path`,
+    );
+  }
+  if (parentKind !== 'directory') {
+    throw new VaultPathError(`the vault path ${root} lies under a file, not a directory`, 'pass --vault a path under a directory');
+  }
+  await assertWritable(parent, `the directory ${parent}, in which the vault ${root} would be created,`);
+}
+
+/** What a path is: stat without following errors into exceptions. ENOTDIR: a file stands where a directory should. */
+async function kindOf(path: string): Promise<'directory' | 'other' | 'missing' | 'not-a-directory'> {
+  try {
+    return (await stat(path)).isDirectory() ? 'directory' : 'other';
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'missing';
+    if (code === 'ENOTDIR') return 'not-a-directory';
+    if (code === 'EACCES')
+      throw new VaultPathError(`${path} cannot be reached: permission denied`, `run as a user who may enter its parent directories`);
+    throw error;
+  }
+}
+
+/** Refuses a directory this process may not create files in, or one on a read-only file system. */
+async function assertWritable(directory: string, what: string): Promise<void> {
+  try {
+    await access(directory, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EROFS') {
+      throw new VaultPathError(
+        `${what} is on a read-only file system`,
+        'remount it read-write, or copy the vault to a writable place and pass --vault that copy',
+      );
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      const user = userInfo();
+      throw new VaultPathError(
+        `${what} is not writable by user ${user.username} (uid ${user.uid})`,
+        `run Recall as the vault's owner, or give this user write access (chown/chmod u+rwx ${directory})`,
+      );
+    }
+    throw error;
+  }
 }
 
 async function writeDurably(path: string, data: Buffer): Promise<void> {

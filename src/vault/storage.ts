@@ -5,6 +5,11 @@
 export interface VaultStorage {
   /** Human-readable location, e.g. the directory or s3://bucket/prefix. */
   readonly location: string;
+  /**
+   * Refuses, before any work, a location that cannot hold a vault (VaultPathError):
+   * one that is not a directory, that this process may not write, or whose parent is missing.
+   */
+  assertUsable(): Promise<void>;
   /** The whole object, or undefined if it does not exist. */
   read(path: string): Promise<Buffer | undefined>;
   /**

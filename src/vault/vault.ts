@@ -81,6 +81,7 @@ export class Vault {
       throw new UsageError(`S3 vaults are not supported yet: ${location}`, 'use a directory for --vault for now');
     }
     const storage = fsStorage(location);
+    await storage.assertUsable();
     return new Vault(storage, await loadManifest(storage));
   }
 

@@ -90,7 +90,6 @@ export async function planRestore(options: RestoreOptions): Promise<PreparedPlan
     const lsn = await reader.resolve(options.to);
     if (tenants !== 'all') for (const tenant of tenants) await reader.assertTenant(tenant);
     const catalog = await readCatalog(client, options.tenancy);
-    assertTenancyFits(catalog, options.tenancy);
     const known = new Set(reader.manifest.schemas.map((schema) => schema.table));
     const tables = catalog.filter((table) => known.has(table.qualified) && (tenants === 'all' || table.tenantColumn !== undefined));
     const selection: Selection = {
@@ -128,7 +127,6 @@ export async function planUndo(options: UndoOptions): Promise<PreparedPlan> {
       `SELECT DISTINCT "table", tenant FROM ${reader.layersSql} WHERE op <> 'image' AND xid IN (${xids.join(', ')})`,
     );
     const catalog = await readCatalog(client, options.tenancy);
-    assertTenancyFits(catalog, options.tenancy);
     const names = new Set(touched.map((row) => row.table as string));
     const tables = catalog.filter((table) => names.has(table.qualified));
     const gone = [...names].filter((name) => !tables.some((table) => table.qualified === name));
@@ -189,6 +187,8 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
   try {
     // Never write one database's history into another.
     options.vault.assertSource(await readSourceIdentity(client));
+    // A typo in recall.yml stops the command before catching up or planning.
+    assertTenancyFits(await readCatalog(client, options.tenancy), options.tenancy);
     await catchUp(client, catchUpOptions);
     reader = await VaultReader.open(options.vault, { future: { lsn: await currentWalLsn(client), of: 'source' } });
     const scope = await select(client, reader);

@@ -69,12 +69,12 @@ export function loadTenancy(path = 'recall.yml', required = false): TenancyConfi
 /** Validates the text of a recall.yml; `file` names it in errors. Throws ConfigError listing every problem. */
 export function parseConfig(text: string, file: string): RecallConfig {
   const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const document = parseDocument(text, { lineCounter: lines });
   if (document.errors.length > 0) {
     throw new ConfigError(
       file,
       document.errors.map((error) => ({
-        problem: `${file} line ${error.linePos?.[0].line ?? 1}: not valid YAML (${error.message.split('\n')[0]})`,
+        problem: `${file} line ${error.linePos?.[0].line ?? 1}: not valid YAML (${(error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')})`,
         fix: `fix the YAML syntax of ${file} (indent with spaces; quote names that hold ":" or "#")`,
       })),
     );

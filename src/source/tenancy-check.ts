@@ -30,7 +30,7 @@ export function tenancyProblems(tables: readonly SourceTable[], tenancy: Tenancy
       const meantGlobal = closest(declared.column, ['global']) !== undefined;
       problems.push({
         problem: `${where} says ${name} is tenant-scoped by column "${declared.column}", but ${name} has no such column${meantGlobal ? ' (did you mean global?)' : ''}`,
-        fix: `write global for a table of no tenant, or one of its columns: ${table.columns.map((column) => column.name).join(', ')}`,
+        fix: `write global for a table of no tenant, or one of its columns: ${listed(table.columns.map((column) => column.name))}`,
       });
     }
   }
@@ -48,15 +48,28 @@ export function tenancyProblems(tables: readonly SourceTable[], tenancy: Tenancy
       fix: 'set tenancy.root in recall.yml to the table whose key is the tenant id',
     });
   }
+  // A column no table has makes every table left to the default rule global: a typo, unless
+  // no such table exists yet (a database with only its root table).
   const columnOrigin = tenancy.origin?.column;
-  if (columnOrigin !== undefined && !tables.some((table) => table.columns.some((column) => column.name === tenancy.column))) {
+  const byDefault = tables.filter((table) => table.qualified !== tenancy.root && tenancy.tables[table.qualified] === undefined);
+  if (
+    columnOrigin !== undefined &&
+    byDefault.length > 0 &&
+    !tables.some((table) => table.columns.some((column) => column.name === tenancy.column))
+  ) {
     const columns = [...new Set(tables.flatMap((table) => table.columns.map((column) => column.name)))];
     problems.push({
       problem: `${describeSetting(file, columnOrigin, 'tenancy.column')} is "${tenancy.column}", but no table of the source has that column${suggestion(tenancy.column, columns)}`,
-      fix: 'name the column your tenant tables have (such as tenant_id)',
+      fix: `name the column your tenant tables have (such as tenant_id), or declare ${listed(byDefault.map((table) => table.qualified))} global under tenancy.tables`,
     });
   }
   return problems;
+}
+
+/** A list for a message: the first few names, and how many more. */
+function listed(names: readonly string[]): string {
+  const shown = names.slice(0, 6).join(', ');
+  return names.length > 6 ? `${shown} and ${names.length - 6} more` : shown;
 }
 
 /** Refuses, with every problem at once, a tenancy that does not fit the source (exit 2, before any work). */

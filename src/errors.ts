@@ -34,11 +34,19 @@ function errorKind<Code extends string>(code: Code, exitCode: ExitCode) {
 /** A flag, argument or setting is malformed or missing. */
 export class UsageError extends errorKind('bad-usage', ExitCode.badInput) {}
 
-/** One problem in recall.yml: what is wrong, where (the message names the key and its line), and the fix. */
-export interface ConfigProblem {
+/** One problem found before any work, with its fix; errors that find several list them all at once. */
+export interface Problem {
   readonly problem: string;
   readonly fix: string;
 }
+
+/** Problems as the lines of one message: each, then its fix. */
+function problemLines(problems: readonly Problem[]): string {
+  return problems.map((p) => `  - ${p.problem}\n    fix: ${p.fix}`).join('\n');
+}
+
+/** One problem in recall.yml; its text names the key and its line. */
+export type ConfigProblem = Problem;
 
 /** recall.yml is malformed, or names tables and columns the source does not have; every problem is listed at once. */
 export class ConfigError extends errorKind('bad-config', ExitCode.badInput) {
@@ -47,11 +55,7 @@ export class ConfigError extends errorKind('bad-config', ExitCode.badInput) {
   constructor(file: string, problems: readonly ConfigProblem[]) {
     const [only] = problems;
     if (problems.length === 1 && only !== undefined) super(only.problem, only.fix);
-    else
-      super(
-        `${file} has ${problems.length} problems:\n` + problems.map((p) => `  - ${p.problem}\n    fix: ${p.fix}`).join('\n'),
-        `fix ${file}, then run the command again`,
-      );
+    else super(`${file} has ${problems.length} problems:\n${problemLines(problems)}`, `fix ${file}, then run the command again`);
     this.problems = problems;
   }
 }
@@ -75,10 +79,7 @@ export class SourceUnreachableError extends errorKind('source-unreachable', Exit
 export class SourceAuthError extends errorKind('source-auth', ExitCode.badInput) {}
 
 /** One problem `recall init` found on the source, with its fix. */
-export interface SourceProblem {
-  readonly problem: string;
-  readonly fix: string;
-}
+export type SourceProblem = Problem;
 
 /** The source is not ready for capture; every problem is listed at once. */
 export class SourceNotReadyError extends errorKind('source-not-ready', ExitCode.badInput) {
@@ -86,8 +87,7 @@ export class SourceNotReadyError extends errorKind('source-not-ready', ExitCode.
 
   constructor(problems: readonly SourceProblem[]) {
     super(
-      `the source is not ready for capture (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
-        problems.map((p) => `  - ${p.problem}\n    fix: ${p.fix}`).join('\n'),
+      `the source is not ready for capture (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problemLines(problems)}`,
       'fix the problems above, then run `recall init` again',
     );
     this.problems = problems;

@@ -4,18 +4,15 @@
 // and changes nothing on the source or in the vault. The README's example keeps working.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fixture, jsonLines, type Fixture, type RunResult } from './harness/recall.js';
+import { fixture, jsonLines, runRecall, type Fixture, type RunResult } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 
 const [MAJOR] = testMajors('one');
 if (MAJOR === undefined) throw new Error('no PostgreSQL major to test');
-
-const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 
 // The README's example, on a schema that has what it names.
 const SCHEMA = `
@@ -58,19 +55,7 @@ describe(`recall.yml on PostgreSQL ${MAJOR}`, () => {
 
   /** Runs the CLI in `cwd` (where ./recall.yml is looked for) with the fixture's source and vault. */
   function run(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...f.env, ...options.env },
-      cwd: options.cwd ?? scratch,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return new Promise((done, reject) => {
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => done({ code, stdout, stderr }));
-    });
+    return runRecall(args, { ...f.env, ...options.env }, { cwd: options.cwd ?? scratch });
   }
 
   /** Every command that reads recall.yml, with --config (or without, for ./recall.yml and RECALL_CONFIG). */

@@ -4,13 +4,13 @@
 // and the fix (exit 2), and nothing is created on the source or in the vault.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { serverUser, type ServerUser } from '../src/sandbox/index.js';
-import { fixture, type Fixture, type RunResult } from './harness/recall.js';
+import { fixture, runRecall, type Fixture, type RunResult } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 
 const [MAJOR] = testMajors('one');
@@ -65,20 +65,7 @@ describe(`vault paths that cannot hold a vault, on PostgreSQL ${MAJOR}`, () => {
 
   /** Runs the CLI against the fixture's source, optionally as another OS user. */
   function run(args: readonly string[], user: ServerUser = null): Promise<RunResult> {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: f.env,
-      cwd: scratch,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(user === null ? {} : { uid: user.uid, gid: user.gid }),
-    });
-    return new Promise((done, reject) => {
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => done({ code, stdout, stderr }));
-    });
+    return runRecall(args, f.env, { cwd: scratch, user });
   }
 
   /** The commands that open a vault, each pointed at `vault`. */

@@ -54,9 +54,23 @@ export async function fixture(major: number, schema: string, settings?: Record<s
   };
 }
 
+/** Where and as whom a run happens: a working directory (for ./recall.yml), another OS user (for permission bits). */
+export interface RunAs {
+  readonly cwd?: string;
+  readonly user?: { readonly uid: number; readonly gid: number } | null;
+}
+
 /** Runs the CLI to completion. */
-export function runRecall(args: readonly string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
-  return collect(spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+export function runRecall(args: readonly string[], env: NodeJS.ProcessEnv, as: RunAs = {}): Promise<RunResult> {
+  const user = as.user ?? undefined;
+  return collect(
+    spawn(process.execPath, [BIN, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(as.cwd === undefined ? {} : { cwd: as.cwd }),
+      ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
+    }),
+  );
 }
 
 /** Runs the CLI under a file-size limit of `kib` KiB (ulimit -f), so its writes past it fail with EFBIG. */

@@ -5,9 +5,9 @@ import { findInstalled, removeInstalled, type Installed } from '../capture/index
 import { UsageError } from '../errors.js';
 import { connectSource, readSourceIdentity } from '../source/index.js';
 import { confirm } from './apply-plan.js';
-import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommonFlags } from './common.js';
+import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 
-export async function run(flags: CommonFlags & { dryRun?: boolean; yes?: boolean }): Promise<number> {
+export async function run(flags: CommandFlags & { dryRun?: boolean; yes?: boolean }): Promise<number> {
   if (!flags.dryRun && !flags.yes && !process.stdin.isTTY) {
     throw new UsageError('not asking for confirmation without a terminal', 'pass --yes to remove, or --dry-run to see the list only');
   }

@@ -68,6 +68,7 @@ describe(`recall.yml on PostgreSQL ${MAJOR}`, () => {
       ['log', '--tenant', '1', ...configArgs],
       ['restore', '--tenant', '1', '--to', 'now', '--yes', ...configArgs],
       ['undo', '--actor', 'someone', '--yes', ...configArgs],
+      ['uninstall', '--yes', ...configArgs],
     ];
   }
 

@@ -79,6 +79,7 @@ describe(`vault paths that cannot hold a vault, on PostgreSQL ${MAJOR}`, () => {
       ['log', '--tenant', '1', ...common],
       ['restore', '--tenant', '1', '--to', 'now', '--dry-run', ...common],
       ['undo', '--actor', 'someone', '--dry-run', ...common],
+      ['uninstall', '--dry-run', ...common],
     ];
   }
 

@@ -68,7 +68,10 @@ export function sourceOf(flags: CommonFlags): SourceConfig {
 
 /** Opens the vault named by the flags or RECALL_VAULT. */
 export async function vaultOf(flags: CommonFlags): Promise<Vault> {
-  return Vault.open(resolveVaultLocation(flags.vault));
+  const vault = await Vault.open(resolveVaultLocation(flags.vault));
+  const exposure = await vault.exposure();
+  if (exposure !== undefined) logLine(`warning: ${exposure}`);
+  return vault;
 }
 
 /** The tenancy rules of the command's recall.yml. */

@@ -2,10 +2,12 @@
 // its directory before anything refers to it; exclusivity from link(2), which
 // fails if the target exists. A path that cannot hold a vault is refused up front,
 // in the user's words, rather than as the errno of whichever write meets it first.
+// The vault holds the whole history of a database: its directories are 0700 and its
+// files 0600 whatever the umask.
 
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, link, stat, unlink } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readdir, readFile, rename, link, stat, unlink } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { VaultPathError } from '../errors.js';
@@ -21,6 +23,15 @@ export function fsStorage(directory: string): VaultStorage {
 
     assertUsable: () => assertVaultDirectory(root),
 
+    async exposure() {
+      const mode = await stat(root).then(
+        (found) => found.mode & 0o777,
+        () => undefined,
+      );
+      if (mode === undefined || (mode & 0o077) === 0) return undefined;
+      return `the vault ${root} is readable by other users (mode ${mode.toString(8).padStart(4, '0')}), though it holds the whole history of the database: chmod -R go-rwx ${root}`;
+    },
+
     async read(path) {
       try {
         return await readFile(full(path));
@@ -32,7 +43,7 @@ export function fsStorage(directory: string): VaultStorage {
 
     async createExclusive(path, data) {
       const target = full(path);
-      await mkdir(dirname(target), { recursive: true });
+      await makeDirectory(dirname(target));
       const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`;
       await writeDurably(temporary, data);
       try {
@@ -49,7 +60,8 @@ export function fsStorage(directory: string): VaultStorage {
 
     async putFile(path, localFile) {
       const target = full(path);
-      await mkdir(dirname(target), { recursive: true });
+      await makeDirectory(dirname(target));
+      await chmod(localFile, FILE_MODE);
       await syncPath(localFile);
       await rename(localFile, target);
       await syncPath(dirname(target));
@@ -83,7 +95,7 @@ export function fsStorage(directory: string): VaultStorage {
     async scratchDirectory() {
       // Inside the vault's own file system, so that putFile is a rename, not a copy.
       const scratch = join(root, 'scratch');
-      await mkdir(scratch, { recursive: true });
+      await makeDirectory(scratch);
       return scratch;
     },
   };
@@ -155,9 +167,23 @@ async function assertWritable(directory: string, what: string): Promise<void> {
   }
 }
 
+const DIRECTORY_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+/** mkdir -p, each directory it creates owner-only (chmod after, since the umask applies to mkdir's mode). */
+async function makeDirectory(path: string): Promise<void> {
+  const first = await mkdir(path, { recursive: true, mode: DIRECTORY_MODE });
+  if (first === undefined) return;
+  for (let directory = path; ; directory = dirname(directory)) {
+    await chmod(directory, DIRECTORY_MODE);
+    if (directory === first || dirname(directory) === directory) break;
+  }
+}
+
 async function writeDurably(path: string, data: Buffer): Promise<void> {
-  const handle = await open(path, 'w');
+  const handle = await open(path, 'w', FILE_MODE);
   try {
+    await handle.chmod(FILE_MODE);
     await handle.writeFile(data);
     await handle.sync();
   } finally {

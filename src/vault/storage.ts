@@ -10,6 +10,8 @@ export interface VaultStorage {
    * one that is not a directory, that this process may not write, or whose parent is missing.
    */
   assertUsable(): Promise<void>;
+  /** Whether others than its owner may read the vault, which holds the whole history: a warning to show, or undefined. */
+  exposure(): Promise<string | undefined>;
   /** The whole object, or undefined if it does not exist. */
   read(path: string): Promise<Buffer | undefined>;
   /**

@@ -85,6 +85,11 @@ export class Vault {
     return new Vault(storage, await loadManifest(storage));
   }
 
+  /** A warning when others than its owner may read the vault, or undefined. */
+  exposure(): Promise<string | undefined> {
+    return this.storage.exposure();
+  }
+
   /** Whether `recall init` has completed on this vault. */
   get initialized(): boolean {
     return this.current !== undefined;

@@ -76,7 +76,10 @@ export async function init(options: InitOptions): Promise<InitResult> {
           ])
         ).rowCount === 1
       : plan?.dropLeftover === true;
-    const problems = checkSource(settings, tables, options.tenancy, slotExists);
+    const ourPublication = plan?.publication ?? options.vault.manifest.source.publication;
+    const allTablesPublication =
+      (await client.query(`SELECT 1 FROM pg_publication WHERE pubname = $1 AND puballtables`, [ourPublication])).rowCount === 1;
+    const problems = checkSource(settings, tables, options.tenancy, { slotExists, allTablesPublication });
     if (problems.length > 0) throw new SourceNotReadyError(problems);
     const unindexed = (await tablesWithoutTenantIndex(client, tables)).map((table) => {
       log(

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { MissingPrivilegeError, VerifyMismatchError } from '../errors.js';
 import { RECALL_ACTOR, recallContextSql } from '../capture/index.js';
-import { parseTableName, sqlIdentifier, sqlTableName, type Constraints } from '../source/index.js';
+import { parseTableName, quoteIdentifier, sqlIdentifier, sqlTableName, type Constraints } from '../source/index.js';
 import type { TableSteps } from './plan.js';
 import { findingLiveRows, GROUP, groupParams, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
@@ -87,7 +87,7 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
     if ((error as { code?: string }).code === '42501' && !(error instanceof MissingPrivilegeError)) {
       throw new MissingPrivilegeError(
         `writing tenants ${group.tenants.map((t) => t ?? '(global)').join(', ')}: ${(error as Error).message}; rolled back`,
-        "grant the role what README's Privileges table lists for restore, then run the command again",
+        privilegeHint(client, group.tables),
         { cause: error },
       );
     }
@@ -103,6 +103,15 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
   }
 }
 
+/** The fix of a write refused for want of a privilege: membership in the owners of the tables this role does not own. */
+function privilegeHint(client: pg.Client, tables: readonly StagedTable[]): string {
+  const owners = new Set(tables.filter((staged) => !staged.table.owned).map((staged) => staged.table.owner));
+  const role = quoteIdentifier(client.user ?? 'recall');
+  const grants = [...owners].map((owner) => `GRANT ${quoteIdentifier(owner)} TO ${role};`).join(' ');
+  if (grants === '') return "grant the role what README's Privileges section lists for restore, then run the command again";
+  return `${grants} (as a superuser: membership in the tables' owner lets Recall read, write and guard them), then run the command again`;
+}
+
 /**
  * Turns off the application's triggers (an updated_at trigger must not rewrite
  * restored rows) and foreign-key actions for this transaction only; references are
@@ -114,9 +123,10 @@ async function becomeReplica(client: pg.Client): Promise<void> {
     await client.query('SET LOCAL session_replication_role = replica');
   } catch (error) {
     if ((error as { code?: string }).code === '42501') {
+      const role = quoteIdentifier(client.user ?? 'recall');
       throw new MissingPrivilegeError(
-        'the source role may not set session_replication_role, which keeps application triggers off restored rows',
-        'run as a superuser, or (PostgreSQL 15+) GRANT SET ON PARAMETER session_replication_role TO the Recall role',
+        `role ${role} may not set session_replication_role, which keeps application triggers off restored rows`,
+        `GRANT SET ON PARAMETER session_replication_role TO ${role}; (as a superuser, PostgreSQL 15+; on 14 run restore and undo as a superuser)`,
         { cause: error },
       );
     }

@@ -38,7 +38,10 @@ export interface SourceTable {
   readonly identityIndex: boolean;
   /** The column naming the tenant; undefined for a global table. */
   readonly tenantColumn: string | undefined;
+  /** Whether this role owns the table or is a member of the role that does (which counts as owning it). */
   readonly owned: boolean;
+  /** The role that owns the table: membership in it is what a per-table publication needs. */
+  readonly owner: string;
   readonly selectable: boolean;
 }
 
@@ -51,6 +54,7 @@ export async function readCatalog(client: pg.Client, tenancy: TenancyConfig): Pr
     relkind: string;
     relreplident: string;
     owned: string;
+    owner: string;
     selectable: string;
     primary_key: string | null;
     identity_key: string | null;
@@ -59,7 +63,7 @@ export async function readCatalog(client: pg.Client, tenancy: TenancyConfig): Pr
   }>(`
     SELECT c.oid, n.nspname AS schema, c.relname AS name,
            c.relkind, c.relreplident,
-           pg_has_role(c.relowner, 'USAGE') AS owned,
+           pg_has_role(c.relowner, 'USAGE') AS owned, pg_get_userbyid(c.relowner) AS owner,
            has_table_privilege(c.oid, 'SELECT') AS selectable,
            (SELECT json_agg(a.attname ORDER BY k.ord)
               FROM pg_index i
@@ -107,6 +111,7 @@ export async function readCatalog(client: pg.Client, tenancy: TenancyConfig): Pr
         tenancy,
       ),
       owned: row.owned === 't',
+      owner: row.owner,
       selectable: row.selectable === 't',
     };
   });

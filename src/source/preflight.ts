@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { SourceProblem } from '../errors.js';
 import type { SourceTable } from './catalog.js';
 import type { TenancyConfig } from './tenancy.js';
+import { quoteIdentifier } from './table-name.js';
 import { tenancyProblems } from './tenancy-check.js';
 
 /** The source's role and server settings that matter for capture. */
@@ -47,12 +48,20 @@ export async function readSourceSettings(client: pg.Client): Promise<SourceSetti
   };
 }
 
-/** Every problem that stops `recall init`, each with its fix. `slotExists`: our slot is already there. */
+/** What init found of its own objects on the source. */
+export interface ExistingObjects {
+  /** Our slot is already there, so it needs no free slot. */
+  readonly slotExists: boolean;
+  /** Our publication is already there FOR ALL TABLES (a superuser made it), so adding tables needs no ownership. */
+  readonly allTablesPublication: boolean;
+}
+
+/** Every problem that stops `recall init`, each with its fix. */
 export function checkSource(
   settings: SourceSettings,
   tables: readonly SourceTable[],
   tenancy: TenancyConfig,
-  slotExists: boolean,
+  existing: ExistingObjects,
 ): SourceProblem[] {
   const problems: SourceProblem[] = [];
   const role = settings.role;
@@ -62,7 +71,7 @@ export function checkSource(
       fix: `ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (on a managed service: set the parameter group's logical replication option)`,
     });
   }
-  if (!slotExists && settings.usedReplicationSlots >= settings.maxReplicationSlots) {
+  if (!existing.slotExists && settings.usedReplicationSlots >= settings.maxReplicationSlots) {
     problems.push({
       problem: `all ${settings.maxReplicationSlots} replication slots are in use (max_replication_slots)`,
       fix: 'raise max_replication_slots and restart PostgreSQL, or drop an unused slot with pg_drop_replication_slot()',
@@ -83,15 +92,11 @@ export function checkSource(
       fix: `GRANT CREATE ON DATABASE "${settings.database}" TO "${role}";`,
     });
   }
+  // Ownership is needed for a per-table publication only; membership in the owner also lets Recall read the table.
+  const needsOwnership = !settings.superuser && !existing.allTablesPublication;
   for (const table of tables) {
-    if (!table.selectable) {
+    if (!table.selectable && !(needsOwnership && !table.owned)) {
       problems.push({ problem: `role "${role}" may not read ${table.qualified}`, fix: `GRANT SELECT ON ${table.qualified} TO "${role}";` });
-    }
-    if (!settings.superuser && !table.owned) {
-      problems.push({
-        problem: `role "${role}" does not own ${table.qualified}, so it cannot add it to a publication`,
-        fix: `ALTER TABLE ${table.qualified} OWNER TO "${role}"; or run \`recall init\` as a superuser`,
-      });
     }
     // What PostgreSQL itself requires before it lets a published table be updated.
     const hasIdentity =
@@ -105,6 +110,22 @@ export function checkSource(
       });
     }
   }
+  if (needsOwnership) problems.push(...ownershipProblems(role, tables));
   problems.push(...tenancyProblems(tables, tenancy));
   return problems;
+}
+
+/**
+ * A per-table publication takes ownership of its tables. Membership in the owning
+ * role counts as ownership and leaves the tables to the application; transferring
+ * them (ALTER TABLE … OWNER TO) would fail its next write and migration. One
+ * problem per owning role, since one GRANT fixes all of its tables.
+ */
+function ownershipProblems(role: string, tables: readonly SourceTable[]): SourceProblem[] {
+  const byOwner = new Map<string, SourceTable[]>();
+  for (const table of tables.filter((t) => !t.owned)) byOwner.set(table.owner, [...(byOwner.get(table.owner) ?? []), table]);
+  return [...byOwner].map(([owner, owned]) => ({
+    problem: `role "${role}" is not a member of "${owner}", which owns ${owned.map((table) => table.qualified).join(', ')}, so it cannot add ${owned.length === 1 ? 'it' : 'them'} to a publication`,
+    fix: `GRANT ${quoteIdentifier(owner)} TO ${quoteIdentifier(role)}; (as a superuser: membership counts as ownership, and the tables stay ${quoteIdentifier(owner)}'s), or run \`recall init\` once as a superuser`,
+  }));
 }

@@ -39,14 +39,7 @@ describe("README's privilege set-up on PostgreSQL 18", () => {
     const f = await fixture(18, '');
     fixtures.push(f);
 
-    // A database and an application role that owns its tables, as README assumes.
-    await f.db.query(`CREATE ROLE app_owner LOGIN PASSWORD '${APP_PASSWORD}'`);
-    await f.db.query('CREATE DATABASE prod');
-    const admin = await connect(f, { database: 'prod' });
-    await admin.query('GRANT CREATE ON SCHEMA public TO app_owner');
-    const app = await connect(f, { database: 'prod', user: 'app_owner', password: APP_PASSWORD });
-    await app.query(SAAS_SCHEMA);
-    await signUp(app, [victim, undone, bystander]);
+    const { admin, app } = await application(f, [victim, undone, bystander]);
     const prod = f.cluster.url({ database: 'prod', user: 'recall', password: RECALL_PASSWORD });
     const asRecall = (args: readonly string[]): Promise<RunResult> => f.recall(args, { RECALL_SOURCE: prod });
     const succeeds = async (args: readonly string[]): Promise<RunResult> => {
@@ -131,11 +124,77 @@ describe("README's privilege set-up on PostgreSQL 18", () => {
     await app.end();
     await admin.end();
   });
+
+  test("after a superuser's init, a role with the narrower grants README lists runs init again, capture and restore; the application owns and migrates its tables", async () => {
+    const [victim, bystander] = tenantNames(2) as [string, string];
+    const f = await fixture(18, '');
+    fixtures.push(f);
+    const { admin, app } = await application(f, [victim, bystander]);
+    const superuser = await f.recall(['init'], { RECALL_SOURCE: f.cluster.url({ database: 'prod' }) });
+    assert.equal(superuser.code, 0, superuser.stderr);
+    assert.equal(await count(admin, 'SELECT 1 FROM pg_publication WHERE puballtables'), 1, 'a FOR ALL TABLES publication');
+
+    await admin.query(`CREATE ROLE recall LOGIN REPLICATION PASSWORD '${RECALL_PASSWORD}'`);
+    for (const grant of narrowerGrants()) await admin.query(grant);
+    const prod = f.cluster.url({ database: 'prod', user: 'recall', password: RECALL_PASSWORD });
+    const succeeds = async (args: readonly string[]): Promise<RunResult> => {
+      const result = await f.recall(args, { RECALL_SOURCE: prod });
+      assert.equal(result.code, 0, `recall ${args.join(' ')}:\n${result.stderr}`);
+      return result;
+    };
+    await succeeds(['init']); // no ownership needed: the publication takes every table already
+    await app.query('ALTER TABLE public.projects ADD COLUMN archived boolean NOT NULL DEFAULT false');
+    await appWorks(app, bystander);
+    await succeeds(['capture', '--until-caught-up']);
+
+    const before = await tenantState(app, [victim]);
+    await new Promise((r) => setTimeout(r, 50));
+    const point = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 50));
+    await app.query('DELETE FROM public.issues WHERE tenant_id = $1', [victim]);
+    await succeeds(['capture', '--until-caught-up']);
+    const restored = await succeeds(['restore', '--tenant', victim, '--to', point, '--yes']);
+    assert.deepStrictEqual(await tenantState(app, [victim]), before, 'the tenant is exactly as it was at the point');
+    // Dropping a trigger takes the owner: the guards stay, README says so, and they block nothing.
+    assert.match(restored.stderr, /guard trigger stays on .*blocks nothing/);
+    assert.ok((await guards(admin)) > 0);
+    await appWorks(app, victim);
+    await app.query('ALTER TABLE public.users ADD COLUMN locale text');
+    await appWorks(app, bystander);
+
+    await app.end();
+    await admin.end();
+  });
 });
+
+/** The GRANTs README lists for a narrower role after a superuser's init, as README writes them. */
+function narrowerGrants(): string[] {
+  const readme = readFileSync(resolve(import.meta.dirname, '../README.md'), 'utf8');
+  const start = readme.indexOf("**A superuser's `init`, then a narrower role.**");
+  const end = readme.indexOf('The publication depends on who runs `init`:', start);
+  assert.ok(start >= 0 && end > start, 'README has the narrower set-up');
+  const grants = [...readme.slice(start, end).matchAll(/GRANT [^`;]+/g)].map((match) => match[0]);
+  assert.ok(grants.length >= 5, `README lists the narrower grants (${grants.join('; ')})`);
+  return grants;
+}
+
+/** A database prod with an application role, app_owner, that owns its tables (as README assumes) and tenants in them. */
+async function application(f: Fixture, tenants: readonly string[]): Promise<{ admin: pg.Client; app: pg.Client }> {
+  await f.db.query(`CREATE ROLE app_owner LOGIN PASSWORD '${APP_PASSWORD}'`);
+  await f.db.query('CREATE DATABASE prod');
+  const admin = await connect(f, { database: 'prod' });
+  await admin.query('GRANT CREATE ON SCHEMA public TO app_owner');
+  const app = await connect(f, { database: 'prod', user: 'app_owner', password: APP_PASSWORD });
+  await app.query(SAAS_SCHEMA);
+  await signUp(app, tenants);
+  return { admin, app };
+}
 
 /** A client of the fixture's cluster. */
 async function connect(f: Fixture, as: { database: string; user?: string; password?: string }): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: f.cluster.url(as) });
+  // A failed test leaves it open while the cluster goes away.
+  client.on('error', () => undefined);
   await client.connect();
   return client;
 }

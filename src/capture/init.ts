@@ -77,9 +77,11 @@ export async function init(options: InitOptions): Promise<InitResult> {
         ).rowCount === 1
       : plan?.dropLeftover === true;
     const ourPublication = plan?.publication ?? options.vault.manifest.source.publication;
-    const allTablesPublication =
-      (await client.query(`SELECT 1 FROM pg_publication WHERE pubname = $1 AND puballtables`, [ourPublication])).rowCount === 1;
-    const problems = checkSource(settings, tables, options.tenancy, { slotExists, allTablesPublication });
+    const { rows: published } = await client.query<{ all: boolean }>('SELECT puballtables AS all FROM pg_publication WHERE pubname = $1', [
+      ourPublication,
+    ]);
+    const publicationKind = published[0] === undefined ? 'missing' : published[0].all ? 'all-tables' : 'per-table';
+    const problems = checkSource(settings, tables, options.tenancy, { slotExists, publication: publicationKind });
     if (problems.length > 0) throw new SourceNotReadyError(problems);
     const unindexed = (await tablesWithoutTenantIndex(client, tables)).map((table) => {
       log(

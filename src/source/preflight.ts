@@ -52,8 +52,11 @@ export async function readSourceSettings(client: pg.Client): Promise<SourceSetti
 export interface ExistingObjects {
   /** Our slot is already there, so it needs no free slot. */
   readonly slotExists: boolean;
-  /** Our publication is already there FOR ALL TABLES (a superuser made it), so adding tables needs no ownership. */
-  readonly allTablesPublication: boolean;
+  /**
+   * Our publication: creating it takes CREATE on the database; adding tables to a
+   * per-table one takes their ownership; one FOR ALL TABLES (a superuser made it) takes neither.
+   */
+  readonly publication: 'missing' | 'per-table' | 'all-tables';
 }
 
 /** Every problem that stops `recall init`, each with its fix. */
@@ -86,14 +89,14 @@ export function checkSource(
       fix: `ALTER ROLE "${role}" WITH REPLICATION;`,
     });
   }
-  if (!settings.superuser && !settings.canCreate) {
+  if (!settings.superuser && !settings.canCreate && existing.publication === 'missing') {
     problems.push({
       problem: `role "${role}" may not create the publication (no CREATE on database "${settings.database}")`,
       fix: `GRANT CREATE ON DATABASE "${settings.database}" TO "${role}";`,
     });
   }
   // Ownership is needed for a per-table publication only; membership in the owner also lets Recall read the table.
-  const needsOwnership = !settings.superuser && !existing.allTablesPublication;
+  const needsOwnership = !settings.superuser && existing.publication !== 'all-tables';
   for (const table of tables) {
     if (!table.selectable && !(needsOwnership && !table.owned)) {
       problems.push({ problem: `role "${role}" may not read ${table.qualified}`, fix: `GRANT SELECT ON ${table.qualified} TO "${role}";` });

@@ -9,11 +9,31 @@ import { quoteIdentifier } from './table-name.js';
 
 /** Creates the schema if it is missing; the owner makes its contents usable by every role. */
 export async function ensureRecallSchema(client: pg.Client): Promise<void> {
-  await client.query('CREATE SCHEMA IF NOT EXISTS recall');
-  const { rows } = await client.query<{ owner: string }>(
-    `SELECT pg_has_role(nspowner, 'USAGE')::text AS owner FROM pg_namespace WHERE nspname = 'recall'`,
-  );
-  if (rows[0]?.owner === 'true') await client.query('GRANT USAGE ON SCHEMA recall TO PUBLIC');
+  const owner = async () =>
+    (
+      await client.query<{ owner: string }>(
+        `SELECT pg_has_role(nspowner, 'USAGE')::text AS owner FROM pg_namespace WHERE nspname = 'recall'`,
+      )
+    ).rows[0]?.owner;
+  // CREATE SCHEMA IF NOT EXISTS takes CREATE on the database even when the schema is there already.
+  if ((await owner()) === undefined) {
+    try {
+      await client.query('CREATE SCHEMA IF NOT EXISTS recall');
+    } catch (error) {
+      if ((error as { code?: string }).code !== '42501') throw error;
+      const { rows } = await client.query<{ role: string; database: string }>(
+        'SELECT current_user AS role, current_database() AS database',
+      );
+      const role = quoteIdentifier(rows[0]?.role ?? 'recall');
+      const database = quoteIdentifier(rows[0]?.database ?? 'postgres');
+      throw new MissingPrivilegeError(
+        `the recall schema is missing, and role ${role} may not create it (no CREATE on database ${database})`,
+        `GRANT CREATE ON DATABASE ${database} TO ${role}; (as a superuser), or run this command once as a superuser`,
+        { cause: error },
+      );
+    }
+  }
+  if ((await owner()) === 'true') await client.query('GRANT USAGE ON SCHEMA recall TO PUBLIC');
 }
 
 /**

@@ -15,7 +15,7 @@ import type { VaultStorage } from './storage.js';
 export function resolveVaultLocation(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   const location = flag ?? env.RECALL_VAULT;
   if (location === undefined || location === '') {
-    throw new UsageError('no vault given', 'pass --vault ./recall-vault (or s3://bucket/prefix) or set RECALL_VAULT');
+    throw new UsageError('no vault given', 'pass --vault ./recall-vault or set RECALL_VAULT (a directory; S3 vaults are not supported yet)');
   }
   return location;
 }

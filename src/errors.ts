@@ -7,6 +7,8 @@ export const ExitCode = {
   operational: 1,
   badInput: 2,
   mismatch: 3,
+  /** SIGINT or SIGTERM stopped the command before all of its work was done (128 + SIGINT's number, as shells report it). */
+  interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -144,6 +146,22 @@ export class TargetMemoryError extends errorKind('target-out-of-memory', ExitCod
 
 /** After apply, the rows did not equal the target; that tenant's transaction was rolled back. */
 export class VerifyMismatchError extends errorKind('verify-mismatch', ExitCode.mismatch) {}
+
+/**
+ * A signal (SIGINT, SIGTERM) stopped a restore or undo at a safe point before every
+ * tenant was written: each tenant was either committed whole or left untouched, and
+ * the error lists which (the global tables are null).
+ */
+export class InterruptedError extends errorKind('interrupted', ExitCode.interrupted) {
+  constructor(
+    message: string,
+    hint: string,
+    readonly committed: readonly (string | null)[] = [],
+    readonly untouched: readonly (string | null)[] = [],
+  ) {
+    super(message, hint);
+  }
+}
 
 /** Something went wrong that Recall did not expect: a bug. */
 export class InternalError extends errorKind('internal', ExitCode.operational) {

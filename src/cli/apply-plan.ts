@@ -1,10 +1,11 @@
 // What restore and undo share on the command line: print the plan, stop on
 // unresolved conflicts (exit 3) or after a dry run, ask on a terminal (or take
 // --yes), apply with progress on stderr, and close the plan whatever happens.
+// SIGINT and SIGTERM stop it at the next safe point, and the guards go as usual.
 
 import { createInterface } from 'node:readline/promises';
-import { UsageError } from '../errors.js';
-import type { PlanCommon, PreparedPlan } from '../restore/index.js';
+import { InterruptedError, UsageError } from '../errors.js';
+import type { ApplyResult, PlanCommon, PreparedPlan } from '../restore/index.js';
 import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { formatPlan } from './plan-output.js';
 import { terminalProgress } from './progress-bar.js';
@@ -72,10 +73,44 @@ function assertConfirmable(flags: ApplyFlags): void {
 }
 
 /**
- * Checks the flags restore and undo share (before any side effect), then gives the
- * options every plan takes: source, vault, tenancy, resolution, tuning, logs, progress.
+ * Runs a restore or undo: checks the flags, plans, shows and applies. From the start,
+ * SIGINT and SIGTERM stop it at the next safe point (exit 130 unless every tenant was
+ * written by then); after the first, a second signal ends the process at once.
  */
-export async function planOptionsOf(flags: CommandFlags & ApplyFlags): Promise<PlanCommon> {
+export async function planAndApply(
+  flags: CommandFlags & ApplyFlags,
+  verb: string,
+  plan: (common: PlanCommon) => Promise<PreparedPlan>,
+): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    // Listening no more, so the next signal takes the default action: the process ends.
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    note(
+      `${verb}: ${signal} received; stopping at the next safe point (a transaction under way commits or rolls back whole); a second signal ends Recall at once`,
+    );
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const prepared = await plan(await planOptionsOf(flags, stop.signal));
+    const code = await showAndApply(prepared, flags, verb, stop.signal);
+    // Here the signal came after the last commit (or with nothing to write): nothing was left undone.
+    if (stop.signal.aborted) note(`${verb}: the signal came after the work was done; nothing is left undone`);
+    return code;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * Checks the flags restore and undo share (before any side effect), then gives the
+ * options every plan takes: source, vault, tenancy, resolution, tuning, logs, progress, the stop signal.
+ */
+async function planOptionsOf(flags: CommandFlags & ApplyFlags, signal: AbortSignal): Promise<PlanCommon> {
   const onConflict = resolutionOf(flags);
   const tuning = tuningOf(flags);
   assertConfirmable(flags);
@@ -87,12 +122,13 @@ export async function planOptionsOf(flags: CommandFlags & ApplyFlags): Promise<P
     dryRun: flags.dryRun === true,
     ...tuning,
     log: note,
+    signal,
     ...(bar === undefined ? {} : { progress: (progress) => bar.update(progress) }),
   };
 }
 
 /** Shows the plan, then applies it if allowed and confirmed; always closes it. */
-export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, verb: string): Promise<number> {
+async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, verb: string, signal: AbortSignal): Promise<number> {
   const started = Date.now();
   try {
     const plan = prepared.plan;
@@ -105,11 +141,14 @@ export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, ve
       note(`${verb}: nothing to write`);
       return 0;
     }
-    if (!flags.yes && !(await confirm(`${verb}: apply this plan? The affected tenants stay frozen until it ends. [y/N] `))) {
+    const confirmed =
+      flags.yes === true || (await confirm(`${verb}: apply this plan? The affected tenants stay frozen until it ends. [y/N] `, signal));
+    // A prompt ended by a signal goes on to apply, which begins nothing and names every tenant untouched.
+    if (!confirmed && !signal.aborted) {
       logLine(`${verb}: not applied; nothing was written`);
       return 0;
     }
-    const result = await prepared.apply();
+    const result = await applied(prepared, flags);
     bar?.clear();
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     if (flags.json) process.stdout.write(`${toJson({ applied: result })}\n`);
@@ -122,11 +161,29 @@ export async function showAndApply(prepared: PreparedPlan, flags: ApplyFlags, ve
   }
 }
 
-/** Asks on the terminal; yes only for y or yes. */
-export async function confirm(question: string): Promise<boolean> {
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+/** Applies the plan; an interrupted apply is also told on stdout under --json, as {"interrupted": …}. */
+async function applied(prepared: PreparedPlan, flags: ApplyFlags): Promise<ApplyResult> {
   try {
-    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+    return await prepared.apply();
+  } catch (error) {
+    if (flags.json && error instanceof InterruptedError) {
+      const { committed, untouched } = error;
+      process.stdout.write(`${toJson({ interrupted: { planId: prepared.plan.id, committed, untouched } })}\n`);
+    }
+    throw error;
+  }
+}
+
+/** Asks on the terminal; yes only for y or yes. A signal (or Ctrl-C, which the terminal hands to the prompt) answers no. */
+export async function confirm(question: string, signal?: AbortSignal): Promise<boolean> {
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  // In raw mode Ctrl-C reaches the prompt, not the process: pass it on as the signal it stands for.
+  prompt.on('SIGINT', () => process.emit('SIGINT'));
+  try {
+    return /^y(es)?$/i.test((await prompt.question(question, signal === undefined ? {} : { signal })).trim());
+  } catch (error) {
+    if (signal?.aborted) return false;
+    throw error;
   } finally {
     prompt.close();
   }

@@ -74,7 +74,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       )
       .option('--dry-run', 'show the plan only; write nothing')
       .option('--jobs <n>', 'tenants staged and written side by side, one connection each', '2')
-      .option('--max-rate <rows>', 'cap the write rate, in rows per second (default: no cap)')
+      .option(
+        '--max-rate <rows>',
+        "cap the write rate, in rows per second, across sessions and within a tenant's transaction, which keeps that tenant frozen and its transaction open longer (default: no cap)",
+      )
       .option('--freeze-timeout <seconds>', 'how long to wait for writers already at work on the affected tenants', '30')
       .option('--catch-up-timeout <seconds>', 'how long to wait for a running `recall capture` to catch up', '60')
       .option('--yes', 'apply without asking (for scripts)');
@@ -115,7 +118,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 Connection: --source URL or key=value settings, else RECALL_SOURCE, else DATABASE_URL, else libpq's PG* variables
 (PGPASSWORD and PGPASSFILE supply a password the string leaves out).
 Vault: --vault PATH, else RECALL_VAULT.
-Exit codes: 0 success, 1 operational error, 2 bad usage or input, 3 mismatch or unresolved conflicts.`,
+Exit codes: 0 success, 1 operational error, 2 bad usage or input, 3 mismatch or unresolved conflicts,
+130 restore or undo stopped by SIGINT/SIGTERM before every tenant was written (each one committed whole or untouched).`,
   );
 
   try {

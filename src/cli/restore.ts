@@ -3,7 +3,7 @@
 import { UsageError } from '../errors.js';
 import { planRestore } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
-import { planOptionsOf, showAndApply, type ApplyFlags } from './apply-plan.js';
+import { planAndApply, type ApplyFlags } from './apply-plan.js';
 import type { CommandFlags } from './common.js';
 import { splitTenants } from './tenant-list.js';
 
@@ -21,6 +21,5 @@ export async function run(flags: CommandFlags & ApplyFlags & { tenant?: string[]
       'e.g. --tenant acme,globex (a comma inside an id: \\,)',
     );
   const to = parsePoint(flags.to);
-  const prepared = await planRestore({ ...(await planOptionsOf(flags)), tenants, to, pointText: flags.to });
-  return showAndApply(prepared, flags, 'restore');
+  return planAndApply(flags, 'restore', (common) => planRestore({ ...common, tenants, to, pointText: flags.to }));
 }

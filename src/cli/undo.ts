@@ -3,7 +3,7 @@
 import { UsageError } from '../errors.js';
 import { planUndo } from '../restore/index.js';
 import { parsePoint } from '../timeline/index.js';
-import { planOptionsOf, showAndApply, type ApplyFlags } from './apply-plan.js';
+import { planAndApply, type ApplyFlags } from './apply-plan.js';
 import type { CommandFlags } from './common.js';
 
 export async function run(
@@ -25,12 +25,13 @@ export async function run(
   });
   const since = flags.since === undefined ? undefined : parsePoint(flags.since);
   const until = flags.until === undefined ? undefined : parsePoint(flags.until);
-  const prepared = await planUndo({
-    ...(await planOptionsOf(flags)),
-    ...(txns === undefined ? {} : { txns }),
-    ...(flags.actor === undefined ? {} : { actor: flags.actor }),
-    ...(since === undefined ? {} : { since }),
-    ...(until === undefined ? {} : { until }),
-  });
-  return showAndApply(prepared, flags, 'undo');
+  return planAndApply(flags, 'undo', (common) =>
+    planUndo({
+      ...common,
+      ...(txns === undefined ? {} : { txns }),
+      ...(flags.actor === undefined ? {} : { actor: flags.actor }),
+      ...(since === undefined ? {} : { since }),
+      ...(until === undefined ? {} : { until }),
+    }),
+  );
 }

@@ -2,13 +2,16 @@
 // one transaction, so each tenant is either untouched or fully restored: deletes children first, then updates and inserts parents first, moves
 // sequences past restored values, checks the result against the target, and commits
 // only if it matches. The transaction carries Recall's own context, so the restore
-// is captured like any other change and can itself be undone.
+// is captured like any other change and can itself be undone. Under a rate cap each
+// write is cut into slices of the staged rows, paced by the throttle; a stop request
+// rolls the transaction back before its next write.
 
 import type pg from 'pg';
 import { MissingPrivilegeError, VerifyMismatchError } from '../errors.js';
 import { RECALL_ACTOR, recallContextSql } from '../capture/index.js';
 import { parseTableName, quoteIdentifier, sqlIdentifier, sqlTableName, type Constraints } from '../source/index.js';
 import type { TableSteps } from './plan.js';
+import type { Throttle } from './throttle.js';
 import { findingLiveRows, GROUP, groupParams, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
 /** What one apply transaction needs to know. */
@@ -26,6 +29,10 @@ export interface GroupWrite {
   readonly onWritten?: (rows: number) => void;
   /** Records the transaction's 64-bit id as Recall's own, durably, before it commits. */
   readonly recordOwn: (xid: string) => Promise<void>;
+  /** Paces the writes (shared by every session of the apply). */
+  readonly throttle: Throttle;
+  /** Once aborted, the transaction rolls back before its next write, throwing the signal's reason. */
+  readonly signal: AbortSignal;
 }
 
 /** Advisory lock namespace ("RCL" + 4) serialising sequence moves across sessions. */
@@ -42,6 +49,9 @@ const inGroup = (n: string): string => `${ofGroups(n)} AND NOT ${n}.${SKIP}`;
 
 /** Writes and verifies one group atomically; throws (after rolling back) if the result differs from the target. */
 export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<GroupResult> {
+  // Paced before BEGIN too, so a throttled batch does not wait inside an idle transaction.
+  await group.throttle.pace(group.signal);
+  group.signal.throwIfAborted();
   await client.query('BEGIN');
   try {
     await becomeReplica(client);
@@ -52,20 +62,22 @@ export async function applyGroup(client: pg.Client, group: GroupWrite): Promise<
     const planned = plannedSteps(group.steps);
     for (const staged of [...group.tables].reverse()) {
       if (planned(staged.name).delete === 0) continue;
-      const result = await probingKeys(client, staged, () =>
-        client.query(
+      written += await inSlices(client, staged, group, false, async (slice) => {
+        const result = await client.query(
           `DELETE FROM ${staged.table.sql} AS l USING pg_temp.${staged.staging} AS n
-            WHERE ${inGroup('n')} AND NOT n.${PRESENT} AND ${staged.sameKey('l', 'n')} AND ${sameTenant(staged)}`,
-          groupParams(group.tenants),
-        ),
-      );
-      written += result.rowCount ?? 0;
-      group.onWritten?.(result.rowCount ?? 0);
+            WHERE ${inGroup('n')} AND NOT n.${PRESENT} AND ${slice.sql} AND ${staged.sameKey('l', 'n')} AND ${sameTenant(staged)}`,
+          [...groupParams(group.tenants), ...slice.params],
+        );
+        group.onWritten?.(result.rowCount ?? 0);
+        return result.rowCount ?? 0;
+      });
     }
     for (const staged of group.tables) {
       const steps = planned(staged.name);
       if (steps.insert + steps.update > 0) {
-        written += await probingKeys(client, staged, () => upsert(client, staged, group.tenants, steps, group.onWritten));
+        written += await inSlices(client, staged, group, true, (slice) =>
+          upsert(client, staged, group.tenants, steps, slice, group.onWritten),
+        );
       }
     }
     await moveSequences(client, group);
@@ -156,6 +168,61 @@ function plannedSteps(steps: readonly TableSteps[]): (table: string) => TableSte
       );
 }
 
+/** A slice of the staged rows (alias n) a write statement takes: SQL on $3 (and $4), and those parameters. */
+interface Slice {
+  readonly sql: string;
+  readonly params: readonly string[];
+}
+
+/** Every staged row: statements are not cut without a rate cap. */
+const WHOLE: Slice = { sql: 'true', params: [] };
+
+/**
+ * Runs one kind of write of a table (on the batch's staged rows that are present, or
+ * absent) slice by slice, pacing each slice and rolling back on a stop request before
+ * it; returns the rows written. Under a rate cap the staged rows are cut, in their
+ * physical order, into ranges of the throttle's slice: a range of ctids is a TID
+ * range scan, and a staging table's rows never move during apply.
+ */
+async function inSlices(
+  client: pg.Client,
+  staged: StagedTable,
+  group: GroupWrite,
+  present: boolean,
+  write: (slice: Slice) => Promise<number>,
+): Promise<number> {
+  return probingKeys(client, staged, async () => {
+    let written = 0;
+    for (const slice of await slicesOf(client, staged, group, present)) {
+      await group.throttle.pace(group.signal);
+      group.signal.throwIfAborted();
+      const rows = await write(slice);
+      group.throttle.wrote(rows);
+      written += rows;
+    }
+    return written;
+  });
+}
+
+/** The slices of a batch's staged rows, present or absent, under the throttle's slice size. */
+async function slicesOf(client: pg.Client, staged: StagedTable, group: GroupWrite, present: boolean): Promise<Slice[]> {
+  const size = group.throttle.slice;
+  if (size === undefined) return [WHOLE];
+  const { rows } = await client.query<{ at: string }>(
+    `SELECT b.ctid::text AS at FROM (
+       SELECT n.ctid, row_number() OVER (ORDER BY n.ctid) AS i FROM pg_temp.${staged.staging} AS n
+        WHERE ${inGroup('n')} AND ${present ? '' : 'NOT '}n.${PRESENT}) AS b
+      WHERE (b.i - 1) % $3 = 0 ORDER BY b.ctid`,
+    [...groupParams(group.tenants), size],
+  );
+  return rows.map(({ at }, i) => {
+    const next = rows[i + 1]?.at;
+    return next === undefined
+      ? { sql: 'n.ctid >= $3::tid', params: [at] }
+      : { sql: 'n.ctid >= $3::tid AND n.ctid < $4::tid', params: [at, next] };
+  });
+}
+
 /**
  * Updates rows that differ from the target, then inserts the missing ones (identity
  * values included). When the plan found no live row under any staged key, every
@@ -166,6 +233,7 @@ async function upsert(
   staged: StagedTable,
   tenants: readonly (string | null)[],
   steps: TableSteps,
+  slice: Slice,
   onWritten: GroupWrite['onWritten'],
 ): Promise<number> {
   const table = staged.table.sql;
@@ -177,8 +245,8 @@ async function upsert(
     const updated = await client.query(
       `UPDATE ${table} AS l SET (${columns.join(', ')}) = ROW(${columns.map((c) => `n.${c}`).join(', ')})
          FROM pg_temp.${staged.staging} AS n
-        WHERE ${inGroup('n')} AND n.${PRESENT} AND ${staged.sameKey('l', 'n')} AND ${sameTenant(staged)} AND (${staged.differs('l', 'n')})`,
-      groupParams(tenants),
+        WHERE ${inGroup('n')} AND n.${PRESENT} AND ${slice.sql} AND ${staged.sameKey('l', 'n')} AND ${sameTenant(staged)} AND (${staged.differs('l', 'n')})`,
+      [...groupParams(tenants), ...slice.params],
     );
     written += updated.rowCount ?? 0;
     onWritten?.(updated.rowCount ?? 0);
@@ -189,9 +257,9 @@ async function upsert(
   const inserted = await client.query(
     `INSERT INTO ${table} (${columns}) ${identity}
      SELECT ${staged.columns.map((c) => `n.${sqlIdentifier(c)}`).join(', ')} FROM pg_temp.${staged.staging} AS n
-      WHERE ${inGroup('n')} AND n.${PRESENT}
+      WHERE ${inGroup('n')} AND n.${PRESENT} AND ${slice.sql}
         ${steps.update + steps.unchanged === 0 ? '' : `AND NOT EXISTS (SELECT 1 FROM ${table} AS l WHERE ${staged.sameKey('l', 'n')})`}`,
-    groupParams(tenants),
+    [...groupParams(tenants), ...slice.params],
   );
   onWritten?.(inserted.rowCount ?? 0);
   return written + (inserted.rowCount ?? 0);

@@ -20,6 +20,8 @@ export interface CatchUpOptions {
   readonly timeoutMs: number;
   /** Why this catch-up runs, when a command catches up more than once (the log line says which). */
   readonly reason?: string;
+  /** Once aborted, the wait (or the capture here) stops and catchUp throws the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 /** How long a restore waits, unless told otherwise, for a running capture to catch up. */
@@ -49,7 +51,15 @@ export async function catchUp(client: pg.Client, options: CatchUpOptions): Promi
     if (state.active !== 't') {
       const reason = options.reason === undefined ? '' : ` (${options.reason})`;
       options.log(`catching up${reason}: the vault is ${target - confirmed} bytes behind the source; capturing them first`);
-      await capture({ source: options.source, vault: options.vault, tenancy: options.tenancy, untilCaughtUp: true });
+      await capture({
+        source: options.source,
+        vault: options.vault,
+        tenancy: options.tenancy,
+        untilCaughtUp: true,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      // A capture stopped by the signal returns as if caught up.
+      options.signal?.throwIfAborted();
       return;
     }
     if (Date.now() > deadline) {
@@ -58,7 +68,8 @@ export async function catchUp(client: pg.Client, options: CatchUpOptions): Promi
         'the running `recall capture` has not caught up; check it with `recall status`, then run again (or wait longer with --catch-up-timeout)',
       );
     }
-    await sleep(POLL_MS);
+    await sleep(POLL_MS, options.signal);
+    options.signal?.throwIfAborted();
   }
   await options.vault.refresh();
 }

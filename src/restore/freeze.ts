@@ -100,7 +100,9 @@ export async function removeGuards(client: pg.Client, tables: readonly SourceTab
     await client.query(`SELECT pg_advisory_lock(${GUARD_LOCK}, 0)`);
     try {
       const { rows } = await client.query<{ held: string }>(
-        `SELECT count(*) AS held FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND granted`,
+        // Only a freeze holds these exclusively; a writer passing a guard holds them shared, and its guard may go.
+        `SELECT count(*) AS held FROM pg_locks
+          WHERE locktype = 'advisory' AND classid::bigint IN (${TENANT_LOCKS}, ${TABLE_LOCKS}) AND mode = 'ExclusiveLock' AND granted`,
       );
       if (Number(rows[0]?.held ?? 0) > 0) return;
       const { rows: guarded } = await client.query<{ oid: number }>(

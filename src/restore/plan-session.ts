@@ -11,6 +11,7 @@ import type { Vault } from '../vault/index.js';
 import { applyGroup, type GroupResult } from './apply.js';
 import { countWrites, listConflicts, resolveConflicts, settleLaterChanges, type StagedPlan, type TableCount } from './diff.js';
 import { freeze } from './freeze.js';
+import { cancellingOnAbort } from './interrupt.js';
 import { writesOf, type Conflict, type ConflictResolution, type GroupPlan, type TableSteps } from './plan.js';
 import { copyTargets, createStaging, finishStaging, StagedTable } from './staging.js';
 import { changedAfter, type TargetHooks, type TargetTable } from './target.js';
@@ -75,21 +76,30 @@ export class PlanSession {
     readonly share: SessionShare,
   ) {}
 
-  /** Connects and, unless planning only, freezes the share's tenants (and its global tables). */
-  static async open(context: SessionContext, share: SessionShare, options: { freeze: boolean; waitMs: number }): Promise<PlanSession> {
+  /**
+   * Connects and, unless planning only, freezes the share's tenants (and its global
+   * tables); an abort of `signal` cancels the wait for the freeze.
+   */
+  static async open(
+    context: SessionContext,
+    share: SessionShare,
+    options: { freeze: boolean; waitMs: number; signal?: AbortSignal },
+  ): Promise<PlanSession> {
     const client = await connectSource(context.source);
     try {
       // Staging lives in temporary tables, which use the session's own buffers (8 MB by
       // default, then files): a tenant's rows must fit in memory or every step pays I/O.
       await client.query(`SET temp_buffers = '${TEMP_BUFFERS}'`);
       if (options.freeze) {
-        await freeze(
-          client,
-          {
-            tenants: share.tenants === 'all' ? [] : share.tenants,
-            wholeTables: context.tables.filter((table) => share.tenants === 'all' || (share.global && table.tenantColumn === undefined)),
-          },
-          options.waitMs,
+        await cancellingOnAbort(client, context.source, options.signal, () =>
+          freeze(
+            client,
+            {
+              tenants: share.tenants === 'all' ? [] : share.tenants,
+              wholeTables: context.tables.filter((table) => share.tenants === 'all' || (share.global && table.tenantColumn === undefined)),
+            },
+            options.waitMs,
+          ),
         );
       }
       return new PlanSession(client, context, share);
@@ -200,36 +210,45 @@ export class PlanSession {
    * Writes the given groups of this share in batches: tenants are gathered into one
    * transaction until it holds BATCH_ROWS rows or BATCH_GROUPS tenants, so many small
    * tenants do not cost a round of statements each. A large tenant gets its own.
+   * Once `signal` aborts, no batch begins, and the one under way rolls back before
+   * its next write (or commits, if it wrote everything): returns then, without error.
    */
   async apply(
     groups: readonly GroupPlan[],
     plan: { readonly id: string; readonly op: 'restore' | 'undo' },
     throttle: Throttle,
+    signal: AbortSignal,
     report: { readonly onBatch: (result: GroupResult) => void; readonly onWritten: (rows: number) => void },
   ): Promise<void> {
     let batch: GroupPlan[] = [];
     let rows = 0;
     const write = async (): Promise<void> => {
       if (batch.length === 0) return;
-      await throttle.take(rows);
       const tenants = batch.map((group) => group.tenant);
       const steps = batch.flatMap((group) => group.tables);
       batch = [];
       rows = 0;
-      report.onBatch(
-        await applyGroup(this.client, {
-          planId: plan.id,
-          op: plan.op,
-          tenants,
-          steps,
-          tables: this.staged,
-          constraints: this.context.constraints,
-          onWritten: report.onWritten,
-          recordOwn: (xid) => this.context.vault.recordOwnTransaction({ xid, op: plan.op, plan: plan.id }),
-        }),
-      );
+      try {
+        report.onBatch(
+          await applyGroup(this.client, {
+            planId: plan.id,
+            op: plan.op,
+            tenants,
+            steps,
+            tables: this.staged,
+            constraints: this.context.constraints,
+            onWritten: report.onWritten,
+            throttle,
+            signal,
+            recordOwn: (xid) => this.context.vault.recordOwnTransaction({ xid, op: plan.op, plan: plan.id }),
+          }),
+        );
+      } catch (error) {
+        if (!signal.aborted || error !== signal.reason) throw error;
+      }
     };
     for (const group of groups) {
+      if (signal.aborted) return;
       if (batch.length > 0 && (rows + writesOf(group) > BATCH_ROWS || batch.length >= BATCH_GROUPS)) await write();
       batch.push(group);
       rows += writesOf(group);

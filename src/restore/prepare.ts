@@ -23,6 +23,7 @@ import { queryRows, withPlanningShare, type Vault } from '../vault/index.js';
 import type { GroupResult } from './apply.js';
 import { catchUp, DEFAULT_CATCH_UP_WAIT_MS } from './catch-up.js';
 import { DEFAULT_FREEZE_WAIT_MS, guardsInPlace, installGuards, removeGuards } from './freeze.js';
+import { cancellingOnAbort, interruptedDuringApply, interruptedWhilePlanning } from './interrupt.js';
 import { digestOf, totalsOf, writesOf, type ConflictResolution, type Plan, type Selection } from './plan.js';
 import { PlanSession, type SessionContext, type SessionPlan, type SessionShare } from './plan-session.js';
 import { restoreTargets, selectTransactions, undoTargets } from './target.js';
@@ -48,6 +49,13 @@ export interface PlanCommon {
   readonly log?: (line: string) => void;
   /** Where staging and writing stand, as they go (a terminal's progress bar in the CLI). */
   readonly progress?: (progress: Progress) => void;
+  /**
+   * Stops the command at its next safe point (SIGINT or SIGTERM in the CLI): while
+   * planning, the plan fails with nothing written; during apply, no transaction
+   * begins and the ones under way roll back before their next write, and apply
+   * fails naming the tenants committed and those left untouched (InterruptedError).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Rows staged or written so far, of about `total` (staging's total is an estimate from the vault). */
@@ -177,6 +185,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     tenancy: options.tenancy,
     log,
     timeoutMs: options.catchUpWaitMs ?? DEFAULT_CATCH_UP_WAIT_MS,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
   const freezeWaitMs = options.freezeWaitMs ?? DEFAULT_FREEZE_WAIT_MS;
   const client = await connectSource(options.source);
@@ -192,6 +201,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     await catchUp(client, catchUpOptions);
     reader = await VaultReader.open(options.vault, { future: { lsn: await currentWalLsn(client), of: 'source' } });
     const scope = await select(client, reader);
+    options.signal?.throwIfAborted();
     // An undo reads the vault again after the freeze (see below); a restore's first session reads through this one.
     if (!scope.restore) {
       reader.close();
@@ -212,11 +222,17 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     if (!options.dryRun) {
       // Set first: guards installed before a failure are removed by the cleanup below.
       guarded = scope.tables;
-      await installGuards(client, scope.tables, freezeWaitMs);
+      await cancellingOnAbort(client, options.source, options.signal, () => installGuards(client, scope.tables, freezeWaitMs));
     }
     // Every session that opened is kept, so the cleanup below closes it even if another failed.
     const opened = await Promise.allSettled(
-      shares.map((share) => PlanSession.open(context, share, { freeze: !options.dryRun, waitMs: freezeWaitMs })),
+      shares.map((share) =>
+        PlanSession.open(context, share, {
+          freeze: !options.dryRun,
+          waitMs: freezeWaitMs,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        }),
+      ),
     );
     for (const result of opened) if (result.status === 'fulfilled') sessions.push(result.value);
     const failed = opened.find((result): result is PromiseRejectedResult => result.status === 'rejected');
@@ -229,7 +245,7 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
     if (!options.dryRun && !scope.restore) await catchUp(client, { ...catchUpOptions, reason: 'writes committed before the freeze' });
     const given = reader;
     reader = undefined;
-    const planned = await withPlanningShare(() => planAll(sessions, given));
+    const planned = await withPlanningShare(() => planAll(sessions, given, options.signal));
     log(
       `staged ${planned.reduce((sum, p) => sum + p.staged, 0)} target rows of ${scope.tables.length} table(s) in ${sessions.length} session(s)`,
     );
@@ -242,13 +258,15 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
       unresolved: planned.reduce((sum, p) => sum + p.unresolved, 0),
     };
     const plan: Plan = { id: scope.id, digest: digestOf(content), ...content };
+    options.signal?.throwIfAborted();
     return new PreparedPlan(client, plan, sessions, guarded, options);
   } catch (error) {
     reader?.close();
     await Promise.all(sessions.map((session) => session.close()));
     if (guarded.length > 0) await removeGuards(client, guarded, freezeWaitMs).catch(() => undefined);
     await client.end().catch(() => undefined);
-    throw error;
+    // Whatever the stop made fail (a cancelled wait, a closed session) is the stop.
+    throw options.signal?.aborted ? interruptedWhilePlanning() : error;
   }
 }
 
@@ -266,12 +284,21 @@ function stagingProgress(progress: PlanCommon['progress']): Pick<SessionContext,
 }
 
 /**
- * Plans every session side by side. When one fails, the others are stopped, and all
- * have ended (no DuckDB statement of theirs still runs) before the first failure is
- * thrown.
+ * Plans every session side by side. When one fails, or `signal` aborts, the others
+ * are stopped, and all have ended (no DuckDB statement of theirs still runs) before
+ * the first failure is thrown.
  */
-async function planAll(sessions: readonly PlanSession[], given: VaultReader | undefined): Promise<SessionPlan[]> {
+async function planAll(
+  sessions: readonly PlanSession[],
+  given: VaultReader | undefined,
+  signal: AbortSignal | undefined,
+): Promise<SessionPlan[]> {
   let failure: { error: unknown } | undefined;
+  const stopAll = (): void => {
+    for (const session of sessions) session.stop();
+  };
+  signal?.addEventListener('abort', stopAll, { once: true });
+  if (signal?.aborted) stopAll();
   const settled = await Promise.allSettled(
     sessions.map((session, i) =>
       session.plan(i === 0 ? given : undefined).catch((error: unknown) => {
@@ -283,6 +310,7 @@ async function planAll(sessions: readonly PlanSession[], given: VaultReader | un
       }),
     ),
   );
+  signal?.removeEventListener('abort', stopAll);
   if (failure !== undefined) throw failure.error;
   return settled.map((result) => (result as PromiseFulfilledResult<SessionPlan>).value);
 }
@@ -315,7 +343,10 @@ export class PreparedPlan {
 
   /**
    * Writes every group that is not skipped, one transaction each, the sessions side
-   * by side; refuses while conflicts are unresolved.
+   * by side; refuses while conflicts are unresolved. When one session fails, the
+   * others stop at their next safe point before the failure is thrown; when the
+   * options' signal aborts, all do, and unless every group was written by then,
+   * apply throws an InterruptedError naming the tenants committed and untouched.
    */
   async apply(): Promise<ApplyResult> {
     if (this.options.dryRun) throw new UsageError('a dry-run plan cannot be applied', 'plan again without dryRun to apply');
@@ -335,16 +366,41 @@ export class PreparedPlan {
       this.options.progress?.({ step: 'writing', done: written, total: Math.max(total, written) });
     };
     const plan = { id: this.plan.id, op: this.plan.selection.kind };
-    await Promise.all(
-      this.sessions.map((session) =>
-        session.apply(
-          groups.filter((group) => session.owns(group.tenant)),
-          plan,
-          throttle,
-          { onBatch, onWritten },
+    const stop = new AbortController();
+    const interrupted = this.options.signal;
+    const onInterrupt = (): void => stop.abort();
+    if (interrupted?.aborted) stop.abort();
+    interrupted?.addEventListener('abort', onInterrupt, { once: true });
+    try {
+      const settled = await Promise.allSettled(
+        this.sessions.map((session) =>
+          session
+            .apply(
+              groups.filter((group) => session.owns(group.tenant)),
+              plan,
+              throttle,
+              stop.signal,
+              { onBatch, onWritten },
+            )
+            .catch((error: unknown) => {
+              stop.abort();
+              throw error;
+            }),
         ),
-      ),
-    );
+      );
+      const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    } finally {
+      interrupted?.removeEventListener('abort', onInterrupt);
+    }
+    const committed = new Set(results.flatMap((result) => result.tenants));
+    if (committed.size < groups.length) {
+      const tenants = groups.map((group) => group.tenant);
+      throw interruptedDuringApply(
+        tenants.filter((tenant) => committed.has(tenant)),
+        tenants.filter((tenant) => !committed.has(tenant)),
+      );
+    }
     return { planId: this.plan.id, groups: done, transactions: results.length, written: results.reduce((sum, r) => sum + r.written, 0) };
   }
 

@@ -70,13 +70,13 @@ for (const major of testMajors('one')) {
       assert.equal(shown?.plan.totals.insert, rows);
       assert.deepStrictEqual(counts(await tenantState(f.db, doomed)).tenants, 0, '--dry-run wrote nothing');
 
-      // One session, 10 tenants (200 rows) per transaction, at most 100 rows a second: the
-      // throttle holds the 2nd, 3rd and 4th transactions until 2, 4 and 6 s into apply.
+      // One session, 10 tenants (200 rows) per transaction, at most 100 rows a second in
+      // slices of 25: the throttle holds the last slice until 7.75 s into apply.
       const started = Date.now();
       const undo = await f.recall(['undo', '--actor', 'cleanup-script', '--yes', '--jobs', '1', '--max-rate', '100']);
       assert.equal(undo.code, 0, undo.stderr);
       assert.match(undo.stderr, /undo: wrote 800 row\(s\) of 40 tenant\(s\) in 4 transaction\(s\), each holding whole tenants/);
-      assert.ok(Date.now() - started >= 6000, `--max-rate 100 held 800 rows to at least 6 s (took ${Date.now() - started} ms)`);
+      assert.ok(Date.now() - started >= 7750, `--max-rate 100 held 800 rows to at least 7.75 s (took ${Date.now() - started} ms)`);
       assert.deepStrictEqual(await tenantState(f.db, doomed), before, 'the 40 tenants are back exactly as before the script');
       assert.deepStrictEqual(await othersState(f.db, doomed), othersBefore, 'no other row changed');
 

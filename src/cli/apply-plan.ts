@@ -177,8 +177,9 @@ async function applied(prepared: PreparedPlan, flags: ApplyFlags): Promise<Apply
 /** Asks on the terminal; yes only for y or yes. A signal (or Ctrl-C, which the terminal hands to the prompt) answers no. */
 export async function confirm(question: string, signal?: AbortSignal): Promise<boolean> {
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  // In raw mode Ctrl-C reaches the prompt, not the process: pass it on as the signal it stands for.
-  prompt.on('SIGINT', () => process.emit('SIGINT'));
+  // In raw mode Ctrl-C reaches the prompt, not the process: raise the signal it stands for
+  // (a restore stops at its safe point; a command that does not listen ends, as Ctrl-C would end it).
+  prompt.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
   try {
     return /^y(es)?$/i.test((await prompt.question(question, signal === undefined ? {} : { signal })).trim());
   } catch (error) {

@@ -13,7 +13,7 @@ import { recallContextSql } from '../src/capture/index.js';
 import { SAAS_SCHEMA, signUp, tenantNames } from '../src/demo/saas.js';
 import { fixture, type Fixture, type RunResult } from './harness/recall.js';
 import { tenantState } from './harness/saas.js';
-import { endAfterSuite } from './harness/workload.js';
+import { endAfterSuite, pointNow } from './harness/workload.js';
 
 const APP_PASSWORD = 'app-secret';
 const RECALL_PASSWORD = 'recall-secret';
@@ -78,9 +78,7 @@ describe("README's privilege set-up on PostgreSQL 18", () => {
 
     // Restore a tenant the application damaged.
     const before = await tenantState(app, [victim]);
-    await new Promise((r) => setTimeout(r, 50));
-    const point = new Date().toISOString();
-    await new Promise((r) => setTimeout(r, 50));
+    const point = await pointNow();
     await app.query('DELETE FROM public.issues WHERE tenant_id = $1', [victim]);
     await app.query(`UPDATE public.tenants SET name = 'renamed' WHERE id = $1`, [victim]);
     await succeeds(['capture', '--until-caught-up']);
@@ -148,9 +146,7 @@ describe("README's privilege set-up on PostgreSQL 18", () => {
     await succeeds(['capture', '--until-caught-up']);
 
     const before = await tenantState(app, [victim]);
-    await new Promise((r) => setTimeout(r, 50));
-    const point = new Date().toISOString();
-    await new Promise((r) => setTimeout(r, 50));
+    const point = await pointNow();
     await app.query('DELETE FROM public.issues WHERE tenant_id = $1', [victim]);
     await succeeds(['capture', '--until-caught-up']);
     const restored = await succeeds(['restore', '--tenant', victim, '--to', point, '--yes']);

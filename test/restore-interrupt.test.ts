@@ -11,7 +11,7 @@ import { SAAS_SCHEMA, cleanupScript, signUp, tenantNames } from '../src/demo/saa
 import { fixture, jsonLines, waitFor, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { counts, othersState, tenantState, type State } from './harness/saas.js';
-import { CaptureProcess, endAfterSuite, initAndCapture } from './harness/workload.js';
+import { CaptureProcess, endAfterSuite, initAndCapture, pointNow } from './harness/workload.js';
 
 /** Advisory lock namespaces of the freeze (src/restore/freeze.ts): per tenant, and the guards' own. */
 const TENANT_LOCKS = 0x52434c01;
@@ -29,14 +29,6 @@ async function advisoryLocks(db: pg.Client, namespace: number, granted: boolean)
     [namespace, granted],
   );
   return Number(rows[0]?.n);
-}
-
-/** A point after everything so far has committed, before anything that follows (see restore-safety.test.ts). */
-async function pointNow(): Promise<string> {
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  const point = new Date().toISOString();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  return point;
 }
 
 /** Each tenant's rows on its own, to compare tenant by tenant. */

@@ -14,24 +14,12 @@ import { SAAS_SCHEMA, signUp, tenantNames } from '../src/demo/saas.js';
 import { fixture, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { othersState, tenantState } from './harness/saas.js';
-import { endAfterSuite, initAndCapture, type CaptureProcess } from './harness/workload.js';
+import { endAfterSuite, initAndCapture, pointNow, type CaptureProcess } from './harness/workload.js';
 
 /** Recall's guard triggers present on the source. */
 async function guards(db: pg.Client): Promise<number> {
   const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM pg_trigger WHERE tgname = 'recall_guard'`);
   return Number(rows[0]?.n);
-}
-
-/**
- * A point after everything so far has committed, before anything that follows. The
- * waits on both sides matter: a point has milliseconds, a commit time microseconds,
- * so a commit in the same millisecond as the point would fall after it.
- */
-async function pointNow(): Promise<string> {
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  const point = new Date().toISOString();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  return point;
 }
 
 for (const major of testMajors('one')) {

@@ -392,6 +392,18 @@ function assertSameSequence(actual: readonly string[], expected: readonly string
 }
 
 /** A random whole number of milliseconds in [min, max]. */
+/**
+ * A point after everything so far has committed, before anything that follows. The
+ * waits on both sides matter: a point has milliseconds, a commit time microseconds,
+ * so a commit in the same millisecond as the point would fall after it.
+ */
+export async function pointNow(): Promise<string> {
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const point = new Date().toISOString();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return point;
+}
+
 export function randomBetween(random: () => number, min: number, max: number): number {
   return min + Math.floor(random() * (max - min + 1));
 }

@@ -1,11 +1,8 @@
-// The manifest: the list of live layers, the schema history and how far the vault
-// is complete. Each version is a new file that names the SHA-256 of the previous
-// one, so the history is tamper-evident; a version is committed by creating its
-// file exclusively, which makes the switch atomic and refuses a second writer.
+// The manifest's state: the live layers, the schema history and how far the vault
+// is complete, and its JSON form (bigints by field, never by a value's look). How
+// versions of it are committed and chained is manifest-log.ts's job.
 
 import { createHash } from 'node:crypto';
-import { VaultConflictError, VaultCorruptError } from '../errors.js';
-import type { VaultStorage } from './storage.js';
 
 /** Which database a vault belongs to. */
 export interface SourceIdentity {
@@ -85,111 +82,94 @@ export interface Manifest {
 /** A manifest's content before it is numbered and chained. */
 export type ManifestDraft = Omit<Manifest, 'format' | 'version' | 'previous' | 'createdAt'>;
 
-const MANIFEST_DIR = 'manifest';
-const manifestPath = (version: number): string => `${MANIFEST_DIR}/${String(version).padStart(12, '0')}.json`;
+export type ScalarField = Exclude<keyof ManifestDraft, 'layers' | 'schemas'>;
+
+/** The fields of a draft that a commit replaces whole: all but the layer list and the schema history (a record: every one, checked). */
+const SCALARS: Record<ScalarField, true> = {
+  source: true,
+  startLsn: true,
+  startTime: true,
+  throughLsn: true,
+  throughTime: true,
+  acknowledgedLsn: true,
+  pendingImages: true,
+};
+export const SCALAR_FIELDS = Object.keys(SCALARS) as readonly ScalarField[];
 
 /**
- * Serialises a bigint as its decimal digits followed by `n` (a string). Only the
- * fields that hold bigints are read back as such (`decode`), never a value by its
- * look: a tenant id or a column default of `42n` is text and stays text.
+ * JSON text with each bigint as its decimal digits followed by `n` (a string). Only
+ * the fields that hold bigints are read back as such, never a value by its look: a
+ * tenant id or a column default of `42n` is text and stays text.
  */
-function encode(manifest: Manifest): Buffer {
-  return Buffer.from(`${JSON.stringify(manifest, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value), 2)}\n`);
+export function jsonText(value: unknown, indent?: number): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v), indent);
+}
+
+/**
+ * JSON text with object keys sorted: equal values give equal text whatever order
+ * their fields were built in. What commits and verify compare by.
+ */
+export function canonicalText(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === 'bigint') return `${v}n`;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
 }
 
 /** The manifest's bigint fields, by where they are: the manifest, each layer, each schema version. */
-const MANIFEST_BIGINTS = ['startLsn', 'startTime', 'throughLsn', 'throughTime'] as const;
+const MANIFEST_BIGINTS = ['startLsn', 'startTime', 'throughLsn', 'throughTime', 'acknowledgedLsn'] as const;
 const LAYER_BIGINTS = ['minLsn', 'maxLsn', 'minTime', 'maxTime'] as const;
 const SCHEMA_BIGINTS = ['sinceLsn'] as const;
 
-/** Bigint fields that versions of an earlier release lack. */
-const OPTIONAL_MANIFEST_BIGINTS = ['acknowledgedLsn'] as const;
-
-function decode(data: Buffer): Manifest {
-  const raw = JSON.parse(data.toString('utf8')) as Record<string, unknown> & { layers?: unknown[]; schemas?: unknown[] };
-  const withBigints = (
-    record: Record<string, unknown>,
-    fields: readonly string[],
-    optional: readonly string[] = [],
-  ): Record<string, unknown> => {
-    const out = { ...record };
-    for (const field of fields) out[field] = bigintField(record[field], field);
-    for (const field of optional) if (record[field] !== undefined) out[field] = bigintField(record[field], field);
-    return out;
-  };
-  return {
-    ...withBigints(raw, MANIFEST_BIGINTS, OPTIONAL_MANIFEST_BIGINTS),
-    layers: (raw.layers ?? []).map((layer) => withBigints(layer as Record<string, unknown>, LAYER_BIGINTS)),
-    schemas: (raw.schemas ?? []).map((schema) => withBigints(schema as Record<string, unknown>, SCHEMA_BIGINTS)),
-  } as unknown as Manifest;
+/** A record with its bigint fields (those present: versions of an earlier release lack some) read back. */
+function withBigints(record: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const out = { ...record };
+  for (const field of fields) if (record[field] !== undefined) out[field] = bigintField(record[field], field);
+  return out;
 }
 
-/** A bigint field as `encode` wrote it (`123n`); anything else is a corrupt manifest. */
+/** A bigint field as `jsonText` wrote it (`123n`); anything else is a corrupt manifest. */
 function bigintField(value: unknown, field: string): bigint {
   if (typeof value === 'string' && /^-?\d+n$/.test(value)) return BigInt(value.slice(0, -1));
   throw new SyntaxError(`field ${field} is not a bigint (${JSON.stringify(value)})`);
 }
 
-function sha256(data: Buffer): string {
+/** A field that must be there. */
+function required(record: Record<string, unknown>, fields: readonly string[]): void {
+  for (const field of fields) if (record[field] === undefined) throw new SyntaxError(`field ${field} is missing`);
+}
+
+export function decodeLayer(raw: unknown): LayerEntry {
+  const record = raw as Record<string, unknown>;
+  required(record, ['path', 'sha256', ...LAYER_BIGINTS]);
+  return withBigints(record, LAYER_BIGINTS) as unknown as LayerEntry;
+}
+
+export function decodeSchema(raw: unknown): SchemaVersion {
+  const record = raw as Record<string, unknown>;
+  required(record, ['id', 'table', ...SCHEMA_BIGINTS]);
+  return withBigints(record, SCHEMA_BIGINTS) as unknown as SchemaVersion;
+}
+
+/** Scalar fields as a record or a full state holds them (each one optional here). */
+export function decodeScalars(raw: Record<string, unknown>): Partial<Pick<Manifest, ScalarField>> {
+  const picked = Object.fromEntries(SCALAR_FIELDS.filter((field) => raw[field] !== undefined).map((field) => [field, raw[field]]));
+  return withBigints(picked, MANIFEST_BIGINTS) as Partial<Pick<Manifest, ScalarField>>;
+}
+
+/** A full manifest state, as a version of the previous release or a checkpoint holds it. */
+export function decodeState(raw: unknown): Manifest {
+  const record = raw as Record<string, unknown> & { layers?: unknown[]; schemas?: unknown[] };
+  required(record, ['version', 'source', 'startLsn', 'startTime', 'throughLsn', 'throughTime']);
+  return {
+    ...record,
+    ...decodeScalars(record),
+    layers: (record.layers ?? []).map(decodeLayer),
+    schemas: (record.schemas ?? []).map(decodeSchema),
+  } as unknown as Manifest;
+}
+
+export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** The newest manifest version and the hash of its file, or undefined for an empty vault. */
-export async function loadManifest(storage: VaultStorage): Promise<{ manifest: Manifest; hash: string } | undefined> {
-  const versions = (await storage.list(MANIFEST_DIR)).filter((path) => /\/\d{12}\.json$/.test(path));
-  const newest = versions.at(-1);
-  if (newest === undefined) return undefined;
-  const data = await storage.read(newest);
-  if (data === undefined) throw new VaultCorruptError(`manifest ${newest} vanished while reading`, 'is another process pruning the vault?');
-  let manifest: Manifest;
-  try {
-    manifest = decode(data);
-  } catch (error) {
-    throw new VaultCorruptError(
-      `manifest ${newest} in ${storage.location} cannot be read: ${(error as Error).message}`,
-      'restore the file from a copy of the vault',
-      { cause: error },
-    );
-  }
-  if (manifest.version > 1) {
-    // Check the newest link of the chain on every open; `recall verify` walks all of it.
-    const previous = await storage.read(manifestPath(manifest.version - 1));
-    if (previous === undefined) {
-      throw new VaultCorruptError(
-        `manifest version ${manifest.version - 1} is missing from ${storage.location}`,
-        'restore it from a copy of the vault; the chain cannot be checked without it',
-      );
-    }
-    if (sha256(previous) !== manifest.previous) {
-      throw new VaultCorruptError(
-        `manifest version ${manifest.version} does not chain to version ${manifest.version - 1}`,
-        'the vault was modified outside Recall; restore it from a copy',
-      );
-    }
-  }
-  return { manifest, hash: sha256(data) };
-}
-
-/** Commits the next manifest version after `current`; fails if another writer got there first. */
-export async function commitManifest(
-  storage: VaultStorage,
-  current: { manifest: Manifest; hash: string } | undefined,
-  draft: ManifestDraft,
-): Promise<{ manifest: Manifest; hash: string }> {
-  const version = (current?.manifest.version ?? 0) + 1;
-  const manifest: Manifest = {
-    format: 1,
-    version,
-    previous: current?.hash ?? null,
-    createdAt: new Date().toISOString(),
-    ...draft,
-  };
-  const data = encode(manifest);
-  if (!(await storage.createExclusive(manifestPath(version), data))) {
-    throw new VaultConflictError(
-      `another process committed manifest version ${version} of ${storage.location} first`,
-      'run only one `recall capture` per vault',
-    );
-  }
-  return { manifest, hash: sha256(data) };
 }

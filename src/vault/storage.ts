@@ -1,6 +1,9 @@
 // The one interface between the vault and where its bytes live. Every backend (a
 // local directory now, S3 later) implements it and passes the same contract tests.
 
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
 /** Where a vault's files live. Paths are relative, '/'-separated. */
 export interface VaultStorage {
   /** Human-readable location, e.g. the directory or s3://bucket/prefix. */
@@ -27,4 +30,11 @@ export interface VaultStorage {
   localPath(path: string): Promise<string>;
   /** A local scratch directory for files being built. */
   scratchDirectory(): Promise<string>;
+}
+
+/** Writes (or replaces) a small object durably: through a scratch file, then moved into the vault. */
+export async function putBytes(storage: VaultStorage, path: string, data: Buffer | string): Promise<void> {
+  const local = join(await storage.scratchDirectory(), `${path.replaceAll('/', '-')}-${process.pid}`);
+  await writeFile(local, data);
+  await storage.putFile(path, local);
 }

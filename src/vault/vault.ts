@@ -2,20 +2,22 @@
 // local copies of them only after their SHA-256 matches the manifest, and commits
 // new manifest versions.
 
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { UsageError, VaultCorruptError, VaultMismatchError, VaultMissingError } from '../errors.js';
 import { formatLsn } from '../timeline/lsn.js';
 import { fsStorage } from './fs-storage.js';
 import { hashFile } from './layer-buffer.js';
-import { commitManifest, loadManifest, type LayerEntry, type Manifest, type ManifestDraft, type SourceIdentity } from './manifest.js';
-import type { VaultStorage } from './storage.js';
+import type { LayerEntry, Manifest, ManifestDraft, SourceIdentity } from './manifest.js';
+import { commitManifest, openManifest, refreshManifest, type ManifestHead } from './manifest-log.js';
+import { putBytes, type VaultStorage } from './storage.js';
 
 /** The vault location: --vault, else RECALL_VAULT. */
 export function resolveVaultLocation(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   const location = flag ?? env.RECALL_VAULT;
   if (location === undefined || location === '') {
-    throw new UsageError('no vault given', 'pass --vault ./recall-vault or set RECALL_VAULT (a directory; S3 vaults are not supported yet)');
+    throw new UsageError(
+      'no vault given',
+      'pass --vault ./recall-vault or set RECALL_VAULT (a directory; S3 vaults are not supported yet)',
+    );
   }
   return location;
 }
@@ -66,23 +68,32 @@ const OWN_TRANSACTIONS_DIR = 'state/own-transactions';
  */
 const ACKNOWLEDGED_PATH = 'state/acknowledged.json';
 
+/** The storage of a vault location, refused before any work if it cannot hold a vault. */
+export async function openStorage(location: string): Promise<VaultStorage> {
+  if (/^s3:\/\//i.test(location)) {
+    throw new UsageError(`S3 vaults are not supported yet: ${location}`, 'use a directory for --vault for now');
+  }
+  const storage = fsStorage(location);
+  await storage.assertUsable();
+  return storage;
+}
+
 /** An opened vault. */
 export class Vault {
   private verified = new Set<string>();
 
   private constructor(
     readonly storage: VaultStorage,
-    private current: { manifest: Manifest; hash: string } | undefined,
+    private current: ManifestHead | undefined,
   ) {}
 
-  /** Opens the vault at a location; it may be empty (before `recall init`). */
+  /**
+   * Opens the vault at a location; it may be empty (before `recall init`). Reads the
+   * newest manifest checkpoint and the records after it, and hashes no layer yet.
+   */
   static async open(location: string): Promise<Vault> {
-    if (/^s3:\/\//i.test(location)) {
-      throw new UsageError(`S3 vaults are not supported yet: ${location}`, 'use a directory for --vault for now');
-    }
-    const storage = fsStorage(location);
-    await storage.assertUsable();
-    return new Vault(storage, await loadManifest(storage));
+    const storage = await openStorage(location);
+    return new Vault(storage, await openManifest(storage));
   }
 
   /** A warning when others than its owner may read the vault, or undefined. */
@@ -108,11 +119,11 @@ export class Vault {
 
   /** Re-reads the newest manifest (another process may have committed since). */
   async refresh(): Promise<Manifest> {
-    this.current = await loadManifest(this.storage);
+    this.current = await refreshManifest(this.storage, this.current);
     return this.manifest;
   }
 
-  /** Commits the next manifest version. */
+  /** Commits the next manifest version: the log records only how the draft differs from the current one. */
   async commit(draft: ManifestDraft): Promise<Manifest> {
     this.current = await commitManifest(this.storage, this.current, draft);
     return this.current.manifest;
@@ -213,9 +224,7 @@ export class Vault {
 
   /** Writes a small JSON state file durably (through scratch, then into the vault). */
   private async writeState(path: string, value: unknown): Promise<void> {
-    const local = join(await this.storage.scratchDirectory(), `${path.replaceAll('/', '-')}-${process.pid}`);
-    await writeFile(local, JSON.stringify(value));
-    await this.storage.putFile(path, local);
+    await putBytes(this.storage, path, JSON.stringify(value));
   }
 
   /** A state file's value; null when it is absent or unreadable (state files are advisory). */

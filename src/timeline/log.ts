@@ -34,7 +34,7 @@ export interface LogOptions {
 
 /** The tenant's changes in (since, until], oldest first. */
 export async function log(options: LogOptions): Promise<LoggedChange[]> {
-  const reader = await VaultReader.open(options.vault, { future: options.future });
+  const reader = await VaultReader.open(options.vault, { future: options.future, tenant: options.tenant });
   try {
     const since = options.since === undefined ? reader.manifest.startLsn : await resolveSince(reader, options.since);
     const until = options.until === undefined ? reader.manifest.throughLsn : await reader.resolve(options.until);

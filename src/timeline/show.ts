@@ -27,7 +27,7 @@ export interface ShowOptions {
 
 /** The tenant's rows in every tenant-scoped table (or one) as of the point, ordered by table and key. */
 export async function show(options: ShowOptions): Promise<ShownRow[]> {
-  const reader = await VaultReader.open(options.vault, { future: options.future });
+  const reader = await VaultReader.open(options.vault, { future: options.future, tenant: options.tenant });
   try {
     const lsn = await reader.resolve(options.at);
     await reader.assertTenant(options.tenant);

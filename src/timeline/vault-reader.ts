@@ -4,7 +4,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { PointBeforeHistoryError, PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
 import { formatTableName, parseTableName } from '../source/index.js';
-import { fileList, openDuckDB, queryRows, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
+import { fileList, openDuckDB, queryRows, type LayerEntry, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
 import { formatLsn, type Lsn } from './lsn.js';
 import { describePoint, formatMicros, type Point } from './point.js';
 
@@ -26,7 +26,20 @@ export function vaultEnd(manifest: Manifest): FutureBound {
   return { lsn: acknowledged !== undefined && acknowledged > manifest.throughLsn ? acknowledged : manifest.throughLsn, of: 'vault' };
 }
 
-/** A DuckDB session over the vault's verified layers. */
+/**
+ * Whether a layer may hold rows of a tenant: its tenant range, as DuckDB computed it
+ * (VARCHAR order, which is the order of the UTF-8 bytes), covers the tenant.
+ */
+export function mayHoldTenant(layer: LayerEntry, tenant: string): boolean {
+  if (layer.minTenant === null || layer.maxTenant === null) return false;
+  const id = Buffer.from(tenant);
+  return Buffer.compare(Buffer.from(layer.minTenant), id) <= 0 && Buffer.compare(id, Buffer.from(layer.maxTenant)) <= 0;
+}
+
+/**
+ * A DuckDB session over the vault's layers that a read needs (all of them, or those
+ * that may hold one tenant's rows), each verified against its SHA-256 before first use.
+ */
 export class VaultReader {
   private closed = false;
 
@@ -39,21 +52,20 @@ export class VaultReader {
     private readonly future: FutureBound | undefined,
   ) {}
 
-  static async open(vault: Vault, options: { future?: FutureBound | undefined } = {}): Promise<VaultReader> {
+  /** With `tenant`, only layers that may hold its rows are read (and verified): a damaged layer of others does not stop the read. */
+  static async open(vault: Vault, options: { future?: FutureBound | undefined; tenant?: string } = {}): Promise<VaultReader> {
     const manifest = vault.manifest;
-    const files = await vault.layerFiles(manifest.layers);
+    const { tenant } = options;
+    const files = await vault.layerFiles(
+      tenant === undefined ? manifest.layers : manifest.layers.filter((layer) => mayHoldTenant(layer, tenant)),
+    );
     const duck = await openDuckDB(await vault.storage.scratchDirectory());
     return new VaultReader(vault, manifest, duck, files, options.future);
   }
 
-  /** read_parquet over every layer, or an empty relation if there are none. */
+  /** read_parquet over the reader's layers, or an empty relation if there are none. */
   get layersSql(): string {
-    if (this.files.length === 0) {
-      return `(SELECT NULL::UBIGINT AS commit_lsn, NULL::UINTEGER AS seq, NULL::TIMESTAMP AS commit_time, NULL::UBIGINT AS xid,
-                      NULL::VARCHAR AS "table", NULL::VARCHAR AS op, NULL::VARCHAR AS tenant, NULL::VARCHAR AS "key",
-                      NULL::UINTEGER AS schema_id, NULL::VARCHAR AS "row", NULL::VARCHAR AS context WHERE false)`;
-    }
-    return `read_parquet(${fileList(this.files)})`;
+    return layersSql(this.files);
   }
 
   /** The LSN bound of a point: every commit at or below it is part of the state at the point. */
@@ -79,18 +91,14 @@ export class VaultReader {
           throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
         if (point.micros < m.startTime)
           throw new PointBeforeHistoryError(`${formatMicros(point.micros)} is before the history starts`, start);
-        const [row] = await queryRows(
-          this.duck,
-          `SELECT max(commit_lsn) AS lsn FROM ${this.layersSql} WHERE commit_time <= make_timestamp($1::BIGINT)`,
-          [point.micros],
-        );
-        return (row?.lsn as bigint | null) ?? m.startLsn;
+        return this.lastCommitAt(point.micros);
       }
       case 'before-txn': {
         // A 32-bit xid (as BEGIN and txid wraparound-era tools show it) matches the low half.
+        // Any layer may hold the transaction, whichever tenants it touched.
         const [row] = await queryRows(
           this.duck,
-          `SELECT min(commit_lsn) AS lsn FROM ${this.layersSql} WHERE xid = $1 OR ($1 < 4294967296 AND xid % 4294967296 = $1)`,
+          `SELECT min(commit_lsn) AS lsn FROM ${layersSql(await this.vault.layerFiles(m.layers))} WHERE xid = $1 OR ($1 < 4294967296 AND xid % 4294967296 = $1)`,
           [point.xid],
         );
         const lsn = row?.lsn as bigint | null;
@@ -103,6 +111,30 @@ export class VaultReader {
         return lsn - 1n;
       }
     }
+  }
+
+  /**
+   * The greatest commit LSN whose commit time is at or before `micros`, over every
+   * tenant's commits. The manifest's time ranges answer for whole layers; only layers
+   * that straddle the time are read, so a read at a point touches few files.
+   */
+  private async lastCommitAt(micros: bigint): Promise<Lsn> {
+    let best: Lsn | undefined;
+    for (const layer of this.manifest.layers)
+      if (layer.maxTime <= micros && (best === undefined || layer.maxLsn > best)) best = layer.maxLsn;
+    const straddling = this.manifest.layers.filter(
+      (layer) => layer.minTime <= micros && layer.maxTime > micros && (best === undefined || layer.maxLsn > best),
+    );
+    if (straddling.length > 0) {
+      const [row] = await queryRows(
+        this.duck,
+        `SELECT max(commit_lsn) AS lsn FROM ${layersSql(await this.vault.layerFiles(straddling))} WHERE commit_time <= make_timestamp($1::BIGINT)`,
+        [micros],
+      );
+      const found = row?.lsn as bigint | null | undefined;
+      if (found !== null && found !== undefined && (best === undefined || found > best)) best = found;
+    }
+    return best ?? this.manifest.startLsn;
   }
 
   /** Refuses a tenant that never appears in the history. */
@@ -156,4 +188,14 @@ export class VaultReader {
 /** The layout a table had at an LSN in a manifest's schema history (its newest version at or before it). */
 export function layoutAt(manifest: Manifest, table: string, lsn: Lsn): SchemaVersion | undefined {
   return manifest.schemas.filter((version) => version.table === table && version.sinceLsn <= lsn).at(-1);
+}
+
+/** read_parquet over layer files, or an empty relation if there are none. */
+function layersSql(files: readonly string[]): string {
+  if (files.length === 0) {
+    return `(SELECT NULL::UBIGINT AS commit_lsn, NULL::UINTEGER AS seq, NULL::TIMESTAMP AS commit_time, NULL::UBIGINT AS xid,
+                      NULL::VARCHAR AS "table", NULL::VARCHAR AS op, NULL::VARCHAR AS tenant, NULL::VARCHAR AS "key",
+                      NULL::UINTEGER AS schema_id, NULL::VARCHAR AS "row", NULL::VARCHAR AS context WHERE false)`;
+  }
+  return `read_parquet(${fileList(files)})`;
 }

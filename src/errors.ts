@@ -108,6 +108,9 @@ export class VaultMismatchError extends errorKind('vault-of-another-source', Exi
 /** A vault file failed its checksum, the manifest chain is broken, or LSNs have a gap. */
 export class VaultCorruptError extends errorKind('vault-corrupt', ExitCode.operational) {}
 
+/** `recall verify --vault` found damaged, missing or altered files; each is listed. */
+export class VaultFaultsError extends errorKind('vault-faults', ExitCode.mismatch) {}
+
 /** Another writer committed a manifest version first: two captures on one vault. */
 export class VaultConflictError extends errorKind('vault-conflict', ExitCode.operational) {}
 

@@ -17,11 +17,14 @@ import {
 import { Vault, resolveMemoryLimit, resolveVaultLocation, setMemoryBudget } from '../vault/index.js';
 import { printableLines } from './terminal-text.js';
 
-/** Adds --source, --vault, --config and --json. */
-export function commonOptions(command: Command): Command {
+/** Adds --source, --vault (a command may take it with an optional path), --config and --json. */
+export function commonOptions(
+  command: Command,
+  vault: { flags: string; description: string } = { flags: '--vault <path>', description: 'the vault directory' },
+): Command {
   return command
     .option('--source <url>', "the source database: postgres://user@host:5432/db, or libpq settings 'host=… port=… dbname=… user=…'")
-    .option('--vault <path>', 'the vault directory')
+    .option(vault.flags, vault.description)
     .option('--config <file>', 'tenancy and policies; else RECALL_CONFIG, else ./recall.yml if there is one')
     .option(
       '--memory-limit <size>',

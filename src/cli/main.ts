@@ -66,6 +66,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     .requiredOption('--at <point>', POINT_FORMS)
     .action(run(() => import('./show.js')));
 
+  commonOptions(program.command('verify'), {
+    flags: '--vault [path]',
+    description: "check the vault alone: every manifest file of the chain and every live layer's SHA-256 (the path, else RECALL_VAULT)",
+  })
+    .description('check what the history rests on; exit 3 listing each fault')
+    .action(run(() => import('./verify.js')));
+
   const applyOptions = (command: Command): Command =>
     command
       .option(
@@ -118,7 +125,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 Connection: --source URL or key=value settings, else RECALL_SOURCE, else DATABASE_URL, else libpq's PG* variables
 (PGPASSWORD and PGPASSFILE supply a password the string leaves out).
 Vault: --vault PATH, else RECALL_VAULT.
-Exit codes: 0 success, 1 operational error, 2 bad usage or input, 3 mismatch or unresolved conflicts,
+Exit codes: 0 success, 1 operational error, 2 bad usage or input, 3 mismatch, unresolved conflicts or a vault fault,
 130 restore or undo stopped by SIGINT/SIGTERM before every tenant was written (each one committed whole or untouched).`,
   );
 

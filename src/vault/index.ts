@@ -2,6 +2,7 @@
 // storage) and the embedded DuckDB that reads and writes it.
 
 export { Vault, resolveVaultLocation, type CaptureFailure, type SlotClaim } from './vault.js';
+export { verifyVault, type VaultCheck, type VaultFault } from './verify-vault.js';
 export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, SourceIdentity } from './manifest.js';
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
 export { LayerBuffer, hashFile } from './layer-buffer.js';

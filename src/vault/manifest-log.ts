@@ -199,7 +199,9 @@ function stateOf(
   }
   return {
     format: 1,
-    ...meta,
+    version: meta.version,
+    previous: meta.previous,
+    createdAt: meta.createdAt,
     source,
     startLsn,
     startTime,

@@ -1,0 +1,237 @@
+// The manifest log on a real vault directory: records and checkpoints round-trip to
+// the state callers see; a second writer is refused; over thousands of commits the
+// bytes a commit writes and the bytes opening reads stay flat; and tampering with the
+// newest record, an older record, the middle of the chain or a checkpoint is caught,
+// by opening where it reads the file and by `recall verify --vault` (exit 3, naming it).
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Vault, verifyVault } from '../src/index.js';
+import { VaultConflictError, VaultCorruptError } from '../src/errors.js';
+import { fsStorage } from '../src/vault/fs-storage.js';
+import { CHECKPOINT_RECORDS, checkpointPath, openManifest, POINTER_PATH, recordPath } from '../src/vault/manifest-log.js';
+import { runRecall } from './harness/recall.js';
+import { countingStorage, syntheticDraft } from './harness/synthetic-commits.js';
+
+const FIXTURE = resolve(import.meta.dirname, 'fixtures/vault-0.1.0-d739749');
+const scratch = mkdtempSync(join(tmpdir(), 'recall-manifest-log-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+let copies = 0;
+
+async function commits(vault: Vault, from: number, to: number): Promise<void> {
+  for (let n = from; n <= to; n++) await vault.commit(syntheticDraft(vault, n));
+}
+
+/** Total bytes of the manifest's files. */
+function manifestBytes(directory: string): number {
+  const walk = (path: string): number =>
+    readdirSync(path, { withFileTypes: true }).reduce((sum, entry) => {
+      const child = join(path, entry.name);
+      return sum + (entry.isDirectory() ? walk(child) : statSync(child).size);
+    }, 0);
+  return walk(join(directory, 'manifest'));
+}
+
+/** What opening the vault reads. */
+async function openCost(directory: string): Promise<{ reads: number; bytesRead: number; lists: number; namesListed: number }> {
+  const { storage, counts } = countingStorage(fsStorage(directory));
+  await openManifest(storage);
+  return counts;
+}
+
+/** A fresh copy of a vault directory to damage. */
+function copyOf(directory: string): string {
+  const copy = join(scratch, `copy-${++copies}`);
+  cpSync(directory, copy, { recursive: true });
+  return copy;
+}
+
+async function openFails(directory: string, pattern: RegExp): Promise<void> {
+  await assert.rejects(Vault.open(directory), (error: unknown) => {
+    assert.ok(error instanceof VaultCorruptError, String(error));
+    assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+/** `recall verify --vault` exits 3 and names each file in a fault line. */
+async function verifyFinds(directory: string, files: readonly string[]): Promise<void> {
+  const run = await runRecall(['verify', '--vault', directory], { ...process.env, NO_COLOR: '1' });
+  assert.equal(run.code, 3, run.stderr);
+  for (const file of files) assert.match(run.stdout, new RegExp(`^fault +${file.replaceAll('.', '\\.')}: `, 'm'), run.stdout);
+  assert.match(run.stderr, /^recall: the vault .+ has \d+ faults?, in /m);
+}
+
+/** Rewrites a sealed JSON file through `edit`, keeping its old seal (a naive edit) or sealing it again (a deliberate one). */
+function editSealed(path: string, edit: (body: Record<string, unknown>) => void, reseal: boolean): void {
+  const { seal, ...body } = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  edit(body);
+  const text = JSON.stringify(body);
+  const newSeal = reseal ? createHash('sha256').update(text).digest('hex') : seal;
+  writeFileSync(path, `${text.slice(0, -1)},"seal":"${String(newSeal)}"}\n`);
+}
+
+describe('the manifest log', () => {
+  const base = join(scratch, 'base');
+  const TOTAL = 250;
+  before(async () => {
+    const vault = await Vault.open(base);
+    await commits(vault, 1, TOTAL);
+  });
+
+  test('records fold to the state the writer holds; checkpoints at 1, then every 100 records, named by the pointer', async () => {
+    const writer = await Vault.open(base);
+    const reopened = await Vault.open(base);
+    assert.deepStrictEqual(reopened.manifest, writer.manifest);
+    assert.equal(reopened.manifest.version, TOTAL);
+    assert.deepStrictEqual(readdirSync(join(base, 'manifest', 'checkpoints')), [
+      '000000000001.json',
+      '000000000101.json',
+      '000000000201.json',
+    ]);
+    assert.equal((JSON.parse(readFileSync(join(base, POINTER_PATH), 'utf8')) as { version: number }).version, 201);
+    // A record holds only what changed: one layer added, the LSNs.
+    const record = JSON.parse(readFileSync(join(base, recordPath(TOTAL - 1)), 'utf8')) as Record<string, unknown>;
+    assert.deepStrictEqual(Object.keys(record.set as object).sort(), ['acknowledgedLsn', 'throughLsn', 'throughTime']);
+    assert.equal((record.addLayers as unknown[]).length, 1);
+    assert.deepStrictEqual([record.removeLayers, record.putSchemas], [[], []]);
+    const check = await verifyVault(base);
+    assert.deepStrictEqual(
+      check.faults.filter((fault) => !/^layers\/delta\/.+ is missing/.test(`${fault.file} ${fault.problem}`)),
+      [],
+      'no fault but the synthetic layers, which have no files',
+    );
+    assert.deepStrictEqual(check.manifest, { legacyVersions: 0, records: TOTAL, checkpoints: 3 });
+  });
+
+  test('without the pointer, opening finds the newest checkpoint by listing the checkpoints', async () => {
+    const copy = copyOf(base);
+    unlinkSync(join(copy, POINTER_PATH));
+    assert.deepStrictEqual((await Vault.open(copy)).manifest, (await Vault.open(base)).manifest);
+  });
+
+  test('a second writer is refused, and a reader catches up with the records since it opened', async () => {
+    const copy = copyOf(base);
+    const first = await Vault.open(copy);
+    const second = await Vault.open(copy);
+    await first.commit(syntheticDraft(first, TOTAL + 1));
+    await assert.rejects(second.commit(syntheticDraft(second, TOTAL + 1)), VaultConflictError);
+    assert.deepStrictEqual(await second.refresh(), first.manifest);
+  });
+
+  test('thousands of commits: bytes written per commit and bytes read on open stay flat', async (t) => {
+    const directory = join(scratch, 'long');
+    const vault = await Vault.open(directory);
+    const window = 500;
+    const written: number[] = [];
+    const opened: Awaited<ReturnType<typeof openCost>>[] = [];
+    let bytes = 0;
+    for (let end = window; end <= 3000; end += window) {
+      await commits(vault, end - window + 1, end);
+      const now = manifestBytes(directory);
+      written.push((now - bytes) / window);
+      bytes = now;
+      opened.push(await openCost(directory));
+    }
+    t.diagnostic(`manifest bytes written per commit, per 500 commits: ${written.map(Math.round).join(', ')}`);
+    t.diagnostic(
+      `opening reads (bytes/files/names listed): ${opened.map((cost) => `${cost.bytesRead}/${cost.reads}/${cost.namesListed}`).join(', ')}`,
+    );
+    const [first, ...rest] = written.slice(1); // the first window holds the vault's start
+    for (const perCommit of rest) assert.ok(perCommit <= first! * 1.5, `bytes per commit ${written.join(', ')}`);
+    assert.ok(first! < 4096, `a commit writes about a record and a hundredth of a checkpoint (${first} bytes)`);
+    const reads = opened.map((cost) => cost.bytesRead);
+    for (const cost of opened) {
+      assert.ok(cost.reads <= CHECKPOINT_RECORDS + 2, `files read on open: ${cost.reads}`);
+      assert.ok(cost.lists <= 3 && cost.namesListed <= 2000, `listed on open: ${cost.lists} lists, ${cost.namesListed} names`);
+      assert.ok(cost.bytesRead <= Math.min(...reads.slice(1)) * 1.5 + 65_536, `bytes read on open: ${reads.join(', ')}`);
+    }
+  });
+
+  test('removing a layer entry from the newest record: opening fails naming it, so does verify', async () => {
+    const copy = copyOf(base);
+    const newest = recordPath(TOTAL);
+    editSealed(join(copy, newest), (body) => (body.addLayers as unknown[]).shift(), false);
+    await openFails(copy, new RegExp(`manifest file ${newest.replaceAll('.', '\\.')} in .+ fails its seal`));
+    await verifyFinds(copy, [newest]);
+  });
+
+  test('an older record with another row count: verify names it, and resealed, the record after it and the checkpoint', async () => {
+    const older = recordPath(150);
+    const rows = (body: Record<string, unknown>): void => {
+      (body.addLayers as { rows: number }[])[0]!.rows += 1;
+    };
+    const naive = copyOf(base);
+    editSealed(join(naive, older), rows, false);
+    assert.ok((await Vault.open(naive)).initialized, 'opening reads only what follows the newest checkpoint');
+    await verifyFinds(naive, [older]);
+    const deliberate = copyOf(base);
+    editSealed(join(deliberate, older), rows, true);
+    await verifyFinds(deliberate, [recordPath(151)]);
+    // After the newest checkpoint, opening itself reads the record.
+    const recent = copyOf(base);
+    editSealed(join(recent, recordPath(230)), rows, true);
+    await openFails(recent, /000000000231\.json in .+ does not chain to version 230/);
+  });
+
+  test('a record deleted from the middle: opening fails after the newest checkpoint, verify anywhere', async () => {
+    const recent = copyOf(base);
+    unlinkSync(join(recent, recordPath(230)));
+    await openFails(recent, /000000000230\.json in .+ is missing, though record 231 exists/);
+    await verifyFinds(recent, [recordPath(230)]);
+    const old = copyOf(base);
+    unlinkSync(join(old, recordPath(120)));
+    await verifyFinds(old, [recordPath(120)]);
+  });
+
+  test('a corrupt checkpoint: opening fails naming it, verify too', async () => {
+    const copy = copyOf(base);
+    const path = join(copy, checkpointPath(201));
+    const damaged = readFileSync(path);
+    damaged[Math.floor(damaged.length / 2)]! ^= 0x01;
+    writeFileSync(path, damaged);
+    await openFails(copy, /checkpoints\/000000000201\.json in .+ does not match the SHA-256 that manifest\/_last_checkpoint records/);
+    await verifyFinds(copy, [checkpointPath(201), POINTER_PATH]);
+    // A checkpoint edited and sealed again still differs from the records before it.
+    const resealed = copyOf(base);
+    editSealed(join(resealed, checkpointPath(101)), (body) => ((body.state as { layers: unknown[] }).layers.length = 0), true);
+    await verifyFinds(resealed, [checkpointPath(101)]);
+  });
+});
+
+describe('a vault of release 0.1.0', () => {
+  test('is read as it is, verified, and continued by a record chained to its newest version', async () => {
+    const directory = copyOf(FIXTURE);
+    assert.deepStrictEqual((await verifyVault(directory)).faults, []);
+    const vault = await Vault.open(directory);
+    const before = vault.manifest;
+    assert.equal(before.version, 2);
+    await vault.commit({ ...before, throughLsn: before.throughLsn + 1n, acknowledgedLsn: before.throughLsn + 100n });
+    assert.ok(statSync(join(directory, recordPath(3))).isFile() && statSync(join(directory, checkpointPath(3))).isFile());
+    const reopened = (await Vault.open(directory)).manifest;
+    assert.deepStrictEqual(
+      { ...reopened, version: 0, previous: null, createdAt: '' },
+      {
+        ...before,
+        format: 1,
+        version: 0,
+        previous: null,
+        createdAt: '',
+        throughLsn: before.throughLsn + 1n,
+        acknowledgedLsn: before.throughLsn + 100n,
+      },
+    );
+    const check = await verifyVault(directory);
+    assert.deepStrictEqual([check.faults, check.manifest], [[], { legacyVersions: 2, records: 1, checkpoints: 1 }]);
+    // The link to 0.1.0's chain is checked too.
+    writeFileSync(
+      join(directory, 'manifest', '000000000002.json'),
+      readFileSync(join(directory, 'manifest', '000000000002.json'), 'utf8').replace('"rows": 3', '"rows": 4'),
+    );
+    await verifyFinds(directory, [recordPath(3)]);
+  });
+});

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { Vault } from '../src/index.js';
 import { fixture, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import {
@@ -35,19 +36,25 @@ function seed(): number {
   return Number.isInteger(given) && given > 0 ? given : Math.floor(Math.random() * 2 ** 31);
 }
 
-function manifestVersions(f: Fixture): number {
-  return readdirSync(join(f.vault, 'manifest')).filter((name) => /^\d{12}\.json$/.test(name)).length;
+/** The manifest's records, one per commit, read as files. */
+function manifestRecords(f: Fixture): { addLayers: { path: string }[] }[] {
+  const log = join(f.vault, 'manifest', 'log');
+  return readdirSync(log).flatMap((directory) =>
+    readdirSync(join(log, directory))
+      .filter((name) => /^\d{12}\.json$/.test(name))
+      .map((name) => JSON.parse(readFileSync(join(log, directory, name), 'utf8')) as { addLayers: { path: string }[] }),
+  );
 }
 
-/** The vault's `throughLsn` from its newest manifest version, read the way an outsider would. */
-function vaultThroughLsn(f: Fixture): bigint {
-  const newest = readdirSync(join(f.vault, 'manifest'))
-    .filter((name) => /^\d{12}\.json$/.test(name))
-    .sort()
-    .at(-1);
-  assert.ok(newest !== undefined, 'the vault has no manifest');
-  const manifest = JSON.parse(readFileSync(join(f.vault, 'manifest', newest), 'utf8')) as { throughLsn: string };
-  return BigInt(manifest.throughLsn.replace(/n$/, ''));
+function manifestVersions(f: Fixture): number {
+  return manifestRecords(f).length;
+}
+
+/** The vault's `throughLsn` as a command opening it finds it. */
+async function vaultThroughLsn(f: Fixture): Promise<bigint> {
+  const vault = await Vault.open(f.vault);
+  assert.ok(vault.initialized, 'the vault has no manifest');
+  return vault.manifest.throughLsn;
 }
 
 function parseLsn(text: string): bigint {
@@ -70,11 +77,7 @@ async function slotConfirmedLsn(f: Fixture): Promise<bigint> {
 
 /** Layer files that no manifest version lists: left by a capture killed between writing a layer and committing it. */
 function orphanLayers(f: Fixture): number {
-  const listed = new Set<string>();
-  for (const name of readdirSync(join(f.vault, 'manifest')).filter((entry) => /^\d{12}\.json$/.test(entry))) {
-    const manifest = JSON.parse(readFileSync(join(f.vault, 'manifest', name), 'utf8')) as { layers: { path: string }[] };
-    for (const layer of manifest.layers) listed.add(layer.path);
-  }
+  const listed = new Set(manifestRecords(f).flatMap((record) => record.addLayers.map((layer) => layer.path)));
   const deltas = readdirSync(join(f.vault, 'layers', 'delta')).map((name) => `layers/delta/${name}`);
   return deltas.filter((path) => !listed.has(path)).length;
 }
@@ -184,7 +187,7 @@ for (const major of testMajors('all')) {
         await f.cluster.kill9();
         const streamsBeforeCrash = capture.count(STREAMING);
         const flushesBeforeCrash = capture.count(FLUSHED);
-        const vaultAtCrash = vaultThroughLsn(f);
+        const vaultAtCrash = await vaultThroughLsn(f);
         await f.cluster.start();
         // The slot's position is saved lazily: after a crash it can be behind what was acknowledged,
         // and the server sends those transactions again (the vault must skip them).

@@ -3,13 +3,17 @@
 // reads as before: its tenant `42n`, its column default `7n`, its rows and changes.
 // The fixture was made by that release's init and capture; it is copied before use.
 // Capturing into such a vault needs its own source, so the second part makes one of
-// that shape on a live server: a vault whose manifest lacks the new fields.
+// that shape on a live server: one full manifest version lacking the new fields,
+// which the first commit continues as a manifest log. `verify --vault` checks both.
 
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { Vault } from '../src/index.js';
+import { jsonText } from '../src/vault/manifest.js';
+import { checkpointPath, recordPath } from '../src/vault/manifest-log.js';
 import { fixture, jsonLines, runRecall } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { endAfterSuite } from './harness/workload.js';
@@ -46,6 +50,16 @@ describe('a vault of the previous release', () => {
     assert.equal(jsonLines(before.stdout).length, 1, before.stderr);
   });
 
+  test('verify --vault walks its chain and hashes its layers', async () => {
+    const verified = await runRecall(['verify', '--vault', '--json'], env);
+    assert.equal(verified.code, 0, verified.stderr);
+    const check = JSON.parse(verified.stdout) as { manifest: unknown; layers: { checked: number }; faults: unknown[] };
+    assert.deepStrictEqual(
+      [check.manifest, check.layers.checked, check.faults],
+      [{ legacyVersions: 2, records: 0, checkpoints: 0 }, 2, []],
+    );
+  });
+
   test('status reads it without a source', async () => {
     const status = await runRecall(['status', '--json'], env);
     assert.equal(status.code, 0, status.stderr);
@@ -62,11 +76,11 @@ for (const major of testMajors('one')) {
       const f = await fixture(major, `CREATE TABLE tenants (id text PRIMARY KEY); INSERT INTO tenants VALUES ('acme');`);
       fixtures.push(f);
       assert.equal((await f.recall(['init', '--slot', 'recall'])).code, 0);
-      // As the previous release wrote it: no acknowledged position, no state files.
-      const first = join(f.vault, 'manifest', '000000000001.json');
-      const manifest = JSON.parse(readFileSync(first, 'utf8')) as Record<string, unknown>;
-      delete manifest.acknowledgedLsn;
-      writeFileSync(first, `${JSON.stringify(manifest, null, 2)}\n`);
+      // As the previous release wrote it: one full manifest version, no acknowledged position, no state files.
+      const { acknowledgedLsn: _dropped, ...manifest } = (await Vault.open(f.vault)).manifest;
+      rmSync(join(f.vault, 'manifest'), { recursive: true });
+      mkdirSync(join(f.vault, 'manifest'));
+      writeFileSync(join(f.vault, 'manifest', '000000000001.json'), `${jsonText({ ...manifest, previous: null }, 2)}\n`);
       rmSync(join(f.vault, 'state'), { recursive: true, force: true });
 
       await f.db.query(`INSERT INTO tenants VALUES ('globex')`);
@@ -77,8 +91,13 @@ for (const major of testMajors('one')) {
       assert.equal(jsonLines(shown.stdout).length, 1, shown.stderr);
       const status = JSON.parse((await f.recall(['status', '--json'])).stdout) as { missingHistory: unknown; slot: { name: string } };
       assert.deepStrictEqual([status.slot.name, status.missingHistory], ['recall', null]);
-      const newest = JSON.parse(readFileSync(join(f.vault, 'manifest', '000000000002.json'), 'utf8')) as { acknowledgedLsn?: string };
-      assert.match(newest.acknowledgedLsn ?? '', /^\d+n$/, 'the next flush records its acknowledged position');
+      // The first commit continues 0.1.0's chain as a record, with a checkpoint, and records its acknowledged position.
+      const record = JSON.parse(readFileSync(join(f.vault, recordPath(2)), 'utf8')) as { set: { acknowledgedLsn?: string } };
+      assert.match(record.set.acknowledgedLsn ?? '', /^\d+n$/, 'the next flush records its acknowledged position');
+      assert.ok(existsSync(join(f.vault, checkpointPath(2))), 'and writes a checkpoint at once');
+      const verified = await f.recall(['verify', '--vault']);
+      assert.equal(verified.code, 0, verified.stdout);
+      assert.match(verified.stdout, /1 versions of release 0\.1\.0/);
     });
   });
 }

@@ -54,7 +54,7 @@ async function sourceState(client: pg.Client): Promise<{ publications: string[];
 /** The manifest versions in a vault directory (none if it does not exist). */
 function manifests(vault: string): string[] {
   const directory = join(vault, 'manifest');
-  return existsSync(directory) ? readdirSync(directory).sort() : [];
+  return existsSync(directory) ? readdirSync(directory, { recursive: true, encoding: 'utf8' }).sort() : [];
 }
 
 describe(`bad input on PostgreSQL ${MAJOR}`, () => {

@@ -93,7 +93,9 @@ describe(`recall.yml on PostgreSQL ${MAJOR}`, () => {
       `SELECT 'slot ' || slot_name AS name FROM pg_replication_slots UNION ALL SELECT 'publication ' || pubname FROM pg_publication ORDER BY 1`,
     );
     const rows = await f.db.query<{ r: string }>('SELECT row_to_json(i)::text AS r FROM issues i ORDER BY id');
-    const manifests = existsSync(join(f.vault, 'manifest')) ? readdirSync(join(f.vault, 'manifest')).sort() : [];
+    const manifests = existsSync(join(f.vault, 'manifest'))
+      ? readdirSync(join(f.vault, 'manifest'), { recursive: true, encoding: 'utf8' }).sort()
+      : [];
     return { objects: objects.rows.map((row) => row.name), rows: rows.rows.map((row) => row.r), manifests };
   }
 
@@ -146,7 +148,7 @@ describe(`recall.yml on PostgreSQL ${MAJOR}`, () => {
       assert.deepEqual([...new Set(tables)].sort(), ['"Billing"."Invoices"', 'public.accounts', 'public.events', 'public.issues']);
       assert.equal(tables.filter((table) => table === 'public.events').length, 2);
       assert.ok(!tables.includes('public.countries'), 'countries is global');
-      versions = readdirSync(join(f.vault, 'manifest')).sort();
+      versions = readdirSync(join(f.vault, 'manifest'), { recursive: true, encoding: 'utf8' }).sort();
     });
   });
 
@@ -243,7 +245,7 @@ describe(`recall.yml on PostgreSQL ${MAJOR}`, () => {
       const guards = await f.db.query(`SELECT tgname FROM pg_trigger WHERE tgname = 'recall_guard'`);
       assert.deepEqual(guards.rows, [], 'no guard trigger was left behind');
       assert.deepEqual(await state(), before);
-      assert.deepEqual(readdirSync(join(f.vault, 'manifest')).sort(), versions);
+      assert.deepEqual(readdirSync(join(f.vault, 'manifest'), { recursive: true, encoding: 'utf8' }).sort(), versions);
     });
 
     test('every command honours --config, RECALL_CONFIG and ./recall.yml; a named file must exist', async () => {

@@ -13,7 +13,7 @@ const SCHEMA = `CREATE TABLE tenants (id text PRIMARY KEY, plan text); INSERT IN
 
 const manifests = (vault: string): string[] => {
   try {
-    return readdirSync(join(vault, 'manifest')).filter((name) => name.endsWith('.json'));
+    return readdirSync(join(vault, 'manifest'), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.json'));
   } catch {
     return [];
   }

@@ -57,7 +57,7 @@ for (const major of testMajors('one')) {
       assert.equal((await f.recall(['uninstall'])).code, 2, 'no terminal and no --yes: exit 2');
       assert.deepStrictEqual(await state(), before);
 
-      const vaultFiles = readdirSync(join(f.vault, 'manifest'));
+      const vaultFiles = readdirSync(join(f.vault, 'manifest'), { recursive: true, encoding: 'utf8' });
       const first = await f.recall(['uninstall', '--yes']);
       assert.equal(first.code, 0, first.stderr);
       assert.match(
@@ -65,7 +65,11 @@ for (const major of testMajors('one')) {
         /^kept: the DDL hook and the recall schema, which the slots recall_postgres_[0-9a-f]{8} of other vaults use$/m,
       );
       assert.deepStrictEqual(await state(), { slots: 1, publications: 1, guards: 0, hooks: 1, schemas: 1 });
-      assert.deepStrictEqual(readdirSync(join(f.vault, 'manifest')), vaultFiles, 'the vault is untouched');
+      assert.deepStrictEqual(
+        readdirSync(join(f.vault, 'manifest'), { recursive: true, encoding: 'utf8' }),
+        vaultFiles,
+        'the vault is untouched',
+      );
       const shown = await f.recall(['show', '--tenant', 'a', '--at', 'now', '--table', 'items', '--json']);
       assert.equal(jsonLines(shown.stdout).length, 1, 'its history is still readable');
 

@@ -157,12 +157,12 @@ describe(`vault paths that cannot hold a vault, on PostgreSQL ${MAJOR}`, () => {
       }
       try {
         execFileSync('mount', ['-o', 'remount,bind,ro', mountPoint], { stdio: 'pipe' });
-        const before = readdirSync(join(vault, 'manifest'));
+        const before = readdirSync(join(vault, 'manifest'), { recursive: true, encoding: 'utf8' });
         const slots = await sourceState();
         for (const args of everyCommand(vault)) {
           refused(await run(args), vault, /is on a read-only file system/, /^hint: remount it read-write, or copy the vault/m);
         }
-        assert.deepEqual(readdirSync(join(vault, 'manifest')), before);
+        assert.deepEqual(readdirSync(join(vault, 'manifest'), { recursive: true, encoding: 'utf8' }), before);
         assert.deepEqual(await sourceState(), slots, 'no slot or publication came or went');
       } finally {
         execFileSync('umount', [mountPoint], { stdio: 'pipe' });

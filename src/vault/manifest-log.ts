@@ -468,23 +468,26 @@ export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
   const versions = (kind: 'record' | 'checkpoint' | 'legacy'): number[] =>
     files.filter((file) => file.kind === kind).map((file) => file.version);
   const legacy = versions('legacy');
-  const records = versions('record');
-  const checkpoints = new Map<number, { data: Buffer; checkpoint: Checkpoint | undefined }>();
-  for (const version of versions('checkpoint')) {
+  const records = new Set(versions('record'));
+  const checkpoints = new Set(versions('checkpoint'));
+  const newestLegacy = legacy.reduce((a, b) => Math.max(a, b), 0);
+  const newest = [...records].reduce((a, b) => Math.max(a, b), newestLegacy);
+  // Each checkpoint is read when the walk reaches its version; later records and the pointer name it by its SHA-256.
+  const checkpointHashes = new Map<number, string>();
+  const readCheckpointAt = async (version: number): Promise<{ data: Buffer; checkpoint: Checkpoint | undefined } | undefined> => {
     const path = checkpointPath(version);
     const data = await storage.read(path);
-    if (data === undefined) continue;
-    let checkpoint: Checkpoint | undefined;
+    if (data === undefined) return undefined;
+    checkpointHashes.set(version, sha256(data));
     try {
-      checkpoint = decodeCheckpoint(path, data, version);
+      return { data, checkpoint: decodeCheckpoint(path, data, version) };
     } catch (error) {
       if (!(error instanceof ManifestFault)) throw error;
       faults.push(error);
+      return { data, checkpoint: undefined };
     }
-    checkpoints.set(version, { data, checkpoint });
-  }
+  };
 
-  const newest = Math.max(0, ...legacy, ...records);
   const firstVersion = 1;
   let manifest: Manifest | undefined;
   // The hash the next version must name; undefined after a missing file, whose hash is unknown.
@@ -493,8 +496,9 @@ export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
   let known = true;
   const mismatched = new Set<number>();
   for (let version = firstVersion; version <= newest; version++) {
-    const isLegacy = version <= Math.max(0, ...legacy);
+    const isLegacy = version <= newestLegacy;
     const path = isLegacy ? legacyPath(version) : recordPath(version);
+    const checkpoint = checkpoints.has(version) && !isLegacy ? (await readCheckpointAt(version))?.checkpoint : undefined;
     const data = await storage.read(path);
     if (data === undefined) {
       faults.push(new ManifestFault(path, `is missing, though version ${newest} exists: the chain has a gap`));
@@ -511,14 +515,13 @@ export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
         const record = decodeRecord(path, data, version);
         if (hash !== undefined && record.previous !== hash) throw new ManifestFault(path, `does not chain to version ${version - 1}`);
         const ref = record.checkpoint;
-        const named = ref === null ? undefined : checkpoints.get(ref.version);
-        if (ref !== null && named !== undefined && sha256(named.data) !== ref.sha256 && !mismatched.has(ref.version)) {
+        const named = ref === null ? undefined : checkpointHashes.get(ref.version);
+        if (ref !== null && named !== undefined && named !== ref.sha256 && !mismatched.has(ref.version)) {
           mismatched.add(ref.version);
           faults.push(new ManifestFault(checkpointPath(ref.version), `differs from the checkpoint that record ${version} names`));
         }
         if (known) manifest = applyRecord(path, manifest, record);
       }
-      const checkpoint = checkpoints.get(version)?.checkpoint;
       if (checkpoint !== undefined && known) {
         if (checkpoint.record !== sha256(data))
           faults.push(new ManifestFault(checkpointPath(version), `does not name the SHA-256 of ${path}`));
@@ -533,18 +536,19 @@ export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
     }
     hash = sha256(data);
   }
-  for (const version of checkpoints.keys()) {
-    if (!records.includes(version))
+  for (const version of checkpoints) {
+    if (!records.has(version) || version <= newestLegacy) {
+      await readCheckpointAt(version);
       faults.push(new ManifestFault(checkpointPath(version), `names version ${version}, which the log does not hold`));
+    }
   }
   const pointer = await storage.read(POINTER_PATH);
   if (pointer !== undefined) {
     try {
       const named = decodePointer(pointer);
-      const target = checkpoints.get(named.version);
+      const target = checkpointHashes.get(named.version);
       if (target === undefined) throw new ManifestFault(POINTER_PATH, `names checkpoint ${named.version}, which is missing`);
-      if (sha256(target.data) !== named.sha256)
-        throw new ManifestFault(POINTER_PATH, `does not match the SHA-256 of checkpoint ${named.version}`);
+      if (target !== named.sha256) throw new ManifestFault(POINTER_PATH, `does not match the SHA-256 of checkpoint ${named.version}`);
     } catch (error) {
       if (!(error instanceof ManifestFault)) throw error;
       faults.push(error);
@@ -554,7 +558,7 @@ export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
     manifest: known ? manifest : undefined,
     faults,
     legacyVersions: legacy.length,
-    records: records.length,
+    records: records.size,
     checkpoints: checkpoints.size,
   };
 }

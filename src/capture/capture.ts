@@ -1,12 +1,14 @@
 // `recall capture`: streams the slot into the vault. Changes are staged per
-// transaction and written as a delta layer at transaction boundaries at least
-// every second; the slot is acknowledged only up to the last commit whose layer
-// and manifest are durable (invariant 1). After a crash, transactions the vault
-// already holds are recognised by commit LSN and skipped.
+// transaction and cut into a batch at a transaction boundary at least every
+// second; the batch is written (completed, layers, manifest) in the background
+// while the next one stages (batch-writer.ts). The slot is acknowledged only up
+// to the last commit whose layer and manifest are durable (invariant 1). After a
+// crash, transactions the vault already holds are recognised by commit LSN and skipped.
 //
-//   connect ──▶ stream ──▶ stage txn ──▶ (due?) flush: resolve, layer, manifest ──▶ ack
-//      ▲                                                                         │
-//      └──── backoff with jitter ◀── connection lost / server restart ◀──────────┘
+//   connect ──▶ stream ──▶ stage txn ──▶ (due?) cut ──▶ write batch: resolve, layer, manifest ──▶ ack
+//      ▲                       ▲                                   │ (meanwhile the next batch stages)
+//      │                       └───────────────────────────────────┘
+//      └──── backoff with jitter ◀── connection lost / server restart
 
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { readdir, rm } from 'node:fs/promises';
@@ -25,16 +27,23 @@ import {
   type TenancyConfig,
 } from '../source/index.js';
 import { formatLsn, type Lsn } from '../timeline/index.js';
-import { type ChangeRecord, openDuckDB, LayerBuffer, type LayerEntry, processMemoryBudget, type Vault } from '../vault/index.js';
+import {
+  type ChangeRecord,
+  type LayerBuffer,
+  type LayerEntry,
+  processMemoryBudget,
+  type SchemaVersion,
+  type Vault,
+} from '../vault/index.js';
 import { assertNoHistoryGap } from './missing-history.js';
 import { asStuck } from './stuck.js';
+import { BatchFailure, BatchWriter, type Batch, type StagedRange } from './batch-writer.js';
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
-import { History } from './history.js';
 import { reimageTables } from './image.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
 import { RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
-import { planCompletion, truncateChunks } from './resolve.js';
+import { truncateChunks } from './resolve.js';
 
 /** How `capture` runs. */
 export interface CaptureOptions {
@@ -143,8 +152,10 @@ class CaptureSession {
   private transaction: OpenTransaction | undefined;
   private lastCommit: { lsn: Lsn; endLsn: Lsn; time: bigint } | undefined;
   private stagedSince: number | undefined;
-  /** The transactions staged since the last flush, to name them if they cannot be ingested. */
-  private staged: { first: { xid: bigint; lsn: Lsn }; last: { xid: bigint; lsn: Lsn }; transactions: number } | undefined;
+  /** The transactions staged since the last cut, to name them if they cannot be ingested. */
+  private staged: StagedRange | undefined;
+  /** Commit LSN of the newest batch cut: a cut needs a newer commit. */
+  private cutThrough: Lsn;
   /** A failure recorded by an earlier capture, cleared by the first flush that gets past it. */
   private failureRecorded = false;
   private lastStatusAt = 0;
@@ -164,11 +175,12 @@ class CaptureSession {
     private readonly log: (line: string) => void,
     private readonly catalog: pg.Client,
     private readonly stream: ReplicationStream,
-    private readonly buffer: LayerBuffer,
+    private readonly writer: BatchWriter,
     private readonly relations: RelationMap,
     xidReference: bigint,
   ) {
     this.xidReference = xidReference;
+    this.cutThrough = options.vault.manifest.throughLsn;
   }
 
   static async open(
@@ -184,7 +196,7 @@ class CaptureSession {
     // would kill the process unhandled; the session ends instead and capture reconnects.
     let onCatalogError = (): void => undefined;
     catalog.on('error', () => onCatalogError());
-    let duck: DuckDBConnection | undefined;
+    let writer: BatchWriter | undefined;
     try {
       vault.assertSource(await readSourceIdentity(catalog));
       // New relations take their tenant column from recall.yml: a typo there stops capture before it streams.
@@ -217,8 +229,7 @@ class CaptureSession {
       await assertNoHistoryGap(catalog, vault);
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
-      duck = await openDuckDB(await vault.storage.scratchDirectory());
-      const buffer = await LayerBuffer.create(duck, vault.storage);
+      writer = await BatchWriter.create({ vault, log });
       const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
       const replication = await connectSource(options.source, { replication: true });
       const stream = ReplicationStream.start(replication, {
@@ -231,12 +242,12 @@ class CaptureSession {
       });
       onCatalogError = () => void stream.close();
       log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
-      const session = new CaptureSession(options, totals, log, catalog, stream, buffer, relations, BigInt(xid.rows[0]?.next ?? '0'));
+      const session = new CaptureSession(options, totals, log, catalog, stream, writer, relations, BigInt(xid.rows[0]?.next ?? '0'));
       session.failureRecorded = (await vault.captureFailure()) !== null;
       session.recordedAck = (await vault.acknowledgedLsn()) ?? vault.manifest.throughLsn;
       return session;
     } catch (error) {
-      duck?.closeSync();
+      await writer?.close();
       await catalog.end().catch(() => undefined);
       throw error;
     }
@@ -260,8 +271,12 @@ class CaptureSession {
     try {
       return await this.ingest(target);
     } catch (error) {
+      if (error instanceof BatchFailure) {
+        if (isTransient(error.cause)) throw error.cause;
+        throw await this.stuck(error.cause, error.batch.staged, error);
+      }
       if (isTransient(error)) throw error;
-      throw await this.stuck(error);
+      throw await this.stuck(error, this.staged, { rows: this.staging.stagedRows, bytes: this.staging.stagedBytes });
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -271,10 +286,12 @@ class CaptureSession {
   private async ingest(target: Lsn | undefined): Promise<boolean> {
     const signal = this.options.signal;
     for await (const frame of this.stream) {
+      // A batch written in the background failed: stop at once, naming it.
+      this.writer.assertHealthy();
       if (frame.kind === 'data') await this.handle(frame.message);
       else if (frame.kind === 'keepalive') await this.keepalive(frame.walEnd, frame.replyRequested);
-      if (this.transaction !== undefined && this.buffer.full) await this.withHeartbeat(() => this.spill());
-      if (this.transaction === undefined && this.flushDue(target)) await this.flush();
+      if (this.transaction !== undefined && this.staging.full) await this.withHeartbeat(() => this.spill());
+      if (this.transaction === undefined && this.flushDue(target)) await this.cut();
       if (target !== undefined && this.transaction === undefined) {
         if (this.nothingStaged && this.reached(target)) {
           // The WAL end the server just reported holds nothing of ours: the slot may follow it.
@@ -296,11 +313,13 @@ class CaptureSession {
         await this.acknowledge(true);
       }
     }
+    await this.withHeartbeat(() => this.writer.settle());
     if (this.transaction === undefined) {
-      await this.flush();
+      await this.cut();
+      await this.withHeartbeat(() => this.writer.settle());
     } else {
       // Cut off mid-transaction: forget everything not yet durable; the slot sends it again next time.
-      await this.buffer.discard();
+      await this.writer.discard();
       this.transaction = undefined;
     }
     return signal?.aborted === true;
@@ -312,16 +331,17 @@ class CaptureSession {
    * for `recall status`. Capture stops rather than retrying a failure that would only
    * repeat; the slot keeps the WAL meanwhile.
    */
-  private async stuck(error: unknown): Promise<unknown> {
+  private async stuck(error: unknown, staged: StagedRange | undefined, size: { rows: number; bytes: number }): Promise<unknown> {
+    // The batch in flight ends first, so its commit cannot clear the failure recorded here.
+    await this.writer.settle().catch(() => undefined);
     // Recall's own errors (a lost slot, a vault conflict) say what they are; with nothing staged there is no transaction to name.
-    if (error instanceof RecallError || this.staged === undefined) return error;
-    const { first, last, transactions } = this.staged;
+    if (error instanceof RecallError || staged === undefined) return error;
+    const { first, last, transactions } = staged;
     const which =
       transactions === 1
         ? `transaction ${first.xid} (commit lsn:${formatLsn(first.lsn)}`
         : `${transactions} transactions ${first.xid}…${last.xid} (commit lsn:${formatLsn(first.lsn)}…${formatLsn(last.lsn)}`;
-    const size = `${this.buffer.stagedRows} changes, ${(this.buffer.stagedBytes / 2 ** 20).toFixed(1)} MiB staged so far`;
-    const stuck = asStuck(error, `${which}, ${size})`);
+    const stuck = asStuck(error, `${which}, ${size.rows} changes, ${(size.bytes / 2 ** 20).toFixed(1)} MiB staged so far)`);
     await this.options.vault
       .recordCaptureFailure({ at: new Date().toISOString(), message: stuck.message, hint: stuck.hint ?? '', lsn: formatLsn(first.lsn) })
       .catch(() => undefined);
@@ -329,19 +349,23 @@ class CaptureSession {
   }
 
   async close(): Promise<void> {
-    await this.buffer.close();
-    this.buffer.connection.closeSync();
+    await this.writer.close();
     await this.stream.close();
     await this.catalog.end().catch(() => undefined);
   }
 
   /**
-   * Nothing waits to be made durable: no staged rows, and no layout the manifest lacks
-   * (a DDL-only transaction stages no row, yet its layout must be flushed before the
-   * slot moves past it, or it would never be sent again).
+   * Nothing waits to be made durable: no staged rows, no batch being written, and no
+   * layout the manifest lacks (a DDL-only transaction stages no row, yet its layout must
+   * be flushed before the slot moves past it, or it would never be sent again).
    */
   private get nothingStaged(): boolean {
-    return this.buffer.isEmpty && !this.relations.unsaved;
+    return this.writer.isEmpty && !this.relations.unsaved;
+  }
+
+  /** The buffer changes are staged into now. */
+  private get staging(): LayerBuffer {
+    return this.writer.staging;
   }
 
   private reached(target: Lsn): boolean {
@@ -386,7 +410,7 @@ class CaptureSession {
   private flushDue(target: Lsn | undefined): boolean {
     if (this.nothingStaged || this.stagedSince === undefined) return false;
     if (target !== undefined && (this.lastCommit?.endLsn ?? 0n) >= target) return true;
-    return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.buffer.full;
+    return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.staging.full;
   }
 
   private async handle(message: PgoutputMessage): Promise<void> {
@@ -481,7 +505,7 @@ class CaptureSession {
       row,
       context: txn.context,
     };
-    this.buffer.append(change, unchanged);
+    this.staging.append(change, unchanged);
     this.totals.changes++;
   }
 
@@ -501,20 +525,19 @@ class CaptureSession {
       context: txn.context,
     };
     await this.withHeartbeat(async () => {
-      const chunks = await truncateChunks(this.duck(), await this.history(), change, this.buffer.partBytes);
+      // The rows alive before the TRUNCATE include those of the batch being written.
+      await this.writer.settle();
+      const staging = this.staging;
+      const chunks = await truncateChunks(staging.connection, await this.writer.history(), change, staging.partBytes);
       // Staging holds one chunk at a time: what was staged before goes to a part first. The history
       // is asked for again each time, since a part written meanwhile took rows out of staging.
       for (let more = true; more;) {
-        await this.buffer.sync();
-        if (this.buffer.size > 0) await this.writeStaged();
-        more = await chunks.stageNext(await this.history());
-        await this.buffer.recount();
+        await staging.sync();
+        if (staging.size > 0) await this.writer.writeStaged(staging);
+        more = await chunks.stageNext(await this.writer.history());
+        await staging.recount();
       }
     });
-  }
-
-  private duck() {
-    return this.buffer.connection;
   }
 
   private async commit(endLsn: Lsn, commitTime: bigint): Promise<void> {
@@ -526,7 +549,7 @@ class CaptureSession {
       if (this.nothingStaged) this.flushedEndLsn = endLsn;
       return;
     }
-    if (txn.context !== null && txn.contextLate) await this.buffer.setContext(txn.commitLsn, txn.context);
+    if (txn.context !== null && txn.contextLate) await this.staging.setContext(txn.commitLsn, txn.context);
     this.lastCommit = { lsn: txn.commitLsn, endLsn, time: commitTime };
     this.totals.transactions++;
   }
@@ -544,108 +567,73 @@ class CaptureSession {
     }
   }
 
-  /** Writes staged transactions as one delta layer, commits the manifest, then acknowledges. */
-  private async flush(): Promise<void> {
-    await this.withHeartbeat(() => this.flushNow());
-  }
-
-  /** Every version known so far: the vault's layers, parts spilled since, and the staging table. */
-  private async history(): Promise<History> {
-    await this.buffer.sync();
-    const entries = this.options.vault.manifest.layers;
-    const layers = (await this.options.vault.layerFiles(entries)).map((local, i) => ({ local, ...entries[i]! }));
-    return new History([...layers, ...this.buffer.partFiles], this.buffer.tableName);
-  }
-
   /**
-   * Completes what is staged (TOAST values, deleted rows) and writes it as parts, in
-   * chunks that each stay within a part's size once complete, then empties staging.
+   * Cuts what is staged into a batch and starts writing it. While the batch before is
+   * still being written, staging goes on and a later frame cuts, unless staging is full:
+   * then capture waits for that batch (backpressure keeps memory bounded).
    */
-  private async writeStaged(): Promise<void> {
-    await this.buffer.sync();
-    if (this.buffer.size === 0) return;
-    const completion = await planCompletion(this.duck(), await this.history(), {
-      // A chunk's completed rows sit in DuckDB twice while it is written (the tables they are
-      // fetched into, and the sort), where a plain part's sit in staging and the sort.
-      chunkBytes: this.buffer.partBytes / 2,
-      stagedBytes: this.buffer.stagedText,
-    });
-    try {
-      if (completion.orphans > 0) {
-        this.log(
-          `capture: warning: ${completion.orphans} deleted rows have no earlier version in the vault (a gap in the history); their tenant is unknown`,
-        );
-      }
-      for (const chunk of completion.chunks) {
-        await chunk.prepare();
-        await this.buffer.writePart('delta', chunk.select);
-      }
-    } finally {
-      await completion.drop();
+  private async cut(): Promise<void> {
+    if (this.writer.writing) {
+      if (!this.staging.full) return;
+      await this.withHeartbeat(() => this.writer.settle());
     }
-    await this.buffer.clear();
+    const end = this.lastCommit;
+    if (end === undefined || end.lsn <= this.cutThrough) {
+      this.stagedSince = undefined;
+      return;
+    }
+    const batch: Batch = {
+      end,
+      staged: this.staged,
+      schemas: [...this.relations.history],
+      rewritten: this.relations.takeRewritten(),
+    };
+    this.cutThrough = end.lsn;
+    this.stagedSince = undefined;
+    this.staged = undefined;
+    this.writer.write(batch, {
+      reimage: (duck, tables) => this.reimage(duck, tables, batch.schemas),
+      durable: (layers) => this.durable(batch, layers),
+    });
   }
 
   /** Moves the staged part of a large transaction to a part file, so memory stays bounded. */
   private async spill(): Promise<void> {
     const txn = this.transaction;
     // Context that arrives after a spill reaches only the rows still staged (see ARCHITECTURE.md).
-    if (txn?.context && txn.contextLate) await this.buffer.setContext(txn.commitLsn, txn.context);
-    await this.writeStaged();
+    if (txn?.context && txn.contextLate) await this.staging.setContext(txn.commitLsn, txn.context);
+    await this.writer.spill();
   }
 
-  private async flushNow(): Promise<void> {
-    const commit = this.lastCommit;
-    const vault = this.options.vault;
-    if (commit === undefined || commit.lsn <= vault.manifest.throughLsn) {
-      this.stagedSince = undefined;
-      return;
-    }
-    await this.writeStaged();
-    const layers = await this.buffer.commitLayers('delta');
-    const manifest = vault.manifest;
-    // Committed with the deltas that revealed the rewrite, so a crash before it cannot lose it.
-    const rewritten = [...new Set([...(manifest.pendingImages ?? []), ...this.relations.takeRewritten()])];
-    const images = rewritten.length === 0 ? { layers: [], left: [] } : await this.reimage(rewritten);
-    await vault.commit({
-      source: manifest.source,
-      startLsn: manifest.startLsn,
-      startTime: manifest.startTime,
-      throughLsn: commit.lsn,
-      throughTime: commit.time,
-      acknowledgedLsn: commit.endLsn,
-      layers: [...manifest.layers, ...layers, ...images.layers],
-      schemas: this.relations.history,
-      ...(images.left.length === 0 ? {} : { pendingImages: images.left }),
-    });
-    this.relations.markSaved();
+  /** A batch's manifest version is committed: the slot may follow it. */
+  private async durable(batch: Batch, layers: readonly LayerEntry[]): Promise<void> {
+    this.relations.markSaved(batch.schemas.length);
     this.totals.layers += layers.length;
-    this.stagedSince = undefined;
-    this.staged = undefined;
     if (this.failureRecorded) {
-      await vault.recordCaptureFailure(null);
+      await this.options.vault.recordCaptureFailure(null);
       this.failureRecorded = false;
     }
-    this.flushedEndLsn = commit.endLsn;
-    if (commit.endLsn > this.recordedAck) this.recordedAck = commit.endLsn;
+    this.flushedEndLsn = batch.end.endLsn;
+    if (batch.end.endLsn > this.recordedAck) this.recordedAck = batch.end.endLsn;
     await this.acknowledge();
-    if (layers.length > 0) {
-      const rows = layers.reduce((sum, layer) => sum + layer.rows, 0);
-      this.log(`capture: ${rows} changes through ${formatLsn(commit.lsn)} → ${layers.map((layer) => layer.path).join(', ')}`);
-    }
   }
 
   /**
    * Images rewritten tables again (see image.ts). After a failed attempt (a long
    * transaction blocks the temporary slot) the tables wait a minute before the next.
    */
-  private async reimage(tables: readonly string[]): Promise<{ layers: LayerEntry[]; left: string[] }> {
+  private async reimage(
+    duck: DuckDBConnection,
+    tables: readonly string[],
+    schemas: readonly SchemaVersion[],
+  ): Promise<{ layers: LayerEntry[]; left: string[] }> {
     if (Date.now() < this.reimageAfter) return { layers: [], left: [...tables] };
     const { source, tenancy, vault } = this.options;
     const images = await reimageTables(
-      { source, tenancy, storage: vault.storage, duck: this.duck(), catalog: this.catalog, log: this.log },
+      { source, tenancy, storage: vault.storage, duck, catalog: this.catalog, log: this.log },
       tables,
-      (table) => this.relations.latest(table),
+      // The layouts the batch commits: one the stream showed since belongs to a later batch.
+      (table) => schemas.filter((version) => version.table === table).at(-1),
     );
     if (images.left.length > 0) this.reimageAfter = Date.now() + REIMAGE_RETRY_MS;
     return images;

@@ -41,9 +41,9 @@ export class RelationMap {
     return this.schemas.length > this.saved || this.rewrittenTables.size > 0;
   }
 
-  /** Notes that the manifest now holds every version (and took the rewrites). */
-  markSaved(): void {
-    this.saved = this.schemas.length;
+  /** Notes that the manifest now holds the first `versions` schema versions (a batch cut earlier holds no later ones). */
+  markSaved(versions: number): void {
+    this.saved = Math.max(this.saved, versions);
   }
 
   /** Every schema version known, new ones included (for the next manifest). */

@@ -24,6 +24,17 @@ export class History {
     return this.over(this.files);
   }
 
+  /** The staged versions only, as a SQL source: newer than every version in a file. */
+  get staged(): string {
+    return `(SELECT ${LAYER_COLUMN_NAMES}, unchanged FROM ${this.staging})`;
+  }
+
+  /** The versions in files only (layers and spilled parts), as a SQL source; undefined if there are none. */
+  get filed(): string | undefined {
+    if (this.files.length === 0) return undefined;
+    return `(SELECT ${LAYER_COLUMN_NAMES}, NULL::VARCHAR AS unchanged FROM read_parquet(${fileList(this.files.map((file) => file.local))}))`;
+  }
+
   /** The versions committed at any of `lsns`, and others of the same files, as a SQL source: the staging table and the files whose span holds one of them. */
   holding(lsns: readonly bigint[]): string {
     const sorted = [...lsns].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -31,9 +42,8 @@ export class History {
   }
 
   private over(files: readonly HistoryFile[]): string {
-    const staged = `SELECT ${LAYER_COLUMN_NAMES}, unchanged FROM ${this.staging}`;
-    if (files.length === 0) return `(${staged})`;
-    return `(SELECT ${LAYER_COLUMN_NAMES}, NULL::VARCHAR AS unchanged FROM read_parquet(${fileList(files.map((file) => file.local))}) UNION ALL ${staged})`;
+    if (files.length === 0) return this.staged;
+    return `(SELECT ${LAYER_COLUMN_NAMES}, NULL::VARCHAR AS unchanged FROM read_parquet(${fileList(files.map((file) => file.local))}) UNION ALL SELECT * FROM ${this.staged})`;
   }
 }
 

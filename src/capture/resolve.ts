@@ -51,6 +51,7 @@ export async function planCompletion(
   const staging = history.staging;
   const work = {
     versions: `${staging}_versions`,
+    far: `${staging}_far`,
     lengths: `${staging}_lengths`,
     needs: `${staging}_needs`,
     patches: `${staging}_patches`,
@@ -68,14 +69,34 @@ export async function planCompletion(
   );
   if (Number(incomplete?.n ?? 0) === 0) return { chunks: [{ prepare: async () => undefined, select: plain }], orphans: 0, drop };
 
-  // Every version of the keys that need completing, narrow: where it is, what it lacks, how long its row is.
+  // Every version of the keys that need completing, narrow: where it is, what it lacks. The files are
+  // read only for keys that staging cannot complete alone (a row deleted or updated soon after it was
+  // written, the common case, needs no read of the history): a key staged without TOAST markers whose
+  // first incomplete delete follows a staged version takes every base from staging, which is newer
+  // than any file.
+  const narrow = `v."table", v."key", v.commit_lsn, v.seq, v.op, v.tenant, v.schema_id, v.unchanged, ${POSITION} AS position`;
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.versions} AS
-    SELECT v."table", v."key", v.commit_lsn, v.seq, v.op, v.tenant, v.schema_id, v.unchanged, ${POSITION} AS position
-      FROM ${history.sql} AS v
+    SELECT ${narrow} FROM ${history.staged} AS v
       SEMI JOIN (SELECT "table", "key" FROM ${staging} WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL)) AS x
         USING ("table", "key")
      WHERE v.op <> 'delete'`);
+  const filed = history.filed;
+  if (filed !== undefined) {
+    await duck.run(`
+      CREATE OR REPLACE TABLE ${work.far} AS
+      SELECT "table", "key" FROM (SELECT "table", "key", op, "row", unchanged, ${POSITION} AS position FROM ${staging})
+       GROUP BY ALL
+      HAVING bool_or(unchanged IS NOT NULL)
+          OR min(position) FILTER (WHERE op = 'delete' AND "row" IS NULL)
+             < coalesce(min(position) FILTER (WHERE op <> 'delete'), 'Infinity'::DOUBLE)`);
+    const [far] = await queryRows(duck, `SELECT count(*) AS n FROM ${work.far}`);
+    if (Number(far?.n ?? 0) > 0) {
+      await duck.run(`
+        INSERT INTO ${work.versions}
+        SELECT ${narrow} FROM ${filed} AS v SEMI JOIN ${work.far} USING ("table", "key") WHERE v.op <> 'delete'`);
+    }
+  }
   // Per change: the version its row comes from (a delete's previous version; a marked change's own row).
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.needs} AS

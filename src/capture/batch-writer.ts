@@ -1,9 +1,10 @@
 // Writes batches of staged transactions into the vault while the next batch stages.
 // Two staging buffers on two DuckDB connections take turns: one fills from the
-// stream on the main thread while the other's batch is completed, written and
-// committed on DuckDB's threads. At most one batch is in flight, and it starts
-// only after the one before it committed, so every batch completes its deletes
-// and TOAST markers against a history that holds all earlier batches.
+// stream on the main thread while the other's batch (or a large transaction's
+// spill) is completed, written and committed on DuckDB's threads. At most one
+// write is in flight, and it starts only after the one before it ended, so every
+// batch and spill completes its deletes and TOAST markers against a history that
+// holds everything staged before it.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { formatLsn, type Lsn } from '../timeline/index.js';
@@ -29,10 +30,11 @@ export interface Batch {
   readonly rewritten: readonly string[];
 }
 
-/** A batch that could not be made durable: capture stops and names it. */
+/** A batch or spill that could not be written: capture stops and names its transactions. */
 export class BatchFailure extends Error {
   constructor(
-    readonly batch: Batch,
+    /** The batch's transactions; undefined for a spill (the transaction still open). */
+    readonly staged: StagedRange | undefined,
     readonly rows: number,
     readonly bytes: number,
     override readonly cause: unknown,
@@ -56,7 +58,7 @@ export interface BatchHooks {
 }
 
 export class BatchWriter {
-  private inFlight: { readonly batch: Batch; readonly done: Promise<void> } | undefined;
+  private inFlight: Promise<void> | undefined;
   private failure: BatchFailure | undefined;
 
   private constructor(
@@ -80,7 +82,7 @@ export class BatchWriter {
     return this.filling;
   }
 
-  /** Whether a batch is being written. */
+  /** Whether a batch or a spill is being written. */
   get writing(): boolean {
     return this.inFlight !== undefined;
   }
@@ -95,26 +97,43 @@ export class BatchWriter {
    * other buffer meanwhile. The caller waits for the batch before it (`settle`) first.
    */
   write(batch: Batch, hooks: BatchHooks): void {
-    if (this.inFlight !== undefined) throw new Error('capture: a batch was cut while the one before it was still being written');
+    this.inBackground(batch.staged, (buffer) => this.writeBatch(buffer, batch, hooks));
+  }
+
+  /**
+   * Moves what is staged to part files in the background (a large transaction's rows
+   * so far), staging on into the other buffer meanwhile; the parts then pass to that
+   * buffer, so the transaction's batch holds them all, in order.
+   */
+  async spill(): Promise<void> {
+    await this.settle();
+    this.inBackground(undefined, async (buffer) => {
+      await this.writeStaged(buffer);
+      this.filling.adoptParts(buffer.takeParts());
+    });
+  }
+
+  /** Swaps the buffers and runs `work` on the one that was filling; its failure is kept for `settle`. */
+  private inBackground(staged: StagedRange | undefined, work: (buffer: LayerBuffer) => Promise<void>): void {
+    if (this.inFlight !== undefined) throw new Error('capture: a write started while the one before it was still in flight');
     const buffer = this.filling;
     this.filling = this.other;
     this.other = buffer;
     const size = { rows: buffer.stagedRows, bytes: buffer.stagedBytes };
-    const done = this.writeBatch(buffer, batch, hooks).then(
+    this.inFlight = work(buffer).then(
       () => {
         this.inFlight = undefined;
       },
       (error: unknown) => {
-        this.failure ??= new BatchFailure(batch, size.rows, size.bytes, error);
+        this.failure ??= new BatchFailure(staged, size.rows, size.bytes, error);
         this.inFlight = undefined;
       },
     );
-    this.inFlight = { batch, done };
   }
 
-  /** Waits for the batch in flight, if any; a batch that failed fails here (and on every call after). */
+  /** Waits for the write in flight, if any; a write that failed fails here (and on every call after). */
   async settle(): Promise<void> {
-    await this.inFlight?.done;
+    await this.inFlight;
     this.assertHealthy();
   }
 
@@ -136,20 +155,16 @@ export class BatchWriter {
     return new History([...layers, ...buffer.partFiles], buffer.tableName);
   }
 
-  /** Moves what is staged to part files (a large transaction's rows so far), once the batch before is durable. */
-  async spill(): Promise<void> {
-    await this.settle();
-    await this.writeStaged(this.filling);
-  }
-
-  /** Forgets what is staged but not in flight (a transaction was cut off; the slot sends it again). */
+  /** Forgets what is staged and spilled but not committed (a transaction was cut off; the slot sends it again). */
   async discard(): Promise<void> {
+    await this.inFlight;
     await this.filling.discard();
+    await this.other.discard();
   }
 
-  /** Waits for the batch in flight (whatever its outcome), then releases both buffers and their connections. */
+  /** Waits for the write in flight (whatever its outcome), then releases both buffers and their connections. */
   async close(): Promise<void> {
-    await this.inFlight?.done;
+    await this.inFlight;
     for (const buffer of [this.filling, this.other]) {
       await buffer.close();
       buffer.connection.closeSync();

@@ -37,6 +37,8 @@ import {
 } from '../vault/index.js';
 import { assertNoHistoryGap } from './missing-history.js';
 import { asStuck } from './stuck.js';
+import { AcknowledgedPosition } from './acknowledged-position.js';
+import { XidWidener } from './xid.js';
 import { BatchFailure, BatchWriter, type Batch, type StagedRange } from './batch-writer.js';
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
 import { reimageTables } from './image.js';
@@ -159,13 +161,6 @@ class CaptureSession {
   /** A failure recorded by an earlier capture, cleared by the first flush that gets past it. */
   private failureRecorded = false;
   private lastStatusAt = 0;
-  private xidReference: bigint;
-  /** WAL end of the newest keepalive received while nothing was staged. */
-  private keepaliveLsn: Lsn = 0n;
-  /** End LSN of the newest commit that is durable in the vault. */
-  private flushedEndLsn: Lsn | undefined;
-  /** The furthest position the vault records as acknowledged: the most any status update sends. */
-  private recordedAck: Lsn = 0n;
   /** No attempt to image rewritten tables again before this time (ms since the epoch). */
   private reimageAfter = 0;
 
@@ -177,9 +172,9 @@ class CaptureSession {
     private readonly stream: ReplicationStream,
     private readonly writer: BatchWriter,
     private readonly relations: RelationMap,
-    xidReference: bigint,
+    private readonly xids: XidWidener,
+    private readonly ack: AcknowledgedPosition,
   ) {
-    this.xidReference = xidReference;
     this.cutThrough = options.vault.manifest.throughLsn;
   }
 
@@ -242,9 +237,19 @@ class CaptureSession {
       });
       onCatalogError = () => void stream.close();
       log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
-      const session = new CaptureSession(options, totals, log, catalog, stream, writer, relations, BigInt(xid.rows[0]?.next ?? '0'));
+      const recorded = (await vault.acknowledgedLsn()) ?? vault.manifest.throughLsn;
+      const session = new CaptureSession(
+        options,
+        totals,
+        log,
+        catalog,
+        stream,
+        writer,
+        relations,
+        new XidWidener(BigInt(xid.rows[0]?.next ?? '0')),
+        new AcknowledgedPosition(recorded),
+      );
       session.failureRecorded = (await vault.captureFailure()) !== null;
-      session.recordedAck = (await vault.acknowledgedLsn()) ?? vault.manifest.throughLsn;
       return session;
     } catch (error) {
       await writer?.close();
@@ -273,7 +278,7 @@ class CaptureSession {
     } catch (error) {
       if (error instanceof BatchFailure) {
         if (isTransient(error.cause)) throw error.cause;
-        throw await this.stuck(error.cause, error.batch.staged, error);
+        throw await this.stuck(error.cause, error.staged ?? this.staged, error);
       }
       if (isTransient(error)) throw error;
       throw await this.stuck(error, this.staged, { rows: this.staging.stagedRows, bytes: this.staging.stagedBytes });
@@ -299,7 +304,7 @@ class CaptureSession {
           return true;
         }
         // Only to learn where WAL ends (the reply's keepalive): nothing new is acknowledged here.
-        if (frame.kind === 'idle') this.stream.sendStatus(this.recordedAck, true);
+        if (frame.kind === 'idle') this.stream.sendStatus(this.ack.recorded, true);
       }
       if (Date.now() - this.lastStatusAt > STATUS_INTERVAL_MS) await this.acknowledge();
       else if (
@@ -369,22 +374,13 @@ class CaptureSession {
   }
 
   private reached(target: Lsn): boolean {
-    return this.options.vault.manifest.throughLsn >= target || this.keepaliveLsn >= target || (this.lastCommit?.endLsn ?? 0n) >= target;
+    return this.options.vault.manifest.throughLsn >= target || this.ack.idleWalEnd >= target || (this.lastCommit?.endLsn ?? 0n) >= target;
   }
 
   private async keepalive(walEnd: Lsn, replyRequested: boolean): Promise<void> {
     // Nothing staged and no transaction open: everything up to walEnd is either in the vault or not ours.
-    if (this.transaction === undefined && this.nothingStaged) this.keepaliveLsn = walEnd;
+    if (this.transaction === undefined && this.nothingStaged) this.ack.idle(walEnd);
     if (replyRequested) await this.acknowledge();
-  }
-
-  /** The furthest position that is durable in the vault, or that holds nothing of ours. */
-  private durableLsn(): Lsn {
-    let durable = this.options.vault.manifest.throughLsn;
-    if (this.flushedEndLsn !== undefined && this.flushedEndLsn > durable) durable = this.flushedEndLsn;
-    const idle = this.nothingStaged && this.transaction === undefined;
-    if (idle && this.keepaliveLsn > durable) durable = this.keepaliveLsn;
-    return durable;
   }
 
   /**
@@ -393,10 +389,11 @@ class CaptureSession {
    * so a vault that is not the one capture wrote (a stale copy) can tell (missing-history.ts).
    */
   private async acknowledge(replyRequested = false): Promise<void> {
-    const durable = this.durableLsn();
-    if (durable > this.recordedAck) {
-      await this.options.vault.recordAcknowledged(durable);
-      this.recordedAck = durable;
+    const idle = this.nothingStaged && this.transaction === undefined;
+    const position = this.ack.toRecord(this.options.vault.manifest.throughLsn, idle);
+    if (position !== undefined) {
+      await this.options.vault.recordAcknowledged(position);
+      this.ack.recordedAs(position);
     }
     this.sendStatus(replyRequested);
   }
@@ -404,7 +401,7 @@ class CaptureSession {
   /** Sends the recorded position (a heartbeat during long work sends no more than that). */
   private sendStatus(replyRequested = false): void {
     this.lastStatusAt = Date.now();
-    this.stream.sendStatus(this.recordedAck, replyRequested);
+    this.stream.sendStatus(this.ack.recorded, replyRequested);
   }
 
   private flushDue(target: Lsn | undefined): boolean {
@@ -420,7 +417,7 @@ class CaptureSession {
         this.transaction = {
           commitLsn: message.finalLsn,
           commitTime: message.commitTime,
-          xid: this.fullXid(message.xid),
+          xid: this.xids.widen(message.xid),
           seq: 0,
           context: null,
           contextLate: false,
@@ -546,7 +543,7 @@ class CaptureSession {
     if (txn === undefined) throw new Error('pgoutput: COMMIT without BEGIN');
     if (txn.duplicate) {
       // Already durable in the vault: safe to acknowledge once nothing newer is staged.
-      if (this.nothingStaged) this.flushedEndLsn = endLsn;
+      if (this.nothingStaged) this.ack.committed(endLsn, false);
       return;
     }
     if (txn.context !== null && txn.contextLate) await this.staging.setContext(txn.commitLsn, txn.context);
@@ -613,8 +610,8 @@ class CaptureSession {
       await this.options.vault.recordCaptureFailure(null);
       this.failureRecorded = false;
     }
-    this.flushedEndLsn = batch.end.endLsn;
-    if (batch.end.endLsn > this.recordedAck) this.recordedAck = batch.end.endLsn;
+    // The manifest version just committed records the batch's end as acknowledged.
+    this.ack.committed(batch.end.endLsn, true);
     await this.acknowledge();
   }
 
@@ -637,16 +634,6 @@ class CaptureSession {
     );
     if (images.left.length > 0) this.reimageAfter = Date.now() + REIMAGE_RETRY_MS;
     return images;
-  }
-
-  /** The 64-bit xid for the 32-bit one in BEGIN: the one closest to the last seen. */
-  private fullXid(xid32: number): bigint {
-    const reference = this.xidReference;
-    let full = (reference & ~0xffffffffn) | BigInt(xid32);
-    if (full > reference + 0x80000000n) full -= 0x100000000n;
-    else if (full < reference - 0x80000000n) full += 0x100000000n;
-    this.xidReference = full > reference ? full : reference;
-    return full;
   }
 }
 

@@ -18,12 +18,18 @@ export const PART_ROWS = 20_000;
 /** Buffers created in this process, for names unique in its shared DuckDB. */
 let buffers = 0;
 
+/** A part file in scratch and the entry it will have as a layer. */
+interface SpilledPart {
+  readonly local: string;
+  readonly entry: LayerEntry;
+}
+
 /** A DuckDB staging table of changes not yet in a layer. */
 export class LayerBuffer {
   private appender: DuckDBAppender;
   private count = 0;
   private bytes = 0;
-  private parts: { local: string; entry: LayerEntry }[] = [];
+  private parts: SpilledPart[] = [];
   /**
    * Staged text (rows, keys, context) at which a part is spilled whatever the row count:
    * a part is sorted whole in DuckDB, which takes a few times its size, so wide rows
@@ -147,6 +153,18 @@ export class LayerBuffer {
     const ordered = `SELECT ${LAYER_COLUMN_NAMES} FROM (${select}) ORDER BY ${LAYER_ORDER}`;
     const part = await writeLayerFile(this.duck, await this.storage.scratchDirectory(), kind, ordered, DEFAULT_COMPRESSION_LEVEL);
     if (part !== undefined) this.parts.push(part);
+  }
+
+  /** Hands over the parts spilled since the last commit (to the buffer that stages the rest of their transaction). */
+  takeParts(): readonly SpilledPart[] {
+    const parts = this.parts;
+    this.parts = [];
+    return parts;
+  }
+
+  /** Takes parts another buffer spilled: they come before everything this buffer stages. */
+  adoptParts(parts: readonly SpilledPart[]): void {
+    this.parts = [...parts, ...this.parts];
   }
 
   /** The parts spilled since the last commit (local file, commit LSNs spanned), for queries over the history. */

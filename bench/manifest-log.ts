@@ -9,7 +9,7 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Vault } from '../src/index.js';
+import { openVault } from '../src/index.js';
 import { fsStorage } from '../src/vault/fs-storage.js';
 import { openManifest } from '../src/vault/manifest-log.js';
 import { countingStorage, syntheticDraft } from '../test/harness/synthetic-commits.js';
@@ -38,7 +38,7 @@ interface Figures {
 async function main(): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), 'recall-bench-manifest-'));
   try {
-    const vault = await Vault.open(directory);
+    const vault = await openVault(directory);
     const figures: Figures[] = [];
     let done = 0;
     for (const size of SIZES) {
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
       while (done < size) times.push((await timed(() => vault.commit(syntheticDraft(vault, ++done))))[1] * 1000);
       const bytesPerCommit = (manifestBytes(join(directory, 'manifest')) - before) / WINDOW;
       const opens: number[] = [];
-      for (let i = 0; i < OPENS; i++) opens.push((await timed(() => Vault.open(directory)))[1] * 1000);
+      for (let i = 0; i < OPENS; i++) opens.push((await timed(() => openVault(directory)))[1] * 1000);
       const { storage, counts } = countingStorage(fsStorage(directory));
       await openManifest(storage);
       figures.push({ commits: size, commitMs: median(times), bytesPerCommit, openMs: median(opens), openBytes: counts.bytesRead });

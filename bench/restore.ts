@@ -15,7 +15,7 @@ import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import {
   DEFAULT_TENANCY,
-  Vault,
+  openVault,
   capture,
   init,
   parsePoint,
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     await db.query(SCHEMA);
     await fill(db, 1, 1, ROWS_PER_TABLE, 0);
     await fill(db, 2, 1, 10, 1e8); // a neighbour, so the tenant is not the whole database
-    const vault = await Vault.open(join(directory, 'vault'));
+    const vault = await openVault(join(directory, 'vault'));
     await init({ ...common, vault });
     const point = parsePoint(new Date().toISOString());
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -177,7 +177,7 @@ async function main(): Promise<void> {
     await db.query(`DROP TABLE ${TABLES.join(', ')}, tenants`);
     await db.query(SCHEMA);
     for (let first = 1; first <= UNDO_TENANTS; first += 100) await fill(db, first, 100, UNDO_ROWS_PER_TENANT / 5, 3e8);
-    const undoVault = await Vault.open(join(directory, 'vault-undo'));
+    const undoVault = await openVault(join(directory, 'vault-undo'));
     await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'recall%'`);
     await db.query('DROP PUBLICATION recall');
     await init({ ...common, vault: undoVault });

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import { Vault, parsePoint, show } from '../src/index.js';
+import { openVault, parsePoint, show } from '../src/index.js';
 import { startCluster, type Cluster } from '../src/sandbox/index.js';
 import { peakRss, printResults, receiverArgs, timed, type BenchResult } from './common.js';
 
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     await workload(db, 100_000, 0);
     await finished(recall(['capture', '--until-caught-up'], env));
     const showAt = async (): Promise<number> => {
-      const vault = await Vault.open(env.RECALL_VAULT);
+      const vault = await openVault(env.RECALL_VAULT);
       const samples: number[] = [];
       for (let i = 0; i < 5; i++)
         samples.push((await timed(() => show({ vault, tenant: `t${((i * 97) % TENANTS) + 1}`, at: parsePoint('now') })))[1]);
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     // 2. 900k more changes, read by pg_recvlogical and by recall from the same point.
     await db.query(`SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')`);
     const from = await walLsn(db);
-    const layersBefore = (await Vault.open(env.RECALL_VAULT)).layerBytes;
+    const layersBefore = (await openVault(env.RECALL_VAULT)).layerBytes;
     await workload(db, 900_000, 10_000_000);
     const end = await walLsn(db);
     const wal = await walBytes(db, from);
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
       ratio: (recvSeconds / recallSeconds).toFixed(2),
       target: '≥ 0.5',
     });
-    const vaultBytes = (await Vault.open(env.RECALL_VAULT)).layerBytes - layersBefore;
+    const vaultBytes = (await openVault(env.RECALL_VAULT)).layerBytes - layersBefore;
     results.push({
       name: 'vault bytes per change vs WAL bytes',
       value: `${(vaultBytes / 900_000).toFixed(1)} B/change`,

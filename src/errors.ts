@@ -102,6 +102,12 @@ export class VaultMissingError extends errorKind('vault-missing', ExitCode.badIn
 /** The vault's path cannot hold a vault: a file, not writable, on a read-only file system, or under a missing directory. */
 export class VaultPathError extends errorKind('bad-vault-path', ExitCode.badInput) {}
 
+/** The object store refused the credentials Recall found (wrong key, expired token, no permission on the bucket). */
+export class VaultAuthError extends errorKind('vault-auth', ExitCode.badInput) {}
+
+/** The object store cannot be reached (endpoint down, wrong port, network); retried with backoff before this. */
+export class VaultUnreachableError extends errorKind('vault-unreachable', ExitCode.operational) {}
+
 /** The vault belongs to another database than the source given. */
 export class VaultMismatchError extends errorKind('vault-of-another-source', ExitCode.badInput) {}
 

@@ -15,7 +15,7 @@ export { show, log, parsePoint, formatMicros, parseLsn, formatLsn } from './time
 export type { ShowOptions, ShownRow, LogOptions, LoggedChange, Point, Lsn } from './timeline/index.js';
 export { resolveSource, loadConfig, loadTenancy, parseConfig, DEFAULT_TENANCY } from './source/index.js';
 export type { RecallConfig, SourceConfig, TenancyConfig } from './source/index.js';
-export { Vault, resolveVaultLocation, verifyVault, type VaultCheck, type VaultFault } from './vault/index.js';
+export { Vault, openStorage, openVault, resolveVaultLocation, verifyVault, type VaultCheck, type VaultFault } from './vault/index.js';
 export * from './errors.js';
 export { planRestore, planUndo, PreparedPlan } from './restore/index.js';
 export type { ApplyResult, Conflict, ConflictResolution, GroupPlan, Plan, RestoreOptions, UndoOptions } from './restore/index.js';

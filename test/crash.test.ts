@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { Vault } from '../src/index.js';
+import { openVault } from '../src/index.js';
 import { fixture, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import {
@@ -52,7 +52,7 @@ function manifestVersions(f: Fixture): number {
 
 /** The vault's `throughLsn` as a command opening it finds it. */
 async function vaultThroughLsn(f: Fixture): Promise<bigint> {
-  const vault = await Vault.open(f.vault);
+  const vault = await openVault(f.vault);
   assert.ok(vault.initialized, 'the vault has no manifest');
   return vault.manifest.throughLsn;
 }

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
-import { Vault, parsePoint, show } from '../src/index.js';
+import { Vault, openVault, parsePoint, show } from '../src/index.js';
 import { fixture, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { catchUp, endAfterSuite } from './harness/workload.js';
@@ -74,7 +74,7 @@ for (const major of testMajors('one')) {
       const dropped = await here(f);
       const droppedRows = await liveItems(f, 'a');
 
-      const vault = await Vault.open(f.vault);
+      const vault = await openVault(f.vault);
       assert.deepStrictEqual(await shownItems(vault, 'a', before), beforeRows, 'before the ALTERs');
       assert.deepStrictEqual(await shownItems(vault, 'a', added), addedRows, 'after ADD COLUMN: every row holds the default');
       assert.deepStrictEqual(await shownItems(vault, 'a', dropped), droppedRows, 'after DROP COLUMN: the column is gone');
@@ -101,7 +101,7 @@ for (const major of testMajors('one')) {
       await f.db.query(`UPDATE items SET price = 99.125 WHERE id = 4`);
       await catchUp(f, 60_000);
 
-      const vault = await Vault.open(f.vault);
+      const vault = await openVault(f.vault);
       for (const tenant of ['a', 'b'] as const) {
         const live = await liveItems(f, tenant);
         assert.ok(live.every((row) => /^\d+\.\d{3}$/.test(row.price ?? '') && row.token !== null));

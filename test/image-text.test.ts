@@ -12,7 +12,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { imageTables } from '../src/capture/image-pipeline.js';
 import { imageSchema } from '../src/capture/image.js';
 import { DEFAULT_TENANCY, connectSource, readCatalog, resolveSource } from '../src/source/index.js';
-import { Vault, fileList, openDuckDB, queryRows } from '../src/vault/index.js';
+import { openVault, fileList, openDuckDB, queryRows } from '../src/vault/index.js';
 import { fixture, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 
@@ -102,7 +102,7 @@ for (const major of testMajors('one')) {
     test('recall init stores every row as JSON.stringify would, in layer order', async () => {
       const run = await f.recall(['init']);
       assert.equal(run.code, 0, run.stderr);
-      const vault = await Vault.open(f.vault);
+      const vault = await openVault(f.vault);
       const layers = vault.manifest.layers.map((layer) => join(f.vault, layer.path));
       const { lines, ordered } = await imaged(layers);
       assert.deepStrictEqual(lines, await truth(f));
@@ -111,7 +111,7 @@ for (const major of testMajors('one')) {
 
     // Lines longer than these pieces: their JSON is written by concatenation.
     test('pieces cut inside a table meet at a line end and lose nothing', async () => {
-      const vault = await Vault.open(join(f.vault, '..', 'pieces'));
+      const vault = await openVault(join(f.vault, '..', 'pieces'));
       const reader = await connectSource(resolveSource(f.cluster.url()));
       const duck = await openDuckDB(await vault.storage.scratchDirectory());
       try {
@@ -150,7 +150,7 @@ for (const major of testMajors('one')) {
     test('40 MB of 100 KB rows and a 3 MB value, imaged exactly within a 128 MiB budget', async () => {
       const run = await f.recall(['init', '--memory-limit', '128MiB']);
       assert.equal(run.code, 0, run.stderr);
-      const vault = await Vault.open(f.vault);
+      const vault = await openVault(f.vault);
       const { lines, ordered } = await imaged(vault.manifest.layers.map((layer) => join(f.vault, layer.path)));
       assert.deepStrictEqual(lines, await truth(f));
       assert.ok(ordered);

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Vault, parsePoint, show } from '../src/index.js';
+import { openVault, parsePoint, show } from '../src/index.js';
 import { fixture, jsonLines } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { catchUp, endAfterSuite } from './harness/workload.js';
@@ -33,7 +33,7 @@ for (const major of testMajors('one')) {
       await f.db.query(`INSERT INTO items VALUES ('42n', 6, 'item 6')`);
       await catchUp(f, 60_000);
 
-      const vault = await Vault.open(f.vault);
+      const vault = await openVault(f.vault);
       const layers = vault.manifest.layers.filter((layer) => layer.minTenant !== null);
       assert.ok(layers.length > 0);
       for (const layer of layers)

@@ -10,7 +10,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlin
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Vault, verifyVault } from '../src/index.js';
+import { Vault, openVault, verifyVault } from '../src/index.js';
 import { VaultConflictError, VaultCorruptError } from '../src/errors.js';
 import { fsStorage } from '../src/vault/fs-storage.js';
 import { CHECKPOINT_RECORDS, checkpointPath, openManifest, POINTER_PATH, recordPath } from '../src/vault/manifest-log.js';
@@ -51,7 +51,7 @@ function copyOf(directory: string): string {
 }
 
 async function openFails(directory: string, pattern: RegExp): Promise<void> {
-  await assert.rejects(Vault.open(directory), (error: unknown) => {
+  await assert.rejects(openVault(directory), (error: unknown) => {
     assert.ok(error instanceof VaultCorruptError, String(error));
     assert.match(error.message, pattern);
     return true;
@@ -79,13 +79,13 @@ describe('the manifest log', () => {
   const base = join(scratch, 'base');
   const TOTAL = 250;
   before(async () => {
-    const vault = await Vault.open(base);
+    const vault = await openVault(base);
     await commits(vault, 1, TOTAL);
   });
 
   test('records fold to the state the writer holds; checkpoints at 1, then every 100 records, named by the pointer', async () => {
-    const writer = await Vault.open(base);
-    const reopened = await Vault.open(base);
+    const writer = await openVault(base);
+    const reopened = await openVault(base);
     assert.deepStrictEqual(reopened.manifest, writer.manifest);
     assert.equal(reopened.manifest.version, TOTAL);
     assert.deepStrictEqual(readdirSync(join(base, 'manifest', 'checkpoints')), [
@@ -111,13 +111,13 @@ describe('the manifest log', () => {
   test('without the pointer, opening finds the newest checkpoint by listing the checkpoints', async () => {
     const copy = copyOf(base);
     unlinkSync(join(copy, POINTER_PATH));
-    assert.deepStrictEqual((await Vault.open(copy)).manifest, (await Vault.open(base)).manifest);
+    assert.deepStrictEqual((await openVault(copy)).manifest, (await openVault(base)).manifest);
   });
 
   test('a second writer is refused, and a reader catches up with the records since it opened', async () => {
     const copy = copyOf(base);
-    const first = await Vault.open(copy);
-    const second = await Vault.open(copy);
+    const first = await openVault(copy);
+    const second = await openVault(copy);
     await first.commit(syntheticDraft(first, TOTAL + 1));
     await assert.rejects(second.commit(syntheticDraft(second, TOTAL + 1)), VaultConflictError);
     assert.deepStrictEqual(await second.refresh(), first.manifest);
@@ -125,7 +125,7 @@ describe('the manifest log', () => {
 
   test('thousands of commits: bytes written per commit and bytes read on open stay flat', async (t) => {
     const directory = join(scratch, 'long');
-    const vault = await Vault.open(directory);
+    const vault = await openVault(directory);
     const window = 500;
     const written: number[] = [];
     const opened: Awaited<ReturnType<typeof openCost>>[] = [];
@@ -167,7 +167,7 @@ describe('the manifest log', () => {
     };
     const naive = copyOf(base);
     editSealed(join(naive, older), rows, false);
-    assert.ok((await Vault.open(naive)).initialized, 'opening reads only what follows the newest checkpoint');
+    assert.ok((await openVault(naive)).initialized, 'opening reads only what follows the newest checkpoint');
     await verifyFinds(naive, [older]);
     const deliberate = copyOf(base);
     editSealed(join(deliberate, older), rows, true);
@@ -207,12 +207,12 @@ describe('a vault of release 0.1.0', () => {
   test('is read as it is, verified, and continued by a record chained to its newest version', async () => {
     const directory = copyOf(FIXTURE);
     assert.deepStrictEqual((await verifyVault(directory)).faults, []);
-    const vault = await Vault.open(directory);
+    const vault = await openVault(directory);
     const before = vault.manifest;
     assert.equal(before.version, 2);
     await vault.commit({ ...before, throughLsn: before.throughLsn + 1n, acknowledgedLsn: before.throughLsn + 100n });
     assert.ok(statSync(join(directory, recordPath(3))).isFile() && statSync(join(directory, checkpointPath(3))).isFile());
-    const reopened = (await Vault.open(directory)).manifest;
+    const reopened = (await openVault(directory)).manifest;
     assert.deepStrictEqual(
       { ...reopened, version: 0, previous: null, createdAt: '' },
       {

@@ -11,7 +11,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { Vault } from '../src/index.js';
+import { openVault } from '../src/index.js';
 import { jsonText } from '../src/vault/manifest.js';
 import { checkpointPath, recordPath } from '../src/vault/manifest-log.js';
 import { fixture, jsonLines, runRecall } from './harness/recall.js';
@@ -77,7 +77,7 @@ for (const major of testMajors('one')) {
       fixtures.push(f);
       assert.equal((await f.recall(['init', '--slot', 'recall'])).code, 0);
       // As the previous release wrote it: one full manifest version, no acknowledged position, no state files.
-      const { acknowledgedLsn: _dropped, ...manifest } = (await Vault.open(f.vault)).manifest;
+      const { acknowledgedLsn: _dropped, ...manifest } = (await openVault(f.vault)).manifest;
       rmSync(join(f.vault, 'manifest'), { recursive: true });
       mkdirSync(join(f.vault, 'manifest'));
       writeFileSync(join(f.vault, 'manifest', '000000000001.json'), `${jsonText({ ...manifest, previous: null }, 2)}\n`);

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Vault, parseLsn } from '../src/index.js';
+import { openVault, parseLsn } from '../src/index.js';
 import { fixture, jsonLines, waitFor, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 
@@ -22,7 +22,7 @@ for (const major of testMajors('one')) {
       assert.equal((await f.recall(['init'])).code, 0);
       const capture = f.spawnRecall(['capture']);
       try {
-        const vault = await Vault.open(f.vault);
+        const vault = await openVault(f.vault);
         const delays: number[] = [];
         for (let i = 1; i <= 5; i++) {
           const { rows } = await f.db.query<{ lsn: string }>(
@@ -47,7 +47,7 @@ for (const major of testMajors('one')) {
       }
       assert.equal(capture.exitCode, 0, 'SIGTERM stops capture cleanly');
       // A clean stop acknowledges what it made durable: the slot does not resend it next time.
-      const vault = await Vault.open(f.vault);
+      const vault = await openVault(f.vault);
       const { rows } = await f.db.query<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots`);
       assert.ok(parseLsn(rows[0]!.lsn)! >= vault.manifest.throughLsn, `slot at ${rows[0]!.lsn}`);
     });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
-import { DEFAULT_TENANCY, Vault, parsePoint, planRestore, resolveSource } from '../src/index.js';
+import { DEFAULT_TENANCY, openVault, parsePoint, planRestore, resolveSource } from '../src/index.js';
 import { recallContextSql } from '../src/capture/index.js';
 import { SAAS_SCHEMA, keepWorking, signUp, tenantNames } from '../src/demo/saas.js';
 import { fixture } from './harness/recall.js';
@@ -75,7 +75,7 @@ for (const major of testMajors('one')) {
     test("while a restore holds its freeze, the tenant's writers get a clear error and other tenants write on", async () => {
       const f = fixtures[0];
       assert.ok(f !== undefined, 'runs after the test above');
-      const vault = await Vault.open(f.vault);
+      const vault = await openVault(f.vault);
       const prepared = await planRestore({
         source: resolveSource(f.cluster.url()),
         vault,

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Vault, parsePoint, show } from '../src/index.js';
+import { openVault, parsePoint, show } from '../src/index.js';
 import { fixture, jsonLines, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { prng } from '../src/demo/random.js';
@@ -117,7 +117,7 @@ for (const major of testMajors('all')) {
       const caught = await f.recall(['capture', '--until-caught-up']);
       assert.equal(caught.code, 0, caught.stderr);
 
-      const vault = await Vault.open(f.vault);
+      const vault = await openVault(f.vault);
       for (const [index, point] of points.entries()) {
         for (const tenant of TENANTS) {
           const expected = point.truth.get(tenant) ?? {};

@@ -11,8 +11,6 @@
 //      └──── backoff with jitter ◀── connection lost / server restart
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type pg from 'pg';
 import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
 import {
@@ -32,6 +30,7 @@ import {
   type LayerBuffer,
   type LayerEntry,
   processMemoryBudget,
+  removeStaleParts,
   type SchemaVersion,
   type Vault,
 } from '../vault/index.js';
@@ -185,7 +184,7 @@ class CaptureSession {
   ): Promise<CaptureSession> {
     const vault = options.vault;
     const manifest = await vault.refresh();
-    await removeStaleParts(await vault.storage.scratchDirectory());
+    await removeStaleParts(vault.storage);
     const catalog = await connectSource(options.source);
     // A server crash or shutdown ends this (mostly idle) session with an 'error' event, which
     // would kill the process unhandled; the session ends instead and capture reconnects.
@@ -634,13 +633,6 @@ class CaptureSession {
     );
     if (images.left.length > 0) this.reimageAfter = Date.now() + REIMAGE_RETRY_MS;
     return images;
-  }
-}
-
-/** Part files left by a capture that died before committing them: never in the manifest, never read. */
-async function removeStaleParts(scratch: string): Promise<void> {
-  for (const name of await readdir(scratch)) {
-    if (name.endsWith('.parquet')) await rm(join(scratch, name), { force: true });
   }
 }
 

@@ -14,7 +14,7 @@ import {
   type SourceConfig,
   type TenancyConfig,
 } from '../source/index.js';
-import { Vault, resolveMemoryLimit, resolveVaultLocation, setMemoryBudget } from '../vault/index.js';
+import { Vault, openVault, resolveMemoryLimit, resolveVaultLocation, setMemoryBudget } from '../vault/index.js';
 import { printableLines } from './terminal-text.js';
 
 /** Adds --source, --vault (a command may take it with an optional path), --config and --json. */
@@ -71,7 +71,7 @@ export function sourceOf(flags: CommonFlags): SourceConfig {
 
 /** Opens the vault named by the flags or RECALL_VAULT. */
 export async function vaultOf(flags: CommonFlags): Promise<Vault> {
-  const vault = await Vault.open(resolveVaultLocation(flags.vault));
+  const vault = await openVault(resolveVaultLocation(flags.vault));
   const exposure = await vault.exposure();
   if (exposure !== undefined) logLine(`warning: ${exposure}`);
   return vault;

@@ -14,7 +14,7 @@ import { planUndo, type Plan } from '../restore/index.js';
 import { startCluster, type Cluster } from '../sandbox/index.js';
 import { DEFAULT_TENANCY, resolveSource } from '../source/index.js';
 import { formatMicros } from '../timeline/index.js';
-import { Vault } from '../vault/index.js';
+import { openVault } from '../vault/index.js';
 import { SAAS_SCHEMA, cleanupScript, keepWorking, othersState, rowCount, signUp, tenantNames, tenantState } from './saas.js';
 
 /** What the demo tells as it goes. */
@@ -76,11 +76,11 @@ export async function demo(options: DemoOptions): Promise<void> {
     );
 
     const source = resolveSource(cluster.url());
-    const vault = await Vault.open(vaultPath);
+    const vault = await openVault(vaultPath);
     await init({ source, vault, tenancy: DEFAULT_TENANCY });
     step(`recall init: checked the source, created the publication and the slot, wrote the first image to ${vaultPath}`);
 
-    capturing = capture({ source, vault: await Vault.open(vaultPath), tenancy: DEFAULT_TENANCY, signal: stopCapture.signal });
+    capturing = capture({ source, vault: await openVault(vaultPath), tenancy: DEFAULT_TENANCY, signal: stopCapture.signal });
     const working = keepWorking(worker, tenants, 2026);
     await new Promise((resolve) => setTimeout(resolve, options.workMs ?? 2000));
     const worked = await working.stop();

@@ -2,6 +2,7 @@
 // storage) and the embedded DuckDB that reads and writes it.
 
 export { Vault, resolveVaultLocation, type CaptureFailure, type SlotClaim } from './vault.js';
+export { openStorage, openVault } from './open-storage.js';
 export { verifyVault, type VaultCheck, type VaultFault } from './verify-vault.js';
 export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, SourceIdentity } from './manifest.js';
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
@@ -25,5 +26,5 @@ export {
   resolveMemoryLimit,
   type MemoryBudget,
 } from './memory-budget.js';
-export { processScratchDirectory } from './process-directory.js';
+export { processScratchDirectory, removeStaleParts } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

@@ -96,13 +96,18 @@ const UNITS: Readonly<Record<string, number>> = {
 };
 
 /** Parses a size such as 512MB, 2GB, 1.5GiB or a byte count; `origin` names where it came from. */
-export function parseMemoryLimit(text: string, origin: string): number {
+export function parseSize(text: string, origin: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = UNITS[(match?.[2] ?? '').toLowerCase()];
   if (match === null || unit === undefined) {
     throw new UsageError(`${origin} "${text}" is not a size`, 'give a size such as 512MB, 2GB or 1.5GiB');
   }
-  const bytes = Math.floor(Number(match[1]) * unit);
+  return Math.floor(Number(match[1]) * unit);
+}
+
+/** Parses a memory limit (a size, at least MIN_MEMORY_LIMIT); `origin` names where it came from. */
+export function parseMemoryLimit(text: string, origin: string): number {
+  const bytes = parseSize(text, origin);
   if (bytes < MIN_MEMORY_LIMIT) {
     throw new UsageError(
       `${origin} ${text} is below the minimum of ${MIN_MEMORY_LIMIT / MiB} MiB`,

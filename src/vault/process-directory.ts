@@ -1,7 +1,7 @@
-// Scratch directories owned by one process: named by host and pid, so the next process
-// of the same host can tell which ones a dead process left behind and remove them
-// (another host sharing the vault's directory keeps its own: its processes cannot be
-// seen from here).
+// Scratch files, and their removal once stale. Directories owned by one process are named
+// by host and pid, so the next process of the same host can tell which ones a dead process
+// left behind and remove them (another host sharing the vault's directory keeps its own:
+// its processes cannot be seen from here).
 
 import { hostname } from 'node:os';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -31,5 +31,13 @@ function isRunning(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Layer parts left in scratch by a capture that died before committing them: never in the manifest, never read. */
+export async function removeStaleParts(storage: VaultStorage): Promise<void> {
+  const scratch = await storage.scratchDirectory();
+  for (const name of await readdir(scratch)) {
+    if (name.endsWith('.parquet')) await rm(join(scratch, name), { force: true });
   }
 }

@@ -4,7 +4,6 @@
 
 import { UsageError, VaultCorruptError, VaultMismatchError, VaultMissingError } from '../errors.js';
 import { formatLsn } from '../timeline/lsn.js';
-import { fsStorage } from './fs-storage.js';
 import { hashFile } from './layer-buffer.js';
 import type { LayerEntry, Manifest, ManifestDraft, SourceIdentity } from './manifest.js';
 import { commitManifest, openManifest, refreshManifest, type ManifestHead } from './manifest-log.js';
@@ -14,10 +13,7 @@ import { putBytes, type VaultStorage } from './storage.js';
 export function resolveVaultLocation(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   const location = flag ?? env.RECALL_VAULT;
   if (location === undefined || location === '') {
-    throw new UsageError(
-      'no vault given',
-      'pass --vault ./recall-vault or set RECALL_VAULT (a directory; S3 vaults are not supported yet)',
-    );
+    throw new UsageError('no vault given', 'pass --vault ./recall-vault (a directory) or s3://bucket/prefix, or set RECALL_VAULT');
   }
   return location;
 }
@@ -68,16 +64,6 @@ const OWN_TRANSACTIONS_DIR = 'state/own-transactions';
  */
 const ACKNOWLEDGED_PATH = 'state/acknowledged.json';
 
-/** The storage of a vault location, refused before any work if it cannot hold a vault. */
-export async function openStorage(location: string): Promise<VaultStorage> {
-  if (/^s3:\/\//i.test(location)) {
-    throw new UsageError(`S3 vaults are not supported yet: ${location}`, 'use a directory for --vault for now');
-  }
-  const storage = fsStorage(location);
-  await storage.assertUsable();
-  return storage;
-}
-
 /** An opened vault. */
 export class Vault {
   private verified = new Set<string>();
@@ -88,11 +74,10 @@ export class Vault {
   ) {}
 
   /**
-   * Opens the vault at a location; it may be empty (before `recall init`). Reads the
-   * newest manifest checkpoint and the records after it, and hashes no layer yet.
+   * Opens the vault on a storage (openStorage); it may be empty (before `recall init`).
+   * Reads the newest manifest checkpoint and the records after it, and hashes no layer yet.
    */
-  static async open(location: string): Promise<Vault> {
-    const storage = await openStorage(location);
+  static async open(storage: VaultStorage): Promise<Vault> {
     return new Vault(storage, await openManifest(storage));
   }
 

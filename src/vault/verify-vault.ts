@@ -9,7 +9,7 @@ import { formatLsn } from '../timeline/lsn.js';
 import { hashFile } from './layer-buffer.js';
 import { openManifest, walkChain } from './manifest-log.js';
 import type { Manifest } from './manifest.js';
-import { openStorage } from './vault.js';
+import { openStorage } from './open-storage.js';
 
 /** One thing wrong with one file of the vault. */
 export interface VaultFault {

@@ -58,6 +58,8 @@ export function fsStorage(directory: string): VaultStorage {
       return true;
     },
 
+    exclusivity: async () => 'atomic',
+
     async putFile(path, localFile) {
       const target = full(path);
       await makeDirectory(dirname(target));

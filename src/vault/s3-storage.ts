@@ -50,11 +50,24 @@ export function parseS3Location(location: string): S3Location {
  * AWS_S3_FORCE_PATH_STYLE=true (WAL-G's name) for those that serve no virtual-host names.
  */
 function s3Client(env: NodeJS.ProcessEnv): S3Client {
+  // The SDK warns on stderr, once, that releases after January 2027 will need Node 22:
+  // the version here is pinned, and Recall's stderr carries its own messages only.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const attempts = Number(env.AWS_MAX_ATTEMPTS);
   return new S3Client({
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
     ...(env.AWS_ENDPOINT_URL ? { endpoint: env.AWS_ENDPOINT_URL } : {}),
     forcePathStyle: env.AWS_S3_FORCE_PATH_STYLE === 'true',
+    // The SDK's chain reads process.env itself; keys given in `env` (a test's, a child's) come first.
+    ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? {
+          credentials: {
+            accessKeyId: env.AWS_ACCESS_KEY_ID,
+            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+            ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+          },
+        }
+      : {}),
     // The SDK's default sends aws-chunked bodies with trailing checksums, which
     // S3-compatible servers often reject; a checksum only where an API requires one.
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -122,6 +135,11 @@ export async function s3Storage(location: string, env: NodeJS.ProcessEnv = proce
     }
   };
 
+  const exclusivity = async (): Promise<'atomic' | 'checked'> => {
+    conditional ??= probeConditionalWrites();
+    return (await conditional) === 'honoured' ? 'atomic' : 'checked';
+  };
+
   return {
     location: name,
 
@@ -147,8 +165,7 @@ export async function s3Storage(location: string, env: NodeJS.ProcessEnv = proce
     },
 
     async createExclusive(path, data) {
-      conditional ??= probeConditionalWrites();
-      if ((await conditional) === 'honoured') return putIfAbsent(path, data);
+      if ((await exclusivity()) === 'atomic') return putIfAbsent(path, data);
       // The store cannot refuse a second writer: a check first catches one that comes
       // after, and the replication slot (one connection at a time) keeps out a second
       // capture (docs/ARCHITECTURE.md, "S3").
@@ -158,6 +175,8 @@ export async function s3Storage(location: string, env: NodeJS.ProcessEnv = proce
       });
       return true;
     },
+
+    exclusivity,
 
     async putFile(path, localFile) {
       const { size } = await stat(localFile);
@@ -229,13 +248,14 @@ function storeError(error: unknown, location: string, what: string, env: NodeJS.
       { cause: error },
     );
   }
-  if (
-    status === 401 ||
-    status === 403 ||
-    code === 'InvalidAccessKeyId' ||
-    code === 'SignatureDoesNotMatch' ||
-    code === 'CredentialsProviderError'
-  ) {
+  if (code === 'CredentialsProviderError') {
+    return new VaultAuthError(
+      `no AWS credentials were found for ${what} in ${location}`,
+      'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance or task role applies',
+      { cause: error },
+    );
+  }
+  if (status === 401 || status === 403 || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') {
     return new VaultAuthError(
       `${endpoint} refused the credentials for ${what} in ${location} (${code ?? `HTTP ${status}`})`,
       'check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and that the key may read, write and list the bucket',

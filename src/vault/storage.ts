@@ -22,6 +22,13 @@ export interface VaultStorage {
    * already did. This is the manifest's atomic switch (a conditional put on S3).
    */
   createExclusive(path: string, data: Buffer): Promise<boolean>;
+  /**
+   * How createExclusive refuses a second writer: 'atomic' where the store decides between
+   * racing writers (link(2), a conditional put), 'checked' where it can only look first
+   * (an S3-compatible store that ignores If-None-Match), so that two writers racing can
+   * both win and only the replication slot keeps a second capture out.
+   */
+  exclusivity(): Promise<'atomic' | 'checked'>;
   /** Moves a finished local file into the vault, durably (fsync of file and directory). */
   putFile(path: string, localFile: string): Promise<void>;
   /** Object paths under a prefix, sorted. */

@@ -1,12 +1,18 @@
-// A real S3-speaking server on loopback for tests: s3rver (npm), started in the test's
-// own process on a free port with its files in a temporary directory, and the
-// environment a Recall process needs to reach it (endpoint, path style, its credentials,
-// a cache directory of its own).
+// A real S3-speaking server on loopback for tests: s3rver (npm), in a child process on a
+// free port with its files in a temporary directory, and the environment a Recall
+// process needs to reach it (endpoint, path style, its credentials, a cache directory of
+// its own). The child runs with OpenSSL's legacy provider: s3rver ciphers its LIST
+// continuation tokens with DES, which Node 17+ refuses otherwise (every LIST past
+// 1,000 keys would be a 500).
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import S3rver from 's3rver';
+
+const S3RVER_BIN = createRequire(import.meta.url).resolve('s3rver/bin/s3rver.js');
 
 /** The bucket every test server holds. */
 export const TEST_BUCKET = 'recall-test';
@@ -28,14 +34,33 @@ export interface S3Server {
 /** Starts s3rver with TEST_BUCKET on 127.0.0.1. */
 export async function startS3Server(): Promise<S3Server> {
   const directory = mkdtempSync(join(tmpdir(), 'recall-s3-'));
-  const server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: join(directory, 'data'),
-    configureBuckets: [{ name: TEST_BUCKET, configs: [] }],
+  mkdirSync(join(directory, 'data'));
+  const child = spawn(
+    process.execPath,
+    [
+      '--openssl-legacy-provider',
+      S3RVER_BIN,
+      '-d',
+      join(directory, 'data'),
+      '-a',
+      '127.0.0.1',
+      '-p',
+      '0',
+      '-s',
+      '--configure-bucket',
+      TEST_BUCKET,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let output = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const found = /listening on [\d.]+:(\d+)/.exec(output);
+      if (found?.[1] !== undefined) resolve(Number(found[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening: ${output}`)));
   });
-  const { port } = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
@@ -49,7 +74,8 @@ export async function startS3Server(): Promise<S3Server> {
       RECALL_CACHE_DIR: join(directory, 'cache'),
     },
     async close() {
-      await server.close();
+      child.kill();
+      await once(child, 'exit');
       rmSync(directory, { recursive: true, force: true });
     },
   };

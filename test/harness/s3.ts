@@ -74,8 +74,10 @@ export async function startS3Server(): Promise<S3Server> {
       RECALL_CACHE_DIR: join(directory, 'cache'),
     },
     async close() {
-      child.kill();
-      await once(child, 'exit');
+      if (child.exitCode === null) {
+        child.kill();
+        await once(child, 'exit');
+      }
       rmSync(directory, { recursive: true, force: true });
     },
   };

@@ -170,7 +170,12 @@ for (const backend of [fsBackend, s3Backend]) {
   });
 }
 
-describe('S3 layer cache', () => {
+describe('S3 backend', () => {
+  test('the probe finds that s3rver ignores If-None-Match on PUT: exclusive creates are checked, not atomic', async () => {
+    const { storage } = await s3Backend.fresh();
+    assert.equal(await storage.exclusivity(), 'checked');
+  });
+
   test('holds at most RECALL_CACHE_SIZE bytes, least recently used copies going first', async () => {
     const { reopen, storage } = await s3Backend.fresh();
     for (const name of ['a', 'b', 'c', 'd']) {

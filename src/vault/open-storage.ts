@@ -3,13 +3,13 @@
 // a vault (a missing bucket, refused credentials, a file where the directory should be).
 
 import { fsStorage } from './fs-storage.js';
-import { s3Storage } from './s3-storage.js';
 import type { VaultStorage } from './storage.js';
 import { Vault } from './vault.js';
 
 /** The storage of a vault location, checked usable. */
 export async function openStorage(location: string, env: NodeJS.ProcessEnv = process.env): Promise<VaultStorage> {
-  const storage = /^s3:\/\//i.test(location) ? await s3Storage(location, env) : fsStorage(location);
+  // The AWS SDK is loaded only for an S3 vault: every command of a local one would pay its start-up.
+  const storage = /^s3:\/\//i.test(location) ? await (await import('./s3-storage.js')).s3Storage(location, env) : fsStorage(location);
   await storage.assertUsable();
   return storage;
 }

@@ -1,5 +1,5 @@
 // The one interface between the vault and where its bytes live. Every backend (a
-// local directory now, S3 later) implements it and passes the same contract tests.
+// local directory, S3) implements it and passes the same contract tests.
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

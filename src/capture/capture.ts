@@ -42,7 +42,7 @@ import { BatchFailure, BatchWriter, type Batch, type StagedRange } from './batch
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
 import { reimageTables } from './image.js';
 import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
-import { RelationMap, type StreamRelation } from './relations.js';
+import { latestVersion, RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
 import { truncateChunks } from './resolve.js';
 
@@ -629,7 +629,7 @@ class CaptureSession {
       { source, tenancy, storage: vault.storage, duck, catalog: this.catalog, log: this.log },
       tables,
       // The layouts the batch commits: one the stream showed since belongs to a later batch.
-      (table) => schemas.filter((version) => version.table === table).at(-1),
+      (table) => latestVersion(schemas, table),
     );
     if (images.left.length > 0) this.reimageAfter = Date.now() + REIMAGE_RETRY_MS;
     return images;

@@ -52,8 +52,8 @@ export class RelationMap {
   }
 
   /** The newest layout known of a table. */
-  latest(table: string): SchemaVersion | undefined {
-    return this.schemas.filter((version) => version.table === table).at(-1);
+  private latest(table: string): SchemaVersion | undefined {
+    return latestVersion(this.schemas, table);
   }
 
   /** Tables found rewritten since the last call: each needs a fresh image. */
@@ -256,4 +256,9 @@ export function sameLayout(
     version.key.length === key.length &&
     version.key.every((column, i) => column === key[i])
   );
+}
+
+/** The newest layout of a table in a schema history. */
+export function latestVersion(schemas: readonly SchemaVersion[], table: string): SchemaVersion | undefined {
+  return schemas.filter((version) => version.table === table).at(-1);
 }

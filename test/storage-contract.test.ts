@@ -137,6 +137,27 @@ for (const backend of [fsBackend, s3Backend]) {
       assert.deepEqual(await storage.list('missing'), []);
     });
 
+    test('listObjects: size and time of writing; remove: gone, and removing it again is no error', async () => {
+      const { storage, reopen } = await backend.fresh();
+      const before = Date.now();
+      await putBytes(storage, 'layers/delta/x.parquet', 'twelve bytes');
+      await putBytes(storage, 'layers/delta/y.parquet', 'y');
+      const [x, y] = await storage.listObjects('layers');
+      assert.equal(x?.path, 'layers/delta/x.parquet');
+      assert.equal(x?.bytes, 12);
+      assert.equal(y?.path, 'layers/delta/y.parquet');
+      // Stores keep whole seconds (S3's LastModified): allow for the rounding down.
+      assert.ok(
+        x !== undefined && x.modified.getTime() >= before - 1_000 && x.modified.getTime() <= Date.now() + 1_000,
+        `modified ${x?.modified.toISOString()}`,
+      );
+      await storage.remove('layers/delta/x.parquet');
+      await storage.remove('layers/delta/x.parquet');
+      await storage.remove('layers/delta/never.parquet');
+      assert.deepEqual(await (await reopen()).list('layers'), ['layers/delta/y.parquet']);
+      assert.equal(await (await reopen()).read('layers/delta/x.parquet'), undefined);
+    });
+
     test('list: more than 1,000 objects (S3 pages LIST at 1,000 keys)', async () => {
       const { storage } = await backend.fresh();
       const names = Array.from({ length: 1_050 }, (_, i) => `own/${String(i).padStart(5, '0')}.json`);

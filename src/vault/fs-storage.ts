@@ -70,24 +70,22 @@ export function fsStorage(directory: string): VaultStorage {
     },
 
     async list(prefix) {
-      const base = full(prefix);
-      const found: string[] = [];
-      const walk = async (directory: string): Promise<void> => {
-        let entries;
-        try {
-          entries = await readdir(directory, { withFileTypes: true });
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-          throw error;
-        }
-        for (const entry of entries) {
-          const path = join(directory, entry.name);
-          if (entry.isDirectory()) await walk(path);
-          else if (!entry.name.endsWith('.tmp')) found.push(relative(root, path).split('\\').join('/'));
-        }
-      };
-      await walk(base);
-      return found.sort();
+      return (await walkFiles(root, full(prefix))).map((file) => file.path);
+    },
+
+    async listObjects(prefix) {
+      return Promise.all(
+        (await walkFiles(root, full(prefix))).map(async ({ path, file }) => {
+          const found = await stat(file);
+          return { path, bytes: found.size, modified: found.mtime };
+        }),
+      );
+    },
+
+    async remove(path) {
+      await unlink(full(path)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
     },
 
     async localPath(path) {
@@ -101,6 +99,27 @@ export function fsStorage(directory: string): VaultStorage {
       return scratch;
     },
   };
+}
+
+/** The files under a directory (none if it is missing), by vault path, sorted; files being written (`.tmp`) are not there yet. */
+async function walkFiles(root: string, base: string): Promise<{ path: string; file: string }[]> {
+  const found: { path: string; file: string }[] = [];
+  const walk = async (directory: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(directory, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for (const entry of entries) {
+      const file = join(directory, entry.name);
+      if (entry.isDirectory()) await walk(file);
+      else if (!entry.name.endsWith('.tmp')) found.push({ path: relative(root, file).split('\\').join('/'), file });
+    }
+  };
+  await walk(base);
+  return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /**

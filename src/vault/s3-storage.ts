@@ -22,7 +22,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { UsageError, VaultAuthError, VaultPathError, VaultUnreachableError } from '../errors.js';
 import { cacheSettings, layerCache, type LayerCache } from './layer-cache.js';
-import type { VaultStorage } from './storage.js';
+import type { StoredObject, VaultStorage } from './storage.js';
 
 /** A bucket and a key prefix ('' or ending in '/'), parsed from s3://bucket/prefix. */
 export interface S3Location {
@@ -135,6 +135,25 @@ export async function s3Storage(location: string, env: NodeJS.ProcessEnv = proce
     }
   };
 
+  const listObjects = async (directory: string): Promise<StoredObject[]> => {
+    const found: StoredObject[] = [];
+    const base = directory === '' ? prefix : `${key(directory).replace(/\/+$/, '')}/`;
+    let token: string | undefined;
+    do {
+      const page = await client
+        .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: base, ...(token === undefined ? {} : { ContinuationToken: token }) }))
+        .catch((error: unknown) => {
+          throw failure(error, `listing ${directory}`);
+        });
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined) continue;
+        found.push({ path: object.Key.slice(prefix.length), bytes: object.Size ?? 0, modified: object.LastModified ?? new Date() });
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  };
+
   const exclusivity = async (): Promise<'atomic' | 'checked'> => {
     conditional ??= probeConditionalWrites();
     return (await conditional) === 'honoured' ? 'atomic' : 'checked';
@@ -190,19 +209,16 @@ export async function s3Storage(location: string, env: NodeJS.ProcessEnv = proce
     },
 
     async list(directory) {
-      const found: string[] = [];
-      const base = directory === '' ? prefix : `${key(directory).replace(/\/+$/, '')}/`;
-      let token: string | undefined;
-      do {
-        const page = await client
-          .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: base, ...(token === undefined ? {} : { ContinuationToken: token }) }))
-          .catch((error: unknown) => {
-            throw failure(error, `listing ${directory}`);
-          });
-        for (const object of page.Contents ?? []) if (object.Key !== undefined) found.push(object.Key.slice(prefix.length));
-        token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
-      } while (token !== undefined);
-      return found.sort();
+      return (await listObjects(directory)).map((object) => object.path);
+    },
+
+    listObjects,
+
+    async remove(path) {
+      // S3 answers a DELETE of a missing key with success, as remove promises.
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key(path) })).catch((error: unknown) => {
+        throw failure(error, `deleting ${path}`);
+      });
     },
 
     async localPath(path) {

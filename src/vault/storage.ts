@@ -33,10 +33,21 @@ export interface VaultStorage {
   putFile(path: string, localFile: string): Promise<void>;
   /** Object paths under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;
+  /** The objects under a prefix with their size and time of writing, sorted by path (what gc judges age by). */
+  listObjects(prefix: string): Promise<StoredObject[]>;
+  /** Deletes an object; nothing happens if there is none (a second gc after a crash finds some gone). */
+  remove(path: string): Promise<void>;
   /** A local file DuckDB can read for this object (the file itself, or a verified cache copy). */
   localPath(path: string): Promise<string>;
   /** A local scratch directory for files being built. */
   scratchDirectory(): Promise<string>;
+}
+
+/** An object as a listing shows it. */
+export interface StoredObject {
+  readonly path: string;
+  readonly bytes: number;
+  readonly modified: Date;
 }
 
 /** Writes (or replaces) a small object durably: through a scratch file, then moved into the vault. */

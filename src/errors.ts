@@ -120,6 +120,9 @@ export class VaultFaultsError extends errorKind('vault-faults', ExitCode.mismatc
 /** Another writer committed a manifest version first: two captures on one vault. */
 export class VaultConflictError extends errorKind('vault-conflict', ExitCode.operational) {}
 
+/** Another process committed the manifest version this one tried to: the commit may be recomputed on the newer state and tried again. */
+export class CommitRaceLostError extends VaultConflictError {}
+
 /** The replication slot is gone or unusable; the history has a hole from here. */
 export class SlotLostError extends errorKind('slot-lost', ExitCode.operational) {}
 

@@ -7,6 +7,7 @@
 // holds everything staged before it.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { VaultConflictError } from '../errors.js';
 import { formatLsn, type Lsn } from '../timeline/index.js';
 import { openDuckDB, LayerBuffer, type LayerEntry, type SchemaVersion, type Vault } from '../vault/index.js';
 import { History } from './history.js';
@@ -209,16 +210,25 @@ export class BatchWriter {
     // Committed with the deltas that revealed the rewrite, so a crash before it cannot lose it.
     const rewritten = [...new Set([...(manifest.pendingImages ?? []), ...batch.rewritten])];
     const images = rewritten.length === 0 ? { layers: [], left: [] } : await hooks.reimage(buffer.connection, rewritten);
-    await vault.commit({
-      source: manifest.source,
-      startLsn: manifest.startLsn,
-      startTime: manifest.startTime,
-      throughLsn: batch.end.lsn,
-      throughTime: batch.end.time,
-      acknowledgedLsn: batch.end.endLsn,
-      layers: [...manifest.layers, ...layers, ...images.layers],
-      schemas: batch.schemas,
-      ...(images.left.length === 0 ? {} : { pendingImages: images.left }),
+    // Computed from the newest state: a compaction may have replaced layers meanwhile, in
+    // this process or another. Only this capture moves throughLsn; a newer one is another's.
+    const capturedThrough = manifest.throughLsn;
+    await vault.update((current = manifest) => {
+      if (current.throughLsn !== capturedThrough) {
+        throw new VaultConflictError(
+          `another capture wrote to ${vault.storage.location} (through ${formatLsn(current.throughLsn)}, where this one had ${formatLsn(capturedThrough)})`,
+          'run only one `recall capture` per vault',
+        );
+      }
+      return {
+        ...current,
+        throughLsn: batch.end.lsn,
+        throughTime: batch.end.time,
+        acknowledgedLsn: batch.end.endLsn,
+        layers: [...current.layers, ...layers, ...images.layers],
+        schemas: batch.schemas,
+        pendingImages: images.left.length === 0 ? undefined : images.left,
+      };
     });
     await hooks.durable(layers);
     if (layers.length > 0) {

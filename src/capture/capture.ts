@@ -30,6 +30,7 @@ import {
   type LayerBuffer,
   type LayerEntry,
   processMemoryBudget,
+  Compactor,
   removeStaleParts,
   type SchemaVersion,
   type Vault,
@@ -57,6 +58,8 @@ export interface CaptureOptions {
   readonly signal?: AbortSignal;
   /** Longest time a committed change waits in staging (the recovery point is this plus a write). */
   readonly flushIntervalMs?: number;
+  /** Merge layers in the background on the compaction budget (recall capture as a service does). */
+  readonly compact?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -68,6 +71,16 @@ export interface CaptureSummary {
   readonly throughLsn: string;
 }
 
+/** What a capture run has done so far, across its sessions. */
+interface Totals {
+  transactions: number;
+  changes: number;
+  layers: number;
+}
+
+/** WAL between what the server has written and what capture receives past which capture counts as lagging: compaction waits. */
+const LAGGING_BYTES = 64n * 1024n * 1024n;
+
 const STATUS_INTERVAL_MS = 10_000;
 const IDLE_STATUS_MS = 1_000;
 const CATCH_UP_IDLE_MS = 20;
@@ -77,13 +90,34 @@ const HEALTHY_SESSION_MS = 30_000;
 /** Streams changes into the vault until stopped (or caught up). */
 export async function capture(options: CaptureOptions): Promise<CaptureSummary> {
   const log = options.log ?? (() => undefined);
-  const totals = { transactions: 0, changes: 0, layers: 0 };
+  const totals: Totals = { transactions: 0, changes: 0, layers: 0 };
+  let session: CaptureSession | undefined;
+  const compactor = options.compact
+    ? new Compactor({ vault: options.vault, log, lagging: () => session === undefined || session.lagging })
+    : undefined;
+  try {
+    await stream(options, totals, log, (current) => (session = current));
+  } finally {
+    session = undefined;
+    await compactor?.stop();
+  }
+  return { ...totals, throughLsn: formatLsn(options.vault.manifest.throughLsn) };
+}
+
+/** Sessions one after the other, reconnecting after transient failures, until stopped (or caught up). */
+async function stream(
+  options: CaptureOptions,
+  totals: Totals,
+  log: (line: string) => void,
+  opened: (session: CaptureSession) => void,
+): Promise<void> {
   let target: Lsn | undefined;
   for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted) break;
     const startedAt = Date.now();
     try {
       const session = await CaptureSession.open(options, totals, log);
+      opened(session);
       try {
         target ??= options.untilCaughtUp ? await session.currentWalLsn() : undefined;
         const done = await session.run(target);
@@ -104,7 +138,6 @@ export async function capture(options: CaptureOptions): Promise<CaptureSummary> 
     // The server ended the stream without an error (a clean shutdown): reconnect, but not in a tight loop.
     await sleep(backoffDelay(Date.now() - startedAt > HEALTHY_SESSION_MS ? 0 : attempt), options.signal);
   }
-  return { ...totals, throughLsn: formatLsn(options.vault.manifest.throughLsn) };
 }
 
 /** Errors of the network, never of the vault's disk (ENOSPC, EIO, EACCES stop capture). */
@@ -151,6 +184,8 @@ interface OpenTransaction {
 /** One connection's worth of capture. */
 class CaptureSession {
   private transaction: OpenTransaction | undefined;
+  /** WAL bytes the server had written past the newest frame received. */
+  private behind = 0n;
   private lastCommit: { lsn: Lsn; endLsn: Lsn; time: bigint } | undefined;
   private stagedSince: number | undefined;
   /** The transactions staged since the last cut, to name them if they cannot be ingested. */
@@ -165,7 +200,7 @@ class CaptureSession {
 
   private constructor(
     private readonly options: CaptureOptions,
-    private readonly totals: { transactions: number; changes: number; layers: number },
+    private readonly totals: Totals,
     private readonly log: (line: string) => void,
     private readonly catalog: pg.Client,
     private readonly stream: ReplicationStream,
@@ -177,11 +212,7 @@ class CaptureSession {
     this.cutThrough = options.vault.manifest.throughLsn;
   }
 
-  static async open(
-    options: CaptureOptions,
-    totals: { transactions: number; changes: number; layers: number },
-    log: (line: string) => void,
-  ): Promise<CaptureSession> {
+  static async open(options: CaptureOptions, totals: Totals, log: (line: string) => void): Promise<CaptureSession> {
     const vault = options.vault;
     const manifest = await vault.refresh();
     await removeStaleParts(vault.storage);
@@ -257,6 +288,11 @@ class CaptureSession {
     }
   }
 
+  /** Whether capture is behind the source (or its writer cannot keep up): background work waits. */
+  get lagging(): boolean {
+    return this.behind > LAGGING_BYTES || (this.writer.writing && this.staging.full);
+  }
+
   /** The source's current WAL insert position: "caught up" means the vault reached it. */
   async currentWalLsn(): Promise<Lsn> {
     return currentWalLsn(this.catalog);
@@ -292,8 +328,14 @@ class CaptureSession {
     for await (const frame of this.stream) {
       // A batch written in the background failed: stop at once, naming it.
       this.writer.assertHealthy();
-      if (frame.kind === 'data') await this.handle(frame.message);
-      else if (frame.kind === 'keepalive') await this.keepalive(frame.walEnd, frame.replyRequested);
+      if (frame.kind === 'data') {
+        this.behind = frame.walEnd - frame.walStart;
+        await this.handle(frame.message);
+      } else if (frame.kind === 'keepalive') {
+        // The server idles between frames only once it has sent what it has.
+        this.behind = 0n;
+        await this.keepalive(frame.walEnd, frame.replyRequested);
+      }
       if (this.transaction !== undefined && this.staging.full) await this.withHeartbeat(() => this.spill());
       if (this.transaction === undefined && this.flushDue(target)) await this.cut();
       if (target !== undefined && this.transaction === undefined) {

@@ -9,7 +9,7 @@ import { decodePgoutput, type PgoutputMessage } from './pgoutput.js';
 
 /** What the stream yields. 'idle' comes when nothing arrived for a while, so the caller can flush on time. */
 export type ReplicationFrame =
-  | { readonly kind: 'data'; readonly walStart: Lsn; readonly message: PgoutputMessage }
+  | { readonly kind: 'data'; readonly walStart: Lsn; readonly walEnd: Lsn; readonly message: PgoutputMessage }
   | { readonly kind: 'keepalive'; readonly walEnd: Lsn; readonly replyRequested: boolean }
   | { readonly kind: 'idle' };
 
@@ -136,7 +136,10 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
         this.finish(error);
         return;
       }
-      this.queue.push({ frame: { kind: 'data', walStart: chunk.readBigUInt64BE(1), message }, bytes: chunk.length });
+      this.queue.push({
+        frame: { kind: 'data', walStart: chunk.readBigUInt64BE(1), walEnd: chunk.readBigUInt64BE(9), message },
+        bytes: chunk.length,
+      });
       this.queuedBytes += chunk.length;
     } else if (type === 0x6b) {
       // Primary keepalive: 'k', walEnd, sendTime, replyRequested

@@ -2,9 +2,15 @@
 // --until-caught-up, until the vault holds everything committed before it started.
 
 import { capture } from '../capture/index.js';
+import { parseDuration } from '../duration.js';
 import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 
-export async function run(flags: CommandFlags & { untilCaughtUp?: boolean }): Promise<number> {
+export async function run(flags: CommandFlags & { untilCaughtUp?: boolean; flushInterval?: string }): Promise<number> {
+  const interval = flags.flushInterval ?? (process.env.RECALL_FLUSH_INTERVAL === '' ? undefined : process.env.RECALL_FLUSH_INTERVAL);
+  const flushIntervalMs =
+    interval === undefined
+      ? undefined
+      : parseDuration(interval, flags.flushInterval === undefined ? 'RECALL_FLUSH_INTERVAL' : '--flush-interval');
   const source = sourceOf(flags);
   const tenancy = tenancyOf(flags);
   const vault = await vaultOf(flags);
@@ -22,6 +28,9 @@ export async function run(flags: CommandFlags & { untilCaughtUp?: boolean }): Pr
       vault,
       tenancy,
       untilCaughtUp: flags.untilCaughtUp === true,
+      ...(flushIntervalMs === undefined ? {} : { flushIntervalMs }),
+      // Running as a service, capture keeps the vault compact itself; a run to catch up leaves it to `recall compact`.
+      compact: flags.untilCaughtUp !== true,
       signal: stop.signal,
       log: logLine,
     });

@@ -44,6 +44,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   commonOptions(program.command('capture'))
     .description('stream committed changes into the vault until Ctrl-C')
     .option('--until-caught-up', 'exit once the vault holds everything committed before capture started')
+    .option(
+      '--flush-interval <duration>',
+      'longest time a committed change waits before it is written to the vault, the recovery point (500ms, 1s; default 1s); else RECALL_FLUSH_INTERVAL',
+    )
     .action(run(() => import('./capture.js')));
 
   commonOptions(program.command('status'))
@@ -65,6 +69,23 @@ export async function main(argv: readonly string[]): Promise<number> {
   tenantRead('show', "a tenant's rows as of a point")
     .requiredOption('--at <point>', POINT_FORMS)
     .action(run(() => import('./show.js')));
+
+  commonOptions(program.command('compact'))
+    .description(
+      'merge small layers into larger ones by tenant bucket now (`recall capture` does the same in the background); replaced files stay until `recall gc`',
+    )
+    .option('--until-done', 'go on until no merge is due, including those the merges themselves make due')
+    .action(run(() => import('./compact.js')));
+
+  commonOptions(program.command('gc'))
+    .description('delete layer files no live manifest references (replaced by compaction, or left by a crash), once past the grace period')
+    .option('--dry-run', 'list the files it would delete (path, bytes, why); delete nothing')
+    .option(
+      '--gc-grace <duration>',
+      'keep files replaced or written less than this long ago (90s, 15m, 1h); else RECALL_GC_GRACE',
+      undefined,
+    )
+    .action(run(() => import('./gc.js')));
 
   commonOptions(program.command('verify'), {
     flags: '--vault [path]',

@@ -4,7 +4,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { PointBeforeHistoryError, PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
 import { formatTableName, parseTableName } from '../source/index.js';
-import { fileList, openDuckDB, queryRows, type LayerEntry, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
+import { fileList, mayHoldTenant, openDuckDB, queryRows, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
 import { formatLsn, type Lsn } from './lsn.js';
 import { describePoint, formatMicros, type Point } from './point.js';
 
@@ -24,16 +24,6 @@ export interface FutureBound {
 export function vaultEnd(manifest: Manifest): FutureBound {
   const acknowledged = manifest.acknowledgedLsn;
   return { lsn: acknowledged !== undefined && acknowledged > manifest.throughLsn ? acknowledged : manifest.throughLsn, of: 'vault' };
-}
-
-/**
- * Whether a layer may hold rows of a tenant: its tenant range, as DuckDB computed it
- * (VARCHAR order, which is the order of the UTF-8 bytes), covers the tenant.
- */
-export function mayHoldTenant(layer: LayerEntry, tenant: string): boolean {
-  if (layer.minTenant === null || layer.maxTenant === null) return false;
-  const id = Buffer.from(tenant);
-  return Buffer.compare(Buffer.from(layer.minTenant), id) <= 0 && Buffer.compare(id, Buffer.from(layer.maxTenant)) <= 0;
 }
 
 /**

@@ -4,7 +4,17 @@
 export { Vault, resolveVaultLocation, type CaptureFailure, type SlotClaim } from './vault.js';
 export { openStorage, openVault } from './open-storage.js';
 export { verifyVault, type VaultCheck, type VaultFault } from './verify-vault.js';
-export type { LayerEntry, Manifest, ManifestDraft, SchemaColumn, SchemaVersion, SourceIdentity } from './manifest.js';
+export { mayHoldTenant, tenantBucket, tenantBucketSql } from './tenant-bucket.js';
+export type {
+  LayerBucket,
+  LayerEntry,
+  RetiredLayer,
+  Manifest,
+  ManifestDraft,
+  SchemaColumn,
+  SchemaVersion,
+  SourceIdentity,
+} from './manifest.js';
 export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
 export { LayerBuffer, hashFile } from './layer-buffer.js';
 export { writeLayerFile, type LayerFile } from './layer-file.js';
@@ -26,5 +36,16 @@ export {
   resolveMemoryLimit,
   type MemoryBudget,
 } from './memory-budget.js';
+export { Compactor, COMPACTION_CPU_SHARE } from './compactor.js';
+export {
+  compact,
+  compactionBacklog,
+  describeMerge,
+  nextCompactionStep,
+  type CompactionBacklog,
+  type CompactionResult,
+  type CompactionStep,
+} from './compaction.js';
+export { collectGarbage, DEFAULT_GC_GRACE_MS, planGc, type GarbageFile, type GcPlan } from './gc.js';
 export { processScratchDirectory, removeStaleParts } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

@@ -8,7 +8,7 @@
 //   manifest/log/<V div 1000:9>/<V:12>.json      record V, one per commit (created exclusively)
 //   manifest/<V:12>.json                         full versions of release 0.1.0 (read, never written)
 
-import { InternalError, VaultConflictError, VaultCorruptError } from '../errors.js';
+import { CommitRaceLostError, InternalError, VaultConflictError, VaultCorruptError } from '../errors.js';
 import {
   canonicalText,
   decodeLayer,
@@ -414,7 +414,7 @@ export async function commitManifest(storage: VaultStorage, head: ManifestHead |
   const path = recordPath(version);
   const data = sealed(record);
   if (!(await storage.createExclusive(path, data))) {
-    throw new VaultConflictError(
+    throw new CommitRaceLostError(
       `another process committed manifest version ${version} of ${storage.location} first`,
       'run only one `recall capture` per vault',
     );

@@ -28,6 +28,23 @@ export interface LayerEntry {
   readonly sha256: string;
   readonly minTenant: string | null;
   readonly maxTenant: string | null;
+  /** 0 (absent) for layers as capture and init write them; each compaction of a level writes the next. */
+  readonly level?: number;
+  /** Which tenants' rows it may hold, by hash (tenant-bucket.ts); absent: any tenant's. */
+  readonly bucket?: LayerBucket;
+}
+
+/** Bucket `index` of `of`: the tenants whose hash is `index` modulo `of`. */
+export interface LayerBucket {
+  readonly index: number;
+  readonly of: number;
+}
+
+/** A layer that a commit replaced: its file stays for readers of older versions until gc, after the grace period. */
+export interface RetiredLayer {
+  readonly path: string;
+  /** ISO time of the commit that replaced it. */
+  readonly at: string;
 }
 
 /** A column of a table as one schema version has it. */
@@ -77,6 +94,8 @@ export interface Manifest {
    * to be taken; kept here so a capture that stops first takes it on restart.
    */
   readonly pendingImages?: readonly string[];
+  /** Layers replaced (by compaction) whose files gc has not deleted yet. */
+  readonly retired?: readonly RetiredLayer[];
 }
 
 /** A manifest's content before it is numbered and chained. */
@@ -93,6 +112,7 @@ const SCALARS: Record<ScalarField, true> = {
   throughTime: true,
   acknowledgedLsn: true,
   pendingImages: true,
+  retired: true,
 };
 export const SCALAR_FIELDS = Object.keys(SCALARS) as readonly ScalarField[];
 

@@ -2,7 +2,8 @@
 // local copies of them only after their SHA-256 matches the manifest, and commits
 // new manifest versions.
 
-import { UsageError, VaultCorruptError, VaultMismatchError, VaultMissingError } from '../errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CommitRaceLostError, UsageError, VaultCorruptError, VaultMismatchError, VaultMissingError } from '../errors.js';
 import { formatLsn } from '../timeline/lsn.js';
 import { hashFile } from './layer-buffer.js';
 import type { LayerEntry, Manifest, ManifestDraft, SourceIdentity } from './manifest.js';
@@ -64,9 +65,21 @@ const OWN_TRANSACTIONS_DIR = 'state/own-transactions';
  */
 const ACKNOWLEDGED_PATH = 'state/acknowledged.json';
 
+/** Attempts of a commit that keeps losing the race to other committers (compact or gc beside capture) before it gives up. */
+const COMMIT_ATTEMPTS = 10;
+
+/**
+ * A change to the manifest, computed from the newest state: it may run again on a newer
+ * one if another process commits first. It throws to refuse a state it cannot apply to,
+ * and returns undefined when, on that state, there is nothing left to commit.
+ */
+export type ManifestChange = (current: Manifest | undefined) => ManifestDraft | undefined;
+
 /** An opened vault. */
 export class Vault {
   private verified = new Set<string>();
+  /** The commit in progress: commits of one process (capture's writer, its compaction) go one at a time. */
+  private committing: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly storage: VaultStorage,
@@ -110,8 +123,31 @@ export class Vault {
 
   /** Commits the next manifest version: the log records only how the draft differs from the current one. */
   async commit(draft: ManifestDraft): Promise<Manifest> {
-    this.current = await commitManifest(this.storage, this.current, draft);
-    return this.current.manifest;
+    return this.update(() => draft, 1);
+  }
+
+  /**
+   * Commits a change computed from the newest state. If another process committed first
+   * (compact, gc or forget beside a running capture), re-reads the manifest and computes
+   * the change again, with capped exponential backoff and jitter, up to `attempts` times.
+   */
+  async update(change: ManifestChange, attempts = COMMIT_ATTEMPTS): Promise<Manifest> {
+    const turn = this.committing.then(async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const draft = change(this.current?.manifest);
+          if (draft === undefined) return this.manifest;
+          this.current = await commitManifest(this.storage, this.current, draft);
+          return this.current.manifest;
+        } catch (error) {
+          if (!(error instanceof CommitRaceLostError) || attempt >= attempts) throw error;
+          await sleep(Math.random() * Math.min(2_000, 50 * 2 ** attempt));
+          this.current = await refreshManifest(this.storage, this.current);
+        }
+      }
+    });
+    this.committing = turn.catch(() => undefined);
+    return turn;
   }
 
   /** Refuses a vault that belongs to another database. */

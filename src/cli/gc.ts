@@ -1,0 +1,32 @@
+// `recall gc`: deletes layer files no live manifest version references, once past the
+// grace period (replaced by compaction, or left by a crash before their commit).
+// --dry-run lists them; a live layer is never touched.
+
+import { formatDuration, parseDuration } from '../duration.js';
+import { collectGarbage, DEFAULT_GC_GRACE_MS, planGc } from '../vault/index.js';
+import { logLine, toJson, vaultOf, type CommandFlags } from './common.js';
+import { printable } from './terminal-text.js';
+
+export async function run(flags: CommandFlags & { dryRun?: boolean; gcGrace?: string }): Promise<number> {
+  const given = flags.gcGrace ?? (process.env.RECALL_GC_GRACE === '' ? undefined : process.env.RECALL_GC_GRACE);
+  const graceMs =
+    given === undefined ? DEFAULT_GC_GRACE_MS : parseDuration(given, flags.gcGrace === undefined ? 'RECALL_GC_GRACE' : '--gc-grace');
+  const vault = await vaultOf(flags);
+  vault.manifest; // refuses an uninitialised vault
+  const plan = await planGc(vault, graceMs);
+  if (flags.dryRun !== true) await collectGarbage(vault, plan);
+  const bytes = plan.due.reduce((sum, file) => sum + file.bytes, 0);
+  if (flags.json) {
+    process.stdout.write(
+      `${toJson({ dryRun: flags.dryRun === true, graceMs, deleted: flags.dryRun === true ? [] : plan.due, due: plan.due, waiting: plan.waiting.length, live: plan.live })}\n`,
+    );
+    return 0;
+  }
+  if (flags.dryRun === true) {
+    for (const file of plan.due) process.stdout.write(`${printable(`${file.path}\t${file.bytes}\t${file.reason} since ${file.since}`)}\n`);
+  }
+  logLine(
+    `gc: ${flags.dryRun === true ? 'would delete' : 'deleted'} ${plan.due.length} files (${bytes} bytes); ${plan.waiting.length} within the ${formatDuration(graceMs)} grace period kept; ${plan.live} live layers`,
+  );
+  return 0;
+}

@@ -1,0 +1,163 @@
+// Compaction: merges the small delta layers capture writes into fewer, larger ones,
+// split by tenant bucket, so the files a read opens stay few however old the vault
+// grows. Rows are copied unchanged, every version kept, so every point reads the same
+// before and after; the replaced files are retired, and gc deletes them after a grace.
+//
+//   level 0   one layer per capture flush, any tenant            merged FAN_IN at a time into
+//   level 1   1 bucket                                          → level 2, 4 buckets → level 3+, 16 buckets
+
+import { rm } from 'node:fs/promises';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { InternalError } from '../errors.js';
+import { LAYER_ORDER } from './change.js';
+import { fileList } from './duckdb.js';
+import { DEFAULT_COMPRESSION_LEVEL, writeLayerFile } from './layer-file.js';
+import type { LayerBucket, LayerEntry, Manifest } from './manifest.js';
+import { processScratchDirectory } from './process-directory.js';
+import { tenantBucketSql } from './tenant-bucket.js';
+import type { Vault } from './vault.js';
+
+/** Layers of one level and bucket merged at once: the layers of a level per bucket stay below it. */
+export const FAN_IN = 8;
+
+/**
+ * The most bytes one merge reads. A merge sorts its input whole (spilling past the memory
+ * budget), so this bounds the time a step holds its share of the CPU budget; layers too
+ * large to merge FAN_IN at a time stay at their level.
+ */
+export const MAX_MERGE_BYTES = 256 * 1024 * 1024;
+
+/** Buckets of a level's layers: more as layers grow, so a read of one tenant opens a smaller part of each. */
+export function bucketsOf(level: number): number {
+  return level <= 1 ? 1 : level === 2 ? 4 : 16;
+}
+
+/** A layer's level (capture's and init's layers are level 0). */
+export function levelOf(layer: LayerEntry): number {
+  return layer.level ?? 0;
+}
+
+/** One merge: delta layers of one level and bucket, into the next level's buckets within it. */
+export interface CompactionStep {
+  readonly level: number;
+  readonly bucket: LayerBucket | undefined;
+  readonly inputs: readonly LayerEntry[];
+}
+
+/** Work waiting: the layers (and their bytes) that the next merges would take. */
+export interface CompactionBacklog {
+  readonly layers: number;
+  readonly bytes: number;
+}
+
+/** Delta layers by level and bucket; images are the history's anchors and are not merged. */
+function groups(manifest: Manifest): LayerEntry[][] {
+  const byGroup = new Map<string, LayerEntry[]>();
+  for (const layer of manifest.layers) {
+    if (layer.kind !== 'delta') continue;
+    const name = `${levelOf(layer)}/${layer.bucket?.index ?? '-'}/${layer.bucket?.of ?? '-'}`;
+    byGroup.set(name, [...(byGroup.get(name) ?? []), layer]);
+  }
+  return [...byGroup.values()].map((layers) => layers.sort((a, b) => (a.minLsn < b.minLsn ? -1 : a.minLsn > b.minLsn ? 1 : 0)));
+}
+
+/** The oldest layers of a group that one merge takes: FAN_IN of them, fewer if they pass MAX_MERGE_BYTES; none if fewer than two fit. */
+function mergeable(group: readonly LayerEntry[]): LayerEntry[] {
+  if (group.length < FAN_IN) return [];
+  const taken: LayerEntry[] = [];
+  let bytes = 0;
+  for (const layer of group.slice(0, FAN_IN)) {
+    if (bytes + layer.bytes > MAX_MERGE_BYTES) break;
+    taken.push(layer);
+    bytes += layer.bytes;
+  }
+  return taken.length >= 2 ? taken : [];
+}
+
+/** The next merge, lowest level first (where capture adds layers), or undefined when there is nothing to do. */
+export function nextCompactionStep(manifest: Manifest): CompactionStep | undefined {
+  let best: CompactionStep | undefined;
+  for (const group of groups(manifest)) {
+    const inputs = mergeable(group);
+    const first = inputs[0];
+    if (first === undefined) continue;
+    if (best === undefined || levelOf(first) < best.level) best = { level: levelOf(first), bucket: first.bucket, inputs };
+  }
+  return best;
+}
+
+/** What the merges due now would take, for `recall status`. */
+export function compactionBacklog(manifest: Manifest): CompactionBacklog {
+  let layers = 0;
+  let bytes = 0;
+  for (const group of groups(manifest)) {
+    for (let rest = group; ; rest = rest.slice(FAN_IN)) {
+      const inputs = mergeable(rest);
+      if (inputs.length === 0) break;
+      layers += inputs.length;
+      bytes += inputs.reduce((sum, layer) => sum + layer.bytes, 0);
+    }
+  }
+  return { layers, bytes };
+}
+
+/** What one merge did. */
+export interface CompactionResult {
+  readonly replaced: readonly LayerEntry[];
+  readonly written: readonly LayerEntry[];
+  /** False when another committer replaced an input first: nothing changed, the files written are left to gc. */
+  readonly committed: boolean;
+}
+
+/**
+ * Runs one merge: writes the next level's layers into the vault, then commits them in
+ * place of the inputs (retiring those), recomputed on the newest manifest if another
+ * process committed meanwhile. A crash at any moment leaves either the old layers live
+ * or the new ones, never both: files written and not committed are gc's.
+ */
+export async function compact(vault: Vault, duck: DuckDBConnection, step: CompactionStep): Promise<CompactionResult> {
+  const files = await vault.layerFiles(step.inputs);
+  const level = step.level + 1;
+  const of = bucketsOf(level);
+  const directory = await processScratchDirectory(vault.storage, 'compact');
+  try {
+    // Every output is written locally before any is put into the vault: the time between
+    // a file's arrival there and the commit naming it stays short, well within gc's grace.
+    const outputs: { local: string; entry: LayerEntry }[] = [];
+    // The next level's buckets within the inputs' one: `of` is a multiple of the inputs'.
+    const within = step.bucket ?? { index: 0, of: 1 };
+    for (let index = within.index; index < of; index += within.of) {
+      const ordered = `SELECT * FROM read_parquet(${fileList(files)}) WHERE ${tenantBucketSql('tenant', of)} = ${index} ORDER BY ${LAYER_ORDER}`;
+      const file = await writeLayerFile(duck, directory, 'delta', ordered, DEFAULT_COMPRESSION_LEVEL);
+      if (file !== undefined) outputs.push({ local: file.local, entry: { ...file.entry, level, bucket: { index, of } } });
+    }
+    for (const output of outputs) await vault.storage.putFile(output.entry.path, output.local);
+    const written = outputs.map((output) => output.entry);
+    const rowsIn = step.inputs.reduce((sum, layer) => sum + layer.rows, 0);
+    const rowsOut = written.reduce((sum, layer) => sum + layer.rows, 0);
+    if (rowsIn !== rowsOut) throw new InternalError(`a merge of ${step.inputs.length} layers wrote ${rowsOut} of their ${rowsIn} rows`);
+    const replaced = new Set(step.inputs.map((layer) => layer.path));
+    let committed = false;
+    await vault.update((current) => {
+      if (current === undefined) throw new InternalError('a vault with layers to merge has no manifest');
+      const live = new Set(current.layers.map((layer) => layer.path));
+      committed = step.inputs.every((layer) => live.has(layer.path));
+      if (!committed) return undefined;
+      const at = new Date().toISOString();
+      return {
+        ...current,
+        layers: [...current.layers.filter((layer) => !replaced.has(layer.path)), ...written],
+        retired: [...(current.retired ?? []), ...step.inputs.map((layer) => ({ path: layer.path, at }))],
+      };
+    });
+    return { replaced: step.inputs, written, committed };
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** A merge in words, for logs: "8 layers (52114 bytes) into 4 (40960 bytes)". */
+export function describeMerge(result: CompactionResult): string {
+  const bytes = (layers: readonly LayerEntry[]): number => layers.reduce((sum, layer) => sum + layer.bytes, 0);
+  return `${result.replaced.length} layers (${bytes(result.replaced)} bytes) into ${result.written.length} (${bytes(result.written)} bytes)`;
+}

@@ -1,0 +1,85 @@
+// Compaction as a background job beside capture: one merge at a time, on a CPU budget
+// of its own (docs/ARCHITECTURE.md, "Compaction"), pausing while capture lags, and
+// stopped at once (the merge in flight is interrupted; what it wrote is gc's).
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { compact, describeMerge, nextCompactionStep, type CompactionResult } from './compaction.js';
+import { openDuckDB } from './duckdb.js';
+import type { Vault } from './vault.js';
+
+/** The CPU a compactor may take: seconds per second of wall time. */
+export const COMPACTION_CPU_SHARE = 0.5;
+
+/** How long it waits before looking again when there is nothing to merge, or capture lags. */
+const IDLE_MS = 1_000;
+
+/** How long it waits after a merge failed before it tries again (the failure is logged, capture goes on). */
+const AFTER_FAILURE_MS = 60_000;
+
+export interface CompactorOptions {
+  readonly vault: Vault;
+  readonly log: (line: string) => void;
+  /** Whether capture is behind: merges wait until it is not, since the recovery point comes first. */
+  readonly lagging: () => boolean;
+}
+
+/** Runs merges in the background until stopped. */
+export class Compactor {
+  private readonly stopping = new AbortController();
+  private duck: DuckDBConnection | undefined;
+  private readonly done: Promise<void>;
+  /** Merges committed so far. */
+  merges = 0;
+
+  constructor(private readonly options: CompactorOptions) {
+    this.done = this.loop();
+  }
+
+  /** Interrupts the merge in flight, if any, and waits for the loop to end. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    this.duck?.interrupt();
+    await this.done;
+    this.duck?.closeSync();
+  }
+
+  private async loop(): Promise<void> {
+    const { vault, log, lagging } = this.options;
+    while (!this.stopping.signal.aborted) {
+      const step = nextCompactionStep(vault.manifest);
+      if (step === undefined || lagging()) {
+        await this.pause(IDLE_MS);
+        continue;
+      }
+      const wall = performance.now();
+      const cpu = process.cpuUsage();
+      let result: CompactionResult;
+      try {
+        this.duck ??= await openDuckDB(await vault.storage.scratchDirectory());
+        log(`compact: merging ${step.inputs.length} level-${step.level} layers`);
+        result = await compact(vault, this.duck, step);
+      } catch (error) {
+        if (this.stopping.signal.aborted) return;
+        log(
+          `compact: warning: a merge of ${step.inputs.length} level-${step.level} layers failed (${(error as Error).message}); trying again in a minute`,
+        );
+        await this.pause(AFTER_FAILURE_MS);
+        continue;
+      }
+      if (result.committed) {
+        this.merges += 1;
+        log(`compact: level ${step.level} → ${step.level + 1}: ${describeMerge(result)}`);
+      }
+      // The process's CPU over the merge, capture's included: an overcount, so the share holds.
+      const used = process.cpuUsage(cpu);
+      const seconds = (used.user + used.system) / 1e6;
+      const elapsed = (performance.now() - wall) / 1000;
+      await this.pause(Math.max(0, seconds / COMPACTION_CPU_SHARE - elapsed) * 1000);
+    }
+  }
+
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+  }
+}

@@ -41,6 +41,7 @@ export {
   compact,
   compactionBacklog,
   describeMerge,
+  FAN_IN,
   nextCompactionStep,
   type CompactionBacklog,
   type CompactionResult,

@@ -1,0 +1,239 @@
+// Compaction and gc on a real vault: merges change which files hold the history,
+// never what it says. Every point reads the same before a merge, after it and after
+// gc; the replaced files stay until gc, past the grace period; `recall compact` and
+// `recall gc` beside a running capture lose nothing; and kill -9 of capture at random
+// moments of its background merges loses and doubles nothing.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { capture, DEFAULT_TENANCY, openVault, parsePoint, resolveSource, show } from '../src/index.js';
+import { compactionBacklog, FAN_IN, mayHoldTenant } from '../src/vault/index.js';
+import { fixture, jsonLines, type Fixture } from './harness/recall.js';
+import { testMajors } from './harness/majors.js';
+import {
+  CaptureProcess,
+  CRASH_SCHEMA,
+  catchUp,
+  checkVaultAgainstTruth,
+  endAfterSuite,
+  prng,
+  seedSql,
+  startWriter,
+} from './harness/workload.js';
+
+const TENANTS = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark'];
+
+/** Every tenant's rows at an LSN, read through `show` (the library's, to keep the test quick). */
+async function stateAt(f: Fixture, lsn: string): Promise<string> {
+  const vault = await openVault(f.vault);
+  const states: Record<string, unknown> = {};
+  for (const tenant of TENANTS) {
+    states[tenant] = await show({ vault, tenant, at: parsePoint(`lsn:${lsn}`) }).catch((error: Error) => `error: ${error.message}`);
+  }
+  return JSON.stringify(states);
+}
+
+/** The live rows of every tenant, as the source has them now, in show's shape. */
+async function liveState(f: Fixture): Promise<string> {
+  const states: Record<string, unknown> = {};
+  for (const tenant of TENANTS) {
+    const tenants = await f.db.query<{ id: string }>('SELECT id FROM tenants WHERE id = $1', [tenant]);
+    const items = await f.db.query<{ tenant_id: string; id: string; v: string }>(
+      'SELECT tenant_id, id::text AS id, v::text AS v FROM items WHERE tenant_id = $1 ORDER BY items.id',
+      [tenant],
+    );
+    states[tenant] = [
+      ...items.rows.map((row) => ({ table: 'public.items', row: { tenant_id: row.tenant_id, id: row.id, v: row.v } })),
+      ...tenants.rows.map((row) => ({ table: 'public.tenants', row: { id: row.id } })),
+    ];
+  }
+  return JSON.stringify(states);
+}
+
+/** A few random changes to items across tenants, in one transaction; the LSN after its commit. */
+async function writeRound(f: Fixture, random: () => number, round: number): Promise<string> {
+  await f.db.query('BEGIN');
+  for (let i = 0; i < 3; i++) {
+    const tenant = TENANTS[Math.floor(random() * TENANTS.length)] ?? 'acme';
+    const id = Math.floor(random() * 12);
+    const roll = random();
+    if (roll < 0.5) {
+      await f.db.query('INSERT INTO items VALUES ($1, $2, $3) ON CONFLICT (tenant_id, id) DO UPDATE SET v = excluded.v', [
+        tenant,
+        id,
+        round * 10 + i,
+      ]);
+    } else if (roll < 0.8) await f.db.query('UPDATE items SET v = v + 1 WHERE tenant_id = $1 AND id = $2', [tenant, id]);
+    else await f.db.query('DELETE FROM items WHERE tenant_id = $1 AND id = $2', [tenant, id]);
+  }
+  await f.db.query('COMMIT');
+  return (await f.db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn ?? '0/0';
+}
+
+/** Catches the vault up in this process: one flush, so one level-0 layer per round that changed rows. */
+async function catchUpHere(f: Fixture): Promise<void> {
+  const vault = await openVault(f.vault);
+  await capture({ source: resolveSource(f.cluster.url()), vault, tenancy: DEFAULT_TENANCY, untilCaughtUp: true });
+}
+
+for (const major of testMajors('all')) {
+  describe(`compaction and gc on PostgreSQL ${major}`, () => {
+    const { fixtures, captures } = endAfterSuite();
+
+    test('every point reads the same before a merge, after it, and after gc; replaced files wait for the grace period', async () => {
+      const f = await fixture(major, `${CRASH_SCHEMA}; ${seedSql(TENANTS)}`);
+      fixtures.push(f);
+      const init = await f.recall(['init']);
+      assert.equal(init.code, 0, init.stderr);
+      const random = prng(7);
+      // Enough rounds that the level-1 layers merge again, into buckets.
+      const rounds = FAN_IN * FAN_IN + 8;
+      const points: { lsn: string; live: string }[] = [];
+      for (let round = 0; round < rounds; round++) {
+        const lsn = await writeRound(f, random, round);
+        await catchUpHere(f);
+        if (round % 9 === 0 || round === rounds - 1) points.push({ lsn, live: await liveState(f) });
+      }
+      const before = await openVault(f.vault);
+      const deltas = before.manifest.layers.filter((layer) => layer.kind === 'delta').length;
+      assert.ok(deltas >= FAN_IN * FAN_IN, `a layer per round that changed rows: ${deltas}`);
+      const read = async (): Promise<string[]> => Promise.all(points.map((point) => stateAt(f, point.lsn)));
+      const beforeCompaction = await read();
+      points.forEach((point, i) => {
+        for (const tenant of TENANTS) {
+          const shown = (JSON.parse(beforeCompaction[i] ?? '{}') as Record<string, unknown>)[tenant];
+          const live = (JSON.parse(point.live) as Record<string, unknown>)[tenant];
+          assert.deepEqual(shown, live, `point ${i}: tenant ${tenant} at lsn:${point.lsn} as the source had it`);
+        }
+      });
+      const logBefore = await f.recall(['log', '--tenant', 'acme', '--json']);
+      assert.equal(logBefore.code, 0, logBefore.stderr);
+
+      // Without --until-done: the merges due now (level 0), not those their outputs make due.
+      const once = await f.recall(['compact', '--json']);
+      assert.equal(once.code, 0, once.stderr);
+      const first = jsonLines<{ merges: number; backlog: { layers: number } }>(once.stdout)[0];
+      assert.ok(first !== undefined && first.merges >= FAN_IN, once.stdout);
+      assert.ok(first.backlog.layers > 0, 'the level-1 layers it wrote are due in their turn');
+      const done = await f.recall(['compact', '--until-done']);
+      assert.equal(done.code, 0, done.stderr);
+      assert.match(done.stderr, /level 1 → 2/);
+
+      const after = await openVault(f.vault);
+      const levels = after.manifest.layers.map((layer) => layer.level ?? 0);
+      assert.ok(levels.includes(2), `a level-2 layer exists: levels ${levels.join(',')}`);
+      assert.ok(after.manifest.layers.length < before.manifest.layers.length / 4, `${after.manifest.layers.length} layers left`);
+      assert.deepEqual(compactionBacklog(after.manifest), { layers: 0, bytes: 0 });
+      const retired = new Set((after.manifest.retired ?? []).map((entry) => entry.path));
+      const stillLive = new Set(after.manifest.layers.map((layer) => layer.path));
+      assert.ok(
+        before.manifest.layers.every((layer) => retired.has(layer.path) !== stillLive.has(layer.path)),
+        `each layer is either still live or retired, not forgotten: ${retired.size} retired`,
+      );
+      for (const layer of after.manifest.layers.filter((entry) => entry.bucket !== undefined && entry.bucket.of > 1)) {
+        // A bucketed layer holds only its bucket's tenants: a read of another tenant skips it.
+        assert.ok(TENANTS.some((tenant) => mayHoldTenant(layer, tenant)));
+        assert.ok(
+          TENANTS.some((tenant) => !mayHoldTenant(layer, tenant)),
+          `layer ${layer.path} would be read for every tenant`,
+        );
+      }
+      assert.deepEqual(await read(), beforeCompaction, 'the same answers at every point after compaction');
+      const logAfter = await f.recall(['log', '--tenant', 'acme', '--json']);
+      assert.equal(logAfter.stdout, logBefore.stdout, 'the same changes, in the same order');
+
+      // gc: nothing is due within the grace period; past it, every replaced file goes and no live one.
+      const dry = await f.recall(['gc', '--dry-run', '--json']);
+      assert.equal(dry.code, 0, dry.stderr);
+      const waiting = jsonLines<{ due: unknown[]; waiting: number }>(dry.stdout)[0];
+      assert.ok(
+        waiting !== undefined &&
+          waiting.due.length === 0 &&
+          waiting.waiting === retired.size,
+        dry.stdout,
+      );
+      const listed = await f.recall(['gc', '--dry-run', '--gc-grace', '0s']);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.equal(listed.stdout.trim().split('\n').length, waiting.waiting, 'one line per file it would delete');
+      assert.match(listed.stdout, /^layers\/delta\/\S+\.parquet {2}\d+ bytes {2}replaced since \S+$/m);
+      const gc = await f.recall(['gc', '--gc-grace', '0s']);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.match(gc.stderr, new RegExp(`deleted ${waiting.waiting} files`));
+      assert.equal((await openVault(f.vault)).manifest.retired, undefined, 'the manifest no longer lists them');
+      const verify = await f.recall(['verify', '--vault']);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      assert.deepEqual(await read(), beforeCompaction, 'the same answers after gc');
+      const again = await f.recall(['gc', '--gc-grace', '0s', '--json']);
+      assert.equal(jsonLines<{ due: unknown[] }>(again.stdout)[0]?.due.length, 0, 'nothing left for a second gc');
+
+      // Capture goes on into the compacted vault.
+      const lsn = await writeRound(f, random, rounds);
+      await catchUp(f, 60_000);
+      assert.equal(await stateAt(f, lsn), await liveState(f));
+    });
+
+    test('recall compact and recall gc beside a running capture and a writer lose nothing', async () => {
+      const f = await fixture(major, `${CRASH_SCHEMA}; ${seedSql(TENANTS)}`);
+      fixtures.push(f);
+      const init = await f.recall(['init']);
+      assert.equal(init.code, 0, init.stderr);
+      const running = CaptureProcess.spawn(f, ['--flush-interval', '50ms']);
+      captures.push(running);
+      const writer = startWriter(f.cluster.url(), TENANTS, { seed: 11, pauseMs: 2 });
+      try {
+        for (let turn = 0; turn < 4; turn++) {
+          await writer.progress(150, 60_000);
+          const compacted = await f.recall(['compact', '--until-done']);
+          assert.equal(compacted.code, 0, compacted.stderr);
+          // A grace well beyond the moment between a layer's upload and its commit.
+          const gc = await f.recall(['gc', '--gc-grace', '3s']);
+          assert.equal(gc.code, 0, gc.stderr);
+        }
+      } finally {
+        const stats = await writer.stop();
+        assert.deepEqual(stats.unexpected, []);
+      }
+      await sleep(500);
+      assert.ok(running.running, running.describe());
+      running.child.kill('SIGINT');
+      assert.deepEqual(await running.waitForExit(60_000), { code: 0, signal: null }, running.describe());
+      await catchUp(f, 60_000);
+      await checkVaultAgainstTruth(f, TENANTS);
+      const verify = await f.recall(['verify', '--vault']);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    });
+
+    test('kill -9 of capture at random moments of its background merges, under load: every change once, no live file missing', async () => {
+      const f = await fixture(major, `${CRASH_SCHEMA}; ${seedSql(TENANTS)}`);
+      fixtures.push(f);
+      const init = await f.recall(['init']);
+      assert.equal(init.code, 0, init.stderr);
+      const seed = Number(process.env.RECALL_TEST_SEED) || Math.floor(Math.random() * 2 ** 31);
+      const random = prng(seed);
+      const writer = startWriter(f.cluster.url(), TENANTS, { seed, pauseMs: 2 });
+      let killedDuringMerge = 0;
+      try {
+        for (let cycle = 0; cycle < 20; cycle++) {
+          const running = CaptureProcess.spawn(f, ['--flush-interval', '20ms']);
+          captures.push(running);
+          await running.waitForLines(/^compact: merging/, 1, 60_000);
+          await sleep(Math.floor(random() * 150));
+          if (running.count(/^compact: level \d/) === 0) killedDuringMerge++;
+          await running.kill9();
+        }
+      } finally {
+        const stats = await writer.stop();
+        assert.deepEqual(stats.unexpected, []);
+      }
+      assert.ok(killedDuringMerge > 0, `seed ${seed}: no kill fell inside a merge`);
+      await catchUp(f, 60_000);
+      await checkVaultAgainstTruth(f, TENANTS);
+      const verify = await f.recall(['verify', '--vault']);
+      assert.equal(verify.code, 0, `seed ${seed}: ${verify.stdout}${verify.stderr}`);
+      const gc = await f.recall(['gc', '--gc-grace', '0s']);
+      assert.equal(gc.code, 0, gc.stderr);
+      await checkVaultAgainstTruth(f, TENANTS);
+    });
+  });
+}

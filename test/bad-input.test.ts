@@ -219,6 +219,13 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
       const result = await main.recall(['show', '--tenant', '1', '--at', 'now', '--vault', join(scratch, 'empty')]);
       failed(result, 2, /holds no history yet/, /recall init/);
     });
+
+    test('compact and gc on a vault that was never initialised: exit 2', async () => {
+      for (const command of [['compact'], ['gc', '--dry-run']]) {
+        const result = await main.recall([...command, '--vault', join(scratch, 'empty')]);
+        failed(result, 2, /holds no history yet/, /recall init/);
+      }
+    });
   });
 
   describe('after a successful init and capture', () => {
@@ -255,6 +262,18 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
         .filter((r) => r.table === 'public.issues')
         .map((r) => r.row.title);
       assert.deepEqual(titles, ['first, edited', 'third']);
+    });
+
+    test('a malformed --gc-grace, RECALL_GC_GRACE or --flush-interval: exit 2, names it, deletes nothing', async () => {
+      for (const [args, env, named] of [
+        [['gc', '--gc-grace', '1 hour'], {}, /--gc-grace "1 hour" is not a duration/],
+        [['gc'], { RECALL_GC_GRACE: '-5m' }, /RECALL_GC_GRACE "-5m" is not a duration/],
+        [['capture', '--flush-interval', 'soon'], {}, /--flush-interval "soon" is not a duration/],
+      ] as const) {
+        const result = await main.recall(args, env);
+        failed(result, 2, named, /90s, 15m, 1h/);
+      }
+      await unchanged();
     });
 
     test('restore and undo: bad flags, unknown tenants and transactions exit 2 and change nothing', async () => {
@@ -425,7 +444,7 @@ describe(`bad input on PostgreSQL ${MAJOR}`, () => {
 });
 
 describe('help', () => {
-  const COMMANDS = ['init', 'capture', 'status', 'log', 'show', 'restore', 'undo'];
+  const COMMANDS = ['init', 'capture', 'status', 'log', 'show', 'compact', 'gc', 'restore', 'undo'];
 
   test('recall --help exits 0 and lists every command', async () => {
     const result = await runRecall(['--help'], bareEnv());

@@ -159,6 +159,23 @@ for (const major of testMajors('all')) {
       const verify = await f.recall(['verify', '--vault']);
       assert.equal(verify.code, 0, verify.stdout + verify.stderr);
       assert.deepEqual(await read(), beforeCompaction, 'the same answers after gc');
+      const status = await f.recall(['status', '--json']);
+      assert.equal(status.code, 0, status.stderr);
+      const { vault: shown } = jsonLines<{
+        vault: {
+          levels: { level: number }[];
+          compactionBacklog: { layers: number };
+          retired: { files: number };
+          lastGc: { deleted: number } | null;
+        };
+      }>(status.stdout)[0]!;
+      assert.ok(
+        shown.levels.some((level) => level.level === 2),
+        status.stdout,
+      );
+      assert.equal(shown.compactionBacklog.layers, 0);
+      assert.equal(shown.retired.files, 0);
+      assert.equal(shown.lastGc?.deleted, waiting.waiting);
       const again = await f.recall(['gc', '--gc-grace', '0s', '--json']);
       assert.equal(jsonLines<{ due: unknown[] }>(again.stdout)[0]?.due.length, 0, 'nothing left for a second gc');
 

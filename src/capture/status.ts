@@ -3,7 +3,15 @@
 
 import { connectSource, type SourceConfig, readSourceIdentity } from '../source/index.js';
 import { formatLsn, parseLsn, formatMicros } from '../timeline/index.js';
-import type { CaptureFailure, Vault } from '../vault/index.js';
+import {
+  compactionBacklog,
+  levelOf,
+  type CaptureFailure,
+  type CompactionBacklog,
+  type GcRecord,
+  type Manifest,
+  type Vault,
+} from '../vault/index.js';
 import { describeHistoryGap, findHistoryGap } from './missing-history.js';
 
 /** The state of capture and vault. */
@@ -17,6 +25,16 @@ export interface Status {
     readonly bytes: number;
     readonly layers: number;
     readonly manifestVersion: number;
+    /** Live layers by compaction level (0: as capture wrote them). */
+    readonly levels: readonly { readonly level: number; readonly layers: number; readonly bytes: number }[];
+    /** What the merges due now would take: flat under a steady load when compaction keeps up. */
+    readonly compactionBacklog: CompactionBacklog;
+    /** Replaced files waiting for gc (past or within its grace period). */
+    readonly retired: { readonly files: number; readonly bytes: number };
+    /** The oldest point a read or restore can go back to. */
+    readonly oldestPoint: string;
+    /** The last `recall gc`, if any. */
+    readonly lastGc: GcRecord | null;
   };
   readonly slot: {
     readonly name: string;
@@ -51,6 +69,14 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
     bytes: options.vault.layerBytes,
     layers: manifest.layers.length,
     manifestVersion: manifest.version,
+    levels: levels(manifest),
+    compactionBacklog: compactionBacklog(manifest),
+    retired: {
+      files: manifest.retired?.length ?? 0,
+      bytes: (manifest.retired ?? []).reduce((sum, entry) => sum + entry.bytes, 0),
+    },
+    oldestPoint: formatMicros(manifest.startTime),
+    lastGc: await options.vault.lastGc(),
   };
   const captureFailure = await options.vault.captureFailure();
   let client;
@@ -130,4 +156,14 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** Live layers and bytes per compaction level, lowest first. */
+function levels(manifest: Manifest): Status['vault']['levels'] {
+  const byLevel = new Map<number, { layers: number; bytes: number }>();
+  for (const layer of manifest.layers) {
+    const level = byLevel.get(levelOf(layer)) ?? { layers: 0, bytes: 0 };
+    byLevel.set(levelOf(layer), { layers: level.layers + 1, bytes: level.bytes + layer.bytes });
+  }
+  return [...byLevel.entries()].sort(([a], [b]) => a - b).map(([level, { layers, bytes }]) => ({ level, layers, bytes }));
 }

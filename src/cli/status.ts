@@ -16,6 +16,10 @@ export async function run(flags: CommonFlags): Promise<number> {
     `vault      ${v.location}`,
     `history    ${v.startTime} (lsn:${v.startLsn}) → ${v.newestTime} (lsn:${v.newestLsn})`,
     `size       ${v.bytes} bytes in ${v.layers} layers (manifest v${v.manifestVersion})`,
+    `levels     ${v.levels.map((level) => `L${level.level}: ${level.layers} layers, ${level.bytes} bytes`).join('; ')}`,
+    `compaction ${v.compactionBacklog.layers === 0 ? 'nothing due' : `${v.compactionBacklog.layers} layers (${v.compactionBacklog.bytes} bytes) due to merge`}`,
+    `gc         ${v.retired.files} replaced files (${v.retired.bytes} bytes) waiting; ${v.lastGc === null ? 'never run' : `last run ${v.lastGc.at}, deleted ${v.lastGc.deleted} files (${v.lastGc.bytes} bytes)`}`,
+    `oldest     ${v.oldestPoint} (no retention set: the whole history is kept)`,
   ];
   if (result.slot === null) lines.push(`source     unreachable: ${result.source.error ?? ''}`);
   else {

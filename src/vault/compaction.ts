@@ -147,7 +147,7 @@ export async function compact(vault: Vault, duck: DuckDBConnection, step: Compac
       return {
         ...current,
         layers: [...current.layers.filter((layer) => !replaced.has(layer.path)), ...written],
-        retired: [...(current.retired ?? []), ...step.inputs.map((layer) => ({ path: layer.path, at }))],
+        retired: [...(current.retired ?? []), ...step.inputs.map((layer) => ({ path: layer.path, bytes: layer.bytes, at }))],
       };
     });
     return { replaced: step.inputs, written, committed };

@@ -75,4 +75,9 @@ export async function collectGarbage(vault: Vault, plan: GcPlan): Promise<void> 
     if (current === undefined || kept.length === retired.length) return undefined;
     return { ...current, retired: kept.length === 0 ? undefined : kept };
   });
+  await vault.recordGc({
+    at: new Date().toISOString(),
+    deleted: plan.due.length,
+    bytes: plan.due.reduce((sum, file) => sum + file.bytes, 0),
+  });
 }

@@ -43,6 +43,7 @@ export interface LayerBucket {
 /** A layer that a commit replaced: its file stays for readers of older versions until gc, after the grace period. */
 export interface RetiredLayer {
   readonly path: string;
+  readonly bytes: number;
   /** ISO time of the commit that replaced it. */
   readonly at: string;
 }

@@ -65,6 +65,16 @@ const OWN_TRANSACTIONS_DIR = 'state/own-transactions';
  */
 const ACKNOWLEDGED_PATH = 'state/acknowledged.json';
 
+/** What the last `recall gc` did, for `recall status`. */
+export interface GcRecord {
+  /** ISO time it finished. */
+  readonly at: string;
+  readonly deleted: number;
+  readonly bytes: number;
+}
+
+const GC_PATH = 'state/gc.json';
+
 /** Attempts of a commit that keeps losing the race to other committers (compact or gc beside capture) before it gives up. */
 const COMMIT_ATTEMPTS = 10;
 
@@ -241,6 +251,16 @@ export class Vault {
   async ownTransactions(): Promise<Set<bigint>> {
     const paths = await this.storage.list(OWN_TRANSACTIONS_DIR);
     return new Set(paths.map((path) => /(\d+)\.json$/.exec(path)?.[1]).flatMap((xid) => (xid === undefined ? [] : [BigInt(xid)])));
+  }
+
+  /** Records what a gc just did. */
+  async recordGc(record: GcRecord): Promise<void> {
+    await this.writeState(GC_PATH, record);
+  }
+
+  /** What the last gc did, if one ever ran. */
+  async lastGc(): Promise<GcRecord | null> {
+    return this.readState<GcRecord>(GC_PATH);
   }
 
   /** Writes a small JSON state file durably (through scratch, then into the vault). */

@@ -140,6 +140,11 @@ for (const major of testMajors('all')) {
         );
       }
       assert.deepEqual(await read(), beforeCompaction, 'the same answers at every point after compaction');
+      // Images of every bucket at the vault's end: reads after them start there, reads before them do not.
+      const imaged = await f.recall(['compact', '--images', '--json']);
+      assert.equal(imaged.code, 0, imaged.stderr);
+      assert.ok((jsonLines<{ images: number }>(imaged.stdout)[0]?.images ?? 0) > 0, imaged.stdout);
+      assert.deepEqual(await read(), beforeCompaction, 'the same answers at every point after images');
       const logAfter = await f.recall(['log', '--tenant', 'acme', '--json']);
       assert.equal(logAfter.stdout, logBefore.stdout, 'the same changes, in the same order');
 

@@ -23,7 +23,8 @@ export async function run(flags: CommandFlags & { dryRun?: boolean; gcGrace?: st
     return 0;
   }
   if (flags.dryRun === true) {
-    for (const file of plan.due) process.stdout.write(`${printable(`${file.path}  ${file.bytes} bytes  ${file.reason} since ${file.since}`)}\n`);
+    for (const file of plan.due)
+      process.stdout.write(`${printable(`${file.path}  ${file.bytes} bytes  ${file.reason} since ${file.since}`)}\n`);
   }
   logLine(
     `gc: ${flags.dryRun === true ? 'would delete' : 'deleted'} ${plan.due.length} files (${bytes} bytes); ${plan.waiting.length} within the ${formatDuration(graceMs)} grace period kept; ${plan.live} live layers`,

@@ -72,9 +72,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   commonOptions(program.command('compact'))
     .description(
-      'merge small layers into larger ones by tenant bucket now (`recall capture` does the same in the background); replaced files stay until `recall gc`',
+      'merge small layers into larger ones by tenant bucket and write the images due, now (`recall capture` does the same in the background); replaced files stay until `recall gc`',
     )
     .option('--until-done', 'go on until no merge is due, including those the merges themselves make due')
+    .option('--images', 'write an image of every tenant bucket now, so that reads at later points start from it (else only the images due)')
     .action(run(() => import('./compact.js')));
 
   commonOptions(program.command('gc'))

@@ -27,17 +27,18 @@ export interface ShowOptions {
 
 /** The tenant's rows in every tenant-scoped table (or one) as of the point, ordered by table and key. */
 export async function show(options: ShowOptions): Promise<ShownRow[]> {
-  const reader = await VaultReader.open(options.vault, { future: options.future, tenant: options.tenant });
+  const reader = await VaultReader.open(options.vault, { future: options.future, tenant: options.tenant, atPoint: true });
   try {
     const lsn = await reader.resolve(options.at);
-    await reader.assertTenant(options.tenant);
+    const versions = await reader.tenantAt(options.tenant, lsn);
+    await reader.assertTenant(options.tenant, versions);
     const table = options.table === undefined ? undefined : reader.capturedTable(options.table);
     const rows = await queryRows(
       reader.duck,
       `SELECT "table", "key", schema_id, "row" FROM (
          SELECT "table", "key", op, schema_id, "row",
                 row_number() OVER (PARTITION BY "table", "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
-           FROM ${reader.layersSql}
+           FROM ${versions}
           WHERE tenant = $1 AND commit_lsn <= $2 ${table === undefined ? '' : 'AND "table" = $3'})
         WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`,
       table === undefined ? [options.tenant, lsn] : [options.tenant, lsn, table],

@@ -2,9 +2,9 @@
 // bounds, and the common filters of per-tenant reads. Shared by show and log.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { PointBeforeHistoryError, PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
+import { InternalError, PointBeforeHistoryError, PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
 import { formatTableName, parseTableName } from '../source/index.js';
-import { fileList, mayHoldTenant, openDuckDB, queryRows, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
+import { fileList, mayHoldTenant, openDuckDB, queryRows, readSet, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
 import { formatLsn, type Lsn } from './lsn.js';
 import { describePoint, formatMicros, type Point } from './point.js';
 
@@ -37,25 +37,50 @@ export class VaultReader {
     readonly vault: Vault,
     readonly manifest: Manifest,
     readonly duck: DuckDBConnection,
-    /** Local paths of the verified layers. */
-    readonly files: readonly string[],
+    /** Local paths of the verified layers; undefined for a reader of one point (`tenantAt`). */
+    private readonly verifiedFiles: readonly string[] | undefined,
     private readonly future: FutureBound | undefined,
   ) {}
 
-  /** With `tenant`, only layers that may hold its rows are read (and verified): a damaged layer of others does not stop the read. */
-  static async open(vault: Vault, options: { future?: FutureBound | undefined; tenant?: string } = {}): Promise<VaultReader> {
+  /**
+   * With `tenant`, only layers that may hold its rows are read (and verified): a damaged
+   * layer of others does not stop the read. With `atPoint` too, none is verified on open:
+   * `tenantAt` reads (and verifies) the few a point needs.
+   */
+  static async open(
+    vault: Vault,
+    options: { future?: FutureBound | undefined; tenant?: string; atPoint?: boolean } = {},
+  ): Promise<VaultReader> {
     const manifest = vault.manifest;
     const { tenant } = options;
-    const files = await vault.layerFiles(
-      tenant === undefined ? manifest.layers : manifest.layers.filter((layer) => mayHoldTenant(layer, tenant)),
-    );
+    const files =
+      tenant !== undefined && options.atPoint === true
+        ? undefined
+        : await vault.layerFiles(tenant === undefined ? manifest.layers : manifest.layers.filter((layer) => mayHoldTenant(layer, tenant)));
     const duck = await openDuckDB(await vault.storage.scratchDirectory());
     return new VaultReader(vault, manifest, duck, files, options.future);
+  }
+
+  /** Local paths of the reader's verified layers. */
+  get files(): readonly string[] {
+    if (this.verifiedFiles === undefined) throw new InternalError('a reader of one point has no list of every layer');
+    return this.verifiedFiles;
   }
 
   /** read_parquet over the reader's layers, or an empty relation if there are none. */
   get layersSql(): string {
     return layersSql(this.files);
+  }
+
+  /**
+   * A tenant's versions that its state at `lsn` rests on, as a SQL source: its bucket's
+   * newest image at or before `lsn` and the layers after it (read-set.ts), each verified
+   * before use, the rows the image shadows left out.
+   */
+  async tenantAt(tenant: string, lsn: Lsn): Promise<string> {
+    const { floor, layers } = readSet(this.manifest, { tenant }, lsn);
+    const source = layersSql(await this.vault.layerFiles(layers));
+    return floor === undefined ? source : `(SELECT * FROM ${source} WHERE commit_lsn >= ${floor})`;
   }
 
   /** The LSN bound of a point: every commit at or below it is part of the state at the point. */
@@ -127,12 +152,19 @@ export class VaultReader {
     return best ?? this.manifest.startLsn;
   }
 
-  /** Refuses a tenant that never appears in the history. */
-  async assertTenant(tenant: string): Promise<void> {
-    const [row] = await queryRows(this.duck, `SELECT count(*) AS n FROM (SELECT 1 FROM ${this.layersSql} WHERE tenant = $1 LIMIT 1)`, [
-      tenant,
-    ]);
-    if (Number(row?.n ?? 0) === 0) {
+  /**
+   * Refuses a tenant that never appears in the history. `within`, a source that holds
+   * its rows if it has any near the point read, is looked at first; only a tenant with
+   * none there costs a look at all its layers.
+   */
+  async assertTenant(tenant: string, within?: string): Promise<void> {
+    const appears = async (source: string): Promise<boolean> => {
+      const [row] = await queryRows(this.duck, `SELECT count(*) AS n FROM (SELECT 1 FROM ${source} WHERE tenant = $1 LIMIT 1)`, [tenant]);
+      return Number(row?.n ?? 0) > 0;
+    };
+    if (within !== undefined && (await appears(within))) return;
+    const everywhere = layersSql(await this.vault.layerFiles(this.manifest.layers.filter((layer) => mayHoldTenant(layer, tenant))));
+    if (!(await appears(everywhere))) {
       throw new UnknownTenantError(
         `tenant "${tenant}" never appears in the history`,
         'check the tenant id (its text form, e.g. the value of tenants.id)',

@@ -4,7 +4,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { compact, describeMerge, nextCompactionStep, type CompactionResult } from './compaction.js';
+import { compact, describeResult, describeStep, nextCompactionStep, type CompactionResult } from './compaction.js';
 import { openDuckDB } from './duckdb.js';
 import type { Vault } from './vault.js';
 
@@ -57,19 +57,17 @@ export class Compactor {
       let result: CompactionResult;
       try {
         this.duck ??= await openDuckDB(await vault.storage.scratchDirectory());
-        log(`compact: merging ${step.inputs.length} level-${step.level} layers`);
+        log(`compact: ${describeStep(step)}`);
         result = await compact(vault, this.duck, step);
       } catch (error) {
         if (this.stopping.signal.aborted) return;
-        log(
-          `compact: warning: a merge of ${step.inputs.length} level-${step.level} layers failed (${(error as Error).message}); trying again in a minute`,
-        );
+        log(`compact: warning: ${describeStep(step)} failed (${(error as Error).message}); trying again in a minute`);
         await this.pause(AFTER_FAILURE_MS);
         continue;
       }
       if (result.committed) {
         this.merges += 1;
-        log(`compact: level ${step.level} → ${step.level + 1}: ${describeMerge(result)}`);
+        log(`compact: ${describeResult(step, result)}`);
       }
       // The process's CPU over the merge, capture's included: an overcount, so the share holds.
       const used = process.cpuUsage(cpu);

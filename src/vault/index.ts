@@ -40,14 +40,18 @@ export { Compactor, COMPACTION_CPU_SHARE } from './compactor.js';
 export {
   compact,
   compactionBacklog,
-  describeMerge,
+  describeResult,
+  describeStep,
+  imagesDue,
   FAN_IN,
   levelOf,
   nextCompactionStep,
+  nextMerge,
   type CompactionBacklog,
   type CompactionResult,
   type CompactionStep,
 } from './compaction.js';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, planGc, type GarbageFile, type GcPlan } from './gc.js';
+export { IMAGE_BUCKETS, isBucketImage, readSet, type ReadSet } from './read-set.js';
 export { processScratchDirectory, removeStaleParts } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

@@ -1,0 +1,53 @@
+// The layers a read of one tenant (or one bucket) at one LSN needs: the newest bucket
+// image at or before it, and the layers after that image. The state at a point is
+// then the image plus a bounded run of changes, however long the history before it.
+//
+// Rows older than the image are left out by LSN (`floor`), not only by file: a file
+// that straddles the image also holds older versions, and an older insert whose delete
+// sits in a file left out would otherwise come back.
+
+import type { LayerBucket, LayerEntry, Manifest } from './manifest.js';
+import { mayHoldTenant, tenantBucket } from './tenant-bucket.js';
+
+/** Buckets of the images compaction writes: the finest split of the layers. */
+export const IMAGE_BUCKETS = 16;
+
+/** An image compaction wrote: the whole state of one bucket's tenants (global rows in bucket 0) at its LSN. */
+export function isBucketImage(layer: LayerEntry): boolean {
+  return layer.kind === 'image' && (layer.level ?? 0) > 0 && layer.bucket !== undefined;
+}
+
+/** Whether a layer may hold rows of some tenant of a bucket (the buckets of one split nest in those of a coarser one). */
+export function mayHoldBucket(layer: LayerEntry, bucket: LayerBucket): boolean {
+  const own = layer.bucket;
+  if (own === undefined) return true;
+  return own.of <= bucket.of ? bucket.index % own.of === own.index : own.index % bucket.of === bucket.index;
+}
+
+/** What a read needs. */
+export interface ReadSet {
+  /** The image's LSN: rows below it are shadowed by the image (undefined: no image, the whole history). */
+  readonly floor: bigint | undefined;
+  readonly layers: readonly LayerEntry[];
+}
+
+/** What a read is of: one tenant, or every tenant of a bucket (an image being written). */
+export type ReadScope = { readonly tenant: string } | { readonly bucket: LayerBucket };
+
+/** The layers a read of `scope` at `lsn` needs. */
+export function readSet(manifest: Manifest, scope: ReadScope, lsn: bigint): ReadSet {
+  const bucket = 'bucket' in scope ? scope.bucket : { index: tenantBucket(scope.tenant, IMAGE_BUCKETS), of: IMAGE_BUCKETS };
+  const holds = (layer: LayerEntry): boolean => ('tenant' in scope ? mayHoldTenant(layer, scope.tenant) : mayHoldBucket(layer, bucket));
+  // An image covers its whole bucket, including tenants it holds no row of (they had none then).
+  const images = manifest.layers.filter(
+    (layer) => isBucketImage(layer) && layer.maxLsn <= lsn && mayHoldBucket(layer, bucket) && layer.bucket?.of === bucket.of,
+  );
+  const floor = images.reduce<bigint | undefined>(
+    (best, layer) => (best === undefined || layer.maxLsn > best ? layer.maxLsn : best),
+    undefined,
+  );
+  if (floor === undefined) return { floor, layers: manifest.layers.filter((layer) => holds(layer) && layer.minLsn <= lsn) };
+  const base = images.filter((layer) => layer.maxLsn === floor);
+  const after = manifest.layers.filter((layer) => !base.includes(layer) && layer.maxLsn > floor && layer.minLsn <= lsn && holds(layer));
+  return { floor, layers: [...base, ...after] };
+}

@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { capture, DEFAULT_TENANCY, openVault, parsePoint, resolveSource, show } from '../src/index.js';
+import { openVault } from '../src/index.js';
 import { compactionBacklog, FAN_IN, mayHoldTenant } from '../src/vault/index.js';
-import { fixture, jsonLines, type Fixture } from './harness/recall.js';
+import { fixture, jsonLines } from './harness/recall.js';
+import { catchUpHere, liveState, stateAt as statesAt, writeRound as writeRoundOf } from './harness/rounds.js';
 import { testMajors } from './harness/majors.js';
 import {
   CaptureProcess,
@@ -23,59 +24,9 @@ import {
 } from './harness/workload.js';
 
 const TENANTS = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark'];
-
-/** Every tenant's rows at an LSN, read through `show` (the library's, to keep the test quick). */
-async function stateAt(f: Fixture, lsn: string): Promise<string> {
-  const vault = await openVault(f.vault);
-  const states: Record<string, unknown> = {};
-  for (const tenant of TENANTS) {
-    states[tenant] = await show({ vault, tenant, at: parsePoint(`lsn:${lsn}`) }).catch((error: Error) => `error: ${error.message}`);
-  }
-  return JSON.stringify(states);
-}
-
-/** The live rows of every tenant, as the source has them now, in show's shape. */
-async function liveState(f: Fixture): Promise<string> {
-  const states: Record<string, unknown> = {};
-  for (const tenant of TENANTS) {
-    const tenants = await f.db.query<{ id: string }>('SELECT id FROM tenants WHERE id = $1', [tenant]);
-    const items = await f.db.query<{ tenant_id: string; id: string; v: string }>(
-      'SELECT tenant_id, id::text AS id, v::text AS v FROM items WHERE tenant_id = $1 ORDER BY items.id',
-      [tenant],
-    );
-    states[tenant] = [
-      ...items.rows.map((row) => ({ table: 'public.items', row: { tenant_id: row.tenant_id, id: row.id, v: row.v } })),
-      ...tenants.rows.map((row) => ({ table: 'public.tenants', row: { id: row.id } })),
-    ];
-  }
-  return JSON.stringify(states);
-}
-
-/** A few random changes to items across tenants, in one transaction; the LSN after its commit. */
-async function writeRound(f: Fixture, random: () => number, round: number): Promise<string> {
-  await f.db.query('BEGIN');
-  for (let i = 0; i < 3; i++) {
-    const tenant = TENANTS[Math.floor(random() * TENANTS.length)] ?? 'acme';
-    const id = Math.floor(random() * 12);
-    const roll = random();
-    if (roll < 0.5) {
-      await f.db.query('INSERT INTO items VALUES ($1, $2, $3) ON CONFLICT (tenant_id, id) DO UPDATE SET v = excluded.v', [
-        tenant,
-        id,
-        round * 10 + i,
-      ]);
-    } else if (roll < 0.8) await f.db.query('UPDATE items SET v = v + 1 WHERE tenant_id = $1 AND id = $2', [tenant, id]);
-    else await f.db.query('DELETE FROM items WHERE tenant_id = $1 AND id = $2', [tenant, id]);
-  }
-  await f.db.query('COMMIT');
-  return (await f.db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn ?? '0/0';
-}
-
-/** Catches the vault up in this process: one flush, so one level-0 layer per round that changed rows. */
-async function catchUpHere(f: Fixture): Promise<void> {
-  const vault = await openVault(f.vault);
-  await capture({ source: resolveSource(f.cluster.url()), vault, tenancy: DEFAULT_TENANCY, untilCaughtUp: true });
-}
+const stateAt = (f: Parameters<typeof statesAt>[0], lsn: string): Promise<string> => statesAt(f, TENANTS, lsn);
+const writeRound = (f: Parameters<typeof writeRoundOf>[0], random: () => number, round: number): Promise<string> =>
+  writeRoundOf(f, TENANTS, random, round);
 
 for (const major of testMajors('all')) {
   describe(`compaction and gc on PostgreSQL ${major}`, () => {
@@ -93,7 +44,7 @@ for (const major of testMajors('all')) {
       for (let round = 0; round < rounds; round++) {
         const lsn = await writeRound(f, random, round);
         await catchUpHere(f);
-        if (round % 9 === 0 || round === rounds - 1) points.push({ lsn, live: await liveState(f) });
+        if (round % 9 === 0 || round === rounds - 1) points.push({ lsn, live: await liveState(f, TENANTS) });
       }
       const before = await openVault(f.vault);
       const deltas = before.manifest.layers.filter((layer) => layer.kind === 'delta').length;
@@ -187,7 +138,7 @@ for (const major of testMajors('all')) {
       // Capture goes on into the compacted vault.
       const lsn = await writeRound(f, random, rounds);
       await catchUp(f, 60_000);
-      assert.equal(await stateAt(f, lsn), await liveState(f));
+      assert.equal(await stateAt(f, lsn), await liveState(f, TENANTS));
     });
   });
 }

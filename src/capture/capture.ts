@@ -31,6 +31,7 @@ import {
   type LayerEntry,
   processMemoryBudget,
   Compactor,
+  type Retention,
   removeStaleParts,
   type SchemaVersion,
   type Vault,
@@ -58,8 +59,11 @@ export interface CaptureOptions {
   readonly signal?: AbortSignal;
   /** Longest time a committed change waits in staging (the recovery point is this plus a write). */
   readonly flushIntervalMs?: number;
-  /** Merge layers in the background on the compaction budget (recall capture as a service does). */
-  readonly compact?: boolean;
+  /**
+   * Keep the vault compact in the background on the compaction budget (recall capture as
+   * a service does): merges, images, folds past `retention`, and gc after `gcGraceMs`.
+   */
+  readonly compact?: false | { readonly retention?: Retention | undefined; readonly gcGraceMs?: number };
   readonly log?: (line: string) => void;
 }
 
@@ -93,7 +97,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureSummary> 
   const totals: Totals = { transactions: 0, changes: 0, layers: 0 };
   let session: CaptureSession | undefined;
   const compactor = options.compact
-    ? new Compactor({ vault: options.vault, log, lagging: () => session === undefined || session.lagging })
+    ? new Compactor({ ...options.compact, vault: options.vault, log, lagging: () => session === undefined || session.lagging })
     : undefined;
   try {
     await stream(options, totals, log, (current) => (session = current));

@@ -6,10 +6,12 @@ import { formatLsn, parseLsn, formatMicros } from '../timeline/index.js';
 import {
   compactionBacklog,
   levelOf,
+  retentionHorizon,
   type CaptureFailure,
   type CompactionBacklog,
   type GcRecord,
   type Manifest,
+  type Retention,
   type Vault,
 } from '../vault/index.js';
 import { describeHistoryGap, findHistoryGap } from './missing-history.js';
@@ -33,6 +35,8 @@ export interface Status {
     readonly retired: { readonly files: number; readonly bytes: number };
     /** The oldest point a read or restore can go back to. */
     readonly oldestPoint: string;
+    /** vault.retention as configured, and the horizon it asks for now (the oldest point trails it by at most a fold step); null keeps everything. */
+    readonly retention: { readonly keep: string; readonly horizon: string } | null;
     /** The last `recall gc`, if any. */
     readonly lastGc: GcRecord | null;
   };
@@ -58,7 +62,7 @@ export interface Status {
 }
 
 /** Reads the vault, and the slot if the source is reachable. */
-export async function status(options: { vault: Vault; source: SourceConfig }): Promise<Status> {
+export async function status(options: { vault: Vault; source: SourceConfig; retention?: Retention | undefined }): Promise<Status> {
   const manifest = options.vault.manifest;
   const vault = {
     location: options.vault.storage.location,
@@ -76,6 +80,8 @@ export async function status(options: { vault: Vault; source: SourceConfig }): P
       bytes: (manifest.retired ?? []).reduce((sum, entry) => sum + entry.bytes, 0),
     },
     oldestPoint: formatMicros(manifest.startTime),
+    retention:
+      options.retention === undefined ? null : { keep: options.retention.text, horizon: formatMicros(retentionHorizon(options.retention)) },
     lastGc: await options.vault.lastGc(),
   };
   const captureFailure = await options.vault.captureFailure();

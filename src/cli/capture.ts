@@ -2,15 +2,11 @@
 // --until-caught-up, until the vault holds everything committed before it started.
 
 import { capture } from '../capture/index.js';
-import { parseDuration } from '../duration.js';
-import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
+import { durationSetting, logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 
-export async function run(flags: CommandFlags & { untilCaughtUp?: boolean; flushInterval?: string }): Promise<number> {
-  const interval = flags.flushInterval ?? (process.env.RECALL_FLUSH_INTERVAL === '' ? undefined : process.env.RECALL_FLUSH_INTERVAL);
-  const flushIntervalMs =
-    interval === undefined
-      ? undefined
-      : parseDuration(interval, flags.flushInterval === undefined ? 'RECALL_FLUSH_INTERVAL' : '--flush-interval');
+export async function run(flags: CommandFlags & { untilCaughtUp?: boolean; flushInterval?: string; gcGrace?: string }): Promise<number> {
+  const flushIntervalMs = durationSetting(flags.flushInterval, '--flush-interval', 'RECALL_FLUSH_INTERVAL');
+  const gcGraceMs = durationSetting(flags.gcGrace, '--gc-grace', 'RECALL_GC_GRACE');
   const source = sourceOf(flags);
   const tenancy = tenancyOf(flags);
   const vault = await vaultOf(flags);
@@ -30,7 +26,8 @@ export async function run(flags: CommandFlags & { untilCaughtUp?: boolean; flush
       untilCaughtUp: flags.untilCaughtUp === true,
       ...(flushIntervalMs === undefined ? {} : { flushIntervalMs }),
       // Running as a service, capture keeps the vault compact itself; a run to catch up leaves it to `recall compact`.
-      compact: flags.untilCaughtUp !== true,
+      compact:
+        flags.untilCaughtUp === true ? false : { retention: flags.settings.retention, ...(gcGraceMs === undefined ? {} : { gcGraceMs }) },
       signal: stop.signal,
       log: logLine,
     });

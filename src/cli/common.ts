@@ -2,6 +2,7 @@
 // source, the vault, and recall.yml, read and validated once before any work.
 
 import type { Command } from 'commander';
+import { parseDuration } from '../duration.js';
 import { formatMicros, vaultEnd, type FutureBound, type Point } from '../timeline/index.js';
 import { describeHistoryGap, findHistoryGap } from '../capture/index.js';
 import {
@@ -62,6 +63,12 @@ export function configOf(flags: Partial<CommonFlags>, env: NodeJS.ProcessEnv = p
  */
 export async function applyMemoryLimit(flags: Partial<CommonFlags>, settings: RecallConfig): Promise<void> {
   await setMemoryBudget(resolveMemoryLimit(flags.memoryLimit, settings.memoryLimit));
+}
+
+/** A duration from its flag, else its environment variable (empty counts as unset); undefined if neither is given. */
+export function durationSetting(flag: string | undefined, flagName: string, variable: string): number | undefined {
+  const given = flag ?? (process.env[variable] === '' ? undefined : process.env[variable]);
+  return given === undefined ? undefined : parseDuration(given, flag === undefined ? variable : flagName);
 }
 
 /** Resolves the source connection from the flags and the environment. */

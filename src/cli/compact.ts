@@ -7,11 +7,13 @@ import {
   compact,
   compactionBacklog,
   describeResult,
+  foldDue,
   imagesDue,
   nextMerge,
   openDuckDB,
   type CompactionStep,
   type LayerEntry,
+  type Retention,
   type Vault,
 } from '../vault/index.js';
 import { logLine, toJson, vaultOf, type CommandFlags } from './common.js';
@@ -19,7 +21,10 @@ import { logLine, toJson, vaultOf, type CommandFlags } from './common.js';
 /** What a run did, as --json prints it. */
 interface CompactSummary {
   merges: number;
+  /** Bucket images written, at the vault's end or at the retention horizon. */
   images: number;
+  /** Folds of the history past the retention horizon (0 or 1). */
+  folds: number;
   layersReplaced: number;
   layersWritten: number;
   bytesReplaced: number;
@@ -31,13 +36,17 @@ interface CompactSummary {
 export async function run(flags: CommandFlags & { untilDone?: boolean; images?: boolean }): Promise<number> {
   const vault = await vaultOf(flags);
   vault.manifest; // refuses an uninitialised vault
-  const summary = await compactVault(vault, { untilDone: flags.untilDone === true, images: flags.images === true });
+  const summary = await compactVault(vault, {
+    untilDone: flags.untilDone === true,
+    images: flags.images === true,
+    retention: flags.settings.retention,
+  });
   if (flags.json) process.stdout.write(`${toJson(summary)}\n`);
   else {
     const left =
       summary.backlog.layers === 0 ? 'nothing left to merge' : `${summary.backlog.layers} layers still due (run with --until-done)`;
     logLine(
-      `compact: ${summary.merges} merges and ${summary.images} images, ${summary.layersReplaced} layers (${summary.bytesReplaced} bytes) replaced by ${summary.layersWritten} (${summary.bytesWritten} bytes); ${left}`,
+      `compact: ${summary.merges} merges, ${summary.images} images${summary.folds > 0 ? ', history folded to the retention horizon' : ''}; ${summary.layersReplaced} layers (${summary.bytesReplaced} bytes) replaced by ${summary.layersWritten} (${summary.bytesWritten} bytes); ${left}`,
     );
   }
   return 0;
@@ -45,13 +54,18 @@ export async function run(flags: CommandFlags & { untilDone?: boolean; images?: 
 
 /**
  * Runs the merges due now (each merge's outputs may make a merge of the next level due:
- * those wait for the next run), or with `untilDone` until none is due; then the images
- * due, or with `images` one of every bucket.
+ * those wait for the next run), or with `untilDone` until none is due; then a fold past
+ * the retention horizon, if one is due; then the images due, or with `images` one of
+ * every bucket that changed.
  */
-async function compactVault(vault: Vault, options: { untilDone: boolean; images: boolean }): Promise<CompactSummary> {
+async function compactVault(
+  vault: Vault,
+  options: { untilDone: boolean; images: boolean; retention: Retention | undefined },
+): Promise<CompactSummary> {
   const summary: CompactSummary = {
     merges: 0,
     images: 0,
+    folds: 0,
     layersReplaced: 0,
     layersWritten: 0,
     bytesReplaced: 0,
@@ -63,7 +77,9 @@ async function compactVault(vault: Vault, options: { untilDone: boolean; images:
   const run = async (step: CompactionStep): Promise<void> => {
     const result = await compact(vault, duck, step);
     if (!result.committed) return;
-    summary[step.kind === 'merge' ? 'merges' : 'images'] += 1;
+    if (step.kind === 'merge') summary.merges += 1;
+    else summary.images += result.written.length;
+    if (step.kind === 'fold') summary.folds += 1;
     summary.layersReplaced += result.replaced.length;
     summary.layersWritten += result.written.length;
     summary.bytesReplaced += bytes(result.replaced);
@@ -77,7 +93,10 @@ async function compactVault(vault: Vault, options: { untilDone: boolean; images:
       if (step === undefined || (!options.untilDone && !step.inputs.every((layer) => due.has(layer.path)))) break;
       await run(step);
     }
-    for (const step of imagesDue(await vault.refresh(), options.images)) await run(step);
+    const fold = options.retention === undefined ? undefined : foldDue(await vault.refresh(), options.retention);
+    if (fold !== undefined) await run(fold);
+    const images = imagesDue(await vault.refresh(), options.images);
+    if (images !== undefined) await run(images);
     summary.backlog = compactionBacklog(vault.manifest);
     return summary;
   } finally {

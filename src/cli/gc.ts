@@ -2,15 +2,13 @@
 // grace period (replaced by compaction, or left by a crash before their commit).
 // --dry-run lists them; a live layer is never touched.
 
-import { formatDuration, parseDuration } from '../duration.js';
+import { formatDuration } from '../duration.js';
 import { collectGarbage, DEFAULT_GC_GRACE_MS, planGc } from '../vault/index.js';
-import { logLine, toJson, vaultOf, type CommandFlags } from './common.js';
+import { durationSetting, logLine, toJson, vaultOf, type CommandFlags } from './common.js';
 import { printable } from './terminal-text.js';
 
 export async function run(flags: CommandFlags & { dryRun?: boolean; gcGrace?: string }): Promise<number> {
-  const given = flags.gcGrace ?? (process.env.RECALL_GC_GRACE === '' ? undefined : process.env.RECALL_GC_GRACE);
-  const graceMs =
-    given === undefined ? DEFAULT_GC_GRACE_MS : parseDuration(given, flags.gcGrace === undefined ? 'RECALL_GC_GRACE' : '--gc-grace');
+  const graceMs = durationSetting(flags.gcGrace, '--gc-grace', 'RECALL_GC_GRACE') ?? DEFAULT_GC_GRACE_MS;
   const vault = await vaultOf(flags);
   vault.manifest; // refuses an uninitialised vault
   const plan = await planGc(vault, graceMs);

@@ -48,6 +48,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       '--flush-interval <duration>',
       'longest time a committed change waits before it is written to the vault, the recovery point (500ms, 1s; default 1s); else RECALL_FLUSH_INTERVAL',
     )
+    .option(
+      '--gc-grace <duration>',
+      'how long the background gc keeps replaced files for readers of older versions (default 1h); else RECALL_GC_GRACE',
+    )
     .action(run(() => import('./capture.js')));
 
   commonOptions(program.command('status'))
@@ -72,7 +76,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   commonOptions(program.command('compact'))
     .description(
-      'merge small layers into larger ones by tenant bucket and write the images due, now (`recall capture` does the same in the background); replaced files stay until `recall gc`',
+      'merge small layers into larger ones by tenant bucket, fold history past vault.retention into images and write the images due, now (`recall capture` does the same in the background); replaced files stay until gc',
     )
     .option('--until-done', 'go on until no merge is due, including those the merges themselves make due')
     .option('--images', 'write an image of every tenant bucket now, so that reads at later points start from it (else only the images due)')

@@ -1,12 +1,12 @@
 // `recall status`: lag and vault facts, as text or JSON.
 
 import { status } from '../capture/index.js';
-import { sourceOf, toJson, vaultOf, type CommonFlags } from './common.js';
+import { sourceOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { printable } from './terminal-text.js';
 
-export async function run(flags: CommonFlags): Promise<number> {
+export async function run(flags: CommandFlags): Promise<number> {
   const vault = await vaultOf(flags);
-  const result = await status({ vault, source: sourceOf(flags) });
+  const result = await status({ vault, source: sourceOf(flags), retention: flags.settings.retention });
   if (flags.json) {
     process.stdout.write(`${toJson(result)}\n`);
     return 0;
@@ -19,7 +19,11 @@ export async function run(flags: CommonFlags): Promise<number> {
     `levels     ${v.levels.map((level) => `L${level.level}: ${level.layers} layers, ${level.bytes} bytes`).join('; ')}`,
     `compaction ${v.compactionBacklog.layers === 0 ? 'nothing due' : `${v.compactionBacklog.layers} layers (${v.compactionBacklog.bytes} bytes) due to merge`}`,
     `gc         ${v.retired.files} replaced files (${v.retired.bytes} bytes) waiting; ${v.lastGc === null ? 'never run' : `last run ${v.lastGc.at}, deleted ${v.lastGc.deleted} files (${v.lastGc.bytes} bytes)`}`,
-    `oldest     ${v.oldestPoint} (no retention set: the whole history is kept)`,
+    `oldest     ${v.oldestPoint} ${
+      v.retention === null
+        ? '(no retention set: the whole history is kept)'
+        : `(retention ${v.retention.keep}: history before ${v.retention.horizon} is folded into images)`
+    }`,
   ];
   if (result.slot === null) lines.push(`source     unreachable: ${result.source.error ?? ''}`);
   else {

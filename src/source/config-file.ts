@@ -5,7 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
+import { parseDuration } from '../duration.js';
 import { ConfigError, UsageError, type ConfigProblem } from '../errors.js';
+import type { Retention } from '../vault/retention.js';
 import { formatTableName, parseTableName } from './table-name.js';
 import { DEFAULT_TENANCY, type SettingOrigin, type TableTenancy, type TenancyConfig } from './tenancy.js';
 
@@ -25,6 +27,12 @@ const tenancySchema = z
   })
   .describe('write tenancy as a mapping of column, root and tables');
 
+const vaultSchema = z
+  .strictObject({
+    retention: z.string().min(1).describe('give a duration, e.g. retention: 35d').optional(),
+  })
+  .describe('write vault as a mapping, e.g. vault: { retention: 35d }');
+
 /**
  * The whole file. A later section (alarms, guard, vault) is one more key here;
  * until then such a key is unknown, and so an error.
@@ -32,6 +40,7 @@ const tenancySchema = z
 const configSchema = z.strictObject({
   'memory-limit': z.union([z.string(), z.number()]).describe('give a size, e.g. memory-limit: 2GB').optional(),
   tenancy: tenancySchema.nullish(),
+  vault: vaultSchema.nullish(),
 });
 
 /** recall.yml as Recall uses it. */
@@ -41,10 +50,12 @@ export interface RecallConfig {
   /** memory-limit as written, with where, for resolveMemoryLimit to parse. */
   readonly memoryLimit: { readonly value: string | number; readonly origin: string } | undefined;
   readonly tenancy: TenancyConfig;
+  /** vault.retention: how long history is kept; undefined keeps all of it. */
+  readonly retention: Retention | undefined;
 }
 
 /** The configuration in force when there is no recall.yml. */
-const NO_CONFIG: RecallConfig = Object.freeze({ file: undefined, memoryLimit: undefined, tenancy: DEFAULT_TENANCY });
+const NO_CONFIG: RecallConfig = Object.freeze({ file: undefined, memoryLimit: undefined, tenancy: DEFAULT_TENANCY, retention: undefined });
 
 /** Reads and validates the config at `path`; without the file, the defaults (an error if it was named explicitly). */
 export function loadConfig(path = 'recall.yml', required = false): RecallConfig {
@@ -91,7 +102,7 @@ export function parseConfig(text: string, file: string): RecallConfig {
   }
 
   const problems: ConfigProblem[] = [];
-  const { tenancy: section, 'memory-limit': memoryLimit } = parsed.data;
+  const { tenancy: section, 'memory-limit': memoryLimit, vault } = parsed.data;
   const origin = (path: string[]): SettingOrigin => ({ key: path.join('.'), line: lineOf(path) });
   const tables: Record<string, TableTenancy> = {};
   const tableOrigins: Record<string, SettingOrigin> = {};
@@ -112,6 +123,8 @@ export function parseConfig(text: string, file: string): RecallConfig {
   }
   const rootOrigin = section?.root === undefined ? undefined : origin(['tenancy', 'root']);
   const root = section?.root === undefined ? DEFAULT_TENANCY.root : tableKey(section.root, file, rootOrigin, problems);
+  const retention =
+    vault?.retention === undefined ? undefined : retentionOf(vault.retention, file, lineOf(['vault', 'retention']), problems);
   if (problems.length > 0) throw new ConfigError(file, problems);
 
   const tenancy: TenancyConfig = Object.freeze({
@@ -130,7 +143,25 @@ export function parseConfig(text: string, file: string): RecallConfig {
     memoryLimit:
       memoryLimit === undefined ? undefined : { value: memoryLimit, origin: `${file} line ${lineOf(['memory-limit'])}: memory-limit` },
     tenancy,
+    retention,
   });
+}
+
+/** vault.retention as a duration; undefined, with a problem, if malformed. */
+function retentionOf(text: string, file: string, line: number, problems: ConfigProblem[]): Retention | undefined {
+  try {
+    const ms = parseDuration(text, `${file} line ${line}: vault.retention`);
+    if (ms > 0) return { ms, text: text.trim() };
+    problems.push({
+      problem: `${file} line ${line}: vault.retention is zero`,
+      fix: 'give a span to keep, e.g. retention: 35d, or remove the key to keep everything',
+    });
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    problems.push({ problem: error.message, fix: error.hint ?? '' });
+    return undefined;
+  }
 }
 
 /** A table name as recall.yml wrote it, formatted (issues → public.issues); undefined, with a problem, if malformed. */

@@ -80,16 +80,20 @@ export class VaultReader {
   async tenantAt(tenant: string, lsn: Lsn): Promise<string> {
     const { floor, layers } = readSet(this.manifest, { tenant }, lsn);
     const source = layersSql(await this.vault.layerFiles(layers));
-    return floor === undefined ? source : `(SELECT * FROM ${source} WHERE commit_lsn >= ${floor})`;
+    return `(SELECT * FROM ${source} WHERE commit_lsn >= ${floor})`;
   }
 
   /** The LSN bound of a point: every commit at or below it is part of the state at the point. */
   async resolve(point: Point, now: bigint = BigInt(Date.now()) * 1000n): Promise<Lsn> {
     const m = this.manifest;
-    const start = `the history in ${this.vault.storage.location} starts at ${formatMicros(m.startTime)} (lsn:${formatLsn(m.startLsn)})`;
+    const start =
+      m.retention === undefined
+        ? `the history in ${this.vault.storage.location} starts at ${formatMicros(m.startTime)} (lsn:${formatLsn(m.startLsn)})`
+        : `retention (${m.retention.keep}) folded the older history of ${this.vault.storage.location} into its horizon, ${formatMicros(m.startTime)} (lsn:${formatLsn(m.startLsn)}): give a point at or after it`;
+    const before = m.retention === undefined ? 'is before the history starts' : 'is before the retention horizon';
     switch (point.kind) {
       case 'lsn': {
-        if (point.lsn < m.startLsn) throw new PointBeforeHistoryError(`${describePoint(point)} is before the history starts`, start);
+        if (point.lsn < m.startLsn) throw new PointBeforeHistoryError(`${describePoint(point)} ${before}`, start);
         const future = this.future;
         if (future !== undefined && point.lsn > future.lsn) {
           throw new PointError(
@@ -104,8 +108,7 @@ export class VaultReader {
       case 'time': {
         if (point.micros > now + FUTURE_SLACK_MICROS)
           throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
-        if (point.micros < m.startTime)
-          throw new PointBeforeHistoryError(`${formatMicros(point.micros)} is before the history starts`, start);
+        if (point.micros < m.startTime) throw new PointBeforeHistoryError(`${formatMicros(point.micros)} ${before}`, start);
         return this.lastCommitAt(point.micros);
       }
       case 'before-txn': {
@@ -159,7 +162,12 @@ export class VaultReader {
    */
   async assertTenant(tenant: string, within?: string): Promise<void> {
     const appears = async (source: string): Promise<boolean> => {
-      const [row] = await queryRows(this.duck, `SELECT count(*) AS n FROM (SELECT 1 FROM ${source} WHERE tenant = $1 LIMIT 1)`, [tenant]);
+      // Rows before the history's start (in layers that straddle a retention horizon) are no longer history.
+      const [row] = await queryRows(
+        this.duck,
+        `SELECT count(*) AS n FROM (SELECT 1 FROM ${source} WHERE tenant = $1 AND commit_lsn >= ${this.manifest.startLsn} LIMIT 1)`,
+        [tenant],
+      );
       return Number(row?.n ?? 0) > 0;
     };
     if (within !== undefined && (await appears(within))) return;

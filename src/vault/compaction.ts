@@ -9,13 +9,16 @@
 import { rm } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { InternalError } from '../errors.js';
+import { formatMicros } from '../timeline/point.js';
 import { LAYER_ORDER } from './change.js';
 import { fileList } from './duckdb.js';
+import { writeBucketImages, type BucketFloor, type BucketImageRound } from './bucket-images.js';
 import { DEFAULT_COMPRESSION_LEVEL, writeLayerFile } from './layer-file.js';
 import type { LayerBucket, LayerEntry, Manifest } from './manifest.js';
 import { processScratchDirectory } from './process-directory.js';
 import { IMAGE_BUCKETS, isBucketImage, readSet } from './read-set.js';
 import { tenantBucketSql } from './tenant-bucket.js';
+import { fold, foldDue, type FoldStep, type Retention } from './retention.js';
 import type { Vault } from './vault.js';
 
 /** Layers of one level and bucket merged at once: the layers of a level per bucket stay below it. */
@@ -51,18 +54,12 @@ export interface MergeStep {
   readonly inputs: readonly LayerEntry[];
 }
 
-/** One image: the state of a bucket's tenants at `lsn`, from its previous image and the layers after it. */
-export interface ImageStep {
+/** Images of the buckets due, at the vault's end: the state of their tenants there. */
+export interface ImageStep extends BucketImageRound {
   readonly kind: 'image';
-  readonly bucket: LayerBucket;
-  readonly lsn: bigint;
-  readonly time: bigint;
-  /** The previous image's LSN, below which the inputs' rows are shadowed. */
-  readonly floor: bigint | undefined;
-  readonly inputs: readonly LayerEntry[];
 }
 
-export type CompactionStep = MergeStep | ImageStep;
+export type CompactionStep = MergeStep | ImageStep | FoldStep;
 
 /** Work waiting: the layers (and their bytes) that the next merges would take. */
 export interface CompactionBacklog {
@@ -107,32 +104,42 @@ export function nextMerge(manifest: Manifest): MergeStep | undefined {
 }
 
 /**
- * The image of a bucket at the vault's end, from its newest image and what came after.
- * Due (unless `force`) when the rows since that image pass IMAGE_RATIO times its own and
- * MIN_IMAGE_ROWS: a read at a point then takes at most about IMAGE_RATIO + 1 images' worth
- * of rows, and images add about 1 / IMAGE_RATIO to the vault's bytes.
+ * Whether a bucket's image at the vault's end is due (always, with `force`, if anything
+ * changed since its floor): when the rows since its newest image pass IMAGE_RATIO times
+ * that image's and MIN_IMAGE_ROWS. A read at a point then takes at most about
+ * IMAGE_RATIO + 1 images' worth of rows, and images add about 1 / IMAGE_RATIO to the
+ * vault's bytes.
  */
-export function imageStep(manifest: Manifest, index: number, force: boolean): ImageStep | undefined {
+function imageDue(manifest: Manifest, index: number, force: boolean): (BucketFloor & { inputs: readonly LayerEntry[] }) | undefined {
   const bucket = { index, of: IMAGE_BUCKETS };
   const { floor, layers } = readSet(manifest, { bucket }, manifest.throughLsn);
   if (floor === manifest.throughLsn) return undefined;
   // A layer's rows spread over the image buckets its own bucket spans.
   const share = (layer: LayerEntry): number => layer.rows / (IMAGE_BUCKETS / (layer.bucket?.of ?? 1));
-  const imaged = layers.filter((layer) => layer.maxLsn === floor && isBucketImage(layer)).reduce((sum, layer) => sum + share(layer), 0);
-  const since = layers.filter((layer) => layer.maxLsn !== floor || !isBucketImage(layer)).reduce((sum, layer) => sum + share(layer), 0);
-  if (!force && (since < MIN_IMAGE_ROWS || since < IMAGE_RATIO * imaged)) return undefined;
-  if (since === 0) return undefined;
-  return { kind: 'image', bucket, lsn: manifest.throughLsn, time: manifest.throughTime, floor, inputs: layers };
+  const isBase = (layer: LayerEntry): boolean => layer.maxLsn === floor && isBucketImage(layer);
+  const imaged = layers.filter(isBase).reduce((sum, layer) => sum + share(layer), 0);
+  const since = layers.filter((layer) => !isBase(layer)).reduce((sum, layer) => sum + share(layer), 0);
+  if (force ? since === 0 : since < MIN_IMAGE_ROWS || since < IMAGE_RATIO * imaged) return undefined;
+  return { bucket, floor, inputs: layers };
 }
 
-/** The images due now, one per bucket. */
-export function imagesDue(manifest: Manifest, force = false): ImageStep[] {
-  return Array.from({ length: IMAGE_BUCKETS }, (_, index) => imageStep(manifest, index, force)).flatMap((step) => step ?? []);
+/** The images due now (or, with `force`, of every bucket that changed), as one step that reads their layers once. */
+export function imagesDue(manifest: Manifest, force = false): ImageStep | undefined {
+  const due = Array.from({ length: IMAGE_BUCKETS }, (_, index) => imageDue(manifest, index, force)).flatMap((one) => one ?? []);
+  if (due.length === 0) return undefined;
+  const inputs = [...new Map(due.flatMap((one) => one.inputs).map((layer) => [layer.path, layer])).values()];
+  return {
+    kind: 'image',
+    buckets: due.map(({ bucket, floor }) => ({ bucket, floor })),
+    inputs,
+    lsn: manifest.throughLsn,
+    time: manifest.throughTime,
+  };
 }
 
-/** The next piece of work: merges first (they keep the layer count down), then images. */
-export function nextCompactionStep(manifest: Manifest): CompactionStep | undefined {
-  return nextMerge(manifest) ?? imagesDue(manifest)[0];
+/** The next piece of work: merges first (they keep the layer count down), then a fold past the retention horizon, then images. */
+export function nextCompactionStep(manifest: Manifest, retention?: Retention, now = Date.now()): CompactionStep | undefined {
+  return nextMerge(manifest) ?? (retention === undefined ? undefined : foldDue(manifest, retention, now)) ?? imagesDue(manifest);
 }
 
 /** What the merges due now would take, for `recall status`. */
@@ -159,13 +166,20 @@ export interface CompactionResult {
 }
 
 /**
- * Runs one merge: writes the next level's layers into the vault, then commits them in
- * place of the inputs (retiring those), recomputed on the newest manifest if another
- * process committed meanwhile. A crash at any moment leaves either the old layers live
- * or the new ones, never both: files written and not committed are gc's.
+ * Runs one step: writes its layers into the vault, then commits them (in place of the
+ * inputs a merge or fold replaces, retiring those), recomputed on the newest manifest if
+ * another process committed meanwhile. A crash at any moment leaves either the old
+ * layers live or the new ones, never both: files written and not committed are gc's.
  */
 export async function compact(vault: Vault, duck: DuckDBConnection, step: CompactionStep): Promise<CompactionResult> {
-  return step.kind === 'merge' ? merge(vault, duck, step) : image(vault, duck, step);
+  switch (step.kind) {
+    case 'merge':
+      return merge(vault, duck, step);
+    case 'image':
+      return image(vault, duck, step);
+    case 'fold':
+      return fold(vault, duck, step);
+  }
 }
 
 async function merge(vault: Vault, duck: DuckDBConnection, step: MergeStep): Promise<CompactionResult> {
@@ -195,29 +209,19 @@ async function merge(vault: Vault, duck: DuckDBConnection, step: MergeStep): Pro
   }
 }
 
-/**
- * Writes a bucket's image: per key, its newest version at or below the step's LSN and
- * not below the previous image, unless that is a delete, with the image's LSN and time.
- * Versions are taken per tenant, as reads take them. The layers it read stay live:
- * reads before its LSN still need them.
- */
+/** Writes the images of the due buckets. The layers they read stay live: reads before the images' LSN still need them. */
 async function image(vault: Vault, duck: DuckDBConnection, step: ImageStep): Promise<CompactionResult> {
-  const files = await vault.layerFiles(step.inputs);
   const directory = await processScratchDirectory(vault.storage, 'compact');
   try {
-    const scope = `${tenantBucketSql('tenant', step.bucket.of)} = ${step.bucket.index} AND commit_lsn <= ${step.lsn}${step.floor === undefined ? '' : ` AND commit_lsn >= ${step.floor}`}`;
-    const ordered = `SELECT ${step.lsn}::UBIGINT AS commit_lsn, 0::UINTEGER AS seq, make_timestamp(${step.time}::BIGINT) AS commit_time,
-                            NULL::UBIGINT AS xid, "table", 'image' AS op, tenant, "key", schema_id, "row", NULL::VARCHAR AS context
-                       FROM (SELECT "table", op, tenant, "key", schema_id, "row",
-                                    row_number() OVER (PARTITION BY tenant, "table", "key" ORDER BY commit_lsn DESC, seq DESC) AS newest
-                               FROM read_parquet(${fileList(files)}) WHERE ${scope})
-                      WHERE newest = 1 AND op NOT IN ('delete', 'truncate')
-                      ORDER BY ${LAYER_ORDER}`;
-    const file = await writeLayerFile(duck, directory, 'image', ordered, DEFAULT_COMPRESSION_LEVEL);
-    if (file === undefined) return { replaced: [], written: [], committed: false };
-    const entry: LayerEntry = { ...file.entry, level: 1, bucket: step.bucket };
-    await vault.storage.putFile(entry.path, file.local);
-    return await commitReplacing(vault, [], [entry], step.inputs);
+    const files = await writeBucketImages(vault, duck, directory, step);
+    if (files.length === 0) return { replaced: [], written: [], committed: false };
+    for (const file of files) await vault.storage.putFile(file.entry.path, file.local);
+    return await commitReplacing(
+      vault,
+      [],
+      files.map((file) => file.entry),
+      step.inputs,
+    );
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
@@ -227,7 +231,7 @@ async function image(vault: Vault, duck: DuckDBConnection, step: ImageStep): Pro
  * Commits `written` in place of `replaced` (retiring those), recomputed on the newest
  * manifest; nothing is committed if one of `replaced` or `needed` is no longer live.
  */
-async function commitReplacing(
+export async function commitReplacing(
   vault: Vault,
   replaced: readonly LayerEntry[],
   written: readonly LayerEntry[],
@@ -255,17 +259,23 @@ async function commitReplacing(
 
 /** A step about to run, for logs: "merging 8 level-0 layers", "imaging bucket 3/16 from 12 layers". */
 export function describeStep(step: CompactionStep): string {
-  return step.kind === 'merge'
-    ? `merging ${step.inputs.length} level-${step.level} layers`
-    : `imaging bucket ${step.bucket.index}/${step.bucket.of} from ${step.inputs.length} layers`;
+  switch (step.kind) {
+    case 'merge':
+      return `merging ${step.inputs.length} level-${step.level} layers`;
+    case 'image':
+      return `imaging ${step.buckets.length} of ${IMAGE_BUCKETS} buckets from ${step.inputs.length} layers`;
+    case 'fold':
+      return `folding the history before ${formatMicros(step.before)} (retention ${step.retention.text}) into images`;
+  }
 }
 
 /** A step done, for logs: "level 0 → 1: 8 layers (52114 bytes) into 1 (40960 bytes)". */
 export function describeResult(step: CompactionStep, result: CompactionResult): string {
   const bytes = (layers: readonly LayerEntry[]): number => layers.reduce((sum, layer) => sum + layer.bytes, 0);
-  if (step.kind === 'image') {
-    const rows = result.written.reduce((sum, layer) => sum + layer.rows, 0);
-    return `image of bucket ${step.bucket.index}/${step.bucket.of}: ${rows} rows (${bytes(result.written)} bytes) from ${step.inputs.length} layers`;
-  }
+  const rows = result.written.reduce((sum, layer) => sum + layer.rows, 0);
+  if (step.kind === 'image')
+    return `images of ${result.written.length} buckets: ${rows} rows (${bytes(result.written)} bytes) from ${step.inputs.length} layers`;
+  if (step.kind === 'fold')
+    return `history before ${formatMicros(step.before)} folded into ${result.written.length} images (${rows} rows); ${result.replaced.length} layers (${bytes(result.replaced)} bytes) retired`;
   return `level ${step.level} → ${step.level + 1}: ${result.replaced.length} layers (${bytes(result.replaced)} bytes) into ${result.written.length} (${bytes(result.written)} bytes)`;
 }

@@ -1,11 +1,14 @@
-// Compaction as a background job beside capture: one merge at a time, on a CPU budget
-// of its own (docs/ARCHITECTURE.md, "Compaction"), pausing while capture lags, and
-// stopped at once (the merge in flight is interrupted; what it wrote is gc's).
+// Compaction as a background job beside capture: one step at a time (a merge, a fold
+// past the retention horizon, images), on a CPU budget of its own (docs/ARCHITECTURE.md,
+// "Compaction"), pausing while capture lags, with a gc now and then; stopped at once
+// (the step in flight is interrupted; what it wrote is gc's).
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { compact, describeResult, describeStep, nextCompactionStep, type CompactionResult } from './compaction.js';
 import { openDuckDB } from './duckdb.js';
+import { collectGarbage, DEFAULT_GC_GRACE_MS, planGc } from './gc.js';
+import type { Retention } from './retention.js';
 import type { Vault } from './vault.js';
 
 /** The CPU a compactor may take: seconds per second of wall time. */
@@ -17,11 +20,17 @@ const IDLE_MS = 1_000;
 /** How long it waits after a merge failed before it tries again (the failure is logged, capture goes on). */
 const AFTER_FAILURE_MS = 60_000;
 
+/** How often it runs gc: files wait out their grace period anyway, and a gc lists every layer file. */
+const GC_EVERY_MS = 10 * 60_000;
+
 export interface CompactorOptions {
   readonly vault: Vault;
   readonly log: (line: string) => void;
   /** Whether capture is behind: merges wait until it is not, since the recovery point comes first. */
   readonly lagging: () => boolean;
+  /** vault.retention: history before it is folded away; undefined keeps all. */
+  readonly retention?: Retention | undefined;
+  readonly gcGraceMs?: number;
 }
 
 /** Runs merges in the background until stopped. */
@@ -29,8 +38,10 @@ export class Compactor {
   private readonly stopping = new AbortController();
   private duck: DuckDBConnection | undefined;
   private readonly done: Promise<void>;
-  /** Merges committed so far. */
+  /** Steps committed so far. */
   merges = 0;
+  /** The first gc comes once capture streams: it clears what an earlier crash left. */
+  private lastGc = -Infinity;
 
   constructor(private readonly options: CompactorOptions) {
     this.done = this.loop();
@@ -45,9 +56,10 @@ export class Compactor {
   }
 
   private async loop(): Promise<void> {
-    const { vault, log, lagging } = this.options;
+    const { vault, log, lagging, retention } = this.options;
     while (!this.stopping.signal.aborted) {
-      const step = nextCompactionStep(vault.manifest);
+      if (performance.now() - this.lastGc >= GC_EVERY_MS && !lagging()) await this.collect();
+      const step = nextCompactionStep(vault.manifest, retention);
       if (step === undefined || lagging()) {
         await this.pause(IDLE_MS);
         continue;
@@ -74,6 +86,20 @@ export class Compactor {
       const seconds = (used.user + used.system) / 1e6;
       const elapsed = (performance.now() - wall) / 1000;
       await this.pause(Math.max(0, seconds / COMPACTION_CPU_SHARE - elapsed) * 1000);
+    }
+  }
+
+  /** One gc; a failure is logged and capture goes on (the next gc finishes what this one could not). */
+  private async collect(): Promise<void> {
+    const { vault, log, gcGraceMs = DEFAULT_GC_GRACE_MS } = this.options;
+    this.lastGc = performance.now();
+    try {
+      const plan = await planGc(vault, gcGraceMs);
+      if (plan.due.length === 0) return;
+      await collectGarbage(vault, plan);
+      log(`compact: gc deleted ${plan.due.length} files (${plan.due.reduce((sum, file) => sum + file.bytes, 0)} bytes)`);
+    } catch (error) {
+      log(`compact: warning: gc failed (${(error as Error).message}); trying again in ${GC_EVERY_MS / 60_000} minutes`);
     }
   }
 

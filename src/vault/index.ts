@@ -9,6 +9,7 @@ export type {
   LayerBucket,
   LayerEntry,
   RetiredLayer,
+  RetentionRecord,
   Manifest,
   ManifestDraft,
   SchemaColumn,
@@ -51,6 +52,7 @@ export {
   type CompactionResult,
   type CompactionStep,
 } from './compaction.js';
+export { foldDue, foldStepMs, retentionHorizon, type FoldStep, type Retention } from './retention.js';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, planGc, type GarbageFile, type GcPlan } from './gc.js';
 export { IMAGE_BUCKETS, isBucketImage, readSet, type ReadSet } from './read-set.js';
 export { processScratchDirectory, removeStaleParts } from './process-directory.js';

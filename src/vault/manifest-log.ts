@@ -193,7 +193,7 @@ function stateOf(
   layers: readonly LayerEntry[],
   schemas: readonly SchemaVersion[],
 ): Manifest {
-  const { source, startLsn, startTime, throughLsn, throughTime, acknowledgedLsn, pendingImages, retired } = scalars;
+  const { source, startLsn, startTime, throughLsn, throughTime, acknowledgedLsn, pendingImages, retired, retention } = scalars;
   if (source === undefined || startLsn === undefined || startTime === undefined || throughLsn === undefined || throughTime === undefined) {
     throw new SyntaxError('the state lacks the source or its LSN range');
   }
@@ -212,6 +212,7 @@ function stateOf(
     schemas,
     ...(pendingImages === undefined ? {} : { pendingImages }),
     ...(retired === undefined ? {} : { retired }),
+    ...(retention === undefined ? {} : { retention }),
   };
 }
 

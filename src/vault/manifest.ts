@@ -97,6 +97,15 @@ export interface Manifest {
   readonly pendingImages?: readonly string[];
   /** Layers replaced (by compaction) whose files gc has not deleted yet. */
   readonly retired?: readonly RetiredLayer[];
+  /** Set once retention folded history away: the start is then its horizon, not the initial image. */
+  readonly retention?: RetentionRecord;
+}
+
+/** The last fold: the retention it kept (as configured) and when. */
+export interface RetentionRecord {
+  readonly keep: string;
+  /** ISO time of the fold's commit. */
+  readonly foldedAt: string;
 }
 
 /** A manifest's content before it is numbered and chained. */
@@ -114,6 +123,7 @@ const SCALARS: Record<ScalarField, true> = {
   acknowledgedLsn: true,
   pendingImages: true,
   retired: true,
+  retention: true,
 };
 export const SCALAR_FIELDS = Object.keys(SCALARS) as readonly ScalarField[];
 

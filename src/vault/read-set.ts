@@ -4,7 +4,9 @@
 //
 // Rows older than the image are left out by LSN (`floor`), not only by file: a file
 // that straddles the image also holds older versions, and an older insert whose delete
-// sits in a file left out would otherwise come back.
+// sits in a file left out would otherwise come back. Without an image the floor is the
+// history's start, which retention moves: rows before it are folded into the images at
+// the start, and a bucket with no rows there has no image at all.
 
 import type { LayerBucket, LayerEntry, Manifest } from './manifest.js';
 import { mayHoldTenant, tenantBucket } from './tenant-bucket.js';
@@ -26,8 +28,8 @@ export function mayHoldBucket(layer: LayerEntry, bucket: LayerBucket): boolean {
 
 /** What a read needs. */
 export interface ReadSet {
-  /** The image's LSN: rows below it are shadowed by the image (undefined: no image, the whole history). */
-  readonly floor: bigint | undefined;
+  /** The image's LSN, or the history's start: rows below it are shadowed. */
+  readonly floor: bigint;
   readonly layers: readonly LayerEntry[];
 }
 
@@ -42,12 +44,9 @@ export function readSet(manifest: Manifest, scope: ReadScope, lsn: bigint): Read
   const images = manifest.layers.filter(
     (layer) => isBucketImage(layer) && layer.maxLsn <= lsn && mayHoldBucket(layer, bucket) && layer.bucket?.of === bucket.of,
   );
-  const floor = images.reduce<bigint | undefined>(
-    (best, layer) => (best === undefined || layer.maxLsn > best ? layer.maxLsn : best),
-    undefined,
-  );
-  if (floor === undefined) return { floor, layers: manifest.layers.filter((layer) => holds(layer) && layer.minLsn <= lsn) };
+  const floor = images.reduce((best, layer) => (layer.maxLsn > best ? layer.maxLsn : best), manifest.startLsn);
   const base = images.filter((layer) => layer.maxLsn === floor);
-  const after = manifest.layers.filter((layer) => !base.includes(layer) && layer.maxLsn > floor && layer.minLsn <= lsn && holds(layer));
+  // A layer ending at the floor may hold the commit there (the initial image does): kept, its older rows filtered.
+  const after = manifest.layers.filter((layer) => !base.includes(layer) && layer.maxLsn >= floor && layer.minLsn <= lsn && holds(layer));
   return { floor, layers: [...base, ...after] };
 }

@@ -125,10 +125,18 @@ export class Vault {
     return this.current.manifest;
   }
 
-  /** Re-reads the newest manifest (another process may have committed since). */
+  /**
+   * Re-reads the newest manifest (another process may have committed since). It waits
+   * its turn with this process's commits, so that it never puts back a version older
+   * than one a commit here just made.
+   */
   async refresh(): Promise<Manifest> {
-    this.current = await refreshManifest(this.storage, this.current);
-    return this.manifest;
+    const turn = this.committing.then(async () => {
+      this.current = await refreshManifest(this.storage, this.current);
+      return this.manifest;
+    });
+    this.committing = turn.catch(() => undefined);
+    return turn;
   }
 
   /** Commits the next manifest version: the log records only how the draft differs from the current one. */

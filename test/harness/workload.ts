@@ -198,9 +198,9 @@ export class CaptureProcess {
     });
   }
 
-  /** Spawns `recall capture …` from the fixture. */
-  static spawn(f: Fixture, args: readonly string[] = []): CaptureProcess {
-    return new CaptureProcess(f.spawnRecall(['capture', ...args]));
+  /** Spawns `recall capture …` from the fixture, with `env` added to its environment. */
+  static spawn(f: Fixture, args: readonly string[] = [], env?: NodeJS.ProcessEnv): CaptureProcess {
+    return new CaptureProcess(f.spawnRecall(['capture', ...args], env));
   }
 
   get running(): boolean {

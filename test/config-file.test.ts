@@ -160,7 +160,7 @@ describe(`recall.yml on PostgreSQL ${MAJOR}`, () => {
         refused(
           await run(args),
           `${typos} line 2: unknown key tenency (did you mean tenancy?)`,
-          /^hint: write tenancy; the keys here are memory-limit, tenancy$/m,
+          /^hint: write tenancy; the keys here are memory-limit, tenancy, vault$/m,
         );
       }
       const nested = config('nested.yml', ['tenancy:', '  colum: tenant_id', '  tables:', '    public.events: { colum: account_id }']);
@@ -199,8 +199,19 @@ describe(`recall.yml on PostgreSQL ${MAJOR}`, () => {
         [['memory-limit: lots'], [/line 1: memory-limit "lots" is not a size/]],
         [
           ['# alarms come in a later release', 'alarms:', '  lag: 1GB'],
-          ['line 2: unknown key alarms', 'remove it; the keys here are memory-limit, tenancy'],
+          ['line 2: unknown key alarms', 'remove it; the keys here are memory-limit, tenancy, vault'],
         ],
+        [
+          ['vault:', '  retention: a month'],
+          [/line 2: vault\.retention "a month" is not a duration/, 'write a whole number and a unit'],
+        ],
+        [
+          ['vault:', '  retention: 0d'],
+          ['line 2: vault.retention is zero', 'remove the key to keep everything'],
+        ],
+        [['vault:', '  retention: 35'], [/line 2: vault\.retention/]],
+        [['vault: 35d'], ['line 1: vault cannot be the text "35d"', 'e.g. vault: { retention: 35d }']],
+        [['vault:', '  retension: 35d'], ['line 2: unknown key vault.retension (did you mean retention?)']],
         [
           ['tenancy:', '  tables:', '    issues: global', '    public.issues: tenant_id'],
           ['line 4: tenancy.tables.public.issues names public.issues again (line 3 does already)'],

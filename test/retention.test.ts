@@ -53,6 +53,9 @@ for (const major of testMajors('all')) {
       const shown = await f.recall(['show', '--tenant', GONE, '--at', 'now']);
       assert.equal(shown.code, 0, `before the fold ${GONE} is known, with no rows: ${shown.stderr}`);
       const before = (await openVault(f.vault)).manifest;
+      const logged = await f.recall(['log', '--tenant', 'acme', '--json']);
+      assert.equal(logged.code, 0, logged.stderr);
+      const changes = jsonLines<{ lsn: string; xid: number }>(logged.stdout);
 
       const compacted = await f.recall(['compact', '--json'], config);
       assert.equal(compacted.code, 0, compacted.stderr);
@@ -89,6 +92,21 @@ for (const major of testMajors('all')) {
       assert.equal(logSince.code, 2, logSince.stderr);
       const log = await f.recall(['log', '--tenant', 'acme', '--json']);
       assert.equal(log.code, 0, log.stderr);
+      const kept = jsonLines<{ lsn: string }>(log.stdout);
+      assert.ok(kept.length > 0 && kept.every((change) => lsnOf(change.lsn) > horizon), 'the log starts after the horizon');
+      assert.deepEqual(
+        kept.map((change) => change.lsn),
+        changes.filter((change) => lsnOf(change.lsn) > horizon).map((change) => change.lsn),
+        'the same changes after the horizon as before the fold',
+      );
+      const old = changes.find((change) => lsnOf(change.lsn) < horizon);
+      assert.ok(old !== undefined, 'a change before the horizon');
+      const beforeTxn = await f.recall(['show', '--tenant', 'acme', '--at', `before-txn:${old.xid}`]);
+      assert.equal(beforeTxn.code, 2, beforeTxn.stderr);
+      assert.match(beforeTxn.stderr, /not in the history after the retention horizon/);
+      const undo = await f.recall(['undo', '--txn', String(old.xid), '--dry-run']);
+      assert.equal(undo.code, 2, undo.stderr);
+      assert.match(undo.stderr, /after the retention horizon/);
       const gone = await f.recall(['show', '--tenant', GONE, '--at', 'now']);
       assert.equal(gone.code, 2, `${GONE}, deleted before the horizon, is unknown: ${gone.stdout}${gone.stderr}`);
       assert.match(gone.stderr, /never appears in the history/);
@@ -125,6 +143,18 @@ for (const major of testMajors('all')) {
       const lsn = await writeRound(f, WRITTEN, random, 2000);
       await catchUpHere(f);
       assert.equal(await stateAt(f, WRITTEN, lsn), await liveState(f, WRITTEN), 'capture goes on into the folded vault');
+
+      // A restore to a point after the horizon rests on the images there; one before it is refused.
+      const target = { lsn, live: await liveState(f, WRITTEN) };
+      await f.db.query(`UPDATE items SET v = v + 100 WHERE tenant_id = 'acme'; INSERT INTO items VALUES ('acme', 999, 1)`);
+      await catchUpHere(f);
+      const tooOld = await f.recall(['restore', '--tenant', 'acme', '--to', `lsn:${earlier[0]?.lsn ?? ''}`, '--yes']);
+      assert.equal(tooOld.code, 2, tooOld.stderr);
+      assert.match(tooOld.stderr, /before the retention horizon/);
+      const restored = await f.recall(['restore', '--tenant', 'acme', '--to', `lsn:${target.lsn}`, '--yes']);
+      assert.equal(restored.code, 0, restored.stderr);
+      const wanted = (JSON.parse(target.live) as Record<string, unknown>).acme;
+      assert.deepEqual((JSON.parse(await liveState(f, WRITTEN)) as Record<string, unknown>).acme, wanted, 'acme as it was at the point');
     });
   });
 }

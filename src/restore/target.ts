@@ -30,7 +30,9 @@ export interface UndoSelector {
 
 /** The 64-bit ids of the transactions an undo selects, in commit order. */
 export async function selectTransactions(reader: VaultReader, selector: UndoSelector): Promise<bigint[]> {
-  const bounds = `op <> 'image' AND commit_lsn <= ${selector.untilLsn} ${selector.sinceLsn === undefined ? '' : `AND commit_lsn > ${selector.sinceLsn}`}`;
+  // A transaction at or before the history's start is part of its image: the versions before it are gone.
+  const since = selector.sinceLsn ?? reader.manifest.startLsn;
+  const bounds = `op <> 'image' AND commit_lsn <= ${selector.untilLsn} AND commit_lsn > ${since}`;
   if (selector.xids !== undefined) {
     const wanted = selector.xids.map(String).join(', ');
     // A 32-bit id (as BEGIN and older tools show it) matches the low half of the 64-bit one.
@@ -43,7 +45,7 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
     const missing = selector.xids.filter((xid) => !found.some((f) => f === xid || f % 4294967296n === xid));
     if (missing.length > 0) {
       throw new UsageError(
-        `transaction${missing.length === 1 ? '' : 's'} ${missing.join(', ')} changed no captured row`,
+        `transaction${missing.length === 1 ? '' : 's'} ${missing.join(', ')} changed no captured row${reader.manifest.retention === undefined ? '' : ' after the retention horizon'}`,
         'check the ids with `recall log --tenant T` (the xid field); only transactions that changed captured rows can be undone',
       );
     }

@@ -121,11 +121,14 @@ export class VaultReader {
         );
         const lsn = row?.lsn as bigint | null;
         if (lsn === null || lsn === undefined) {
-          throw new PointError(
-            `transaction ${point.xid} is not in the history`,
-            'check the id with `recall log`; only transactions that changed captured rows are known',
-          );
+          throw m.retention === undefined
+            ? new PointError(
+                `transaction ${point.xid} is not in the history`,
+                'check the id with `recall log`; only transactions that changed captured rows are known',
+              )
+            : new PointBeforeHistoryError(`transaction ${point.xid} is not in the history after the retention horizon`, start);
         }
+        if (lsn <= m.startLsn) throw new PointBeforeHistoryError(`${describePoint(point)} ${before}`, start);
         return lsn - 1n;
       }
     }

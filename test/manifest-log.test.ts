@@ -6,11 +6,12 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Vault, openVault, verifyVault } from '../src/index.js';
+import { collectGarbage, planGc } from '../src/vault/index.js';
 import { VaultConflictError, VaultCorruptError } from '../src/errors.js';
 import { fsStorage } from '../src/vault/fs-storage.js';
 import { CHECKPOINT_RECORDS, checkpointPath, openManifest, POINTER_PATH, recordPath } from '../src/vault/manifest-log.js';
@@ -112,6 +113,43 @@ describe('the manifest log', () => {
     const copy = copyOf(base);
     unlinkSync(join(copy, POINTER_PATH));
     assert.deepStrictEqual((await openVault(copy)).manifest, (await openVault(base)).manifest);
+  });
+
+  test('retention prunes the versions before the horizon: the chain starts at a checkpoint, and a deletion outside Recall stays a fault', async () => {
+    const copy = copyOf(base);
+    const vault = await openVault(copy);
+    // Every version so far is older than a horizon of now; the newest checkpoint at or before it is 201.
+    const plan = await planGc(vault, 3_600_000, { ms: 1, text: '1ms' }, Date.now() + 1);
+    assert.deepStrictEqual(plan.manifest, { from: 1, to: 201 });
+    await collectGarbage(vault, plan);
+    assert.deepStrictEqual(readdirSync(join(copy, 'manifest', 'checkpoints')), ['000000000201.json']);
+    assert.ok(!existsSync(join(copy, recordPath(200))) && existsSync(join(copy, recordPath(201))));
+    const pruned = await openVault(copy);
+    assert.equal(pruned.manifest.prunedBefore, 201);
+    assert.deepStrictEqual(
+      { ...pruned.manifest, prunedBefore: undefined, version: 0, previous: null, createdAt: '' },
+      {
+        ...(await openVault(base)).manifest,
+        prunedBefore: undefined,
+        version: 0,
+        previous: null,
+        createdAt: '',
+      },
+    );
+    const check = await verifyVault(copy);
+    assert.deepStrictEqual(
+      check.faults.filter((fault) => !/^layers\/delta\/.+ is missing/.test(`${fault.file} ${fault.problem}`)),
+      [],
+      'the pruned chain walks clean from checkpoint 201',
+    );
+    assert.equal(check.manifest.records, TOTAL + 1 - 200);
+    await commits(pruned, TOTAL + 2, TOTAL + 3);
+    assert.equal((await openVault(copy)).manifest.version, TOTAL + 3, 'commits go on after a prune');
+    // Deleting the start of a chain that recorded no prune is a gap, not a prune.
+    const deleted = copyOf(base);
+    for (let version = 1; version < 101; version++) unlinkSync(join(deleted, recordPath(version)));
+    unlinkSync(join(deleted, checkpointPath(1)));
+    await verifyFinds(deleted, [recordPath(100)]);
   });
 
   test('a second writer is refused, and a reader catches up with the records since it opened', async () => {

@@ -91,13 +91,14 @@ export class Compactor {
 
   /** One gc; a failure is logged and capture goes on (the next gc finishes what this one could not). */
   private async collect(): Promise<void> {
-    const { vault, log, gcGraceMs = DEFAULT_GC_GRACE_MS } = this.options;
+    const { vault, log, retention, gcGraceMs = DEFAULT_GC_GRACE_MS } = this.options;
     this.lastGc = performance.now();
     try {
-      const plan = await planGc(vault, gcGraceMs);
-      if (plan.due.length === 0) return;
+      const plan = await planGc(vault, gcGraceMs, retention);
+      if (plan.due.length === 0 && plan.manifest === undefined) return;
       await collectGarbage(vault, plan);
-      log(`compact: gc deleted ${plan.due.length} files (${plan.due.reduce((sum, file) => sum + file.bytes, 0)} bytes)`);
+      const pruned = plan.manifest === undefined ? '' : `, pruned manifest versions ${plan.manifest.from}–${plan.manifest.to - 1}`;
+      log(`compact: gc deleted ${plan.due.length} files (${plan.due.reduce((sum, file) => sum + file.bytes, 0)} bytes)${pruned}`);
     } catch (error) {
       log(`compact: warning: gc failed (${(error as Error).message}); trying again in ${GC_EVERY_MS / 60_000} minutes`);
     }

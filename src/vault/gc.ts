@@ -1,8 +1,11 @@
 // Garbage collection: deletes layer files that no live manifest version needs. Those a
-// commit replaced (compaction) go once the grace period has passed since it, so a
-// reader that opened an older version still finishes; those no commit ever named (a
-// crash between writing a layer and committing it) once they are that old themselves.
+// commit replaced (compaction, retention) go once the grace period has passed since it,
+// so a reader that opened an older version still finishes; those no commit ever named
+// (a crash between writing a layer and committing it) once they are that old
+// themselves. With retention, manifest versions older than the horizon go too.
 
+import { deleteManifestBefore, prunePoint } from './manifest-log.js';
+import { retentionHorizon, type Retention } from './retention.js';
 import type { Vault } from './vault.js';
 
 /** How long a replaced or unreferenced file is kept (gc-grace). */
@@ -30,6 +33,8 @@ export interface GcPlan {
   readonly live: number;
   /** The retired entries the manifest held when planning. */
   readonly retired: readonly string[];
+  /** Manifest versions `from` up to `to` (excluded), older than the retention horizon; undefined: none to prune. */
+  readonly manifest: { readonly from: number; readonly to: number } | undefined;
 }
 
 /**
@@ -37,7 +42,7 @@ export interface GcPlan {
  * the manifest is read, so a layer committed in between counts as live, and one
  * written after it is not seen at all.
  */
-export async function planGc(vault: Vault, graceMs: number, now = Date.now()): Promise<GcPlan> {
+export async function planGc(vault: Vault, graceMs: number, retention?: Retention, now = Date.now()): Promise<GcPlan> {
   const files = await vault.storage.listObjects(LAYERS_DIR);
   const manifest = await vault.refresh();
   const live = new Set(manifest.layers.map((layer) => layer.path));
@@ -56,7 +61,10 @@ export async function planGc(vault: Vault, graceMs: number, now = Date.now()): P
     };
     (now - Date.parse(since) >= graceMs ? due : waiting).push(garbage);
   }
-  return { due, waiting, live: live.size, retired: [...retired.keys()] };
+  const from = manifest.prunedBefore ?? 1;
+  const to =
+    retention === undefined ? undefined : await prunePoint(vault.storage, from, new Date(Number(retentionHorizon(retention, now) / 1000n)));
+  return { due, waiting, live: live.size, retired: [...retired.keys()], manifest: to === undefined ? undefined : { from, to } };
 }
 
 /**
@@ -65,6 +73,14 @@ export async function planGc(vault: Vault, graceMs: number, now = Date.now()): P
  * for files that are gone, which the next gc drops.
  */
 export async function collectGarbage(vault: Vault, plan: GcPlan): Promise<void> {
+  const prune = plan.manifest;
+  if (prune !== undefined) {
+    // Recorded before the files go, so that a walk of the chain tells a prune from a deletion outside Recall.
+    await vault.update((current) =>
+      current === undefined || (current.prunedBefore ?? 1) >= prune.to ? undefined : { ...current, prunedBefore: prune.to },
+    );
+    await deleteManifestBefore(vault.storage, prune.from, prune.to);
+  }
   for (const file of plan.due) await vault.storage.remove(file.path);
   // An entry stays while its file does; one retired after planning was not judged yet.
   const judged = new Set(plan.retired);
@@ -79,5 +95,6 @@ export async function collectGarbage(vault: Vault, plan: GcPlan): Promise<void> 
     at: new Date().toISOString(),
     deleted: plan.due.length,
     bytes: plan.due.reduce((sum, file) => sum + file.bytes, 0),
+    ...(prune === undefined ? {} : { manifestVersions: prune.to - prune.from }),
   });
 }

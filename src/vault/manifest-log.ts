@@ -193,7 +193,8 @@ function stateOf(
   layers: readonly LayerEntry[],
   schemas: readonly SchemaVersion[],
 ): Manifest {
-  const { source, startLsn, startTime, throughLsn, throughTime, acknowledgedLsn, pendingImages, retired, retention } = scalars;
+  const { source, startLsn, startTime, throughLsn, throughTime, acknowledgedLsn, pendingImages, retired, retention, prunedBefore } =
+    scalars;
   if (source === undefined || startLsn === undefined || startTime === undefined || throughLsn === undefined || throughTime === undefined) {
     throw new SyntaxError('the state lacks the source or its LSN range');
   }
@@ -213,6 +214,7 @@ function stateOf(
     ...(pendingImages === undefined ? {} : { pendingImages }),
     ...(retired === undefined ? {} : { retired }),
     ...(retention === undefined ? {} : { retention }),
+    ...(prunedBefore === undefined ? {} : { prunedBefore }),
   };
 }
 
@@ -447,6 +449,43 @@ async function writeCheckpoint(storage: VaultStorage, head: ManifestHead): Promi
   return { ...head, checkpoint, sinceCheckpoint: { records: 0, bytes: 0 } };
 }
 
+/**
+ * The newest checkpoint version, above `from`, whose record was committed at or before
+ * `before`: manifest history below it can go (retention). Reads one small record per
+ * checkpoint from the oldest kept, stopping at the first one newer than `before`.
+ */
+export async function prunePoint(storage: VaultStorage, from: number, before: Date): Promise<number | undefined> {
+  const versions = (await storage.list(CHECKPOINT_DIR))
+    .flatMap((path) => manifestFileKind(path) ?? [])
+    .filter((file) => file.kind === 'checkpoint' && file.version > from)
+    .map((file) => file.version)
+    .sort((a, b) => a - b);
+  let point: number | undefined;
+  for (const version of versions) {
+    const path = recordPath(version);
+    const data = await storage.read(path);
+    if (data === undefined) break;
+    if (Date.parse(decodeRecord(path, data, version).createdAt) > before.getTime()) break;
+    point = version;
+  }
+  return point;
+}
+
+/**
+ * Deletes the manifest files of versions `from` up to (not including) `to`: records,
+ * full versions of 0.1.0 and checkpoints, oldest first. The checkpoint and record of
+ * `to` stay: the chain starts there. Called once `prunedBefore: to` is committed.
+ */
+export async function deleteManifestBefore(storage: VaultStorage, from: number, to: number): Promise<number> {
+  let deleted = 0;
+  for (let version = from; version < to; version++) {
+    // The checkpoint first: a crash in between leaves a record below the chain's start, which the walk skips.
+    for (const path of [checkpointPath(version), legacyPath(version), recordPath(version)]) await storage.remove(path);
+    deleted += 1;
+  }
+  return deleted;
+}
+
 /** Everything the walk of the whole chain found. */
 export interface ChainWalk {
   /** The state after the newest version, when every record on the way could be applied. */
@@ -460,9 +499,10 @@ export interface ChainWalk {
 /**
  * Walks every manifest file: the full versions of 0.1.0, then every record, each
  * checked against its seal and the one before it, and every checkpoint against the
- * fold of the records up to it. Faults are collected, not thrown. Pruning (retention,
- * later) deletes the oldest records and checkpoints: the walk will then start at the
- * oldest checkpoint kept instead of at version 1 (`firstVersion` below).
+ * fold of the records up to it. Faults are collected, not thrown. Once retention
+ * pruned the oldest versions, the walk starts at the oldest checkpoint whose record is
+ * kept, from that checkpoint's state; the newest state must then record a prune at
+ * least that far (`prunedBefore`), so deleting old versions outside Recall is a fault.
  */
 export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
   const faults: ManifestFault[] = [];
@@ -490,10 +530,22 @@ export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
     }
   };
 
-  const firstVersion = 1;
+  // Version 1 (a record or a full version of 0.1.0) is there unless retention pruned the start.
+  const pruned = !records.has(1) && !legacy.includes(1) && newest > 0;
+  const firstKept = pruned ? [...checkpoints].filter((version) => records.has(version)).sort((a, b) => a - b)[0] : undefined;
   let manifest: Manifest | undefined;
   // The hash the next version must name; undefined after a missing file, whose hash is unknown.
   let hash: string | null | undefined = null;
+  let firstVersion = 1;
+  if (firstKept !== undefined) {
+    const base = (await readCheckpointAt(firstKept))?.checkpoint;
+    const data = await storage.read(recordPath(firstKept));
+    if (base !== undefined && data !== undefined && base.record === sha256(data)) {
+      manifest = base.state;
+      hash = base.record;
+      firstVersion = firstKept + 1;
+    } else faults.push(new ManifestFault(checkpointPath(firstKept), `does not match record ${firstKept}, where the pruned chain starts`));
+  }
   // After a fault the state is unknown, and comparing later checkpoints with it would only repeat the fault.
   let known = true;
   const mismatched = new Set<number>();
@@ -543,6 +595,22 @@ export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
       await readCheckpointAt(version);
       faults.push(new ManifestFault(checkpointPath(version), `names version ${version}, which the log does not hold`));
     }
+  }
+  if (pruned && known && (manifest?.prunedBefore ?? 0) < (firstKept ?? Number.POSITIVE_INFINITY)) {
+    faults.push(
+      new ManifestFault(
+        firstKept === undefined ? recordPath(1) : recordPath(firstKept - 1),
+        `is missing, though no prune of the manifest before version ${firstKept ?? newest} is recorded: the chain's start was deleted`,
+      ),
+    );
+  }
+  if (pruned && known && (manifest?.prunedBefore ?? 0) < (firstKept ?? Number.POSITIVE_INFINITY)) {
+    faults.push(
+      new ManifestFault(
+        firstKept === undefined ? recordPath(1) : recordPath(firstKept - 1),
+        `is missing, though no prune of the manifest before version ${firstKept ?? newest} is recorded: the chain's start was deleted`,
+      ),
+    );
   }
   const pointer = await storage.read(POINTER_PATH);
   if (pointer !== undefined) {

@@ -99,6 +99,8 @@ export interface Manifest {
   readonly retired?: readonly RetiredLayer[];
   /** Set once retention folded history away: the start is then its horizon, not the initial image. */
   readonly retention?: RetentionRecord;
+  /** Manifest versions below this were deleted by gc (retention): the chain starts at this version's checkpoint. */
+  readonly prunedBefore?: number;
 }
 
 /** The last fold: the retention it kept (as configured) and when. */
@@ -124,6 +126,7 @@ const SCALARS: Record<ScalarField, true> = {
   pendingImages: true,
   retired: true,
   retention: true,
+  prunedBefore: true,
 };
 export const SCALAR_FIELDS = Object.keys(SCALARS) as readonly ScalarField[];
 

@@ -71,6 +71,8 @@ export interface GcRecord {
   readonly at: string;
   readonly deleted: number;
   readonly bytes: number;
+  /** Manifest versions pruned (retention), when there were any. */
+  readonly manifestVersions?: number;
 }
 
 const GC_PATH = 'state/gc.json';

@@ -144,14 +144,15 @@ export class BatchWriter {
   }
 
   /**
-   * Every version known to the staging buffer: the vault's layers, its parts spilled
-   * since the last commit, and its staging table. Complete only when nothing is in
-   * flight: callers settle first.
+   * Every version known to the staging buffer: the vault's layers as the newest manifest
+   * has them, its parts spilled since the last commit, and its staging table. Complete
+   * only when nothing is in flight: callers settle first.
    */
   async history(buffer = this.filling): Promise<History> {
     await buffer.sync();
     const vault = this.context.vault;
-    const entries = vault.manifest.layers;
+    // Another process may have replaced layers (compact, forget, which deletes the old files at once): read the newest.
+    const entries = (await vault.refresh()).layers;
     const layers = (await vault.layerFiles(entries)).map((local, i) => ({ local, ...entries[i]! }));
     return new History([...layers, ...buffer.partFiles], buffer.tableName);
   }

@@ -92,6 +92,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     )
     .action(run(() => import('./gc.js')));
 
+  commonOptions(program.command('forget'))
+    .description(
+      "erase a tenant's history (GDPR erasure): rewrite every live layer that holds its rows without them and delete the old files at once; the database is not touched",
+    )
+    .requiredOption('--tenant <id>', 'the tenant (text form of its id)')
+    .option('--dry-run', 'list the layers it would rewrite and the rows of the tenant in each; change nothing')
+    .option('--yes', 'erase without asking (needed without a terminal)')
+    .action(run(() => import('./forget.js')));
+
   commonOptions(program.command('verify'), {
     flags: '--vault [path]',
     description: "check the vault alone: every manifest file of the chain and every live layer's SHA-256 (the path, else RECALL_VAULT)",

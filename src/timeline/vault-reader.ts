@@ -176,8 +176,11 @@ export class VaultReader {
     if (within !== undefined && (await appears(within))) return;
     const everywhere = layersSql(await this.vault.layerFiles(this.manifest.layers.filter((layer) => mayHoldTenant(layer, tenant))));
     if (!(await appears(everywhere))) {
+      const erased = await this.vault.erasureOf(tenant);
       throw new UnknownTenantError(
-        `tenant "${tenant}" never appears in the history`,
+        erased === undefined
+          ? `tenant "${tenant}" never appears in the history`
+          : `tenant "${tenant}" was erased from the history at ${erased.at} (recall forget)`,
         'check the tenant id (its text form, e.g. the value of tenants.id)',
       );
     }

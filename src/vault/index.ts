@@ -10,6 +10,7 @@ export type {
   LayerEntry,
   RetiredLayer,
   RetentionRecord,
+  ErasureRecord,
   Manifest,
   ManifestDraft,
   SchemaColumn,
@@ -52,6 +53,7 @@ export {
   type CompactionResult,
   type CompactionStep,
 } from './compaction.js';
+export { erase, planErasure, type ErasedLayer, type ErasurePlan, type ErasureResult } from './erasure.js';
 export { foldDue, foldStepMs, retentionHorizon, type FoldStep, type Retention } from './retention.js';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, planGc, type GarbageFile, type GcPlan } from './gc.js';
 export { IMAGE_BUCKETS, isBucketImage, readSet, type ReadSet } from './read-set.js';

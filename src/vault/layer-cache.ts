@@ -19,6 +19,8 @@ export interface LayerCache {
   lookup(path: string): Promise<string | undefined>;
   /** Moves a finished local file in as the copy of an object, then evicts down to the bound. */
   admit(path: string, localFile: string): Promise<string>;
+  /** Deletes the copy of an object deleted from the store (gc, forget): no copy outlives its object. */
+  drop(path: string): Promise<void>;
 }
 
 /**
@@ -62,6 +64,10 @@ export async function layerCache(location: string, settings: { readonly root: st
       await rename(localFile, file);
       await evict(objects, settings.bytes, file);
       return file;
+    },
+
+    async drop(path) {
+      await rm(full(path), { force: true });
     },
   };
 }

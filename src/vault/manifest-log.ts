@@ -186,35 +186,33 @@ function decodeLegacy(path: string, data: Buffer, version: number): Manifest {
   return manifest;
 }
 
-/** The fields of a state in one order, so that equal states are written alike. */
+/** The fields of a state in one order (the optional scalars in SCALAR_FIELDS' order), so that equal states are written alike. */
 function stateOf(
   meta: Pick<Manifest, 'version' | 'previous' | 'createdAt'>,
   scalars: Partial<Pick<Manifest, ScalarField>>,
   layers: readonly LayerEntry[],
   schemas: readonly SchemaVersion[],
 ): Manifest {
-  const { source, startLsn, startTime, throughLsn, throughTime, acknowledgedLsn, pendingImages, retired, retention, prunedBefore } =
-    scalars;
+  const { source, startLsn, startTime, throughLsn, throughTime } = scalars;
   if (source === undefined || startLsn === undefined || startTime === undefined || throughLsn === undefined || throughTime === undefined) {
     throw new SyntaxError('the state lacks the source or its LSN range');
   }
+  const optional = Object.fromEntries(
+    SCALAR_FIELDS.filter((field) => scalars[field] !== undefined).map((field) => [field, scalars[field]]),
+  );
   return {
     format: 1,
     version: meta.version,
     previous: meta.previous,
     createdAt: meta.createdAt,
+    ...optional,
     source,
     startLsn,
     startTime,
     throughLsn,
     throughTime,
-    ...(acknowledgedLsn === undefined ? {} : { acknowledgedLsn }),
     layers,
     schemas,
-    ...(pendingImages === undefined ? {} : { pendingImages }),
-    ...(retired === undefined ? {} : { retired }),
-    ...(retention === undefined ? {} : { retention }),
-    ...(prunedBefore === undefined ? {} : { prunedBefore }),
   };
 }
 

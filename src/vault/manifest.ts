@@ -101,6 +101,18 @@ export interface Manifest {
   readonly retention?: RetentionRecord;
   /** Manifest versions below this were deleted by gc (retention): the chain starts at this version's checkpoint. */
   readonly prunedBefore?: number;
+  /** Tenants whose history `recall forget` erased, each by a keyed hash of its id: never the id itself. */
+  readonly erasures?: readonly ErasureRecord[];
+}
+
+/** One erasure: whose (a keyed hash), when, by whom. */
+export interface ErasureRecord {
+  /** HMAC-SHA256 of the tenant's text under the vault's erasure key (state/erasure-key), hex. */
+  readonly tenant: string;
+  /** ISO time of the commit. */
+  readonly at: string;
+  /** The operating-system user who ran it. */
+  readonly by: string;
 }
 
 /** The last fold: the retention it kept (as configured) and when. */
@@ -127,6 +139,7 @@ const SCALARS: Record<ScalarField, true> = {
   retired: true,
   retention: true,
   prunedBefore: true,
+  erasures: true,
 };
 export const SCALAR_FIELDS = Object.keys(SCALARS) as readonly ScalarField[];
 

@@ -219,6 +219,7 @@ export async function s3Storage(location: string, env: NodeJS.ProcessEnv = proce
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key(path) })).catch((error: unknown) => {
         throw failure(error, `deleting ${path}`);
       });
+      await cache.drop(path);
     },
 
     async localPath(path) {

@@ -2,11 +2,12 @@
 // local copies of them only after their SHA-256 matches the manifest, and commits
 // new manifest versions.
 
+import { createHmac, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommitRaceLostError, UsageError, VaultCorruptError, VaultMismatchError, VaultMissingError } from '../errors.js';
 import { formatLsn } from '../timeline/lsn.js';
 import { hashFile } from './layer-buffer.js';
-import type { LayerEntry, Manifest, ManifestDraft, SourceIdentity } from './manifest.js';
+import type { ErasureRecord, LayerEntry, Manifest, ManifestDraft, SourceIdentity } from './manifest.js';
 import { commitManifest, openManifest, refreshManifest, type ManifestHead } from './manifest-log.js';
 import { putBytes, type VaultStorage } from './storage.js';
 
@@ -76,6 +77,12 @@ export interface GcRecord {
 }
 
 const GC_PATH = 'state/gc.json';
+const ERASURE_KEY_PATH = 'state/erasure-key';
+
+/** How an erasure names a tenant: HMAC-SHA256 of its text under the vault's erasure key. */
+export function tenantDigest(key: Buffer, tenant: string): string {
+  return createHmac('sha256', key).update(tenant, 'utf8').digest('hex');
+}
 
 /** Attempts of a commit that keeps losing the race to other committers (compact or gc beside capture) before it gives up. */
 const COMMIT_ATTEMPTS = 10;
@@ -261,6 +268,28 @@ export class Vault {
   async ownTransactions(): Promise<Set<bigint>> {
     const paths = await this.storage.list(OWN_TRANSACTIONS_DIR);
     return new Set(paths.map((path) => /(\d+)\.json$/.exec(path)?.[1]).flatMap((xid) => (xid === undefined ? [] : [BigInt(xid)])));
+  }
+
+  /**
+   * The key under which erasures name tenants: 32 random bytes made by the first
+   * `recall forget` (exclusively, so two agree). It lets the vault tell that a tenant
+   * was erased without the manifest holding its id.
+   */
+  async erasureKey(create: boolean): Promise<Buffer | undefined> {
+    const existing = await this.storage.read(ERASURE_KEY_PATH);
+    if (existing !== undefined || !create) return existing;
+    await this.storage.createExclusive(ERASURE_KEY_PATH, randomBytes(32));
+    return this.storage.read(ERASURE_KEY_PATH);
+  }
+
+  /** The erasure of `tenant`, if `recall forget` erased it. */
+  async erasureOf(tenant: string): Promise<ErasureRecord | undefined> {
+    const erasures = this.manifest.erasures ?? [];
+    if (erasures.length === 0) return undefined;
+    const key = await this.erasureKey(false);
+    if (key === undefined) return undefined;
+    const digest = tenantDigest(key, tenant);
+    return erasures.find((erasure) => erasure.tenant === digest);
   }
 
   /** Records what a gc just did. */

@@ -1,14 +1,18 @@
-// A vault on S3 as a user runs one: init, capture and show --at through the CLI against a
-// real PostgreSQL and a real S3-speaking server on loopback (s3rver); and the S3 mistakes
-// a user makes (no bucket, a missing bucket, wrong credentials, an unreachable endpoint),
-// each one line with its fix and the documented exit code, changing nothing.
+// A vault on S3 as a user runs one: init, capture, show --at, a restore and an undo
+// through the CLI against a real PostgreSQL and a real S3-speaking server on loopback
+// (s3rver); kill -9 of capture under load; a second capture on the same vault, which
+// waits for the slot and writes nothing; and the S3 mistakes a user makes (no bucket, a
+// missing bucket, wrong credentials, an unreachable endpoint), each one line with its
+// fix and the documented exit code, changing nothing.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { openStorage } from '../src/index.js';
-import { fixture, jsonLines, type Fixture } from './harness/recall.js';
+import { fixture, jsonLines, waitFor, type Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { startS3Server, TEST_BUCKET, type S3Server } from './harness/s3.js';
+import { CaptureProcess, CRASH_SCHEMA, catchUp, checkVaultAgainstTruth, prng, seedSql, startWriter } from './harness/workload.js';
 
 const [MAJOR] = testMajors('one');
 if (MAJOR === undefined) throw new Error('no PostgreSQL major to test');
@@ -63,6 +67,8 @@ describe(`an S3 vault on PostgreSQL ${MAJOR}`, () => {
     assert.deepEqual({ objects: await objects(), slots: await slots() }, before);
   });
 
+  let enterprise = '';
+  let start = '';
   test('init, capture --until-caught-up and show --at, all on S3', async () => {
     const init = await run(['init']);
     assert.equal(init.code, 0, init.stderr);
@@ -71,9 +77,13 @@ describe(`an S3 vault on PostgreSQL ${MAJOR}`, () => {
       'the manifest is in the bucket',
     );
 
+    start = (await f.db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn ?? '';
     await f.db.query(`UPDATE tenants SET plan = 'pro' WHERE id = 'a'`);
     const between = (await f.db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn;
+    await f.db.query('BEGIN');
     await f.db.query(`UPDATE tenants SET plan = 'enterprise' WHERE id = 'a'`);
+    enterprise = (await f.db.query<{ xid: string }>('SELECT txid_current()::text AS xid')).rows[0]?.xid ?? '';
+    await f.db.query('COMMIT');
     const capture = await run(['capture', '--until-caught-up']);
     assert.equal(capture.code, 0, capture.stderr);
 
@@ -85,5 +95,101 @@ describe(`an S3 vault on PostgreSQL ${MAJOR}`, () => {
     };
     assert.deepEqual(await plans(`lsn:${between}`), ['pro']);
     assert.deepEqual(await plans('now'), ['enterprise']);
+  });
+
+  const plan = async (): Promise<string | undefined> =>
+    (await f.db.query<{ plan: string }>(`SELECT plan FROM tenants WHERE id = 'a'`)).rows[0]?.plan;
+
+  test('an undo and a restore from S3', async () => {
+    const undo = await run(['undo', '--txn', enterprise, '--yes']);
+    assert.equal(undo.code, 0, undo.stderr);
+    assert.equal(await plan(), 'pro', 'the undo put back what the transaction changed');
+    const restore = await run(['restore', '--tenant', 'a', '--to', `lsn:${start}`, '--yes']);
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.equal(await plan(), 'free', 'the tenant as it was at the start');
+    assert.equal((await f.db.query(`SELECT 1 FROM tenants WHERE id = 'b' AND plan = 'free'`)).rowCount, 1, 'tenant b untouched');
+  });
+});
+
+const TENANTS = ['t1', 't2', 't3', 't4'];
+
+describe(`capture on S3 under kill -9 and beside a second capture, on PostgreSQL ${MAJOR}`, () => {
+  let server: S3Server;
+  let f: Fixture;
+  before(async () => {
+    server = await startS3Server();
+    const local = await fixture(MAJOR, `${CRASH_SCHEMA}; ${seedSql(TENANTS)}`);
+    const env = { ...server.env, RECALL_VAULT: `s3://${TEST_BUCKET}/crash/recall` };
+    // The harness's helpers run recall through the fixture: here, every run uses the S3 vault.
+    f = {
+      ...local,
+      recall: (args, extra) => local.recall(args, { ...env, ...extra }),
+      spawnRecall: (args, extra) => local.spawnRecall(args, { ...env, ...extra }),
+    };
+  });
+  after(async () => {
+    await f?.close();
+    await server?.close();
+  });
+
+  test('kill -9 of capture at random moments under a writer: every change exactly once', async (t) => {
+    const init = await f.recall(['init']);
+    assert.equal(init.code, 0, init.stderr);
+    const seed = Number(process.env.RECALL_TEST_SEED) || Math.floor(Math.random() * 2 ** 31);
+    const random = prng(seed);
+    const writer = startWriter(f.cluster.url(), TENANTS, { seed, pauseMs: 2 });
+    let flushed = 0;
+    try {
+      for (let cycle = 0; cycle < 8; cycle++) {
+        const capture = CaptureProcess.spawn(f, ['--flush-interval', '100ms']);
+        try {
+          await capture.waitForLines(/capture: streaming slot/, 1, 60_000);
+          await sleep(100 + Math.floor(random() * 900));
+          flushed += capture.count(/^capture: \d+ changes through/);
+        } finally {
+          await capture.kill9();
+        }
+      }
+    } finally {
+      const stats = await writer.stop();
+      assert.deepEqual(stats.unexpected, []);
+    }
+    t.diagnostic(`seed ${seed}: ${flushed} flushes before the kills`);
+    assert.ok(flushed > 0, `seed ${seed}: no capture flushed before it was killed`);
+    await catchUp(f, 120_000);
+    await checkVaultAgainstTruth(f, TENANTS);
+    const verify = await f.recall(['verify', '--vault']);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  });
+
+  test('a second capture on the same S3 vault waits for the slot and writes nothing while the first runs', async () => {
+    const first = CaptureProcess.spawn(f, ['--flush-interval', '100ms']);
+    const second = CaptureProcess.spawn(f, ['--flush-interval', '100ms']);
+    try {
+      // Either may win the slot.
+      const streaming = /capture: streaming slot/;
+      await waitFor('one capture to stream', () => first.count(streaming) + second.count(streaming) > 0, 60_000);
+      const [winner, waiting] = first.count(streaming) > 0 ? [first, second] : [second, first];
+      await waiting.waitForLines(/still held by process/, 1, 60_000);
+      const writer = startWriter(f.cluster.url(), TENANTS, { seed: 3, pauseMs: 2 });
+      try {
+        await writer.progress(100, 60_000);
+        await winner.waitForLines(/^capture: \d+ changes through/, 1, 60_000);
+      } finally {
+        const stats = await writer.stop();
+        assert.deepEqual(stats.unexpected, []);
+      }
+      assert.equal(waiting.count(/^capture: \d+ changes through/), 0, `the waiting capture wrote: ${waiting.describe()}`);
+      assert.ok(waiting.running, waiting.describe());
+      waiting.child.kill('SIGINT');
+      assert.deepEqual(await waiting.waitForExit(60_000), { code: 0, signal: null }, waiting.describe());
+      winner.child.kill('SIGINT');
+      assert.deepEqual(await winner.waitForExit(60_000), { code: 0, signal: null }, winner.describe());
+    } finally {
+      await first.kill9();
+      await second.kill9();
+    }
+    await catchUp(f, 120_000);
+    await checkVaultAgainstTruth(f, TENANTS);
   });
 });

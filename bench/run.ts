@@ -3,66 +3,21 @@
 // PostgreSQL client tools (pg_recvlogical, pgbench) and taskset; run with
 // `npm run bench` and paste the printed table into BENCHMARKS.md.
 
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import { openVault, parsePoint, show } from '../src/index.js';
 import { startCluster, type Cluster } from '../src/sandbox/index.js';
 import { peakRss, printResults, receiverArgs, timed, type BenchResult } from './common.js';
+import { finished, ITEMS_SCHEMA, recall, TENANTS, walBytes, walLsn, workload } from './items-workload.js';
 
-const BIN = resolve(import.meta.dirname, '../bin/recall.js');
-const TENANTS = 1000;
 const results: BenchResult[] = [];
 
 function need(tool: string): void {
   if (spawnSync('which', [tool]).status !== 0) {
     throw new Error(`${tool} is missing: apt-get install postgresql-client postgresql-contrib util-linux`);
-  }
-}
-
-function recall(args: string[], env: NodeJS.ProcessEnv, pin?: string): ChildProcess {
-  const command = pin ? 'taskset' : process.execPath;
-  const argv = pin ? ['-c', pin, process.execPath, BIN, ...args] : [BIN, ...args];
-  return spawn(command, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-async function finished(child: ChildProcess): Promise<number> {
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number>((resolvePromise) => child.on('close', (c) => resolvePromise(c ?? 1)));
-  if (code !== 0) throw new Error(`recall exited ${code}: ${stderr.slice(-2000)}`);
-  return code;
-}
-
-async function walLsn(db: pg.Client): Promise<string> {
-  return (await db.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
-}
-
-async function walBytes(db: pg.Client, from: string): Promise<number> {
-  return Number((await db.query<{ d: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text AS d`, [from])).rows[0]!.d);
-}
-
-/** A mixed workload of `changes` row changes over all tenants, in transactions of 1,000 rows. */
-async function workload(db: pg.Client, changes: number, offset: number): Promise<void> {
-  const batches = Math.floor(changes / 1000);
-  for (let b = 0; b < batches; b++) {
-    const base = offset + b * 1000;
-    const kind = b % 10;
-    if (kind < 6) {
-      await db.query(
-        `INSERT INTO items SELECT 't' || ((g * 7919) % ${TENANTS} + 1), g, g % 100, md5(g::text), now() FROM generate_series($1::bigint, $1::bigint + 999) g`,
-        [base],
-      );
-    } else if (kind < 9) {
-      await db.query(
-        `UPDATE items SET qty = qty + 1, note = note || '.' WHERE id IN (SELECT id FROM items ORDER BY id DESC LIMIT 1000 OFFSET $1)`,
-        [(b % 7) * 1000],
-      );
-    } else {
-      await db.query(`DELETE FROM items WHERE id IN (SELECT id FROM items ORDER BY id LIMIT 1000)`);
-    }
   }
 }
 
@@ -78,10 +33,7 @@ async function main(): Promise<void> {
     const db = new pg.Client({ connectionString: cluster.url() });
     db.on('error', () => undefined); // the cluster is destroyed under it if a step fails
     await db.connect();
-    await db.query(`
-      CREATE TABLE tenants (id text PRIMARY KEY, name text);
-      CREATE TABLE items (tenant_id text NOT NULL REFERENCES tenants, id bigint PRIMARY KEY, qty int, note text, at timestamptz);
-      INSERT INTO tenants SELECT 't' || g, 'Tenant ' || g FROM generate_series(1, ${TENANTS}) g;`);
+    await db.query(ITEMS_SCHEMA);
     await finished(recall(['init', '--slot', 'recall'], env));
 
     // 1. History of 100k changes; show latency there (the 1/10 point).

@@ -198,7 +198,7 @@ async function merge(vault: Vault, duck: DuckDBConnection, step: MergeStep): Pro
       const file = await writeLayerFile(duck, directory, 'delta', ordered, DEFAULT_COMPRESSION_LEVEL);
       if (file !== undefined) outputs.push({ local: file.local, entry: { ...file.entry, level, bucket: { index, of } } });
     }
-    for (const output of outputs) await vault.storage.putFile(output.entry.path, output.local);
+    for (const output of outputs) await vault.putLayer(output);
     const written = outputs.map((output) => output.entry);
     const rowsIn = step.inputs.reduce((sum, layer) => sum + layer.rows, 0);
     const rowsOut = written.reduce((sum, layer) => sum + layer.rows, 0);
@@ -215,7 +215,7 @@ async function image(vault: Vault, duck: DuckDBConnection, step: ImageStep): Pro
   try {
     const files = await writeBucketImages(vault, duck, directory, step);
     if (files.length === 0) return { replaced: [], written: [], committed: false };
-    for (const file of files) await vault.storage.putFile(file.entry.path, file.local);
+    for (const file of files) await vault.putLayer(file);
     return await commitReplacing(
       vault,
       [],

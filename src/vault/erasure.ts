@@ -159,7 +159,7 @@ async function rewrite(vault: Vault, duck: DuckDBConnection, plan: ErasurePlan):
       };
       outputs.push({ local: output.local, entry });
     }
-    for (const output of outputs) await vault.storage.putFile(output.entry.path, output.local);
+    for (const output of outputs) await vault.putLayer(output);
     return outputs.map((output) => output.entry);
   } finally {
     await rm(directory, { recursive: true, force: true });

@@ -86,7 +86,7 @@ export async function fold(vault: Vault, duck: DuckDBConnection, step: FoldStep)
       lsn,
       time,
     });
-    for (const file of files) await vault.storage.putFile(file.entry.path, file.local);
+    for (const file of files) await vault.putLayer(file);
     const written = files.map((file) => file.entry);
     let replaced: LayerEntry[] = [];
     const committed = await vault.update((current) => {

@@ -189,6 +189,15 @@ export class Vault {
     }
   }
 
+  /**
+   * Puts a layer file this process just wrote (and hashed) into the vault. It counts as
+   * verified here: reading it back to hash it again would only re-read what was written.
+   */
+  async putLayer(file: { readonly local: string; readonly entry: LayerEntry }): Promise<void> {
+    await this.storage.putFile(file.entry.path, file.local);
+    this.verified.add(file.entry.path);
+  }
+
   /** Local paths of layers, each checked against its SHA-256 once per process. */
   async layerFiles(layers: readonly LayerEntry[]): Promise<string[]> {
     const paths: string[] = [];

@@ -20,8 +20,13 @@ const IDLE_MS = 1_000;
 /** How long it waits after a merge failed before it tries again (the failure is logged, capture goes on). */
 const AFTER_FAILURE_MS = 60_000;
 
-/** How often it runs gc: files wait out their grace period anyway, and a gc lists every layer file. */
-const GC_EVERY_MS = 10 * 60_000;
+/**
+ * How often it runs gc: at most every 10 minutes (a gc lists every layer file), and as
+ * often as the grace period allows when that is shorter (at least 10 s apart), so that
+ * the manifest's list of replaced files stays short.
+ */
+const GC_EVERY_MAX_MS = 10 * 60_000;
+const GC_EVERY_MIN_MS = 10_000;
 
 export interface CompactorOptions {
   readonly vault: Vault;
@@ -58,7 +63,7 @@ export class Compactor {
   private async loop(): Promise<void> {
     const { vault, log, lagging, retention } = this.options;
     while (!this.stopping.signal.aborted) {
-      if (performance.now() - this.lastGc >= GC_EVERY_MS && !lagging()) await this.collect();
+      if (performance.now() - this.lastGc >= this.gcEveryMs && !lagging()) await this.collect();
       const step = nextCompactionStep(vault.manifest, retention);
       if (step === undefined || lagging()) {
         await this.pause(IDLE_MS);
@@ -100,8 +105,12 @@ export class Compactor {
       const pruned = plan.manifest === undefined ? '' : `, pruned manifest versions ${plan.manifest.from}–${plan.manifest.to - 1}`;
       log(`compact: gc deleted ${plan.due.length} files (${plan.due.reduce((sum, file) => sum + file.bytes, 0)} bytes)${pruned}`);
     } catch (error) {
-      log(`compact: warning: gc failed (${(error as Error).message}); trying again in ${GC_EVERY_MS / 60_000} minutes`);
+      log(`compact: warning: gc failed (${(error as Error).message}); trying again in ${Math.round(this.gcEveryMs / 1000)} s`);
     }
+  }
+
+  private get gcEveryMs(): number {
+    return Math.min(GC_EVERY_MAX_MS, Math.max(GC_EVERY_MIN_MS, this.options.gcGraceMs ?? DEFAULT_GC_GRACE_MS));
   }
 
   private async pause(ms: number): Promise<void> {

@@ -17,6 +17,7 @@ import { fsStorage } from '../src/vault/fs-storage.js';
 import { CHECKPOINT_RECORDS, checkpointPath, openManifest, POINTER_PATH, recordPath } from '../src/vault/manifest-log.js';
 import { runRecall } from './harness/recall.js';
 import { countingStorage, syntheticDraft } from './harness/synthetic-commits.js';
+import { witnessPath } from '../src/vault/witness.js';
 
 const FIXTURE = resolve(import.meta.dirname, 'fixtures/vault-0.1.0-d739749');
 const scratch = mkdtempSync(join(tmpdir(), 'recall-manifest-log-'));
@@ -150,6 +151,23 @@ describe('the manifest log', () => {
     for (let version = 1; version < 101; version++) unlinkSync(join(deleted, recordPath(version)));
     unlinkSync(join(deleted, checkpointPath(1)));
     await verifyFinds(deleted, [recordPath(100)]);
+  });
+
+  test('the witness outside the vault: a newest record rewritten with a new seal, or the newest records deleted, is refused', async () => {
+    const rewritten = copyOf(base);
+    await commits(await openVault(rewritten), TOTAL + 1, TOTAL + 2);
+    editSealed(join(rewritten, recordPath(TOTAL + 2)), (body) => (body.addLayers as unknown[]).shift(), true);
+    await openFails(rewritten, new RegExp(`changed outside Recall: manifest version ${TOTAL + 2} is not the one this host committed`));
+    await verifyFinds(rewritten, [witnessPath(rewritten)]);
+    const rolledBack = copyOf(base);
+    await commits(await openVault(rolledBack), TOTAL + 1, TOTAL + 2);
+    for (const version of [TOTAL + 1, TOTAL + 2]) unlinkSync(join(rolledBack, recordPath(version)));
+    await openFails(rolledBack, new RegExp(`its newest manifest version is ${TOTAL}, but this host committed version ${TOTAL + 2}`));
+    // A new vault where one was: the first commit starts a new chain, and the old witness no longer applies.
+    rmSync(rolledBack, { recursive: true });
+    const fresh = await openVault(rolledBack);
+    await commits(fresh, 1, 3);
+    assert.equal((await openVault(rolledBack)).manifest.version, 3);
   });
 
   test('a second writer is refused, and a reader catches up with the records since it opened', async () => {

@@ -10,6 +10,7 @@ import { hashFile } from './layer-buffer.js';
 import type { ErasureRecord, LayerEntry, Manifest, ManifestDraft, SourceIdentity } from './manifest.js';
 import { commitManifest, openManifest, refreshManifest, type ManifestHead } from './manifest-log.js';
 import { putBytes, type VaultStorage } from './storage.js';
+import { assertWitnessed, forgetWitness, recordWitness } from './witness.js';
 
 /** The vault location: --vault, else RECALL_VAULT. */
 export function resolveVaultLocation(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
@@ -110,7 +111,10 @@ export class Vault {
    * Reads the newest manifest checkpoint and the records after it, and hashes no layer yet.
    */
   static async open(storage: VaultStorage): Promise<Vault> {
-    return new Vault(storage, await openManifest(storage));
+    const head = await openManifest(storage);
+    // An empty vault says "holds no history" to every command but init, which starts a new chain.
+    if (head !== undefined) await assertWitnessed(storage, head);
+    return new Vault(storage, head);
   }
 
   /** A warning when others than its owner may read the vault, or undefined. */
@@ -164,8 +168,12 @@ export class Vault {
         try {
           const draft = change(this.current?.manifest);
           if (draft === undefined) return this.manifest;
-          this.current = await commitManifest(this.storage, this.current, draft);
-          return this.current.manifest;
+          // The first commit starts a new chain here: a witness of an earlier vault at this location no longer applies.
+          if (this.current === undefined) await forgetWitness(this.storage.location);
+          const head = await commitManifest(this.storage, this.current, draft);
+          this.current = head;
+          await recordWitness(this.storage.location, { version: head.manifest.version, sha256: head.hash });
+          return head.manifest;
         } catch (error) {
           if (!(error instanceof CommitRaceLostError) || attempt >= attempts) throw error;
           await sleep(Math.random() * Math.min(2_000, 50 * 2 ** attempt));

@@ -1,15 +1,16 @@
 // `recall verify --vault`: everything a command would trust, checked at once. Every
-// manifest file of the chain (walkChain) and every live layer's SHA-256; each fault
-// is listed with its file. It reads the storage itself, so a vault that no longer
+// manifest file of the chain (walkChain), the newest commit against this host's
+// witness, and every live layer's SHA-256; each fault is listed with its file. It reads the storage itself, so a vault that no longer
 // opens can still be checked.
 
 import { stat } from 'node:fs/promises';
 import { VaultCorruptError, VaultMissingError } from '../errors.js';
 import { formatLsn } from '../timeline/lsn.js';
 import { hashFile } from './layer-buffer.js';
-import { openManifest, walkChain } from './manifest-log.js';
+import { openManifest, walkChain, type ManifestHead } from './manifest-log.js';
 import type { Manifest } from './manifest.js';
 import { openStorage } from './open-storage.js';
+import { witnessFault, witnessPath } from './witness.js';
 
 /** One thing wrong with one file of the vault. */
 export interface VaultFault {
@@ -39,13 +40,15 @@ export async function verifyVault(location: string): Promise<VaultCheck> {
   }
   const faults: VaultFault[] = walk.faults.map(({ file, problem }) => ({ file, problem }));
   // The live layers are those a command would read: of the state opening gives, else of the walk's.
-  let manifest: Manifest | undefined;
+  let head: ManifestHead | undefined;
   try {
-    manifest = (await openManifest(storage))?.manifest;
+    head = await openManifest(storage);
   } catch (error) {
     if (!(error instanceof VaultCorruptError)) throw error;
-    manifest = walk.manifest;
   }
+  const manifest: Manifest | undefined = head?.manifest ?? walk.manifest;
+  const witnessed = head === undefined ? undefined : await witnessFault(storage, head);
+  if (witnessed !== undefined) faults.push({ file: witnessPath(storage.location), problem: witnessed });
   let bytes = 0;
   for (const layer of manifest?.layers ?? []) {
     const path = await storage.localPath(layer.path);

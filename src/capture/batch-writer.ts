@@ -6,10 +6,11 @@
 // batch and spill completes its deletes and TOAST markers against a history that
 // holds everything staged before it.
 
+import { rm } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { VaultConflictError } from '../errors.js';
 import { formatLsn, type Lsn } from '../timeline/index.js';
-import { openDuckDB, LayerBuffer, type LayerEntry, type SchemaVersion, type Vault } from '../vault/index.js';
+import { openDuckDB, LayerBuffer, processScratchDirectory, type LayerEntry, type SchemaVersion, type Vault } from '../vault/index.js';
 import { History } from './history.js';
 import { planCompletion } from './resolve.js';
 
@@ -68,14 +69,19 @@ export class BatchWriter {
     private filling: LayerBuffer,
     /** The other buffer: empty, or holding the batch in flight. */
     private other: LayerBuffer,
+    /** The buffers' parts directory, removed on close. */
+    private readonly parts: string,
   ) {}
 
   static async create(context: BatchWriterContext): Promise<BatchWriter> {
     const storage = context.vault.storage;
     const scratch = await storage.scratchDirectory();
-    const first = await LayerBuffer.create(await openDuckDB(scratch), storage);
-    const second = await LayerBuffer.create(await openDuckDB(scratch), storage);
-    return new BatchWriter(context, first, second);
+    // Parts in a directory of this process's own: another capture of this host (one waiting
+    // for the slot) removes only what dead processes left, never what this one is writing.
+    const parts = await processScratchDirectory(storage, 'capture');
+    const first = await LayerBuffer.create(await openDuckDB(scratch), storage, parts);
+    const second = await LayerBuffer.create(await openDuckDB(scratch), storage, parts);
+    return new BatchWriter(context, first, second, parts);
   }
 
   /** The buffer the stream's changes are staged into. */
@@ -171,6 +177,7 @@ export class BatchWriter {
       await buffer.close();
       buffer.connection.closeSync();
     }
+    await rm(this.parts, { recursive: true, force: true });
   }
 
   /**

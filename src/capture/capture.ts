@@ -32,7 +32,6 @@ import {
   processMemoryBudget,
   Compactor,
   type Retention,
-  removeStaleParts,
   type SchemaVersion,
   type Vault,
 } from '../vault/index.js';
@@ -219,7 +218,6 @@ class CaptureSession {
   static async open(options: CaptureOptions, totals: Totals, log: (line: string) => void): Promise<CaptureSession> {
     const vault = options.vault;
     const manifest = await vault.refresh();
-    await removeStaleParts(vault.storage);
     const catalog = await connectSource(options.source);
     // A server crash or shutdown ends this (mostly idle) session with an 'error' event, which
     // would kill the process unhandled; the session ends instead and capture reconnects.

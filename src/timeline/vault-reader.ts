@@ -69,7 +69,8 @@ export class VaultReader {
 
   /** read_parquet over the reader's layers, or an empty relation if there are none. */
   get layersSql(): string {
-    return layersSql(this.files);
+    // Rows before the history's start (in layers straddling a retention horizon) are shadowed by the images there.
+    return `(SELECT * FROM ${layersSql(this.files)} WHERE commit_lsn >= ${this.manifest.startLsn})`;
   }
 
   /**

@@ -237,12 +237,18 @@ export async function commitReplacing(
   written: readonly LayerEntry[],
   needed: readonly LayerEntry[] = replaced,
 ): Promise<CompactionResult> {
+  const oldest = written.reduce<bigint | undefined>(
+    (low, layer) => (low === undefined || layer.minLsn < low ? layer.minLsn : low),
+    undefined,
+  );
   const gone = new Set(replaced.map((layer) => layer.path));
   let committed = false;
   await vault.update((current) => {
     if (current === undefined) throw new InternalError('a vault with layers to compact has no manifest');
     const live = new Set(current.layers.map((layer) => layer.path));
-    committed = [...replaced, ...needed].every((layer) => live.has(layer.path));
+    // An image from before a fold that moved the start past it would hold rows no read may see.
+    const stale = oldest !== undefined && written.some((layer) => layer.kind === 'image') && oldest < current.startLsn;
+    committed = !stale && [...replaced, ...needed].every((layer) => live.has(layer.path));
     if (!committed) return undefined;
     const at = new Date().toISOString();
     return {

@@ -40,6 +40,8 @@ export interface ErasedLayer {
 export interface ErasurePlan {
   readonly tenant: string;
   readonly layers: readonly ErasedLayer[];
+  /** Every layer live when it was planned: a compaction output added since may hold the tenant's rows too. */
+  readonly seen: ReadonlySet<string>;
   /** Files compaction replaced and gc has not deleted yet: they may hold the tenant's rows, and go too. */
   readonly retired: readonly string[];
 }
@@ -88,7 +90,12 @@ export async function planErasure(
       'check the tenant id (its text form, e.g. the value of tenants.id)',
     );
   }
-  return { tenant, layers, retired: (manifest.retired ?? []).map((entry) => entry.path) };
+  return {
+    tenant,
+    layers,
+    seen: new Set(manifest.layers.map((layer) => layer.path)),
+    retired: (manifest.retired ?? []).map((entry) => entry.path),
+  };
 }
 
 /**
@@ -109,12 +116,22 @@ export async function erase(vault: Vault, duck: DuckDBConnection, first: Erasure
     await vault.update((current) => {
       if (current === undefined) throw new InternalError('a vault with a tenant to forget has no manifest');
       const live = new Set(current.layers.map((layer) => layer.path));
-      committed = [...gone].every((path) => live.has(path));
+      // A merge replaced one of the layers, or an image or fold made from them was added: plan again.
+      const derived = current.layers.some(
+        (layer) => !plan.seen.has(layer.path) && (layer.level ?? 0) > 0 && mayHoldTenant(layer, plan.tenant),
+      );
+      committed = !derived && [...gone].every((path) => live.has(path));
       if (!committed) return undefined;
-      const record = { tenant: tenantDigest(key, plan.tenant), at: new Date().toISOString(), by: userInfo().username };
+      const at = new Date().toISOString();
+      const record = { tenant: tenantDigest(key, plan.tenant), at, by: userInfo().username };
       return {
         ...current,
         layers: [...current.layers.filter((layer) => !gone.has(layer.path)), ...written],
+        // Listed as retired long ago, so that a crash before they are deleted leaves them to the next gc at once.
+        retired: [
+          ...(current.retired ?? []),
+          ...plan.layers.map(({ layer }) => ({ path: layer.path, bytes: layer.bytes, at: new Date(0).toISOString() })),
+        ],
         erasures: [...(current.erasures ?? []), record],
       };
     });
@@ -130,12 +147,12 @@ export async function erase(vault: Vault, duck: DuckDBConnection, first: Erasure
   }
 }
 
-/** Waits until a commit follows the erasure's (or READERS_DRAIN_MS pass). */
+/** Waits until a capture batch commits on top of the erasure (throughLsn moves), or READERS_DRAIN_MS pass. */
 async function readersMovedOn(vault: Vault): Promise<void> {
-  const erased = vault.manifest.version;
+  const through = vault.manifest.throughLsn;
   for (const deadline = Date.now() + READERS_DRAIN_MS; Date.now() < deadline;) {
     await sleep(DRAIN_POLL_MS);
-    if ((await vault.refresh()).version > erased) return;
+    if ((await vault.refresh()).throughLsn > through) return;
   }
 }
 
@@ -169,11 +186,9 @@ async function rewrite(vault: Vault, duck: DuckDBConnection, plan: ErasurePlan):
 /** Deletes the rewritten layers' old files and the replaced files waiting for gc, then drops those from the manifest's retired list. */
 async function deleteOld(vault: Vault, plan: ErasurePlan, written: readonly LayerEntry[]): Promise<ErasureResult> {
   const old = plan.layers.map(({ layer }) => layer);
-  const retired = new Set(plan.retired);
-  const bytes =
-    old.reduce((sum, layer) => sum + layer.bytes, 0) +
-    (vault.manifest.retired ?? []).filter((entry) => retired.has(entry.path)).reduce((sum, entry) => sum + entry.bytes, 0);
-  for (const path of [...old.map((layer) => layer.path), ...retired]) await vault.storage.remove(path);
+  const retired = new Set([...plan.retired, ...old.map((layer) => layer.path)]);
+  const bytes = (vault.manifest.retired ?? []).filter((entry) => retired.has(entry.path)).reduce((sum, entry) => sum + entry.bytes, 0);
+  for (const path of retired) await vault.storage.remove(path);
   await vault.update((current) => {
     const kept = (current?.retired ?? []).filter((entry) => !retired.has(entry.path));
     if (current === undefined || kept.length === (current.retired ?? []).length) return undefined;
@@ -182,7 +197,7 @@ async function deleteOld(vault: Vault, plan: ErasurePlan, written: readonly Laye
   return {
     rewritten: written.length,
     rows: plan.layers.reduce((sum, { rows }) => sum + rows, 0),
-    deleted: old.length + retired.size,
+    deleted: retired.size,
     bytes,
   };
 }

@@ -7,7 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, open, readdir, readFile, rename, link, stat, unlink } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readdir, readFile, rename, link, stat, unlink, utimes } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { VaultPathError } from '../errors.js';
@@ -64,6 +64,9 @@ export function fsStorage(directory: string): VaultStorage {
       const target = full(path);
       await makeDirectory(dirname(target));
       await chmod(localFile, FILE_MODE);
+      // The time it arrives in the vault, not the time it was written in scratch: gc's grace for a file no commit names yet runs from here.
+      const now = new Date();
+      await utimes(localFile, now, now);
       await syncPath(localFile);
       await rename(localFile, target);
       await syncPath(dirname(target));

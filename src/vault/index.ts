@@ -57,5 +57,5 @@ export { erase, planErasure, type ErasedLayer, type ErasurePlan, type ErasureRes
 export { foldDue, foldStepMs, retentionHorizon, type FoldStep, type Retention } from './retention.js';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, planGc, type GarbageFile, type GcPlan } from './gc.js';
 export { IMAGE_BUCKETS, isBucketImage, readSet, type ReadSet } from './read-set.js';
-export { processScratchDirectory, removeStaleParts } from './process-directory.js';
+export { processScratchDirectory } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

@@ -40,18 +40,20 @@ export class LayerBuffer {
   private constructor(
     private readonly duck: DuckDBConnection,
     private readonly storage: VaultStorage,
+    /** Where its parts are written: a directory of this process's own (processScratchDirectory). */
+    private readonly directory: string,
     readonly tableName: string,
     appender: DuckDBAppender,
   ) {
     this.appender = appender;
   }
 
-  /** Creates the staging table `name` in the given DuckDB. */
-  static async create(duck: DuckDBConnection, storage: VaultStorage, name = 'pending'): Promise<LayerBuffer> {
+  /** Creates the staging table `name` in the given DuckDB; parts go to `directory`. */
+  static async create(duck: DuckDBConnection, storage: VaultStorage, directory: string, name = 'pending'): Promise<LayerBuffer> {
     // Connections of one process share one DuckDB catalog: a buffer's tables must not meet another's.
     const table = `${name}_${++buffers}`;
     await duck.run(`CREATE TABLE ${table} (${LAYER_COLUMNS}, unchanged VARCHAR)`);
-    return new LayerBuffer(duck, storage, table, await duck.createAppender(table));
+    return new LayerBuffer(duck, storage, directory, table, await duck.createAppender(table));
   }
 
   /** The DuckDB connection holding the staging table, for resolution queries. */
@@ -151,7 +153,7 @@ export class LayerBuffer {
   async writePart(kind: LayerEntry['kind'], select: string): Promise<void> {
     await this.sync();
     const ordered = `SELECT ${LAYER_COLUMN_NAMES} FROM (${select}) ORDER BY ${LAYER_ORDER}`;
-    const part = await writeLayerFile(this.duck, await this.storage.scratchDirectory(), kind, ordered, DEFAULT_COMPRESSION_LEVEL);
+    const part = await writeLayerFile(this.duck, this.directory, kind, ordered, DEFAULT_COMPRESSION_LEVEL);
     if (part !== undefined) this.parts.push(part);
   }
 

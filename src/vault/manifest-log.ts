@@ -602,14 +602,6 @@ export async function walkChain(storage: VaultStorage): Promise<ChainWalk> {
       ),
     );
   }
-  if (pruned && known && (manifest?.prunedBefore ?? 0) < (firstKept ?? Number.POSITIVE_INFINITY)) {
-    faults.push(
-      new ManifestFault(
-        firstKept === undefined ? recordPath(1) : recordPath(firstKept - 1),
-        `is missing, though no prune of the manifest before version ${firstKept ?? newest} is recorded: the chain's start was deleted`,
-      ),
-    );
-  }
   const pointer = await storage.read(POINTER_PATH);
   if (pointer !== undefined) {
     try {

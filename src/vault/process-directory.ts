@@ -33,11 +33,3 @@ function isRunning(pid: number): boolean {
     return (error as { code?: string }).code === 'EPERM';
   }
 }
-
-/** Layer parts left in scratch by a capture that died before committing them: never in the manifest, never read. */
-export async function removeStaleParts(storage: VaultStorage): Promise<void> {
-  const scratch = await storage.scratchDirectory();
-  for (const name of await readdir(scratch)) {
-    if (name.endsWith('.parquet')) await rm(join(scratch, name), { force: true });
-  }
-}

@@ -91,8 +91,9 @@ export async function fold(vault: Vault, duck: DuckDBConnection, step: FoldStep)
     let replaced: LayerEntry[] = [];
     const committed = await vault.update((current) => {
       if (current === undefined) throw new InternalError('a vault with history to fold has no manifest');
-      // Another process folded as far meanwhile: its images stand, these are gc's.
-      if (current.startLsn >= lsn) return undefined;
+      // Another process folded as far meanwhile, or replaced an input (a merge, an erasure): these images are gc's.
+      const live = new Set(current.layers.map((layer) => layer.path));
+      if (current.startLsn >= lsn || !inputs.every((layer) => live.has(layer.path))) return undefined;
       replaced = current.layers.filter((layer) => layer.maxLsn <= lsn);
       const at = new Date().toISOString();
       return {

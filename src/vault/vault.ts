@@ -111,9 +111,9 @@ export class Vault {
    * Reads the newest manifest checkpoint and the records after it, and hashes no layer yet.
    */
   static async open(storage: VaultStorage): Promise<Vault> {
-    const head = await openManifest(storage);
+    let head = await openManifest(storage);
     // An empty vault says "holds no history" to every command but init, which starts a new chain.
-    if (head !== undefined) await assertWitnessed(storage, head);
+    if (head !== undefined) head = await assertWitnessed(storage, head);
     return new Vault(storage, head);
   }
 
@@ -172,7 +172,8 @@ export class Vault {
           if (this.current === undefined) await forgetWitness(this.storage.location);
           const head = await commitManifest(this.storage, this.current, draft);
           this.current = head;
-          await recordWitness(this.storage.location, { version: head.manifest.version, sha256: head.hash });
+          // Best effort: the commit stands without it (a read-only home), the witness then checks less.
+          await recordWitness(this.storage.location, { version: head.manifest.version, sha256: head.hash }).catch(() => undefined);
           return head.manifest;
         } catch (error) {
           if (!(error instanceof CommitRaceLostError) || attempt >= attempts) throw error;

@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { VaultCorruptError, VaultMissingError } from '../errors.js';
 import { formatLsn } from '../timeline/lsn.js';
 import { hashFile } from './layer-buffer.js';
-import { openManifest, walkChain, type ManifestHead } from './manifest-log.js';
+import { openManifest, refreshManifest, walkChain, type ManifestHead } from './manifest-log.js';
 import type { Manifest } from './manifest.js';
 import { openStorage } from './open-storage.js';
 import { witnessFault, witnessPath } from './witness.js';
@@ -47,7 +47,10 @@ export async function verifyVault(location: string): Promise<VaultCheck> {
     if (!(error instanceof VaultCorruptError)) throw error;
   }
   const manifest: Manifest | undefined = head?.manifest ?? walk.manifest;
-  const witnessed = head === undefined ? undefined : await witnessFault(storage, head);
+  let witnessed = head === undefined ? undefined : await witnessFault(storage, head);
+  // A commit of a running capture between the two reads is no fault: read the manifest again first.
+  if (witnessed !== undefined && head !== undefined)
+    witnessed = await witnessFault(storage, (await refreshManifest(storage, head)) ?? head);
   if (witnessed !== undefined) faults.push({ file: witnessPath(storage.location), problem: witnessed });
   let bytes = 0;
   for (const layer of manifest?.layers ?? []) {

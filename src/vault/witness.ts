@@ -9,7 +9,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { VaultCorruptError } from '../errors.js';
-import { recordPath, type ManifestHead } from './manifest-log.js';
+import { recordPath, refreshManifest, type ManifestHead } from './manifest-log.js';
 import { sha256 } from './manifest.js';
 import type { VaultStorage } from './storage.js';
 
@@ -82,10 +82,18 @@ export async function witnessFault(storage: VaultStorage, head: ManifestHead | u
   return undefined;
 }
 
-/** Refuses a vault the witness finds a fault in. */
-export async function assertWitnessed(storage: VaultStorage, head: ManifestHead | undefined): Promise<void> {
-  const fault = await witnessFault(storage, head);
-  if (fault === undefined) return;
+/** Attempts at a clean check: a commit of another process between reading the manifest and the witness looks like a removed one. */
+const WITNESS_ATTEMPTS = 3;
+
+/** Refuses a vault the witness finds a fault in; the head, re-read if a newer commit raced the check. */
+export async function assertWitnessed(storage: VaultStorage, head: ManifestHead): Promise<ManifestHead> {
+  let current = head;
+  let fault = await witnessFault(storage, current);
+  for (let attempt = 1; fault !== undefined && attempt < WITNESS_ATTEMPTS; attempt++) {
+    current = (await refreshManifest(storage, current)) ?? current;
+    fault = await witnessFault(storage, current);
+  }
+  if (fault === undefined) return current;
   throw new VaultCorruptError(
     `the vault ${storage.location} was changed outside Recall: ${fault}`,
     `restore the vault from a copy; if you put an older copy back on purpose, delete ${witnessPath(storage.location)}`,

@@ -63,12 +63,12 @@ for (const major of testMajors('all')) {
       assert.equal(init.code, 0, init.stderr);
       const random = prng(31);
       const points: { lsn: string; live: string }[] = [];
-      for (let round = 0; round < 30; round++) {
+      for (let round = 0; round < 18; round++) {
         const lsn = await writeRound(f, ALL, random, round);
         await catchUpHere(f);
-        if (round % 6 === 5) points.push({ lsn, live: await liveState(f, OTHERS) });
+        if (round % 4 === 3) points.push({ lsn, live: await liveState(f, OTHERS) });
         // Merged and bucketed layers hold the victim too, and replaced ones wait for gc.
-        if (round === 20) assert.equal((await f.recall(['compact'])).code, 0);
+        if (round === 12) assert.equal((await f.recall(['compact'])).code, 0);
       }
       assert.ok((await victimTraces(f)) > 0, 'the victim has history to forget');
       const others = async (): Promise<string[]> => Promise.all(points.map((point) => stateAt(f, OTHERS, point.lsn)));

@@ -19,7 +19,8 @@ import { CaptureProcess, CRASH_SCHEMA, endAfterSuite, prng, seedSql } from './ha
 
 const TENANTS = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark'];
 const RETENTION_S = 20;
-const RUN_MS = 40_000;
+/** A deadline, not a target: a loaded machine flushes slower. */
+const DEADLINE_MS = 600_000;
 const FLUSHES = 1_000;
 
 for (const major of testMajors('one')) {
@@ -41,8 +42,9 @@ for (const major of testMajors('one')) {
       const points: { lsn: string; live: string }[] = [];
       const opened: number[] = [];
       const started = Date.now();
-      for (let round = 0; Date.now() - started < RUN_MS || running.count(/^capture: \d+ changes through/) < FLUSHES; round++) {
-        const lsn = await writeRound(f, TENANTS, random, round);
+      for (let round = 0; running.count(/^capture: \d+ changes through/) < FLUSHES; round++) {
+        // Deletes now and then: each makes its flush look up the rows' earlier versions in the history.
+        const lsn = await writeRound(f, TENANTS, random, round, round % 50 === 25);
         if (round % 50 === 0) {
           points.push({ lsn, live: await liveState(f, TENANTS) });
           const { storage, counts } = countingStorage(fsStorage(f.vault));
@@ -51,22 +53,26 @@ for (const major of testMajors('one')) {
         }
         assert.ok(running.running, running.describe());
         assert.ok(
-          Date.now() - started < 5 * RUN_MS,
-          `fewer than ${FLUSHES} flushes in ${5 * RUN_MS} ms: ${running.count(/^capture: \d+ changes through/)}`,
+          Date.now() - started < DEADLINE_MS,
+          `fewer than ${FLUSHES} flushes in ${DEADLINE_MS} ms: ${running.count(/^capture: \d+ changes through/)}`,
         );
       }
       const flushes = running.count(/^capture: \d+ changes through/);
       t.diagnostic(
-        `${flushes} flushes, ${running.count(/^compact: level/)} merges, ${running.count(/folded into/)} folds, ${running.count(/gc deleted/)} gcs; bytes read on open: ${opened.join(', ')}`,
+        `${flushes} flushes, ${running.count(/^compact: level/)} merges, ${running.count(/folded into/)} folds, ${running.count(/gc deleted/)} gcs`,
       );
       running.child.kill('SIGINT');
       assert.deepEqual(await running.waitForExit(60_000), { code: 0, signal: null }, running.describe());
       assert.ok(running.count(/folded into/) > 0, 'retention folded the history while capture ran');
       assert.ok(running.count(/^compact: level/) > 0, 'compaction merged while capture ran');
 
-      // Bounded: the last opens read no more than a small multiple of the largest early one.
-      const early = Math.max(...opened.slice(1, 4));
-      for (const bytes of opened.slice(-3)) assert.ok(bytes <= early * 3, `bytes read on open grew: ${opened.join(', ')}`);
+      // Bounded: what an open reads rises between checkpoints and falls at each; over the second half of the run its
+      // peak stays within twice the first half's, where a cost that grew with the history would double.
+      const half = Math.floor(opened.length / 2);
+      const firstPeak = Math.max(...opened.slice(0, half));
+      const secondPeak = Math.max(...opened.slice(half));
+      t.diagnostic(`bytes read on open: peak ${firstPeak} in the first half, ${secondPeak} in the second`);
+      assert.ok(secondPeak <= firstPeak * 2, `bytes read on open grew: ${firstPeak} then ${secondPeak}`);
       const vault = await openVault(f.vault);
       assert.ok(vault.manifest.layers.length < flushes / 20, `${vault.manifest.layers.length} live layers after ${flushes} flushes`);
 

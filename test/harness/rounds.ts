@@ -31,8 +31,14 @@ export async function liveState(f: Fixture, tenants: readonly string[]): Promise
   return JSON.stringify(states);
 }
 
-/** A few random changes to items across tenants, in one transaction; the LSN after its commit. */
-export async function writeRound(f: Fixture, tenants: readonly string[], random: () => number, round: number): Promise<string> {
+/** A few random changes to items across tenants, in one transaction (deletes among them unless told not to); the LSN after its commit. */
+export async function writeRound(
+  f: Fixture,
+  tenants: readonly string[],
+  random: () => number,
+  round: number,
+  deletes = true,
+): Promise<string> {
   await f.db.query('BEGIN');
   for (let i = 0; i < 3; i++) {
     const tenant = tenants[Math.floor(random() * tenants.length)] ?? 'acme';
@@ -45,7 +51,7 @@ export async function writeRound(f: Fixture, tenants: readonly string[], random:
         round * 10 + i,
       ]);
     } else if (roll < 0.8) await f.db.query('UPDATE items SET v = v + 1 WHERE tenant_id = $1 AND id = $2', [tenant, id]);
-    else await f.db.query('DELETE FROM items WHERE tenant_id = $1 AND id = $2', [tenant, id]);
+    else if (deletes) await f.db.query('DELETE FROM items WHERE tenant_id = $1 AND id = $2', [tenant, id]);
   }
   await f.db.query('COMMIT');
   return (await f.db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn ?? '0/0';

@@ -16,6 +16,7 @@ import { jsonText } from '../src/vault/manifest.js';
 import { checkpointPath, recordPath } from '../src/vault/manifest-log.js';
 import { fixture, jsonLines, runRecall } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
+import { witnessPath } from '../src/vault/witness.js';
 import { endAfterSuite } from './harness/workload.js';
 
 const FIXTURE = resolve(import.meta.dirname, 'fixtures/vault-0.1.0-d739749');
@@ -82,6 +83,8 @@ for (const major of testMajors('one')) {
       mkdirSync(join(f.vault, 'manifest'));
       writeFileSync(join(f.vault, 'manifest', '000000000001.json'), `${jsonText({ ...manifest, previous: null }, 2)}\n`);
       rmSync(join(f.vault, 'state'), { recursive: true, force: true });
+      // A vault the previous release wrote has no witness on this host: this one's, of the rewritten init, goes too.
+      rmSync(witnessPath(f.vault), { force: true });
 
       await f.db.query(`INSERT INTO tenants VALUES ('globex')`);
       const captured = await f.recall(['capture', '--until-caught-up']);

@@ -140,7 +140,7 @@ describe(`capture on S3 under kill -9 and beside a second capture, on PostgreSQL
     const writer = startWriter(f.cluster.url(), TENANTS, { seed, pauseMs: 2 });
     let flushed = 0;
     try {
-      for (let cycle = 0; cycle < 6; cycle++) {
+      for (let cycle = 0; cycle < 4; cycle++) {
         const capture = CaptureProcess.spawn(f, ['--flush-interval', '100ms']);
         try {
           await capture.waitForLines(/capture: streaming slot/, 1, 60_000);

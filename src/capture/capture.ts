@@ -143,6 +143,21 @@ async function stream(
   }
 }
 
+/** The slot is held by another connection: after a crash of capture, the dead one holds it for a moment. */
+function slotBusy(slot: string, pid: string, cause?: unknown): SlotBusyError {
+  return new SlotBusyError(`the slot "${slot}" is still held by process ${pid}`, 'is another `recall capture` running?', { cause });
+}
+
+/**
+ * START_REPLICATION's refusal. Two captures may both find the slot free and both ask for it;
+ * the server gives it to one and tells the other the holder's PID (55006, object in use).
+ */
+function slotRefusal(error: unknown, slot: string): unknown {
+  if ((error as { code?: unknown }).code !== '55006') return error;
+  const pid = /PID (\d+)/.exec((error as Error).message)?.[1] ?? 'unknown';
+  return slotBusy(slot, pid, error);
+}
+
 /** Errors of the network, never of the vault's disk (ENOSPC, EIO, EACCES stop capture). */
 const NETWORK_ERRNOS = new Set([
   'ECONNREFUSED',
@@ -224,6 +239,7 @@ class CaptureSession {
     let onCatalogError = (): void => undefined;
     catalog.on('error', () => onCatalogError());
     let writer: BatchWriter | undefined;
+    let stream: ReplicationStream | undefined;
     try {
       vault.assertSource(await readSourceIdentity(catalog));
       // New relations take their tenant column from recall.yml: a typo there stops capture before it streams.
@@ -245,13 +261,7 @@ class CaptureSession {
           'the history has a gap from here; start a new vault with `recall init --vault NEW_PATH`',
         );
       }
-      if (state.active_pid !== null) {
-        // After a crash of capture, the dead connection holds the slot for a moment.
-        throw new SlotBusyError(
-          `the slot "${manifest.source.slot}" is still held by process ${state.active_pid}`,
-          'is another `recall capture` running?',
-        );
-      }
+      if (state.active_pid !== null) throw slotBusy(manifest.source.slot, state.active_pid);
       // Never over a gap: streaming would start at the slot's position and skip what the vault lacks.
       await assertNoHistoryGap(catalog, vault);
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
@@ -259,7 +269,7 @@ class CaptureSession {
       writer = await BatchWriter.create({ vault, log });
       const relations = new RelationMap(manifest.schemas, options.tenancy, catalog);
       const replication = await connectSource(options.source, { replication: true });
-      const stream = ReplicationStream.start(replication, {
+      stream = ReplicationStream.start(replication, {
         slot: manifest.source.slot,
         publication: manifest.source.publication,
         startLsn: 0n,
@@ -267,7 +277,11 @@ class CaptureSession {
         // Catching up, each quiet moment asks the server where WAL ends: a restore waits on the answer.
         ...(options.untilCaughtUp ? { idleMs: CATCH_UP_IDLE_MS } : {}),
       });
-      onCatalogError = () => void stream.close();
+      const started = stream;
+      onCatalogError = () => void started.close();
+      await started.started.catch((error: unknown) => {
+        throw slotRefusal(error, manifest.source.slot);
+      });
       log(`capture: streaming slot "${manifest.source.slot}" from ${formatLsn(manifest.throughLsn)} into ${vault.storage.location}`);
       const recorded = (await vault.acknowledgedLsn()) ?? vault.manifest.throughLsn;
       const session = new CaptureSession(
@@ -284,6 +298,7 @@ class CaptureSession {
       session.failureRecorded = (await vault.captureFailure()) !== null;
       return session;
     } catch (error) {
+      await stream?.close();
       await writer?.close();
       await catalog.end().catch(() => undefined);
       throw error;

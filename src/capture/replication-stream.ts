@@ -24,6 +24,7 @@ const PG_EPOCH_MS = 946_684_800_000;
 
 interface PgConnection {
   on(event: 'copyData', listener: (message: { chunk: Buffer }) => void): void;
+  once(event: 'replicationStart', listener: () => void): void;
   sendCopyFromChunk(chunk: Buffer): void;
   stream: { pause(): void; resume(): void };
 }
@@ -39,6 +40,9 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
   private paused = false;
   private stopped = false;
   private readonly connection: PgConnection;
+  /** Settles when the server answers START_REPLICATION: streaming (the slot is ours) or its refusal. */
+  readonly started: Promise<void>;
+  private settleStart: ((error?: unknown) => void) | undefined;
 
   private constructor(
     private readonly client: pg.Client,
@@ -47,6 +51,12 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
   ) {
     // node-postgres has no public API for CopyBoth; its Connection object does the framing.
     this.connection = (client as unknown as { connection: PgConnection }).connection;
+    this.started = new Promise<void>((resolve, reject) => {
+      this.settleStart = (error?: unknown) => (error === undefined ? resolve() : reject(error));
+    });
+    // A caller that never awaits the start still sees a refusal, from the iterator.
+    this.started.catch(() => undefined);
+    this.connection.once('replicationStart', () => this.settleStarted());
   }
 
   /** Starts streaming a slot with pgoutput from `startLsn` (0 = the slot's confirmed position). */
@@ -155,6 +165,12 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
   private finish(error: unknown): void {
     if (error !== undefined && this.failure === undefined && !this.ended) this.failure = error;
     this.ended = true;
+    this.settleStarted(error ?? new Error('the server ended the replication connection before streaming'));
     this.wake?.();
+  }
+
+  private settleStarted(error?: unknown): void {
+    this.settleStart?.(error);
+    this.settleStart = undefined;
   }
 }

@@ -148,6 +148,72 @@ for (const major of testMajors('one')) {
   describe(`compaction beside capture and under kill -9 on PostgreSQL ${major}`, () => {
     const { fixtures, captures } = endAfterSuite();
 
+    test('a delete or TRUNCATE of a row that is both a change and the bucket image written at its commit is captured once', async () => {
+      const f = await fixture(major, `${CRASH_SCHEMA}; ${seedSql(TENANTS)}`);
+      fixtures.push(f);
+      const init = await f.recall(['init']);
+      assert.equal(init.code, 0, init.stderr);
+      // A one-row transaction as the vault's last commit: its change sits at (its LSN, 0), where the images go.
+      const imageAfter = async (tenant: string): Promise<void> => {
+        await f.db.query(`UPDATE items SET v = 999 WHERE tenant_id = $1 AND id = 3`, [tenant]);
+        await catchUpHere(f);
+        const imaged = await f.recall(['compact', '--images']);
+        assert.equal(imaged.code, 0, imaged.stderr);
+        const { manifest } = await openVault(f.vault);
+        const images = manifest.layers.filter((layer) => layer.kind === 'image' && (layer.level ?? 0) > 0);
+        assert.ok(
+          images.some((layer) => layer.maxLsn === manifest.throughLsn),
+          'bucket images at the last commit',
+        );
+      };
+      const points: { lsn: string; live: string }[] = [];
+      const mark = async (): Promise<void> => {
+        const { rows } = await f.db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+        points.push({ lsn: rows[0]!.lsn, live: await liveState(f, TENANTS) });
+      };
+      await imageAfter('acme');
+      await mark();
+      await f.db.query(`DELETE FROM items WHERE tenant_id = 'acme' AND id = 3`);
+      await catchUpHere(f);
+      await imageAfter('globex');
+      await mark();
+      await f.db.query(`TRUNCATE items`);
+      await catchUpHere(f);
+      await mark();
+
+      const logOf = async (tenant: string): Promise<{ op: string; key: string[]; row: Record<string, string> | null }[]> => {
+        const log = await f.recall(['log', '--tenant', tenant, '--json']);
+        assert.equal(log.code, 0, log.stderr);
+        return jsonLines(log.stdout);
+      };
+      const acme = await logOf('acme');
+      const ofKey3 = acme.filter((change) => change.key.at(-1) === '3').map((change) => [change.op, change.row?.v]);
+      assert.deepEqual(
+        ofKey3,
+        [
+          ['update', '999'],
+          ['delete', '999'],
+        ],
+        JSON.stringify(acme),
+      );
+      assert.deepEqual(
+        acme.filter((change) => change.op === 'truncate').map((change) => change.key.at(-1)),
+        ['0', '1', '2', '4'],
+      );
+      const globex = await logOf('globex');
+      assert.deepEqual(
+        globex.filter((change) => change.op === 'truncate').map((change) => [change.key.at(-1), change.row?.v]),
+        [
+          ['0', '0'],
+          ['1', '10'],
+          ['2', '20'],
+          ['3', '999'],
+          ['4', '40'],
+        ],
+      );
+      for (const point of points) assert.equal(await stateAt(f, point.lsn), point.live, `at lsn:${point.lsn}`);
+    });
+
     test('recall compact and recall gc beside a running capture and a writer lose nothing', async () => {
       const f = await fixture(major, `${CRASH_SCHEMA}; ${seedSql(TENANTS)}`);
       fixtures.push(f);

@@ -10,7 +10,16 @@ import { rm } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { VaultConflictError } from '../errors.js';
 import { formatLsn, type Lsn } from '../timeline/index.js';
-import { openDuckDB, LayerBuffer, processScratchDirectory, type LayerEntry, type SchemaVersion, type Vault } from '../vault/index.js';
+import {
+  aboveFloorSql,
+  newestVersions,
+  openDuckDB,
+  LayerBuffer,
+  processScratchDirectory,
+  type LayerEntry,
+  type SchemaVersion,
+  type Vault,
+} from '../vault/index.js';
 import { History } from './history.js';
 import { planCompletion } from './resolve.js';
 
@@ -158,9 +167,9 @@ export class BatchWriter {
     await buffer.sync();
     const vault = this.context.vault;
     // Another process may have replaced layers (compact, forget, which deletes the old files at once): read the newest.
-    const entries = (await vault.refresh()).layers;
-    const layers = (await vault.layerFiles(entries)).map((local, i) => ({ local, ...entries[i]! }));
-    return new History([...layers, ...buffer.partFiles], buffer.tableName);
+    const newest = newestVersions(await vault.refresh());
+    const layers = (await vault.layerFiles(newest.layers)).map((local, i) => ({ local, ...newest.layers[i]! }));
+    return new History([...layers, ...buffer.partFiles], buffer.tableName, aboveFloorSql(newest.floors, 'commit_lsn', 'tenant'));
   }
 
   /** Forgets what is staged and spilled but not committed (a transaction was cut off; the slot sends it again). */

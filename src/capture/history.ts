@@ -1,7 +1,8 @@
-// Every version capture knows while it completes changes: the vault's layers, the
-// parts spilled since the last commit, and the staging table. Lookups of exact
-// versions read only the files whose commit-LSN span holds one of them, so their
-// cost follows what they fetch, not the vault's age.
+// The versions capture completes changes from: the newest version of every key in the
+// vault (each bucket's newest image and the changes since), the parts spilled since the
+// last commit, and the staging table. Finding a key's newest version costs the live
+// state, not the vault's age; fetching exact versions reads only the files whose
+// commit-LSN span holds one of them.
 
 import { LAYER_COLUMN_NAMES, fileList } from '../vault/index.js';
 
@@ -17,9 +18,11 @@ export class History {
     private readonly files: readonly HistoryFile[],
     /** The staging table, with its TOAST markers (the `unchanged` column). */
     readonly staging: string,
+    /** SQL over a file's row: not shadowed by its bucket's image (older versions in files that straddle one). */
+    private readonly aboveFloor: string,
   ) {}
 
-  /** Every version known, as a SQL source. */
+  /** Every version that may be a key's newest, as a SQL source. */
   get sql(): string {
     return this.over(this.files);
   }
@@ -32,7 +35,7 @@ export class History {
   /** The versions in files only (layers and spilled parts), as a SQL source; undefined if there are none. */
   get filed(): string | undefined {
     if (this.files.length === 0) return undefined;
-    return `(SELECT ${LAYER_COLUMN_NAMES}, NULL::VARCHAR AS unchanged FROM read_parquet(${fileList(this.files.map((file) => file.local))}))`;
+    return `(${this.read(this.files)})`;
   }
 
   /** The versions committed at any of `lsns`, and others of the same files, as a SQL source: the staging table and the files whose span holds one of them. */
@@ -43,7 +46,11 @@ export class History {
 
   private over(files: readonly HistoryFile[]): string {
     if (files.length === 0) return this.staged;
-    return `(SELECT ${LAYER_COLUMN_NAMES}, NULL::VARCHAR AS unchanged FROM read_parquet(${fileList(files.map((file) => file.local))}) UNION ALL SELECT * FROM ${this.staged})`;
+    return `(${this.read(files)} UNION ALL SELECT * FROM ${this.staged})`;
+  }
+
+  private read(files: readonly HistoryFile[]): string {
+    return `SELECT ${LAYER_COLUMN_NAMES}, NULL::VARCHAR AS unchanged FROM read_parquet(${fileList(files.map((file) => file.local))}) WHERE ${this.aboveFloor}`;
   }
 }
 

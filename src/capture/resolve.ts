@@ -10,8 +10,15 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { LAYER_COLUMN_NAMES, queryRows, sqlLiteral } from '../vault/index.js';
 import type { History } from './history.js';
 
-/** Orders versions of one key: commit LSN, then position in the transaction. */
-const POSITION = '(commit_lsn::HUGEINT * 4294967296 + seq)';
+/**
+ * Orders versions of one key: commit LSN, then position in the transaction. A bucket
+ * image's rows sit at (its LSN, 0), where a real change may sit too; the image's row,
+ * which is the state after that whole transaction, comes after it.
+ */
+const position = (v: string): string => `((${v}.commit_lsn::HUGEINT * 4294967296 + ${v}.seq) * 2 + (${v}.op = 'image')::INT)`;
+
+/** Whether version `v` is a bucket image's row: with its LSN and seq, it names one version exactly. */
+const image = (v: string): string => `(${v}.op = 'image')`;
 
 /** A staged change is identified by its position and key (the rows of one TRUNCATE share a position). */
 const IDENTITY = 'commit_lsn, seq, "key"';
@@ -74,7 +81,7 @@ export async function planCompletion(
   // written, the common case, needs no read of the history): a key staged without TOAST markers whose
   // first incomplete delete follows a staged version takes every base from staging, which is newer
   // than any file.
-  const narrow = `v."table", v."key", v.commit_lsn, v.seq, v.op, v.tenant, v.schema_id, v.unchanged, ${POSITION} AS position`;
+  const narrow = `v."table", v."key", v.commit_lsn, v.seq, v.op, v.tenant, v.schema_id, v.unchanged, ${position('v')} AS position`;
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.versions} AS
     SELECT ${narrow} FROM ${history.staged} AS v
@@ -85,7 +92,7 @@ export async function planCompletion(
   if (filed !== undefined) {
     await duck.run(`
       CREATE OR REPLACE TABLE ${work.far} AS
-      SELECT "table", "key" FROM (SELECT "table", "key", op, "row", unchanged, ${POSITION} AS position FROM ${staging})
+      SELECT "table", "key" FROM (SELECT "table", "key", op, "row", unchanged, ${position('s')} AS position FROM ${staging} AS s)
        GROUP BY ALL
       HAVING bool_or(unchanged IS NOT NULL)
           OR min(position) FILTER (WHERE op = 'delete' AND "row" IS NULL)
@@ -101,9 +108,9 @@ export async function planCompletion(
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.needs} AS
     SELECT x.commit_lsn, x.seq, x."key", x."table", x.op, x.position, x.unchanged,
-           arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'tenant': v.tenant, 'schema_id': v.schema_id,
+           arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'image': ${image('v')}, 'tenant': v.tenant, 'schema_id': v.schema_id,
                     'unchanged': v.unchanged}, v.position) FILTER (WHERE x.op = 'delete' AND v.position < x.position) AS base
-      FROM (SELECT ${IDENTITY}, "table", op, unchanged, ${POSITION} AS position FROM ${staging}
+      FROM (SELECT ${IDENTITY}, "table", op, unchanged, ${position('s')} AS position FROM ${staging} AS s
              WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL)) AS x
       LEFT JOIN ${work.versions} AS v ON v."table" = x."table" AND v."key" = x."key"
      GROUP BY ALL`);
@@ -111,7 +118,7 @@ export async function planCompletion(
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.patches} AS
     SELECT c.commit_lsn, c.seq, c."key", c."column",
-           arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'tenant': v.tenant}, v.position) AS source
+           arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'image': ${image('v')}, 'tenant': v.tenant}, v.position) AS source
       FROM (SELECT commit_lsn, seq, "key", "table", position,
                    unnest(from_json(CASE WHEN op = 'delete' THEN base.unchanged ELSE unchanged END, '["VARCHAR"]')) AS "column"
               FROM ${work.needs}) AS c
@@ -121,20 +128,21 @@ export async function planCompletion(
   const [orphans] = await queryRows(duck, `SELECT count(*) AS n FROM ${work.needs} WHERE op = 'delete' AND base IS NULL`);
 
   // The length of each row a change will receive: read from the files holding those versions only.
-  const sources = `SELECT n."table", n."key", n.base.lsn AS commit_lsn, n.base.seq AS seq FROM ${work.needs} AS n WHERE n.op = 'delete' AND n.base IS NOT NULL
-                   UNION SELECT n."table", p."key", p.source.lsn, p.source.seq FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})`;
+  const sources = `SELECT n."table", n."key", n.base.lsn AS commit_lsn, n.base.seq AS seq, n.base.image AS image FROM ${work.needs} AS n WHERE n.op = 'delete' AND n.base IS NOT NULL
+                   UNION SELECT n."table", p."key", p.source.lsn, p.source.seq, p.source.image FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})`;
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.lengths} AS
-    SELECT v."table", v."key", v.commit_lsn, v.seq, length(v."row") AS len
-      FROM ${history.holding(await lsnsOf(duck, `SELECT commit_lsn AS lsn FROM (${sources})`))} AS v
-      SEMI JOIN (${sources}) USING ("table", "key", commit_lsn, seq)`);
+    SELECT "table", "key", commit_lsn, seq, image, length("row") AS len
+      FROM (SELECT *, ${image('v')} AS image FROM ${history.holding(await lsnsOf(duck, `SELECT commit_lsn AS lsn FROM (${sources})`))} AS v)
+      SEMI JOIN (${sources}) USING ("table", "key", commit_lsn, seq, image)`);
   // What each change receives: its delete's base row, its patched values (the whole source rows, an overestimate).
   const receives = `
     SELECT n.commit_lsn, n.seq, n."key", l.len FROM ${work.needs} AS n
-      JOIN ${work.lengths} AS l ON l."table" = n."table" AND l."key" = n."key" AND l.commit_lsn = n.base.lsn AND l.seq = n.base.seq
+      JOIN ${work.lengths} AS l ON l."table" = n."table" AND l."key" = n."key" AND l.commit_lsn = n.base.lsn AND l.seq = n.base.seq AND l.image = n.base.image
     UNION ALL
     SELECT p.commit_lsn, p.seq, p."key", l.len FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
-      JOIN ${work.lengths} AS l ON l."table" = n."table" AND l."key" = p."key" AND l.commit_lsn = p.source.lsn AND l.seq = p.source.seq`;
+      JOIN ${work.lengths} AS l ON l."table" = n."table" AND l."key" = p."key" AND l.commit_lsn = p.source.lsn AND l.seq = p.source.seq
+       AND l.image = p.source.image`;
   // Added to the staged text the caller counted as it staged.
   const [received] = await queryRows(duck, `SELECT coalesce(sum(len), 0) AS bytes FROM (${receives})`);
   const chunkSize = Math.max(1, Math.floor(size.chunkBytes));
@@ -181,7 +189,7 @@ function completedChunk(
       SELECT n.commit_lsn, n.seq, n."key", v."row" AS base, n.base.tenant AS tenant, n.base.schema_id AS schema_id
         FROM (SELECT * FROM ${work.needs} SEMI JOIN ${mine} USING (${IDENTITY}) WHERE op = 'delete' AND base IS NOT NULL) AS n
         JOIN ${source} AS v
-          ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq`);
+          ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq AND ${image('v')} = n.base.image`);
     await duck.run(`CREATE OR REPLACE TABLE ${work.merged} (commit_lsn UBIGINT, seq UINTEGER, "key" VARCHAR, "row" VARCHAR)`);
     const values = await queryRows(
       duck,
@@ -189,7 +197,8 @@ function completedChunk(
          FROM (SELECT p.*, n."table" FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
                 SEMI JOIN ${mine} USING (${IDENTITY})) AS p
          JOIN ${source} AS v
-           ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq`,
+           ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq
+          AND ${image('v')} = p.source.image`,
     );
     if (values.length === 0) return;
     const bases = await queryRows(
@@ -291,7 +300,6 @@ export async function truncateChunks(
 ): Promise<{ stageNext(current: History): Promise<boolean> }> {
   const before = (v: string): string =>
     `${v}."table" = ${sqlLiteral(change.table)} AND (${v}.commit_lsn < ${change.commitLsn} OR (${v}.commit_lsn = ${change.commitLsn} AND ${v}.seq < ${change.seq}))`;
-  const position = (v: string): string => `(${v}.commit_lsn::HUGEINT * 4294967296 + ${v}.seq)`;
   // Sizes by every version, not only the newest: an overestimate, which only makes chunks smaller.
   const tenants = await queryRows(
     duck,

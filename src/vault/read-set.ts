@@ -9,7 +9,7 @@
 // the start, and a bucket with no rows there has no image at all.
 
 import type { LayerBucket, LayerEntry, Manifest } from './manifest.js';
-import { mayHoldTenant, tenantBucket } from './tenant-bucket.js';
+import { mayHoldTenant, tenantBucket, tenantBucketSql } from './tenant-bucket.js';
 
 /** Buckets of the images compaction writes: the finest split of the layers. */
 export const IMAGE_BUCKETS = 16;
@@ -49,4 +49,35 @@ export function readSet(manifest: Manifest, scope: ReadScope, lsn: bigint): Read
   // A layer ending at the floor may hold the commit there (the initial image does): kept, its older rows filtered.
   const after = manifest.layers.filter((layer) => !base.includes(layer) && layer.maxLsn >= floor && layer.minLsn <= lsn && holds(layer));
   return { floor, layers: [...base, ...after] };
+}
+
+/** The layers that hold the newest version of every key, and the floor of each image bucket. */
+export interface NewestVersions {
+  readonly layers: readonly LayerEntry[];
+  /** Per bucket of IMAGE_BUCKETS: rows of its tenants below it are shadowed by its image. */
+  readonly floors: readonly bigint[];
+}
+
+/**
+ * Every bucket's read set at the end of the history, together: the newest version of
+ * every key, whatever its tenant. Capture looks up the row a delete removed there, so
+ * the lookup reads the live state and the changes since each image, not the vault's
+ * whole age.
+ */
+export function newestVersions(manifest: Manifest): NewestVersions {
+  const layers = new Set<LayerEntry>();
+  const floors: bigint[] = [];
+  for (let index = 0; index < IMAGE_BUCKETS; index++) {
+    const set = readSet(manifest, { bucket: { index, of: IMAGE_BUCKETS } }, manifest.throughLsn);
+    for (const layer of set.layers) layers.add(layer);
+    floors.push(set.floor);
+  }
+  return { layers: manifest.layers.filter((layer) => layers.has(layer)), floors };
+}
+
+/** SQL: whether a row (its commit LSN and tenant columns) is at or above its bucket's floor. */
+export function aboveFloorSql(floors: readonly bigint[], lsn: string, tenant: string): string {
+  const lowest = floors.reduce((low, floor) => (floor < low ? floor : low), floors[0] ?? 0n);
+  if (floors.every((floor) => floor === lowest)) return `${lsn} >= ${lowest}`;
+  return `${lsn} >= [${floors.map((floor) => `${floor}::UBIGINT`).join(', ')}][${tenantBucketSql(tenant, floors.length)}::BIGINT + 1]`;
 }

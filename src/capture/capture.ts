@@ -81,7 +81,7 @@ interface Totals {
   layers: number;
 }
 
-/** WAL between what the server has written and what capture receives past which capture counts as lagging: compaction waits. */
+/** WAL between what the server has written and what capture receives past which capture counts as lagging: compaction backs off. */
 const LAGGING_BYTES = 64n * 1024n * 1024n;
 
 const STATUS_INTERVAL_MS = 10_000;

@@ -1,6 +1,6 @@
 // Compaction as a background job beside capture: one step at a time (a merge, a fold
 // past the retention horizon, images), on a CPU budget of its own (docs/ARCHITECTURE.md,
-// "Compaction"), pausing while capture lags, with a gc now and then; stopped at once
+// "Compaction"), backing off while capture lags, with a gc now and then; stopped at once
 // (the step in flight is interrupted; what it wrote is gc's).
 
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +14,14 @@ import type { Vault } from './vault.js';
 /** The CPU a compactor may take: seconds per second of wall time. */
 export const COMPACTION_CPU_SHARE = 0.5;
 
-/** How long it waits before looking again when there is nothing to merge, or capture lags. */
+/**
+ * …and while capture lags. Never nothing: a catch-up with no new images makes each of
+ * capture's lookups of deleted rows read every change since the last one, so a long
+ * backlog would slow capture more the longer it is.
+ */
+export const LAGGING_CPU_SHARE = 0.2;
+
+/** How long it waits before looking again when there is nothing to merge. */
 const IDLE_MS = 1_000;
 
 /** How long it waits after a merge failed before it tries again (the failure is logged, capture goes on). */
@@ -31,7 +38,7 @@ const GC_EVERY_MIN_MS = 10_000;
 export interface CompactorOptions {
   readonly vault: Vault;
   readonly log: (line: string) => void;
-  /** Whether capture is behind: merges wait until it is not, since the recovery point comes first. */
+  /** Whether capture is behind: compaction backs off, since the recovery point comes first. */
   readonly lagging: () => boolean;
   /** vault.retention: history before it is folded away; undefined keeps all. */
   readonly retention?: Retention | undefined;
@@ -65,7 +72,7 @@ export class Compactor {
     while (!this.stopping.signal.aborted) {
       if (performance.now() - this.lastGc >= this.gcEveryMs && !lagging()) await this.collect();
       const step = nextCompactionStep(vault.manifest, retention);
-      if (step === undefined || lagging()) {
+      if (step === undefined) {
         await this.pause(IDLE_MS);
         continue;
       }
@@ -90,7 +97,8 @@ export class Compactor {
       const used = process.cpuUsage(cpu);
       const seconds = (used.user + used.system) / 1e6;
       const elapsed = (performance.now() - wall) / 1000;
-      await this.pause(Math.max(0, seconds / COMPACTION_CPU_SHARE - elapsed) * 1000);
+      const share = lagging() ? LAGGING_CPU_SHARE : COMPACTION_CPU_SHARE;
+      await this.pause(Math.max(0, seconds / share - elapsed) * 1000);
     }
   }
 

@@ -12,7 +12,7 @@
 
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type pg from 'pg';
-import { RecallError, SlotBusyError, SlotLostError, SourceUnreachableError } from '../errors.js';
+import { RecallError, SlotLostError } from '../errors.js';
 import {
   assertTenancyFits,
   backoffDelay,
@@ -26,7 +26,6 @@ import {
 } from '../source/index.js';
 import { formatLsn, type Lsn } from '../timeline/index.js';
 import {
-  type ChangeRecord,
   type LayerBuffer,
   type LayerEntry,
   processMemoryBudget,
@@ -37,12 +36,14 @@ import {
 } from '../vault/index.js';
 import { assertNoHistoryGap } from './missing-history.js';
 import { asStuck } from './stuck.js';
+import { isTransient, slotBusy, slotRefusal } from './failures.js';
+import { keyOf, StreamTransaction } from './transaction.js';
 import { AcknowledgedPosition } from './acknowledged-position.js';
 import { XidWidener } from './xid.js';
 import { BatchFailure, BatchWriter, type Batch, type StagedRange } from './batch-writer.js';
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
 import { reimageTables } from './image.js';
-import { UNCHANGED_TOAST, type ColumnValue, type PgoutputMessage } from './pgoutput.js';
+import type { ColumnValue, PgoutputMessage } from './pgoutput.js';
 import { latestVersion, RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
 import { truncateChunks } from './resolve.js';
@@ -143,65 +144,9 @@ async function stream(
   }
 }
 
-/** The slot is held by another connection: after a crash of capture, the dead one holds it for a moment. */
-function slotBusy(slot: string, pid: string, cause?: unknown): SlotBusyError {
-  return new SlotBusyError(`the slot "${slot}" is still held by process ${pid}`, 'is another `recall capture` running?', { cause });
-}
-
-/**
- * START_REPLICATION's refusal. Two captures may both find the slot free and both ask for it;
- * the server gives it to one and tells the other the holder's PID (55006, object in use).
- */
-function slotRefusal(error: unknown, slot: string): unknown {
-  if ((error as { code?: unknown }).code !== '55006') return error;
-  const pid = /PID (\d+)/.exec((error as Error).message)?.[1] ?? 'unknown';
-  return slotBusy(slot, pid, error);
-}
-
-/** Errors of the network, never of the vault's disk (ENOSPC, EIO, EACCES stop capture). */
-const NETWORK_ERRNOS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-]);
-
-/**
- * Failures worth waiting out: the source restarting or unreachable, the network,
- * the slot still held by a capture that just died. Anything else (a bug, a broken
- * vault, a lost slot) stops capture loudly instead of looping.
- */
-function isTransient(error: unknown): boolean {
-  if (error instanceof SlotBusyError || error instanceof SourceUnreachableError) return true;
-  if (error instanceof RecallError) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '55006' || NETWORK_ERRNOS.has(code)))
-    return true;
-  return /Connection terminated|ECONNRESET|ECONNREFUSED|socket hang up|server closed the connection|encountered a connection error/i.test(
-    (error as Error)?.message ?? '',
-  );
-}
-
-/** The transaction being received. */
-interface OpenTransaction {
-  readonly commitLsn: Lsn;
-  readonly commitTime: bigint;
-  readonly xid: bigint;
-  seq: number;
-  context: string | null;
-  /** Changes staged before the context arrived (they get it by one UPDATE; later ones carry it when appended). */
-  contextLate: boolean;
-  /** Already in the vault (sent again after a crash): received and dropped. */
-  readonly duplicate: boolean;
-}
-
 /** One connection's worth of capture. */
 class CaptureSession {
-  private transaction: OpenTransaction | undefined;
+  private transaction: StreamTransaction | undefined;
   /** WAL bytes the server had written past the newest frame received. */
   private behind = 0n;
   private lastCommit: { lsn: Lsn; endLsn: Lsn; time: bigint } | undefined;
@@ -339,7 +284,18 @@ class CaptureSession {
     }
   }
 
-  /** The frame loop of `run`. */
+  /**
+   * The frame loop of `run`. Each frame moves the session through these states:
+   *
+   *   between transactions ──BEGIN──▶ in a transaction ──row──▶ staged (spilled to a part when staging is full)
+   *      ▲      │                          │ COMMIT
+   *      │      │ due (time, size, target) └──▶ between transactions
+   *      │      ▼
+   *      │    cut: the batch writes in the background ──durable──▶ acknowledge (the slot may follow)
+   *      └────┘
+   *   between transactions, nothing staged, target reached ──▶ caught up: return
+   *   every 10 s (every 1 s when idle) ──▶ record and send the acknowledged position
+   */
   private async ingest(target: Lsn | undefined): Promise<boolean> {
     const signal = this.options.signal;
     for await (const frame of this.stream) {
@@ -472,15 +428,7 @@ class CaptureSession {
     switch (message.tag) {
       case 'begin': {
         const duplicate = message.finalLsn <= this.options.vault.manifest.throughLsn;
-        this.transaction = {
-          commitLsn: message.finalLsn,
-          commitTime: message.commitTime,
-          xid: this.xids.widen(message.xid),
-          seq: 0,
-          context: null,
-          contextLate: false,
-          duplicate,
-        };
+        this.transaction = new StreamTransaction(message.finalLsn, message.commitTime, this.xids.widen(message.xid), duplicate);
         this.stagedSince ??= Date.now();
         if (!duplicate) {
           const at = { xid: this.transaction.xid, lsn: message.finalLsn };
@@ -498,10 +446,8 @@ class CaptureSession {
       case 'message': {
         const txn = this.transaction;
         if (!message.transactional || txn === undefined) return;
-        if (message.prefix === 'recall') {
-          txn.context = normaliseContext(message.content);
-          txn.contextLate = txn.seq > 0;
-        } else if (message.prefix === DDL_MESSAGE_PREFIX && !txn.duplicate) {
+        if (message.prefix === 'recall') txn.setContext(message.content);
+        else if (message.prefix === DDL_MESSAGE_PREFIX && !txn.duplicate) {
           const layout = parseAnnouncedLayout(message.content);
           if (layout !== undefined) await this.relations.defineFromDdl(layout, txn.commitLsn);
         }
@@ -513,12 +459,12 @@ class CaptureSession {
         const relation = this.relations.get(message.relationId);
         if (message.old !== undefined && keyOf(relation, message.old) !== keyOf(relation, message.row)) {
           // The key changed: the old key's row is gone.
-          this.stage('delete', relation, message.old);
+          this.stage('delete', relation, message.old, message.oldWhole);
         }
         return this.stage('update', relation, message.row);
       }
       case 'delete':
-        return this.stage('delete', this.relations.get(message.relationId), message.old);
+        return this.stage('delete', this.relations.get(message.relationId), message.old, message.oldWhole);
       case 'truncate':
         for (const relationId of message.relationIds) await this.truncate(this.relations.get(relationId));
         return;
@@ -530,36 +476,11 @@ class CaptureSession {
     }
   }
 
-  private stage(op: 'insert' | 'update' | 'delete', relation: StreamRelation, tuple: readonly ColumnValue[]): void {
+  private stage(op: 'insert' | 'update' | 'delete', relation: StreamRelation, tuple: readonly ColumnValue[], whole = true): void {
     const txn = this.transaction;
     if (txn === undefined) throw new Error(`pgoutput: ${op} outside a transaction`);
     if (txn.duplicate) return;
-    const tenantValue = relation.tenantIndex === undefined ? null : tuple[relation.tenantIndex];
-    let row: string | null = null;
-    let unchanged: string[] | undefined;
-    if (op !== 'delete') {
-      const values: Record<string, string | null> = {};
-      relation.columnNames.forEach((name, i) => {
-        const value = tuple[i];
-        if (value === UNCHANGED_TOAST) (unchanged ??= []).push(name);
-        values[name] = value === UNCHANGED_TOAST || value === undefined ? null : value;
-      });
-      row = JSON.stringify(values);
-    }
-    const change: ChangeRecord = {
-      commitLsn: txn.commitLsn,
-      seq: txn.seq++,
-      commitTime: txn.commitTime,
-      xid: txn.xid,
-      table: relation.table,
-      op,
-      // A DELETE's tenant, when its key does not hold it, comes from the previous version at flush.
-      tenant: typeof tenantValue === 'string' ? tenantValue : null,
-      key: keyOf(relation, tuple),
-      schemaId: relation.schemaId,
-      row,
-      context: txn.context,
-    };
+    const { change, unchanged } = txn.change(op, relation, tuple, whole);
     this.staging.append(change, unchanged);
     this.totals.changes++;
   }
@@ -693,25 +614,4 @@ class CaptureSession {
     if (images.left.length > 0) this.reimageAfter = Date.now() + REIMAGE_RETRY_MS;
     return images;
   }
-}
-
-function keyOf(relation: StreamRelation, tuple: readonly ColumnValue[]): string {
-  return JSON.stringify(
-    relation.keyIndexes.map((i) => {
-      const value = tuple[i];
-      return value === UNCHANGED_TOAST || value === undefined ? null : value;
-    }),
-  );
-}
-
-/** Context must be a JSON object; anything else is kept, wrapped, rather than lost. */
-function normaliseContext(content: Buffer): string {
-  const text = content.toString('utf8');
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return JSON.stringify(parsed);
-  } catch {
-    // fall through: not JSON
-  }
-  return JSON.stringify({ message: text });
 }

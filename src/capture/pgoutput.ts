@@ -42,9 +42,17 @@ export type PgoutputMessage =
       readonly relationId: number;
       /** The old key ('K') or old row ('O'), sent only when the key changed or identity is FULL. */
       readonly old: readonly ColumnValue[] | undefined;
+      /** Whether `old` is the whole old row ('O', REPLICA IDENTITY FULL), not only its key. */
+      readonly oldWhole: boolean;
       readonly row: readonly ColumnValue[];
     }
-  | { readonly tag: 'delete'; readonly relationId: number; readonly old: readonly ColumnValue[] }
+  | {
+      readonly tag: 'delete';
+      readonly relationId: number;
+      readonly old: readonly ColumnValue[];
+      /** Whether `old` is the whole row removed ('O', REPLICA IDENTITY FULL), not only its key. */
+      readonly oldWhole: boolean;
+    }
   | {
       readonly tag: 'truncate';
       readonly relationIds: readonly number[];
@@ -104,18 +112,19 @@ export function decodePgoutput(buffer: Buffer): PgoutputMessage {
       const relationId = reader.uint32();
       let marker = String.fromCharCode(reader.byte());
       let old: ColumnValue[] | undefined;
+      const oldWhole = marker === 'O';
       if (marker === 'K' || marker === 'O') {
         old = reader.tuple();
         marker = String.fromCharCode(reader.byte());
       }
       if (marker !== 'N') throw new Error(`pgoutput: unexpected update marker ${marker}`);
-      return { tag: 'update', relationId, old, row: reader.tuple() };
+      return { tag: 'update', relationId, old, oldWhole, row: reader.tuple() };
     }
     case 'D': {
       const relationId = reader.uint32();
       const marker = String.fromCharCode(reader.byte());
       if (marker !== 'K' && marker !== 'O') throw new Error(`pgoutput: unexpected delete marker ${marker}`);
-      return { tag: 'delete', relationId, old: reader.tuple() };
+      return { tag: 'delete', relationId, old: reader.tuple(), oldWhole: marker === 'O' };
     }
     case 'T': {
       const count = reader.uint32();

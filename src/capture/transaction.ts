@@ -1,0 +1,93 @@
+// One transaction as the stream delivers it: its commit position and widened xid, the
+// context Recall's own message gave it, and its row messages turned into the vault's
+// changes (the row as JSON text, its key, its tenant, the TOAST values left out).
+
+import type { Lsn } from '../timeline/index.js';
+import type { ChangeRecord } from '../vault/index.js';
+import { UNCHANGED_TOAST, type ColumnValue } from './pgoutput.js';
+import type { StreamRelation } from './relations.js';
+
+export class StreamTransaction {
+  /** The position of the next change within the transaction. */
+  seq = 0;
+  context: string | null = null;
+  /** Changes staged before the context arrived (they get it by one UPDATE; later ones carry it when appended). */
+  contextLate = false;
+
+  constructor(
+    readonly commitLsn: Lsn,
+    readonly commitTime: bigint,
+    readonly xid: bigint,
+    /** Already in the vault (sent again after a crash): received and dropped. */
+    readonly duplicate: boolean,
+  ) {}
+
+  /** Recall's own logical message: the actor and context of the whole transaction, whenever it came. */
+  setContext(content: Buffer): void {
+    this.context = normaliseContext(content);
+    this.contextLate = this.seq > 0;
+  }
+
+  /**
+   * A row message as the vault's change, and the columns whose TOASTed values it left
+   * out (the flush completes them). A DELETE carries its whole row only under REPLICA
+   * IDENTITY FULL (`whole`); else the flush takes the row from its previous version.
+   */
+  change(
+    op: 'insert' | 'update' | 'delete',
+    relation: StreamRelation,
+    tuple: readonly ColumnValue[],
+    whole: boolean,
+  ): { change: ChangeRecord; unchanged: string[] | undefined } {
+    const tenantValue = relation.tenantIndex === undefined ? null : tuple[relation.tenantIndex];
+    let row: string | null = null;
+    let unchanged: string[] | undefined;
+    // A removed row with a value left out is looked up whole instead: a delete is completed from one version.
+    if (op !== 'delete' || (whole && !tuple.includes(UNCHANGED_TOAST))) {
+      const values: Record<string, string | null> = {};
+      relation.columnNames.forEach((name, i) => {
+        const value = tuple[i];
+        if (value === UNCHANGED_TOAST) (unchanged ??= []).push(name);
+        values[name] = value === UNCHANGED_TOAST || value === undefined ? null : value;
+      });
+      row = JSON.stringify(values);
+    }
+    const change: ChangeRecord = {
+      commitLsn: this.commitLsn,
+      seq: this.seq++,
+      commitTime: this.commitTime,
+      xid: this.xid,
+      table: relation.table,
+      op,
+      // A DELETE's tenant, when its key does not hold it, comes from the previous version at flush.
+      tenant: typeof tenantValue === 'string' ? tenantValue : null,
+      key: keyOf(relation, tuple),
+      schemaId: relation.schemaId,
+      row,
+      context: this.context,
+    };
+    return { change, unchanged };
+  }
+}
+
+/** A row's key as the vault stores it: the JSON array of its key columns' text. */
+export function keyOf(relation: StreamRelation, tuple: readonly ColumnValue[]): string {
+  return JSON.stringify(
+    relation.keyIndexes.map((i) => {
+      const value = tuple[i];
+      return value === UNCHANGED_TOAST || value === undefined ? null : value;
+    }),
+  );
+}
+
+/** Context must be a JSON object; anything else is kept, wrapped, rather than lost. */
+function normaliseContext(content: Buffer): string {
+  const text = content.toString('utf8');
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return JSON.stringify(parsed);
+  } catch {
+    // fall through: not JSON
+  }
+  return JSON.stringify({ message: text });
+}

@@ -208,6 +208,46 @@ describe('the manifest log', () => {
     }
   });
 
+  test('the retired list: a record names the entries retired and taken off, not the list, which a reopen folds back whole', async () => {
+    const directory = join(scratch, 'retired');
+    const vault = await openVault(directory);
+    await commits(vault, 1, 3);
+    const entry = (n: number): { path: string; bytes: number; at: string } => ({
+      path: `layers/delta/retired-${n}.parquet`,
+      bytes: 1000 + n,
+      at: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
+    });
+    const withRetired = async (retired: { path: string; bytes: number; at: string }[]): Promise<Record<string, unknown>> => {
+      await vault.commit({ ...syntheticDraft(vault, vault.manifest.version + 1), retired: retired.length === 0 ? undefined : retired });
+      return JSON.parse(readFileSync(join(directory, recordPath(vault.manifest.version)), 'utf8')) as Record<string, unknown>;
+    };
+    const many = Array.from({ length: 2000 }, (_, n) => entry(n));
+    await withRetired(many);
+    // One more retired: the record holds that one, whatever the list's length.
+    const added = await withRetired([...many, entry(2000)]);
+    assert.deepStrictEqual(added.addRetired, [entry(2000)]);
+    assert.equal(added.removeRetired, undefined);
+    assert.ok(!('retired' in (added.set as object)), 'the list is not set whole');
+    assert.ok(readFileSync(join(directory, recordPath(vault.manifest.version))).length < 2048, 'the record stays small');
+    // gc deleted half: the record names the paths.
+    const kept = [...many.slice(1000), entry(2000)];
+    const removed = await withRetired(kept);
+    assert.deepStrictEqual(
+      removed.removeRetired,
+      many.slice(0, 1000).map((one) => one.path),
+    );
+    assert.equal(removed.addRetired, undefined);
+    assert.deepStrictEqual((await openVault(directory)).manifest.retired, kept);
+    // A capture's commit leaves the list alone and says nothing of it.
+    const untouched = await withRetired(kept);
+    assert.deepStrictEqual([untouched.addRetired, untouched.removeRetired], [undefined, undefined]);
+    const emptied = await withRetired([]);
+    assert.equal((emptied.removeRetired as unknown[]).length, kept.length);
+    const reopened = await openVault(directory);
+    assert.equal(reopened.manifest.retired, undefined);
+    assert.deepStrictEqual(reopened.manifest, vault.manifest);
+  });
+
   test('removing a layer entry from the newest record: opening fails naming it, so does verify', async () => {
     const copy = copyOf(base);
     const newest = recordPath(TOTAL);

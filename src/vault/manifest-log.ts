@@ -12,6 +12,7 @@ import { CommitRaceLostError, InternalError, VaultConflictError, VaultCorruptErr
 import {
   canonicalText,
   decodeLayer,
+  decodeRetired,
   decodeScalars,
   decodeSchema,
   decodeState,
@@ -21,6 +22,7 @@ import {
   type LayerEntry,
   type Manifest,
   type ManifestDraft,
+  type RetiredLayer,
   type ScalarField,
   type SchemaVersion,
 } from './manifest.js';
@@ -74,6 +76,13 @@ export interface ManifestRecord {
   readonly removeLayers: readonly string[];
   /** New schema versions, and changed ones, by id. */
   readonly putSchemas: readonly SchemaVersion[];
+  /**
+   * Layers newly retired, and paths no longer retired (gc deleted them): the list waits a
+   * whole gc-grace, so a record names what changed in it, not all of it. Absent when
+   * nothing did; a record of an earlier version may instead `set` the whole list.
+   */
+  readonly addRetired?: readonly RetiredLayer[];
+  readonly removeRetired?: readonly string[];
 }
 
 /** The full state after record `version`. */
@@ -154,7 +163,14 @@ function decodeRecord(path: string, data: Buffer, version: number): ManifestReco
   const raw = unseal(path, data);
   const record = decoded(path, () => {
     if (raw.format !== 2 || raw.kind !== 'record') throw new SyntaxError('it is not a manifest record');
-    const lists = raw as { addLayers?: unknown[]; removeLayers?: string[]; putSchemas?: unknown[]; unset?: ScalarField[] };
+    const lists = raw as {
+      addLayers?: unknown[];
+      removeLayers?: string[];
+      putSchemas?: unknown[];
+      unset?: ScalarField[];
+      addRetired?: unknown[];
+      removeRetired?: unknown[];
+    };
     return {
       ...(raw as unknown as ManifestRecord),
       set: decodeScalars((raw.set ?? {}) as Record<string, unknown>),
@@ -162,6 +178,11 @@ function decodeRecord(path: string, data: Buffer, version: number): ManifestReco
       addLayers: (lists.addLayers ?? []).map(decodeLayer),
       removeLayers: lists.removeLayers ?? [],
       putSchemas: (lists.putSchemas ?? []).map(decodeSchema),
+      addRetired: (lists.addRetired ?? []).map(decodeRetired),
+      removeRetired: (lists.removeRetired ?? []).map((path) => {
+        if (typeof path !== 'string') throw new SyntaxError('removeRetired holds a non-path');
+        return path;
+      }),
     };
   });
   if (record.version !== version) throw new ManifestFault(path, `holds version ${record.version}, not ${version}`);
@@ -222,6 +243,17 @@ export function applyRecord(path: string, base: Manifest | undefined, record: Ma
   for (const field of SCALAR_FIELDS) scalars[field] = base?.[field];
   Object.assign(scalars, record.set);
   for (const field of record.unset) delete scalars[field];
+  if ((record.addRetired?.length ?? 0) + (record.removeRetired?.length ?? 0) > 0) {
+    const retired = new Map(((scalars.retired as readonly RetiredLayer[] | undefined) ?? []).map((entry) => [entry.path, entry]));
+    for (const removed of record.removeRetired ?? []) {
+      if (!retired.delete(removed)) throw new ManifestFault(path, `takes ${removed} off the retired list, which does not hold it`);
+    }
+    for (const added of record.addRetired ?? []) {
+      if (retired.has(added.path)) throw new ManifestFault(path, `retires the layer ${added.path} twice`);
+      retired.set(added.path, added);
+    }
+    scalars.retired = retired.size === 0 ? undefined : [...retired.values()];
+  }
   const live = new Map((base?.layers ?? []).map((layer) => [layer.path, layer]));
   for (const removed of record.removeLayers) {
     if (!live.delete(removed)) throw new ManifestFault(path, `removes the layer ${removed}, which is not live`);
@@ -242,10 +274,11 @@ export function applyRecord(path: string, base: Manifest | undefined, record: Ma
 function changes(
   base: Manifest | undefined,
   draft: ManifestDraft,
-): Pick<ManifestRecord, 'set' | 'unset' | 'addLayers' | 'removeLayers' | 'putSchemas'> {
+): Pick<ManifestRecord, 'set' | 'unset' | 'addLayers' | 'removeLayers' | 'putSchemas' | 'addRetired' | 'removeRetired'> {
   const set: Partial<Record<ScalarField, unknown>> = {};
   const unset: ScalarField[] = [];
   for (const field of SCALAR_FIELDS) {
+    if (field === 'retired') continue;
     const now = draft[field];
     const was = base?.[field];
     if (now === undefined) {
@@ -262,12 +295,18 @@ function changes(
       `a commit would drop schema versions (${draft.schemas.length} of ${baseSchemas.length} left); the schema history only grows`,
     );
   }
+  const wasRetired = new Map((base?.retired ?? []).map((entry) => [entry.path, entry]));
+  const nowRetired = new Map((draft.retired ?? []).map((entry) => [entry.path, entry]));
+  const addRetired = [...nowRetired.values()].filter((entry) => !same(wasRetired.get(entry.path), entry));
+  const removeRetired = [...wasRetired.values()].filter((entry) => !same(nowRetired.get(entry.path), entry)).map((entry) => entry.path);
   return {
     set: set as Partial<Pick<Manifest, ScalarField>>,
     unset,
     addLayers: draft.layers.filter((layer) => !same(before.get(layer.path), layer)),
     removeLayers: [...before.values()].filter((layer) => !same(after.get(layer.path), layer)).map((layer) => layer.path),
     putSchemas: draft.schemas.filter((schema, id) => !same(baseSchemas[id], schema)),
+    ...(addRetired.length > 0 ? { addRetired } : {}),
+    ...(removeRetired.length > 0 ? { removeRetired } : {}),
   };
 }
 

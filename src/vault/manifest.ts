@@ -193,6 +193,12 @@ export function decodeLayer(raw: unknown): LayerEntry {
   return withBigints(record, LAYER_BIGINTS) as unknown as LayerEntry;
 }
 
+export function decodeRetired(raw: unknown): RetiredLayer {
+  const record = raw as Record<string, unknown>;
+  required(record, ['path', 'bytes', 'at']);
+  return record as unknown as RetiredLayer;
+}
+
 export function decodeSchema(raw: unknown): SchemaVersion {
   const record = raw as Record<string, unknown>;
   required(record, ['id', 'table', ...SCHEMA_BIGINTS]);

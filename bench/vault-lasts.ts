@@ -18,6 +18,9 @@ import pg from 'pg';
 import { openVault, parsePoint, show } from '../src/index.js';
 import { startCluster } from '../src/sandbox/index.js';
 import { compactionBacklog } from '../src/vault/index.js';
+import { fsStorage } from '../src/vault/fs-storage.js';
+import { openManifest } from '../src/vault/manifest-log.js';
+import { countingStorage } from '../test/harness/synthetic-commits.js';
 import { median, printResults, timed, type BenchResult } from './common.js';
 import { BIN, finished, ITEMS_SCHEMA, recall, TENANTS, walBytes, walLsn, workload } from './items-workload.js';
 
@@ -123,6 +126,17 @@ async function main(): Promise<void> {
         anchor: `WAL of the workload: ${wal} bytes`,
         ratio: (vault.layerBytes / wal).toFixed(3),
         target: '≤ 0.15',
+      });
+
+      // What opening reads: the newest checkpoint and the records after it.
+      const { storage, counts } = countingStorage(fsStorage(plain.RECALL_VAULT));
+      await openManifest(storage);
+      record({
+        name: `the newest checkpoint and the records after it, ${size} changes`,
+        value: `${counts.bytesRead} bytes in ${counts.reads} files`,
+        anchor: `the vault's layers: ${vault.layerBytes} bytes`,
+        ratio: (counts.bytesRead / vault.layerBytes).toFixed(4),
+        target: '≤ 0.01',
       });
 
       const tenants = [1, 98, 195, 292, 389].map((n) => `t${n}`);

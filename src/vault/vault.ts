@@ -85,6 +85,9 @@ export function tenantDigest(key: Buffer, tenant: string): string {
   return createHmac('sha256', key).update(tenant, 'utf8').digest('hex');
 }
 
+/** Layers fetched (and hashed) at once by `layerFiles`. */
+const LAYER_FETCHES = 4;
+
 /** Attempts of a commit that keeps losing the race to other committers (compact or gc beside capture) before it gives up. */
 const COMMIT_ATTEMPTS = 10;
 
@@ -209,31 +212,40 @@ export class Vault {
 
   /** Local paths of layers, each checked against its SHA-256 once per process. */
   async layerFiles(layers: readonly LayerEntry[]): Promise<string[]> {
-    const paths: string[] = [];
-    for (const layer of layers) {
-      const path = await this.storage.localPath(layer.path);
-      if (!this.verified.has(layer.path)) {
-        let actual: string;
-        try {
-          actual = await hashFile(path);
-        } catch (error) {
-          throw new VaultCorruptError(
-            `layer ${layer.path} is missing from ${this.storage.location}`,
-            'restore the file from a copy of the vault',
-            { cause: error },
-          );
-        }
-        if (actual !== layer.sha256) {
-          throw new VaultCorruptError(
-            `layer ${layer.path} fails its checksum (lsn:${formatLsn(layer.minLsn)}–lsn:${formatLsn(layer.maxLsn)}, ${layer.rows} rows)`,
-            'restore the file from a copy of the vault; it is not used until then',
-          );
-        }
-        this.verified.add(layer.path);
-      }
-      paths.push(path);
-    }
+    const paths: string[] = new Array<string>(layers.length);
+    // A few at a time: on S3 each is a download into the cache, and one after another they add up.
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < layers.length; i = next++) paths[i] = await this.layerFile(layers[i]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(LAYER_FETCHES, layers.length) }, worker));
     return paths;
+  }
+
+  /** One layer's local path, its SHA-256 checked once per process. */
+  private async layerFile(layer: LayerEntry): Promise<string> {
+    const path = await this.storage.localPath(layer.path);
+    if (this.verified.has(layer.path)) return path;
+    let actual: string;
+    try {
+      actual = await hashFile(path);
+    } catch (error) {
+      throw new VaultCorruptError(
+        `layer ${layer.path} is missing from ${this.storage.location}`,
+        'restore the file from a copy of the vault',
+        {
+          cause: error,
+        },
+      );
+    }
+    if (actual !== layer.sha256) {
+      throw new VaultCorruptError(
+        `layer ${layer.path} fails its checksum (lsn:${formatLsn(layer.minLsn)}–lsn:${formatLsn(layer.maxLsn)}, ${layer.rows} rows)`,
+        'restore the file from a copy of the vault; it is not used until then',
+      );
+    }
+    this.verified.add(layer.path);
+    return path;
   }
 
   /** Records (or, with null, clears) why capture stopped, durably. */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { FAN_IN, foldDue, IMAGE_BUCKETS, imagesDue, nextMerge, readSet, type LayerEntry, type Manifest } from '../src/vault/index.js';
-import { MAX_MERGE_BYTES, MIN_IMAGE_ROWS } from '../src/vault/compaction.js';
+import { IMAGE_RATIO, MAX_MERGE_BYTES, MIN_IMAGE_ROWS } from '../src/vault/compaction.js';
 
 const T0 = 1_700_000_000_000_000n;
 const SECOND = 1_000_000n;
@@ -85,7 +85,7 @@ describe('compaction plans', () => {
     const buckets = imagesDue(imaged)?.buckets.map(({ bucket }) => bucket.index) ?? [];
     assert.ok(!buckets.includes(3), `bucket 3 is not due again yet: ${buckets.join(',')}`);
     assert.equal(buckets.length, IMAGE_BUCKETS - 1);
-    const later = manifest([...imaged.layers, layer('c', 61, 90, MIN_IMAGE_ROWS * IMAGE_BUCKETS * 20)], 90);
+    const later = manifest([...imaged.layers, layer('c', 61, 90, MIN_IMAGE_ROWS * IMAGE_BUCKETS * 10 * IMAGE_RATIO)], 90);
     assert.ok(
       imagesDue(later)?.buckets.some(({ bucket, floor }) => bucket.index === 3 && floor === 50n),
       'then it is, from its image',

@@ -32,7 +32,7 @@ export const FAN_IN = 8;
 export const MAX_MERGE_BYTES = 256 * 1024 * 1024;
 
 /** A bucket's image is rewritten once the rows after it pass this many times its own… */
-export const IMAGE_RATIO = 2;
+export const IMAGE_RATIO = 3;
 /** …and this many: small vaults are read whole quickly, and need no images. */
 export const MIN_IMAGE_ROWS = 50_000;
 

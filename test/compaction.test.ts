@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openVault } from '../src/index.js';
-import { compactionBacklog, FAN_IN, mayHoldTenant } from '../src/vault/index.js';
+import { compact, compactionBacklog, FAN_IN, imagesDue, mayHoldTenant, openDuckDB } from '../src/vault/index.js';
 import { fixture, jsonLines } from './harness/recall.js';
 import { catchUpHere, liveState, stateAt as statesAt, writeRound as writeRoundOf } from './harness/rounds.js';
 import { testMajors } from './harness/majors.js';
@@ -212,6 +212,27 @@ for (const major of testMajors('one')) {
         ],
       );
       for (const point of points) assert.equal(await stateAt(f, point.lsn), point.live, `at lsn:${point.lsn}`);
+    });
+
+    test('two image steps of one bucket at one LSN (compact --images beside the compactor of capture): the second commits nothing', async () => {
+      const f = await fixture(major, `${CRASH_SCHEMA}; ${seedSql(TENANTS)}`);
+      fixtures.push(f);
+      assert.equal((await f.recall(['init'])).code, 0);
+      await f.db.query(`INSERT INTO items SELECT id, 100, 1 FROM tenants`);
+      await catchUpHere(f);
+      const vault = await openVault(f.vault);
+      // Both computed from the same manifest, as two processes would.
+      const step = imagesDue(vault.manifest, true);
+      assert.ok(step !== undefined);
+      const duck = await openDuckDB(await vault.storage.scratchDirectory());
+      const first = await compact(vault, duck, step);
+      const second = await compact(vault, duck, step);
+      assert.deepEqual([first.committed, second.committed], [true, false]);
+      const images = (await openVault(f.vault)).manifest.layers.filter((layer) => layer.kind === 'image' && (layer.level ?? 0) > 0);
+      assert.ok(images.length > 0);
+      assert.deepEqual(images, first.written, 'the first step’s images only, one per bucket that holds rows');
+      const after = (await f.db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+      assert.equal(await stateAt(f, after), await liveState(f, TENANTS));
     });
 
     test('recall compact and recall gc beside a running capture and a writer lose nothing', async () => {

@@ -97,7 +97,13 @@ export async function capture(options: CaptureOptions): Promise<CaptureSummary> 
   const totals: Totals = { transactions: 0, changes: 0, layers: 0 };
   let session: CaptureSession | undefined;
   const compactor = options.compact
-    ? new Compactor({ ...options.compact, vault: options.vault, log, lagging: () => session === undefined || session.lagging })
+    ? new Compactor({
+        ...options.compact,
+        vault: options.vault,
+        log,
+        lagging: () => session === undefined || session.lagging,
+        streaming: () => session !== undefined,
+      })
     : undefined;
   try {
     await stream(options, totals, log, (current) => (session = current));

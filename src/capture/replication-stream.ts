@@ -4,6 +4,7 @@
 // data pass through one ordered queue (no acknowledgement can overtake data).
 
 import type pg from 'pg';
+import { SourceUnreachableError } from '../errors.js';
 import { formatLsn, type Lsn } from '../timeline/index.js';
 import { decodePgoutput, type PgoutputMessage } from './pgoutput.js';
 
@@ -165,7 +166,10 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
   private finish(error: unknown): void {
     if (error !== undefined && this.failure === undefined && !this.ended) this.failure = error;
     this.ended = true;
-    this.settleStarted(error ?? new Error('the server ended the replication connection before streaming'));
+    // Ended before the server answered (a shutdown, or capture closing it as the source went away): waited out.
+    this.settleStarted(
+      error ?? new SourceUnreachableError('the replication connection ended before the server streamed the slot', 'capture reconnects'),
+    );
     this.wake?.();
   }
 

@@ -11,13 +11,17 @@ import { LAYER_COLUMN_NAMES, queryRows, sqlLiteral } from '../vault/index.js';
 import type { History } from './history.js';
 
 /**
- * Orders versions of one key: commit LSN, then position in the transaction. A bucket
- * image's rows sit at (its LSN, 0), where a real change may sit too; the image's row,
- * which is the state after that whole transaction, comes after it.
+ * Orders versions of one key: commit LSN, then position in the transaction (a HUGEINT:
+ * as a DOUBLE, positions of one commit would compare equal). A bucket image's rows sit
+ * at (its LSN, 0), where the commit's first change may sit too; the image's row comes
+ * just after that change, before the commit's next one.
  */
 const position = (v: string): string => `((${v}.commit_lsn::HUGEINT * 4294967296 + ${v}.seq) * 2 + (${v}.op = 'image')::INT)`;
 
-/** Whether version `v` is a bucket image's row: with its LSN and seq, it names one version exactly. */
+/** Later than any position (2^97 > (2^64 · 2^32) · 2). */
+const AFTER_EVERY_POSITION = '(1::HUGEINT << 97)';
+
+/** Whether version `v` is a bucket image's row: with its key, LSN, seq and tenant, it names one version. */
 const image = (v: string): string => `(${v}.op = 'image')`;
 
 /** A staged change is identified by its position and key (the rows of one TRUNCATE share a position). */
@@ -96,7 +100,7 @@ export async function planCompletion(
        GROUP BY ALL
       HAVING bool_or(unchanged IS NOT NULL)
           OR min(position) FILTER (WHERE op = 'delete' AND "row" IS NULL)
-             < coalesce(min(position) FILTER (WHERE op <> 'delete'), 'Infinity'::DOUBLE)`);
+             < coalesce(min(position) FILTER (WHERE op <> 'delete'), ${AFTER_EVERY_POSITION})`);
     const [far] = await queryRows(duck, `SELECT count(*) AS n FROM ${work.far}`);
     if (Number(far?.n ?? 0) > 0) {
       await duck.run(`
@@ -189,7 +193,8 @@ function completedChunk(
       SELECT n.commit_lsn, n.seq, n."key", v."row" AS base, n.base.tenant AS tenant, n.base.schema_id AS schema_id
         FROM (SELECT * FROM ${work.needs} SEMI JOIN ${mine} USING (${IDENTITY}) WHERE op = 'delete' AND base IS NOT NULL) AS n
         JOIN ${source} AS v
-          ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq AND ${image('v')} = n.base.image`);
+          ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq AND ${image('v')} = n.base.image
+         AND v.tenant IS NOT DISTINCT FROM n.base.tenant`);
     await duck.run(`CREATE OR REPLACE TABLE ${work.merged} (commit_lsn UBIGINT, seq UINTEGER, "key" VARCHAR, "row" VARCHAR)`);
     const values = await queryRows(
       duck,
@@ -198,7 +203,7 @@ function completedChunk(
                 SEMI JOIN ${mine} USING (${IDENTITY})) AS p
          JOIN ${source} AS v
            ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq
-          AND ${image('v')} = p.source.image`,
+          AND ${image('v')} = p.source.image AND v.tenant IS NOT DISTINCT FROM p.source.tenant`,
     );
     if (values.length === 0) return;
     const bases = await queryRows(

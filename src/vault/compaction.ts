@@ -246,8 +246,20 @@ export async function commitReplacing(
   await vault.update((current) => {
     if (current === undefined) throw new InternalError('a vault with layers to compact has no manifest');
     const live = new Set(current.layers.map((layer) => layer.path));
-    // An image from before a fold that moved the start past it would hold rows no read may see.
-    const stale = oldest !== undefined && written.some((layer) => layer.kind === 'image') && oldest < current.startLsn;
+    // An image from before a fold that moved the start past it would hold rows no read may see; one of
+    // a bucket already imaged at that LSN (by `recall compact --images` beside capture's compactor)
+    // would be read together with the other, every row twice.
+    const imaged = (layer: LayerEntry): boolean =>
+      isBucketImage(layer) &&
+      current.layers.some(
+        (live) =>
+          isBucketImage(live) &&
+          live.maxLsn === layer.maxLsn &&
+          live.bucket?.index === layer.bucket?.index &&
+          live.bucket?.of === layer.bucket?.of,
+      );
+    const stale =
+      (oldest !== undefined && written.some((layer) => layer.kind === 'image') && oldest < current.startLsn) || written.some(imaged);
     committed = !stale && [...replaced, ...needed].every((layer) => live.has(layer.path));
     if (!committed) return undefined;
     const at = new Date().toISOString();

@@ -40,6 +40,8 @@ export interface CompactorOptions {
   readonly log: (line: string) => void;
   /** Whether capture is behind: compaction backs off, since the recovery point comes first. */
   readonly lagging: () => boolean;
+  /** Whether capture streams (its session is open): gc waits for that, so a capture that cannot start does no work. */
+  readonly streaming: () => boolean;
   /** vault.retention: history before it is folded away; undefined keeps all. */
   readonly retention?: Retention | undefined;
   readonly gcGraceMs?: number;
@@ -68,9 +70,10 @@ export class Compactor {
   }
 
   private async loop(): Promise<void> {
-    const { vault, log, lagging, retention } = this.options;
+    const { vault, log, lagging, streaming, retention } = this.options;
     while (!this.stopping.signal.aborted) {
-      if (performance.now() - this.lastGc >= this.gcEveryMs && !lagging()) await this.collect();
+      // Lagging or not, once capture streams: a long catch-up's merges retire files, and only gc deletes them.
+      if (performance.now() - this.lastGc >= this.gcEveryMs && streaming()) await this.collect();
       const step = nextCompactionStep(vault.manifest, retention);
       if (step === undefined) {
         await this.pause(IDLE_MS);

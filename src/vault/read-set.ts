@@ -65,10 +65,13 @@ export interface NewestVersions {
  * whole age.
  */
 export function newestVersions(manifest: Manifest): NewestVersions {
+  // The end of every layer, not only of the history: a rewritten table's new image sits at
+  // the consistent point of its slot, past the commit of the batch that holds it.
+  const end = manifest.layers.reduce((last, layer) => (layer.maxLsn > last ? layer.maxLsn : last), manifest.throughLsn);
   const layers = new Set<LayerEntry>();
   const floors: bigint[] = [];
   for (let index = 0; index < IMAGE_BUCKETS; index++) {
-    const set = readSet(manifest, { bucket: { index, of: IMAGE_BUCKETS } }, manifest.throughLsn);
+    const set = readSet(manifest, { bucket: { index, of: IMAGE_BUCKETS } }, end);
     for (const layer of set.layers) layers.add(layer);
     floors.push(set.floor);
   }
@@ -78,6 +81,9 @@ export function newestVersions(manifest: Manifest): NewestVersions {
 /** SQL: whether a row (its commit LSN and tenant columns) is at or above its bucket's floor. */
 export function aboveFloorSql(floors: readonly bigint[], lsn: string, tenant: string): string {
   const lowest = floors.reduce((low, floor) => (floor < low ? floor : low), floors[0] ?? 0n);
-  if (floors.every((floor) => floor === lowest)) return `${lsn} >= ${lowest}`;
-  return `${lsn} >= [${floors.map((floor) => `${floor}::UBIGINT`).join(', ')}][${tenantBucketSql(tenant, floors.length)}::BIGINT + 1]`;
+  const highest = floors.reduce((high, floor) => (floor > high ? floor : high), lowest);
+  if (highest === lowest) return `${lsn} >= ${lowest}`;
+  // The bucket's hash only for rows between the floors: most rows are past them all.
+  const bucketFloor = `[${floors.map((floor) => `${floor}::UBIGINT`).join(', ')}][${tenantBucketSql(tenant, floors.length)}::BIGINT + 1]`;
+  return `(${lsn} >= ${highest} OR (${lsn} >= ${lowest} AND ${lsn} >= ${bucketFloor}))`;
 }

@@ -215,8 +215,17 @@ export class Vault {
     const paths: string[] = new Array<string>(layers.length);
     // A few at a time: on S3 each is a download into the cache, and one after another they add up.
     let next = 0;
+    let failed = false;
     const worker = async (): Promise<void> => {
-      for (let i = next++; i < layers.length; i = next++) paths[i] = await this.layerFile(layers[i]!);
+      for (let i = next++; i < layers.length && !failed; i = next++) {
+        try {
+          paths[i] = await this.layerFile(layers[i]!);
+        } catch (error) {
+          // The first failure is the command's; the others stop fetching what nothing will read.
+          failed = true;
+          throw error;
+        }
+      }
     };
     await Promise.all(Array.from({ length: Math.min(LAYER_FETCHES, layers.length) }, worker));
     return paths;

@@ -153,6 +153,25 @@ describe('the manifest log', () => {
     await verifyFinds(deleted, [recordPath(100)]);
   });
 
+  test('a process idle past the horizon: the records after its version were pruned, and its refresh opens afresh instead of forking', async () => {
+    const directory = join(scratch, 'stale');
+    const writer = await openVault(directory);
+    await commits(writer, 1, 120);
+    const stale = await openVault(directory);
+    await commits(writer, 121, 260);
+    await collectGarbage(writer, await planGc(writer, 3_600_000, { ms: 1, text: '1ms' }, Date.now() + 1));
+    assert.ok(!existsSync(join(directory, recordPath(121))), 'the records after the stale head are gone');
+    assert.equal((await stale.refresh()).version, writer.manifest.version);
+    await stale.commit({ ...syntheticDraft(stale, 262), prunedBefore: stale.manifest.prunedBefore });
+    const reopened = await openVault(directory);
+    assert.equal(reopened.manifest.version, writer.manifest.version + 1, 'its commit follows the newest version');
+    const check = await verifyVault(directory);
+    assert.deepStrictEqual(
+      check.faults.filter((fault) => !/^layers\/delta\/.+ is missing/.test(`${fault.file} ${fault.problem}`)),
+      [],
+    );
+  });
+
   test('the witness outside the vault: a newest record rewritten with a new seal, or the newest records deleted, is refused', async () => {
     const rewritten = copyOf(base);
     await commits(await openVault(rewritten), TOTAL + 1, TOTAL + 2);

@@ -426,14 +426,30 @@ export async function openManifest(storage: VaultStorage): Promise<ManifestHead 
   }
 }
 
-/** The head with the records committed since it (by another process) folded in. */
+/**
+ * The head with the records committed since it (by another process) folded in. A head
+ * older than the retention horizon may find the records after it pruned (none, or a gap
+ * before the first kept one); a checkpoint newer than it then says so, and the vault is
+ * opened afresh from that checkpoint. Folding on from the head instead would take a stale
+ * state for the newest, and its next commit would fork the chain where a record was pruned.
+ */
 export async function refreshManifest(storage: VaultStorage, head: ManifestHead | undefined): Promise<ManifestHead | undefined> {
   if (head === undefined) return openManifest(storage);
   try {
-    return await foldRecords(storage, head);
+    const folded = await foldRecords(storage, head);
+    if ((folded?.manifest.version ?? 0) > head.manifest.version || !(await checkpointAfter(storage, head.manifest.version))) return folded;
+    return await openManifest(storage);
   } catch (error) {
+    if (error instanceof ManifestFault && (await checkpointAfter(storage, head.manifest.version).catch(() => false)))
+      return openManifest(storage);
     throw error instanceof ManifestFault ? corruptManifest(storage, error) : error;
   }
+}
+
+/** Whether the pointer names a checkpoint newer than `version`. */
+async function checkpointAfter(storage: VaultStorage, version: number): Promise<boolean> {
+  const data = await storage.read(POINTER_PATH);
+  return data !== undefined && decodePointer(data).version > version;
 }
 
 /**

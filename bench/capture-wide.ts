@@ -202,7 +202,7 @@ UPDATE wide SET price = price + 1 WHERE id = (SELECT max(id) FROM wide) - (:n % 
         target: '≥ 0.97',
       });
     }
-    await pgb.query(`SELECT pg_drop_replication_slot('bench_pgb_recv')`);
+    // The slot goes with the cluster: a drop right after pg_recvlogical exits can find its walsender still there.
     await pgb.end();
     await db.end();
   } finally {

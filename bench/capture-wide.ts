@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { startCluster, type Cluster } from '../src/sandbox/index.js';
-import { median, peakRss, printResults, receiverArgs, timed, type BenchResult } from './common.js';
+import { type BenchResult, median, peakRss, receiverArgs, runBench, timed } from './common.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const BUDGET = process.env.BENCH_MEMORY_LIMIT ?? '512MB';
@@ -73,7 +73,7 @@ async function workload(db: pg.Client, rows: number, perTransaction: number, bas
   }
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<readonly BenchResult[]> {
   const cluster: Cluster = await startCluster({
     major: 18,
     settings: { max_wal_size: '4GB', shared_buffers: '256MB', wal_sender_timeout: '0' },
@@ -209,7 +209,7 @@ UPDATE wide SET price = price + 1 WHERE id = (SELECT max(id) FROM wide) - (:n % 
     await cluster.destroy();
     rmSync(directory, { recursive: true, force: true });
   }
-  printResults(results);
+  return results;
 }
 
 function parseBudget(text: string): number {
@@ -219,7 +219,4 @@ function parseBudget(text: string): number {
   return Number(match[1]) * unit;
 }
 
-await main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+await runBench(main);

@@ -71,3 +71,14 @@ export function printResults(results: readonly BenchResult[]): void {
   console.log('|---|---|---|---|---|');
   for (const r of results) console.log(`| ${r.name} | ${r.value} | ${r.anchor} | ${r.ratio} | ${r.target} |`);
 }
+
+/** Runs a benchmark: prints the figures its main returns as the table, or its failure (exit code 1). */
+export async function runBench(main: () => Promise<readonly BenchResult[] | void>): Promise<void> {
+  try {
+    const results = await main();
+    if (results !== undefined) printResults(results);
+  } catch (error) {
+    console.error((error as Error).stack ?? error);
+    process.exitCode = 1;
+  }
+}

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { startCluster, type Cluster } from '../src/sandbox/index.js';
-import { median } from './common.js';
+import { median, runBench } from './common.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const WAREHOUSES = Number(process.env.BENCH_WAREHOUSES ?? 10);
@@ -267,7 +267,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main().catch((error: unknown) => {
-  console.error((error as Error).stack ?? error);
-  process.exitCode = 1;
-});
+await runBench(main);

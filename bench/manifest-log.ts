@@ -13,7 +13,7 @@ import { openVault } from '../src/index.js';
 import { fsStorage } from '../src/vault/fs-storage.js';
 import { openManifest } from '../src/vault/manifest-log.js';
 import { countingStorage, syntheticDraft } from '../test/harness/synthetic-commits.js';
-import { median, printResults, timed, type BenchResult } from './common.js';
+import { median, runBench, timed, type BenchResult } from './common.js';
 
 const SIZES = (process.env.BENCH_COMMITS ?? '1000,10000,100000').split(',').map(Number);
 /** Commits timed at the end of each size, and opens timed there. */
@@ -35,7 +35,7 @@ interface Figures {
   readonly openBytes: number;
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<readonly BenchResult[] | void> {
   const directory = mkdtempSync(join(tmpdir(), 'recall-bench-manifest-'));
   try {
     const vault = await openVault(directory);
@@ -71,10 +71,10 @@ async function main(): Promise<void> {
         row('manifest bytes read on open', f.openBytes, anchor.openBytes, 'B'),
       ];
     });
-    printResults(results);
+    return results;
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
 }
 
-await main();
+await runBench(main);

@@ -26,7 +26,7 @@ import {
 } from '../src/index.js';
 import { recallContextSql } from '../src/capture/index.js';
 import { startCluster } from '../src/sandbox/index.js';
-import { median, timed } from './common.js';
+import { median, runBench, timed } from './common.js';
 
 const TABLES = ['accounts', 'contacts', 'deals', 'notes', 'events'] as const;
 const ROWS_PER_TABLE = Number(process.env.BENCH_ROWS_PER_TABLE ?? 20_000);
@@ -199,7 +199,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main().catch((error: unknown) => {
-  console.error((error as Error).stack ?? error);
-  process.exitCode = 1;
-});
+await runBench(main);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { openVault, parsePoint, show } from '../src/index.js';
 import { startCluster, type Cluster } from '../src/sandbox/index.js';
-import { peakRss, printResults, receiverArgs, timed, type BenchResult } from './common.js';
+import { type BenchResult, peakRss, receiverArgs, runBench, timed } from './common.js';
 import { finished, ITEMS_SCHEMA, recall, TENANTS, walBytes, walLsn, workload } from './items-workload.js';
 
 const results: BenchResult[] = [];
@@ -21,7 +21,7 @@ function need(tool: string): void {
   }
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<readonly BenchResult[]> {
   for (const tool of ['pg_recvlogical', 'pgbench', 'taskset']) need(tool);
   const cluster: Cluster = await startCluster({
     major: 18,
@@ -156,10 +156,7 @@ async function main(): Promise<void> {
     await cluster.destroy();
     rmSync(directory, { recursive: true, force: true });
   }
-  printResults(results);
+  return results;
 }
 
-await main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+await runBench(main);

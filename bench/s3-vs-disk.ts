@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startCluster } from '../src/sandbox/index.js';
 import { startS3Server, TEST_BUCKET } from '../test/harness/s3.js';
-import { median, printResults, timed, type BenchResult } from './common.js';
+import { type BenchResult, median, runBench, timed } from './common.js';
 import { finished, ITEMS_SCHEMA, recall, workload } from './items-workload.js';
 
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 300_000);
@@ -27,7 +27,7 @@ function record(result: BenchResult): void {
   console.error(`s3-vs-disk: ${result.name}: ${result.value} | ${result.anchor} | ${result.ratio} (target ${result.target})`);
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<readonly BenchResult[]> {
   const cluster = await startCluster({ major: 18, settings: { max_wal_size: '8GB', shared_buffers: '256MB', wal_sender_timeout: '0' } });
   const s3 = await startS3Server();
   const directory = mkdtempSync(join(tmpdir(), 'recall-bench-s3-'));
@@ -96,10 +96,7 @@ async function main(): Promise<void> {
     await s3.close();
     rmSync(directory, { recursive: true, force: true });
   }
-  printResults(results);
+  return results;
 }
 
-await main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+await runBench(main);

@@ -17,6 +17,7 @@ import { startCluster } from '../src/sandbox/index.js';
 import { runRecallMeasured, type MeasuredRun } from '../test/harness/recall.js';
 import { parseMemoryLimit } from '../src/vault/index.js';
 import { WIDE_SCHEMA, WIDE_TABLES, deleteWide, fillWide, wideState } from '../test/harness/wide-rows.js';
+import { runBench } from './common.js';
 
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 125_000);
 const MEMORY_LIMIT = process.env.BENCH_MEMORY_LIMIT ?? '256MiB';
@@ -119,7 +120,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main().catch((error: unknown) => {
-  console.error((error as Error).stack ?? error);
-  process.exitCode = 1;
-});
+await runBench(main);

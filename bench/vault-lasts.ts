@@ -21,7 +21,7 @@ import { compactionBacklog } from '../src/vault/index.js';
 import { fsStorage } from '../src/vault/fs-storage.js';
 import { openManifest } from '../src/vault/manifest-log.js';
 import { countingStorage } from '../test/harness/synthetic-commits.js';
-import { median, printResults, timed, type BenchResult } from './common.js';
+import { type BenchResult, median, runBench, timed } from './common.js';
 import { BIN, finished, ITEMS_SCHEMA, recall, TENANTS, walBytes, walLsn, workload } from './items-workload.js';
 
 const SIZES = (process.env.BENCH_CHANGES ?? '1000000,10000000').split(',').map(Number);
@@ -68,7 +68,7 @@ const DUCKDB_SELECT_1 = [
   "const { DuckDBInstance } = await import('@duckdb/node-api'); const c = await (await DuckDBInstance.create(':memory:')).connect(); await c.run('SELECT 1');",
 ];
 
-async function main(): Promise<void> {
+async function main(): Promise<readonly BenchResult[]> {
   const cluster = await startCluster({ major: 18, settings: { max_wal_size: '8GB', shared_buffers: '256MB', wal_sender_timeout: '0' } });
   const directory = mkdtempSync(join(tmpdir(), 'recall-bench-lasts-'));
   try {
@@ -226,10 +226,7 @@ async function main(): Promise<void> {
     await cluster.destroy();
     rmSync(directory, { recursive: true, force: true });
   }
-  printResults(results);
+  return results;
 }
 
-await main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+await runBench(main);

@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { openVault, parseLsn } from '../src/index.js';
 import { fsStorage } from '../src/vault/fs-storage.js';
 import { openManifest } from '../src/vault/manifest-log.js';
-import { fixture } from './harness/recall.js';
+import { fixture, waitFor } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
 import { liveState, stateAt, writeRound } from './harness/rounds.js';
 import { countingStorage } from './harness/synthetic-commits.js';
@@ -59,6 +59,15 @@ for (const major of testMajors('one')) {
         );
       }
       const flushes = running.count(/^capture: \d+ changes through/);
+      // The writes stop: the compactor catches up (on a loaded machine it may trail a 25 ms flush interval) and the
+      // live layers fall to a count set by the levels, not by the flushes.
+      const bound = flushes / 8;
+      await waitFor(
+        `fewer than ${bound} live layers after ${flushes} flushes`,
+        async () => (await openVault(f.vault)).manifest.layers.length < bound,
+        120_000,
+        500,
+      );
       t.diagnostic(
         `${flushes} flushes, ${running.count(/^compact: level/)} merges, ${running.count(/folded into/)} folds, ${running.count(/gc deleted/)} gcs`,
       );
@@ -75,7 +84,7 @@ for (const major of testMajors('one')) {
       t.diagnostic(`bytes read on open: peak ${firstPeak} in the first half, ${secondPeak} in the second`);
       assert.ok(secondPeak <= firstPeak * 2, `bytes read on open grew: ${firstPeak} then ${secondPeak}`);
       const vault = await openVault(f.vault);
-      assert.ok(vault.manifest.layers.length < flushes / 8, `${vault.manifest.layers.length} live layers after ${flushes} flushes`);
+      assert.ok(vault.manifest.layers.length < bound, `${vault.manifest.layers.length} live layers after ${flushes} flushes`);
 
       const horizon = vault.manifest.startLsn;
       const lsnOf = (text: string): bigint => parseLsn(text) ?? -1n;

@@ -21,6 +21,9 @@ const SCHEMA = `
     bits varbit, pt point, tsv tsvector, big text,
     PRIMARY KEY (tenant_id, id));
   ALTER TABLE "Typed Values" ALTER COLUMN big SET STORAGE EXTERNAL;
+  CREATE TABLE "Odd Names" (tenant_id text NOT NULL, "__proto__" text, "10" text, "2" int PRIMARY KEY,
+    "quote""d" text, constructor text);
+  INSERT INTO "Odd Names" VALUES ('t1', 'image', 'one', 1, 'i', 'j');
   INSERT INTO tenants VALUES ('t1');`;
 
 /** Rows of edge values; `big` is a value large enough to be TOASTed out of line. */
@@ -84,6 +87,28 @@ for (const major of testMajors('all')) {
         assert.ok(shownBig === trueBig, `row ${i}: the large TOASTed value differs`);
       });
       assert.equal(big.length, 96_000, 'the unchanged TOASTed value was filled from its previous version');
+    });
+
+    test('column names a JavaScript object would reorder or swallow keep their values', async () => {
+      await f.db.query(`INSERT INTO "Odd Names" VALUES ('t1', 'p', 'ten', 2, 'q', 'c'), ('t1', NULL, '', 3, 'r', 's')`);
+      await f.db.query(`UPDATE "Odd Names" SET "__proto__" = 'p2' WHERE "2" = 2`);
+      // A later column: every row is then read in a layout other than the one it was written in.
+      await f.db.query(`ALTER TABLE "Odd Names" ADD COLUMN later text DEFAULT 'd'`);
+      const captured = await f.recall(['capture', '--until-caught-up']);
+      assert.equal(captured.code, 0, captured.stderr);
+      const shown = await f.recall(['show', '--tenant', 't1', '--at', 'now', '--table', '"Odd Names"', '--json']);
+      assert.equal(shown.code, 0, shown.stderr);
+      const rows = jsonLines<{ row: Record<string, string | null> }>(shown.stdout).map((r) => r.row);
+      const own = (row: Record<string, string | null> | undefined) =>
+        Object.fromEntries(Object.entries(row ?? {}).sort(([a], [b]) => a.localeCompare(b)));
+      assert.deepStrictEqual(
+        rows.map(own).sort((a, b) => Number(a['2']) - Number(b['2'])),
+        [
+          { '10': 'one', '2': '1', ['__proto__']: 'image', constructor: 'j', 'quote"d': 'i', tenant_id: 't1', later: 'd' },
+          { '10': 'ten', '2': '2', ['__proto__']: 'p2', constructor: 'c', 'quote"d': 'q', tenant_id: 't1', later: 'd' },
+          { '10': '', '2': '3', ['__proto__']: null, constructor: 's', 'quote"d': 'r', tenant_id: 't1', later: 'd' },
+        ].map(own),
+      );
     });
 
     test("a restore writes every value back exactly (COPY of the vault's text)", async () => {

@@ -20,6 +20,13 @@ const HIGH_WATER = 2_000;
 const HIGH_WATER_BYTES = 32 * 1024 * 1024;
 /** Quiet time after which the stream yields 'idle' (unless told otherwise). */
 const IDLE_MS = 250;
+/**
+ * Longest run of queued frames handed out without a turn of the event loop. The queue
+ * drains in microtasks, which run before any I/O callback: without a turn now and then,
+ * a full queue would hold back the batch being written in the background (each of its
+ * file and DuckDB steps completes as a callback) until the queue is empty.
+ */
+const TURN_EVERY_MS = 1;
 /** Milliseconds between the Unix epoch and PostgreSQL's epoch, 2000-01-01. */
 const PG_EPOCH_MS = 946_684_800_000;
 
@@ -109,10 +116,16 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ReplicationFrame> {
+    let turnAt = performance.now();
     for (;;) {
       // A failure wins over queued frames: a transaction must never commit without a change that failed to decode.
       if (this.failure !== undefined) throw this.failure;
       if (this.stopped) return;
+      if (this.queue.length > 0 && performance.now() - turnAt > TURN_EVERY_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turnAt = performance.now();
+        continue;
+      }
       const queued = this.queue.shift();
       if (queued !== undefined) {
         this.queuedBytes -= queued.bytes;
@@ -132,6 +145,7 @@ export class ReplicationStream implements AsyncIterable<ReplicationFrame> {
         };
       });
       this.wake = undefined;
+      turnAt = performance.now();
       if (!arrived) yield { kind: 'idle' };
     }
   }

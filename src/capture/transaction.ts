@@ -44,13 +44,14 @@ export class StreamTransaction {
     let unchanged: string[] | undefined;
     // A removed row with a value left out is looked up whole instead: a delete is completed from one version.
     if (op !== 'delete' || (whole && !tuple.includes(UNCHANGED_TOAST))) {
-      const values: Record<string, string | null> = {};
-      relation.columnNames.forEach((name, i) => {
+      const prefixes = relation.memberPrefixes;
+      row = prefixes.length === 0 ? '{}' : '';
+      for (let i = 0; i < prefixes.length; i++) {
         const value = tuple[i];
-        if (value === UNCHANGED_TOAST) (unchanged ??= []).push(name);
-        values[name] = value === UNCHANGED_TOAST || value === undefined ? null : value;
-      });
-      row = JSON.stringify(values);
+        if (value === UNCHANGED_TOAST) (unchanged ??= []).push(relation.columnNames[i]!);
+        row += prefixes[i]! + jsonValue(value);
+      }
+      if (prefixes.length > 0) row += '}';
     }
     const change: ChangeRecord = {
       commitLsn: this.commitLsn,
@@ -72,12 +73,15 @@ export class StreamTransaction {
 
 /** A row's key as the vault stores it: the JSON array of its key columns' text. */
 export function keyOf(relation: StreamRelation, tuple: readonly ColumnValue[]): string {
-  return JSON.stringify(
-    relation.keyIndexes.map((i) => {
-      const value = tuple[i];
-      return value === UNCHANGED_TOAST || value === undefined ? null : value;
-    }),
-  );
+  const indexes = relation.keyIndexes;
+  let key = '[';
+  for (let n = 0; n < indexes.length; n++) key += (n === 0 ? '' : ',') + jsonValue(tuple[indexes[n]!]);
+  return `${key}]`;
+}
+
+/** A column's value as JSON text: a string, or null (for NULL, and for a TOASTed value not sent). */
+function jsonValue(value: ColumnValue | undefined): string {
+  return typeof value === 'string' ? JSON.stringify(value) : 'null';
 }
 
 /** Context must be a JSON object; anything else is kept, wrapped, rather than lost. */

@@ -67,12 +67,14 @@ export function layOut(
   layout: SchemaVersion | undefined,
 ): Record<string, string | null> {
   if (layout === undefined || written === undefined || written.id === layout.id) return { ...values };
-  const out: Record<string, string | null> = {};
-  for (const column of layout.columns) {
-    const source = sourceColumn(written, column);
-    out[column.name] = source !== undefined && source.name in values ? (values[source.name] ?? null) : (column.missing ?? null);
-  }
-  return out;
+  // Built from entries: an assignment to a column named `__proto__` would set the prototype instead.
+  return Object.fromEntries(
+    layout.columns.map((column) => {
+      const source = sourceColumn(written, column);
+      const held = source !== undefined && Object.hasOwn(values, source.name);
+      return [column.name, held ? (values[source.name] ?? null) : (column.missing ?? null)];
+    }),
+  );
 }
 
 /**

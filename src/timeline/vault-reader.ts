@@ -138,9 +138,12 @@ export class VaultReader {
   /**
    * The greatest commit LSN whose commit time is at or before `micros`, over every
    * tenant's commits. The manifest's time ranges answer for whole layers; only layers
-   * that straddle the time are read, so a read at a point touches few files.
+   * that straddle the time are read, so a read at a point touches few files. A time at
+   * or after the vault's newest commit reads through it, though that commit (an ALTER
+   * TABLE, say) wrote no row: the layout it announced holds from then on.
    */
   private async lastCommitAt(micros: bigint): Promise<Lsn> {
+    if (this.manifest.throughTime <= micros) return this.manifest.throughLsn;
     let best: Lsn | undefined;
     for (const layer of this.manifest.layers)
       if (layer.maxTime <= micros && (best === undefined || layer.maxLsn > best)) best = layer.maxLsn;

@@ -2,7 +2,8 @@
 // an anchor measured in the same run: throughput against pg_recvlogical reading the
 // same WAL (transactions of 1, 100 and 30,000 rows), peak RSS against the memory
 // budget, and the source's TPS under pgbench with `recall capture` attached against
-// the same with pg_recvlogical attached instead (standard and wide-row scripts).
+// the same with pg_recvlogical attached instead (standard and wide-row scripts). Beside
+// them, the floor of a Node receiver (bench/receiver-floor.ts) reads the same WAL too.
 // Needs Debian's postgresql-client (pg_recvlogical, pgbench) and taskset.
 // Run with `npm run bench:capture-wide`.
 
@@ -15,6 +16,7 @@ import { startCluster, type Cluster } from '../src/sandbox/index.js';
 import { type BenchResult, median, peakRss, receiverArgs, runBench, timed } from './common.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/recall.js');
+const FLOOR = resolve(import.meta.dirname, 'receiver-floor.ts');
 const BUDGET = process.env.BENCH_MEMORY_LIMIT ?? '512MB';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 15);
@@ -97,6 +99,7 @@ async function main(): Promise<readonly BenchResult[]> {
                           at timestamptz, doc jsonb, PRIMARY KEY (tenant_id, id));`);
     await measured(process.execPath, [BIN, 'init', '--slot', 'recall'], env).done;
     await db.query(`SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')`);
+    await db.query(`SELECT pg_create_logical_replication_slot('bench_floor', 'pgoutput')`);
     const url = cluster.url({ password: null });
 
     // 1. Throughput by transaction size: both readers take the same WAL from the same point.
@@ -111,6 +114,12 @@ async function main(): Promise<readonly BenchResult[]> {
       base += rows + 1_000_000;
       const end = (await db.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
       const recv = await seconds(() => measured('pg_recvlogical', receiverArgs(url, 'bench_recv', ['-E', end, '--no-loop']), env).done);
+      let floor = 0;
+      await seconds(async () => {
+        const run = measured(process.execPath, ['--import', 'tsx', FLOOR, url, 'bench_floor', end], env, 'floor: streaming');
+        await run.done;
+        floor = (performance.now() - (run.streamingAt() ?? Number.NaN)) / 1000;
+      });
       let rss = 0;
       let streaming = 0;
       const recall = await seconds(async () => {
@@ -135,6 +144,14 @@ async function main(): Promise<readonly BenchResult[]> {
         ratio: (recv / streaming).toFixed(2),
         target: '≥ 0.7',
       });
+      // What any receiver on Node's stack reaches before doing any of Recall's work.
+      results.push({
+        name: `the floor: a Node receiver that decodes and discards, once streaming`,
+        value: `${Math.round(rows / floor)} changes/s (${floor.toFixed(1)} s); Recall once streaming is ${(floor / streaming).toFixed(2)} of it`,
+        anchor: `pg_recvlogical, whole run: ${Math.round(rows / recv)} changes/s`,
+        ratio: (recv / floor).toFixed(2),
+        target: '(the limit)',
+      });
     }
     results.push({
       name: `peak RSS of capture over those runs`,
@@ -144,6 +161,7 @@ async function main(): Promise<readonly BenchResult[]> {
       target: '≤ 1.0',
     });
     await db.query(`SELECT pg_drop_replication_slot('bench_recv')`);
+    await db.query(`SELECT pg_drop_replication_slot('bench_floor')`);
 
     // 2. The source's cost: pgbench TPS with recall attached vs pg_recvlogical attached, same pinning, alternating.
     await db.query('CREATE DATABASE pgb');

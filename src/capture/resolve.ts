@@ -86,17 +86,17 @@ export async function planCompletion(
   // first incomplete delete follows a staged version takes every base from staging, which is newer
   // than any file.
   const narrow = `v."table", v."key", v.commit_lsn, v.seq, v.op, v.tenant, v.schema_id, v.unchanged, ${position('v')} AS position`;
+  const incompleteKeys = `(SELECT "table", "key" FROM ${staging} WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL))`;
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.versions} AS
-    SELECT ${narrow} FROM ${history.staged} AS v
-      SEMI JOIN (SELECT "table", "key" FROM ${staging} WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL)) AS x
-        USING ("table", "key")
+    SELECT ${narrow} FROM ${history.staged} AS v SEMI JOIN ${incompleteKeys} AS x USING ("table", "key")
      WHERE v.op <> 'delete'`);
   const filed = history.filed;
   if (filed !== undefined) {
     await duck.run(`
       CREATE OR REPLACE TABLE ${work.far} AS
-      SELECT "table", "key" FROM (SELECT "table", "key", op, "row", unchanged, ${position('s')} AS position FROM ${staging} AS s)
+      SELECT "table", "key" FROM (SELECT "table", "key", op, "row", unchanged, ${position('s')} AS position
+                                    FROM ${staging} AS s SEMI JOIN ${incompleteKeys} AS x USING ("table", "key"))
        GROUP BY ALL
       HAVING bool_or(unchanged IS NOT NULL)
           OR min(position) FILTER (WHERE op = 'delete' AND "row" IS NULL)

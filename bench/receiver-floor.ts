@@ -33,9 +33,9 @@ for await (const frame of stream) {
     break;
   }
 }
-// Confirmed like the other readers, so the next round starts where this one ended.
+// Confirmed like the other readers, so the next round starts where this one ended (the
+// status goes out on the socket before close's Terminate).
 stream.sendStatus(through);
-await new Promise((resolve) => setTimeout(resolve, 100));
 console.error(`floor: ${changes} changes through ${formatLsn(through)}`);
 await stream.close();
 process.exit(0);

@@ -44,14 +44,14 @@ export class StreamTransaction {
     let unchanged: string[] | undefined;
     // A removed row with a value left out is looked up whole instead: a delete is completed from one version.
     if (op !== 'delete' || (whole && !tuple.includes(UNCHANGED_TOAST))) {
-      const prefixes = relation.memberPrefixes;
-      row = prefixes.length === 0 ? '{}' : '';
-      for (let i = 0; i < prefixes.length; i++) {
+      const names = relation.jsonNames;
+      row = '{';
+      for (let i = 0; i < names.length; i++) {
         const value = tuple[i];
         if (value === UNCHANGED_TOAST) (unchanged ??= []).push(relation.columnNames[i]!);
-        row += prefixes[i]! + jsonValue(value);
+        row += (i === 0 ? '' : ',') + names[i]! + jsonValue(value);
       }
-      if (prefixes.length > 0) row += '}';
+      row += '}';
     }
     const change: ChangeRecord = {
       commitLsn: this.commitLsn,

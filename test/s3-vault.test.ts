@@ -182,6 +182,7 @@ describe(`capture on S3 under kill -9 and beside a second capture, on PostgreSQL
         assert.deepEqual(stats.unexpected, []);
       }
       assert.equal(waiting.count(/^capture: \d+ changes through/), 0, `the waiting capture wrote: ${waiting.describe()}`);
+      assert.equal(waiting.count(/^compact: /), 0, `the waiting capture compacted: ${waiting.describe()}`);
       assert.ok(waiting.running, waiting.describe());
       waiting.child.kill('SIGINT');
       assert.deepEqual(await waiting.waitForExit(60_000), { code: 0, signal: null }, waiting.describe());

@@ -40,7 +40,7 @@ export interface CompactorOptions {
   readonly log: (line: string) => void;
   /** Whether capture is behind: compaction backs off, since the recovery point comes first. */
   readonly lagging: () => boolean;
-  /** Whether capture streams (its session is open): gc waits for that, so a capture that cannot start does no work. */
+  /** Whether capture streams (its session is open): compaction and gc wait for that, so a capture that cannot start does no work. */
   readonly streaming: () => boolean;
   /** vault.retention: history before it is folded away; undefined keeps all. */
   readonly retention?: Retention | undefined;
@@ -72,8 +72,14 @@ export class Compactor {
   private async loop(): Promise<void> {
     const { vault, log, lagging, streaming, retention } = this.options;
     while (!this.stopping.signal.aborted) {
-      // Lagging or not, once capture streams: a long catch-up's merges retire files, and only gc deletes them.
-      if (performance.now() - this.lastGc >= this.gcEveryMs && streaming()) await this.collect();
+      // Nothing before capture streams: the slot, which one connection holds, is what keeps a second
+      // capture waiting for it (and its compactor) off a vault whose store lacks conditional writes.
+      if (!streaming()) {
+        await this.pause(IDLE_MS);
+        continue;
+      }
+      // Lagging or not: a long catch-up's merges retire files, and only gc deletes them.
+      if (performance.now() - this.lastGc >= this.gcEveryMs) await this.collect();
       const step = nextCompactionStep(vault.manifest, retention);
       if (step === undefined) {
         await this.pause(IDLE_MS);

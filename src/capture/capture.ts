@@ -43,7 +43,7 @@ import { XidWidener } from './xid.js';
 import { BatchFailure, BatchWriter, type Batch, type StagedRange } from './batch-writer.js';
 import { DDL_MESSAGE_PREFIX, parseAnnouncedLayout } from './ddl-hook.js';
 import { reimageTables } from './image.js';
-import type { ColumnValue, PgoutputMessage } from './pgoutput.js';
+import type { PgoutputMessage, Tuple } from './pgoutput.js';
 import { latestVersion, RelationMap, type StreamRelation } from './relations.js';
 import { ReplicationStream } from './replication-stream.js';
 import { truncateChunks } from './resolve.js';
@@ -482,7 +482,7 @@ class CaptureSession {
     }
   }
 
-  private stage(op: 'insert' | 'update' | 'delete', relation: StreamRelation, tuple: readonly ColumnValue[], whole = true): void {
+  private stage(op: 'insert' | 'update' | 'delete', relation: StreamRelation, tuple: Tuple, whole = true): void {
     const txn = this.transaction;
     if (txn === undefined) throw new Error(`pgoutput: ${op} outside a transaction`);
     if (txn.duplicate) return;

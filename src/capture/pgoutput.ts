@@ -1,6 +1,7 @@
 // Decoder for the pgoutput logical replication protocol (protocol version 1 with
 // logical messages). Unlike general-purpose parsers it never converts a value: each
-// column stays the exact text the walsender rendered, so every type round-trips.
+// column stays the exact text the walsender rendered, so every type round-trips. A row's
+// columns stay bytes until something asks for one's text (its key, its tenant).
 
 import type { Lsn } from '../timeline/index.js';
 
@@ -9,6 +10,41 @@ export const UNCHANGED_TOAST = Symbol('unchanged-toast');
 
 /** One column of a tuple: PostgreSQL's text form, NULL, or "unchanged, not sent". */
 export type ColumnValue = string | null | typeof UNCHANGED_TOAST;
+
+/** A span's start for a NULL column, and for a TOASTed one an UPDATE left unchanged. */
+const NULL_SPAN = -1;
+const UNCHANGED_SPAN = -2;
+
+/**
+ * A row as the stream sent it: each column a span of the walsender's text in a private
+ * copy of the message's bytes (the socket reader reuses its buffer), so its JSON can be
+ * written from the bytes (row-json.ts) and only the columns asked for become strings.
+ */
+export class Tuple {
+  constructor(
+    /** The tuple's bytes, its own copy. */
+    readonly bytes: Buffer,
+    /** Per column, the start and end of its text in `bytes`; a start below zero is NULL or unchanged. */
+    readonly spans: readonly number[],
+    /** Whether some column is an unchanged TOAST value (not sent). */
+    readonly hasUnchanged: boolean,
+  ) {}
+
+  get length(): number {
+    return this.spans.length / 2;
+  }
+
+  /** Column `i`'s text, NULL (also past the last column), or the unchanged marker. */
+  value(i: number): ColumnValue {
+    const start = this.spans[2 * i] ?? NULL_SPAN;
+    if (start === UNCHANGED_SPAN) return UNCHANGED_TOAST;
+    return start < 0 ? null : this.bytes.toString('utf8', start, this.spans[2 * i + 1]);
+  }
+
+  isUnchanged(i: number): boolean {
+    return this.spans[2 * i] === UNCHANGED_SPAN;
+  }
+}
 
 /** A column as the Relation message describes it. */
 export interface RelationColumn {
@@ -36,20 +72,20 @@ export type PgoutputMessage =
     }
   | { readonly tag: 'type'; readonly typeOid: number; readonly schema: string; readonly name: string }
   | { readonly tag: 'origin'; readonly lsn: Lsn; readonly name: string }
-  | { readonly tag: 'insert'; readonly relationId: number; readonly row: readonly ColumnValue[] }
+  | { readonly tag: 'insert'; readonly relationId: number; readonly row: Tuple }
   | {
       readonly tag: 'update';
       readonly relationId: number;
       /** The old key ('K') or old row ('O'), sent only when the key changed or identity is FULL. */
-      readonly old: readonly ColumnValue[] | undefined;
+      readonly old: Tuple | undefined;
       /** Whether `old` is the whole old row ('O', REPLICA IDENTITY FULL), not only its key. */
       readonly oldWhole: boolean;
-      readonly row: readonly ColumnValue[];
+      readonly row: Tuple;
     }
   | {
       readonly tag: 'delete';
       readonly relationId: number;
-      readonly old: readonly ColumnValue[];
+      readonly old: Tuple;
       /** Whether `old` is the whole row removed ('O', REPLICA IDENTITY FULL), not only its key. */
       readonly oldWhole: boolean;
     }
@@ -111,7 +147,7 @@ export function decodePgoutput(buffer: Buffer): PgoutputMessage {
     case 'U': {
       const relationId = reader.uint32();
       let marker = String.fromCharCode(reader.byte());
-      let old: ColumnValue[] | undefined;
+      let old: Tuple | undefined;
       const oldWhole = marker === 'O';
       if (marker === 'K' || marker === 'O') {
         old = reader.tuple();
@@ -190,12 +226,6 @@ class Reader {
     return text;
   }
 
-  /** UTF-8 text of the given length, decoded at once (no copy of the bytes). */
-  text(length: number): string {
-    const at = this.advance(length);
-    return this.buffer.toString('utf8', at, at + length);
-  }
-
   /** A copy: the frame's buffer belongs to the socket reader, which reuses it for later frames. */
   bytes(length: number): Buffer {
     const at = this.advance(length);
@@ -207,15 +237,27 @@ class Reader {
     if (got !== marker) throw new Error(`pgoutput: expected ${marker}, got ${got}`);
   }
 
-  tuple(): ColumnValue[] {
-    const values: ColumnValue[] = [];
-    for (let count = this.int16(); count > 0; count--) {
-      const kind = String.fromCharCode(this.byte());
-      if (kind === 'n') values.push(null);
-      else if (kind === 'u') values.push(UNCHANGED_TOAST);
-      else if (kind === 't') values.push(this.text(this.uint32()));
-      else throw new Error(`pgoutput: unsupported column format ${JSON.stringify(kind)} (binary mode is never requested)`);
+  tuple(): Tuple {
+    const count = this.int16();
+    const start = this.offset;
+    const spans: number[] = [];
+    let unchanged = false;
+    for (let i = 0; i < count; i++) {
+      const kind = this.byte();
+      if (kind === 0x6e /* n */) spans.push(NULL_SPAN, 0);
+      else if (kind === 0x75 /* u */) {
+        spans.push(UNCHANGED_SPAN, 0);
+        unchanged = true;
+      } else if (kind === 0x74 /* t */) {
+        const length = this.uint32();
+        const at = this.advance(length) - start;
+        spans.push(at, at + length);
+      } else {
+        const format = JSON.stringify(String.fromCharCode(kind));
+        throw new Error(`pgoutput: unsupported column format ${format} (binary mode is never requested)`);
+      }
     }
-    return values;
+    if (this.offset > this.buffer.length) throw new Error('pgoutput: a tuple runs past the end of its message');
+    return new Tuple(Buffer.from(this.buffer.subarray(start, this.offset)), spans, unchanged);
   }
 }

@@ -14,12 +14,12 @@ export interface StreamRelation {
   readonly table: string;
   readonly columnNames: readonly string[];
   /**
-   * Each column's name as a JSON object member's start, `"name":`. A row's text is built
-   * by concatenation, in the table's column order (as the image writes it), where an
-   * object passed to JSON.stringify would put integer-like names first and take
+   * Each column's name as a JSON object member's start, `"name":`, in UTF-8. A row's text
+   * is written member by member, in the table's column order (as the image writes it),
+   * where an object passed to JSON.stringify would put integer-like names first and take
    * `__proto__` for its prototype.
    */
-  readonly jsonNames: readonly string[];
+  readonly jsonNames: readonly Buffer[];
   readonly keyIndexes: readonly number[];
   readonly tenantIndex: number | undefined;
   readonly schemaId: number;
@@ -99,7 +99,7 @@ export class RelationMap {
     this.byId.set(message.relationId, {
       table,
       columnNames: names,
-      jsonNames: names.map((name) => `${JSON.stringify(name)}:`),
+      jsonNames: names.map((name) => Buffer.from(`${JSON.stringify(name)}:`)),
       keyIndexes: key.map((column) => names.indexOf(column)),
       tenantIndex: tenantIndex === -1 ? undefined : tenantIndex,
       schemaId: version.id,

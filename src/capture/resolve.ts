@@ -7,7 +7,7 @@
 // more than a part's worth of row text, however wide the rows.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { LAYER_COLUMN_NAMES, queryRows, sqlLiteral } from '../vault/index.js';
+import { LAYER_COLUMN_NAMES, queryRows, sqlLiteral, storedTable } from '../vault/index.js';
 import type { History } from './history.js';
 
 /**
@@ -335,8 +335,8 @@ export async function truncateChunks(
       if (chunk === undefined) return false;
       const scope = (v: string): string => `${before(v)} AND ${inScope(chunk, v)}`;
       await duck.run(
-        `INSERT INTO ${current.staging} (${LAYER_COLUMN_NAMES}, unchanged)
-         SELECT $1, $2, make_timestamp($3::BIGINT), $4, h."table", 'truncate', h.tenant, h."key", h.schema_id, h."row", $5, h.unchanged
+        `INSERT INTO ${storedTable(current.staging)} (${LAYER_COLUMN_NAMES}, unchanged)
+         SELECT $1, $2, make_timestamp($3::BIGINT), $4, h."table", 'truncate', h.tenant, h."key", h.schema_id, encode(h."row"), $5, h.unchanged
            FROM ${current.sql} AS h
            JOIN (SELECT v."key", max(${position('v')}) AS position FROM ${current.sql} AS v WHERE ${scope('v')} GROUP BY v."key") AS newest
              ON h."key" = newest."key" AND ${position('h')} = newest.position

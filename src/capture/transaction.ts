@@ -1,11 +1,12 @@
 // One transaction as the stream delivers it: its commit position and widened xid, the
 // context Recall's own message gave it, and its row messages turned into the vault's
-// changes (the row as JSON text, its key, its tenant, the TOAST values left out).
+// changes (the row as JSON bytes, its key, its tenant, the TOAST values left out).
 
 import type { Lsn } from '../timeline/index.js';
-import type { ChangeRecord } from '../vault/index.js';
-import { UNCHANGED_TOAST, type ColumnValue } from './pgoutput.js';
+import type { StagedChange } from '../vault/index.js';
+import type { ColumnValue, Tuple } from './pgoutput.js';
 import type { StreamRelation } from './relations.js';
+import { rowJson } from './row-json.js';
 
 export class StreamTransaction {
   /** The position of the next change within the transaction. */
@@ -32,28 +33,23 @@ export class StreamTransaction {
    * A row message as the vault's change, and the columns whose TOASTed values it left
    * out (the flush completes them). A DELETE carries its whole row only under REPLICA
    * IDENTITY FULL (`whole`); else the flush takes the row from its previous version.
+   * The change's row is a view of rowJson's buffer: it is staged before the next change is made.
    */
   change(
     op: 'insert' | 'update' | 'delete',
     relation: StreamRelation,
-    tuple: readonly ColumnValue[],
+    tuple: Tuple,
     whole: boolean,
-  ): { change: ChangeRecord; unchanged: string[] | undefined } {
-    const tenantValue = relation.tenantIndex === undefined ? null : tuple[relation.tenantIndex];
-    let row: string | null = null;
+  ): { change: StagedChange; unchanged: string[] | undefined } {
+    const tenantValue = relation.tenantIndex === undefined ? null : tuple.value(relation.tenantIndex);
+    let row: Buffer | null = null;
     let unchanged: string[] | undefined;
     // A removed row with a value left out is looked up whole instead: a delete is completed from one version.
-    if (op !== 'delete' || (whole && !tuple.includes(UNCHANGED_TOAST))) {
-      const names = relation.jsonNames;
-      row = '{';
-      for (let i = 0; i < names.length; i++) {
-        const value = tuple[i];
-        if (value === UNCHANGED_TOAST) (unchanged ??= []).push(relation.columnNames[i]!);
-        row += (i === 0 ? '' : ',') + names[i]! + jsonValue(value);
-      }
-      row += '}';
+    if (op !== 'delete' || (whole && !tuple.hasUnchanged)) {
+      row = rowJson(relation.jsonNames, tuple);
+      if (tuple.hasUnchanged) unchanged = relation.columnNames.filter((_, i) => tuple.isUnchanged(i));
     }
-    const change: ChangeRecord = {
+    const change: StagedChange = {
       commitLsn: this.commitLsn,
       seq: this.seq++,
       commitTime: this.commitTime,
@@ -72,15 +68,15 @@ export class StreamTransaction {
 }
 
 /** A row's key as the vault stores it: the JSON array of its key columns' text. */
-export function keyOf(relation: StreamRelation, tuple: readonly ColumnValue[]): string {
+export function keyOf(relation: StreamRelation, tuple: Tuple): string {
   const indexes = relation.keyIndexes;
   let key = '[';
-  for (let n = 0; n < indexes.length; n++) key += (n === 0 ? '' : ',') + jsonValue(tuple[indexes[n]!]);
+  for (let n = 0; n < indexes.length; n++) key += (n === 0 ? '' : ',') + jsonValue(tuple.value(indexes[n]!));
   return `${key}]`;
 }
 
 /** A column's value as JSON text: a string, or null (for NULL, and for a TOASTed value not sent). */
-function jsonValue(value: ColumnValue | undefined): string {
+function jsonValue(value: ColumnValue): string {
   return typeof value === 'string' ? JSON.stringify(value) : 'null';
 }
 

@@ -30,8 +30,15 @@ export interface ChangeRecord {
   readonly context: string | null;
 }
 
-/** Column definitions of a layer file, in file order. */
-export const LAYER_COLUMNS = `
+/** A change as capture stages it: its row as the UTF-8 bytes of its JSON text (row-json.ts). */
+export type StagedChange = Omit<ChangeRecord, 'row'> & { readonly row: Uint8Array | null };
+
+/**
+ * Column definitions of a layer file, in file order. Capture's staging table holds the
+ * row as BLOB: the UTF-8 bytes of its JSON, which DuckDB's appender copies as they are.
+ */
+export function layerColumns(row: 'VARCHAR' | 'BLOB' = 'VARCHAR'): string {
+  return `
   commit_lsn UBIGINT NOT NULL,
   seq UINTEGER NOT NULL,
   commit_time TIMESTAMP NOT NULL,
@@ -41,8 +48,9 @@ export const LAYER_COLUMNS = `
   tenant VARCHAR,
   "key" VARCHAR NOT NULL,
   schema_id UINTEGER NOT NULL,
-  "row" VARCHAR,
+  "row" ${row},
   context VARCHAR`;
+}
 
 /** The same columns as a select list. */
 export const LAYER_COLUMN_NAMES = 'commit_lsn, seq, commit_time, xid, "table", op, tenant, "key", schema_id, "row", context';

@@ -17,8 +17,8 @@ export type {
   SchemaVersion,
   SourceIdentity,
 } from './manifest.js';
-export { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeOp, type ChangeRecord } from './change.js';
-export { LayerBuffer, hashFile } from './layer-buffer.js';
+export { LAYER_COLUMN_NAMES, LAYER_ORDER, layerColumns, type ChangeOp, type ChangeRecord, type StagedChange } from './change.js';
+export { LayerBuffer, hashFile, storedTable } from './layer-buffer.js';
 export { writeLayerFile, type LayerFile } from './layer-file.js';
 export {
   fileList,

@@ -1,12 +1,14 @@
 // Changes on their way into a layer: appended to a DuckDB table (which spills to
 // disk, so a transaction of any size fits in bounded memory), then written out as
 // one sorted, zstd-compressed Parquet file with the statistics the manifest keeps.
+// The table holds each row's JSON as bytes; a view over it, which every query reads,
+// gives it as text.
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
-import { LAYER_COLUMN_NAMES, LAYER_COLUMNS, LAYER_ORDER, type ChangeRecord } from './change.js';
+import { LAYER_COLUMN_NAMES, LAYER_ORDER, layerColumns, type StagedChange } from './change.js';
 import { processMemoryBudget, queryRows } from './duckdb.js';
 import { DEFAULT_COMPRESSION_LEVEL, writeLayerFile } from './layer-file.js';
 import type { LayerEntry } from './manifest.js';
@@ -23,6 +25,16 @@ interface SpilledPart {
   readonly local: string;
   readonly entry: LayerEntry;
 }
+
+/** Creates (again) a buffer's table of staged rows and the view that reads it. */
+async function createStaging(duck: DuckDBConnection, view: string): Promise<void> {
+  await duck.run(`CREATE TABLE ${storedTable(view)} (${layerColumns('BLOB')}, unchanged VARCHAR)`);
+  // decode() checks the bytes are UTF-8, which capture made sure of (row-json.ts).
+  await duck.run(`CREATE VIEW ${view} AS SELECT * REPLACE (decode("row") AS "row") FROM ${storedTable(view)}`);
+}
+
+/** The table behind a staging view, which rows are appended and inserted into. */
+export const storedTable = (view: string): string => `${view}_stored`;
 
 /** A DuckDB staging table of changes not yet in a layer. */
 export class LayerBuffer {
@@ -52,8 +64,8 @@ export class LayerBuffer {
   static async create(duck: DuckDBConnection, storage: VaultStorage, directory: string, name = 'pending'): Promise<LayerBuffer> {
     // Connections of one process share one DuckDB catalog: a buffer's tables must not meet another's.
     const table = `${name}_${++buffers}`;
-    await duck.run(`CREATE TABLE ${table} (${LAYER_COLUMNS}, unchanged VARCHAR)`);
-    return new LayerBuffer(duck, storage, directory, table, await duck.createAppender(table));
+    await createStaging(duck, table);
+    return new LayerBuffer(duck, storage, directory, table, await duck.createAppender(storedTable(table)));
   }
 
   /** The DuckDB connection holding the staging table, for resolution queries. */
@@ -66,7 +78,7 @@ export class LayerBuffer {
     await this.sync();
     const [row] = await queryRows(
       this.duck,
-      `SELECT count(*) AS n, sum(length("key") + coalesce(length("row"), 0) + coalesce(length(context), 0)) AS bytes FROM ${this.tableName}`,
+      `SELECT count(*) AS n, sum(length("key") + coalesce(octet_length("row"), 0) + coalesce(length(context), 0)) AS bytes FROM ${storedTable(this.tableName)}`,
     );
     this.count = Number(row?.n ?? 0);
     this.bytes = Number(row?.bytes ?? 0);
@@ -98,7 +110,7 @@ export class LayerBuffer {
   }
 
   /** Stages one change; `unchanged` lists TOASTed columns whose value must come from the previous version. */
-  append(change: ChangeRecord, unchanged?: readonly string[]): void {
+  append(change: StagedChange, unchanged?: readonly string[]): void {
     const a = this.appender;
     a.appendUBigInt(change.commitLsn);
     a.appendUInteger(change.seq);
@@ -112,7 +124,7 @@ export class LayerBuffer {
     a.appendVarchar(change.key);
     a.appendUInteger(change.schemaId);
     if (change.row === null) a.appendNull();
-    else a.appendVarchar(change.row);
+    else a.appendBlob(change.row);
     if (change.context === null) a.appendNull();
     else a.appendVarchar(change.context);
     if (unchanged === undefined || unchanged.length === 0) a.appendNull();
@@ -125,7 +137,7 @@ export class LayerBuffer {
   /** Gives the staged changes of one transaction its context (sent after some of them were staged). */
   async setContext(commitLsn: bigint, context: string): Promise<void> {
     await this.sync();
-    await this.duck.run(`UPDATE ${this.tableName} SET context = $1 WHERE commit_lsn = $2`, [context, commitLsn]);
+    await this.duck.run(`UPDATE ${storedTable(this.tableName)} SET context = $1 WHERE commit_lsn = $2`, [context, commitLsn]);
     await this.recount();
   }
 
@@ -203,9 +215,10 @@ export class LayerBuffer {
     this.appender.closeSync();
     // Dropped and created again, not DELETEd: an in-memory DuckDB never reclaims the
     // string space that deleted and updated rows held, so the memory would only grow.
-    await this.duck.run(`DROP TABLE ${this.tableName}`);
-    await this.duck.run(`CREATE TABLE ${this.tableName} (${LAYER_COLUMNS}, unchanged VARCHAR)`);
-    this.appender = await this.duck.createAppender(this.tableName);
+    await this.duck.run(`DROP VIEW ${this.tableName}`);
+    await this.duck.run(`DROP TABLE ${storedTable(this.tableName)}`);
+    await createStaging(this.duck, this.tableName);
+    this.appender = await this.duck.createAppender(storedTable(this.tableName));
     this.count = 0;
     this.bytes = 0;
   }
@@ -213,7 +226,8 @@ export class LayerBuffer {
   /** Releases the appender and the staging table (the process's DuckDB outlives it). */
   async close(): Promise<void> {
     this.appender.closeSync();
-    await this.duck.run(`DROP TABLE IF EXISTS ${this.tableName}`);
+    await this.duck.run(`DROP VIEW IF EXISTS ${this.tableName}`);
+    await this.duck.run(`DROP TABLE IF EXISTS ${storedTable(this.tableName)}`);
   }
 }
 

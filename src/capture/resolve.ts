@@ -74,11 +74,16 @@ export async function planCompletion(
     for (const table of Object.values(work)) await duck.run(`DROP TABLE IF EXISTS ${table}`);
   };
   const plain = `SELECT ${LAYER_COLUMN_NAMES} FROM ${staging}`;
-  const [incomplete] = await queryRows(
+  // Where a row is only tested for NULL, the stored rows are read: the view would decode each one.
+  const stored = storedTable(staging);
+  const [counts] = await queryRows(
     duck,
-    `SELECT count(*) AS n FROM ${staging} WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL)`,
+    `SELECT count(*) FILTER (WHERE unchanged IS NOT NULL) AS marked, count(*) FILTER (WHERE op = 'delete' AND "row" IS NULL) AS keyless
+       FROM ${stored}`,
   );
-  if (Number(incomplete?.n ?? 0) === 0) return { chunks: [{ prepare: async () => undefined, select: plain }], orphans: 0, drop };
+  const marked = Number(counts?.marked ?? 0) > 0;
+  if (!marked && Number(counts?.keyless ?? 0) === 0)
+    return { chunks: [{ prepare: async () => undefined, select: plain }], orphans: 0, drop };
 
   // Every version of the keys that need completing, narrow: where it is, what it lacks. The files are
   // read only for keys that staging cannot complete alone (a row deleted or updated soon after it was
@@ -86,7 +91,7 @@ export async function planCompletion(
   // first incomplete delete follows a staged version takes every base from staging, which is newer
   // than any file.
   const narrow = `v."table", v."key", v.commit_lsn, v.seq, v.op, v.tenant, v.schema_id, v.unchanged, ${position('v')} AS position`;
-  const incompleteKeys = `(SELECT "table", "key" FROM ${staging} WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL))`;
+  const incompleteKeys = `(SELECT "table", "key" FROM ${stored} WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL))`;
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.versions} AS
     SELECT ${narrow} FROM ${history.staged} AS v SEMI JOIN ${incompleteKeys} AS x USING ("table", "key")
@@ -96,7 +101,7 @@ export async function planCompletion(
     await duck.run(`
       CREATE OR REPLACE TABLE ${work.far} AS
       SELECT "table", "key" FROM (SELECT "table", "key", op, "row", unchanged, ${position('s')} AS position
-                                    FROM ${staging} AS s SEMI JOIN ${incompleteKeys} AS x USING ("table", "key"))
+                                    FROM ${stored} AS s SEMI JOIN ${incompleteKeys} AS x USING ("table", "key"))
        GROUP BY ALL
       HAVING bool_or(unchanged IS NOT NULL)
           OR min(position) FILTER (WHERE op = 'delete' AND "row" IS NULL)
@@ -114,22 +119,22 @@ export async function planCompletion(
     SELECT x.commit_lsn, x.seq, x."key", x."table", x.op, x.position, x.unchanged,
            arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'image': ${image('v')}, 'tenant': v.tenant, 'schema_id': v.schema_id,
                     'unchanged': v.unchanged}, v.position) FILTER (WHERE x.op = 'delete' AND v.position < x.position) AS base
-      FROM (SELECT ${IDENTITY}, "table", op, unchanged, ${position('s')} AS position FROM ${staging} AS s
+      FROM (SELECT ${IDENTITY}, "table", op, unchanged, ${position('s')} AS position FROM ${stored} AS s
              WHERE unchanged IS NOT NULL OR (op = 'delete' AND "row" IS NULL)) AS x
       LEFT JOIN ${work.versions} AS v ON v."table" = x."table" AND v."key" = x."key"
      GROUP BY ALL`);
-  // Per marked column of a base: the newest earlier version that holds its value.
+  // Per marked column of a base: the newest earlier version that holds its value (none, if nothing staged is marked:
+  // a delete's base never carries markers then either, and the query is planned empty).
   await duck.run(`
     CREATE OR REPLACE TABLE ${work.patches} AS
     SELECT c.commit_lsn, c.seq, c."key", c."column",
            arg_max({'lsn': v.commit_lsn, 'seq': v.seq, 'image': ${image('v')}, 'tenant': v.tenant}, v.position) AS source
       FROM (SELECT commit_lsn, seq, "key", "table", position,
                    unnest(from_json(CASE WHEN op = 'delete' THEN base.unchanged ELSE unchanged END, '["VARCHAR"]')) AS "column"
-              FROM ${work.needs}) AS c
+              FROM ${work.needs} WHERE ${marked}) AS c
       JOIN ${work.versions} AS v ON v."table" = c."table" AND v."key" = c."key" AND v.position < c.position
        AND v.op <> 'truncate' AND NOT list_contains(coalesce(from_json(v.unchanged, '["VARCHAR"]'), []::VARCHAR[]), c."column")
      GROUP BY ALL`);
-  const [orphans] = await queryRows(duck, `SELECT count(*) AS n FROM ${work.needs} WHERE op = 'delete' AND base IS NULL`);
 
   // The length of each row a change will receive: read from the files holding those versions only.
   const sources = `SELECT n."table", n."key", n.base.lsn AS commit_lsn, n.base.seq AS seq, n.base.image AS image FROM ${work.needs} AS n WHERE n.op = 'delete' AND n.base IS NOT NULL
@@ -147,15 +152,21 @@ export async function planCompletion(
     SELECT p.commit_lsn, p.seq, p."key", l.len FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
       JOIN ${work.lengths} AS l ON l."table" = n."table" AND l."key" = p."key" AND l.commit_lsn = p.source.lsn AND l.seq = p.source.seq
        AND l.image = p.source.image`;
-  // Added to the staged text the caller counted as it staged.
-  const [received] = await queryRows(duck, `SELECT coalesce(sum(len), 0) AS bytes FROM (${receives})`);
+  // Received: added to the staged text the caller counted as it staged.
+  const [totals] = await queryRows(
+    duck,
+    `SELECT (SELECT count(*) FROM ${work.needs} WHERE op = 'delete' AND base IS NULL) AS orphans,
+            (SELECT coalesce(sum(len), 0) FROM (${receives})) AS received`,
+  );
+  const orphans = Number(totals?.orphans ?? 0);
   const chunkSize = Math.max(1, Math.floor(size.chunkBytes));
+  if (size.stagedBytes + Number(totals?.received ?? 0) <= chunkSize) {
+    return { chunks: [completedChunk(duck, history, work, marked, undefined)], orphans, drop };
+  }
   // Chunks in the layers' order of the versions they read (tenant, table, key), so each chunk's reads
-  // of the history skip most row groups; a batch that fits one chunk needs no such order.
+  // of the history skip most row groups.
   await duck.run(
-    size.stagedBytes + Number(received?.bytes ?? 0) <= chunkSize
-      ? `CREATE OR REPLACE TABLE ${work.chunks} AS SELECT ${IDENTITY}, 0 AS chunk FROM ${staging}`
-      : `CREATE OR REPLACE TABLE ${work.chunks} AS
+    `CREATE OR REPLACE TABLE ${work.chunks} AS
          SELECT ${IDENTITY}, (sum(bytes) OVER (ORDER BY tenant NULLS FIRST, "table", "key", commit_lsn, seq ROWS UNBOUNDED PRECEDING) - 1) // ${chunkSize} AS chunk
            FROM (SELECT s.commit_lsn, s.seq, s."key", s."table", coalesce(n.base.tenant, s.tenant) AS tenant,
                         length(s."key") + coalesce(length(s."row"), 0) + coalesce(length(s.context), 0) + coalesce(r.len, 0) AS bytes
@@ -166,8 +177,8 @@ export async function planCompletion(
   const [last] = await queryRows(duck, `SELECT max(chunk) AS n FROM ${work.chunks}`);
   const chunkCount = Number(last?.n ?? 0) + 1;
   const chunks: CompletionChunk[] = [];
-  for (let chunk = 0; chunk < chunkCount; chunk++) chunks.push(completedChunk(duck, history, work, chunk));
-  return { chunks, orphans: Number(orphans?.n ?? 0), drop };
+  for (let chunk = 0; chunk < chunkCount; chunk++) chunks.push(completedChunk(duck, history, work, marked, chunk));
+  return { chunks, orphans, drop };
 }
 
 /**
@@ -181,26 +192,30 @@ function completedChunk(
   duck: DuckDBConnection,
   history: History,
   work: { needs: string; patches: string; chunks: string; fill: string; merged: string },
-  chunk: number,
+  /** Whether some staged change carries TOAST markers (else no value is patched). */
+  marked: boolean,
+  /** The chunk's number; undefined: the batch is one chunk, every staged change. */
+  chunk: number | undefined,
 ): CompletionChunk {
   const staging = history.staging;
-  const mine = `(SELECT ${IDENTITY} FROM ${work.chunks} WHERE chunk = ${chunk})`;
+  const chunkJoin = chunkFilter(work, chunk);
   const prepare = async (): Promise<void> => {
-    const near = await sourceBounds(duck, work, mine);
-    const source = `(SELECT * FROM ${history.holding(await lsnsOf(duck, sourceVersions(work, mine)))} AS v WHERE ${near})`;
+    const sources = await sourceBounds(duck, work, chunkJoin);
+    const source = `(SELECT * FROM ${history.holding(sources.lsns)} AS v WHERE ${sources.near})`;
     await duck.run(`
       CREATE OR REPLACE TABLE ${work.fill} AS
       SELECT n.commit_lsn, n.seq, n."key", v."row" AS base, n.base.tenant AS tenant, n.base.schema_id AS schema_id
-        FROM (SELECT * FROM ${work.needs} SEMI JOIN ${mine} USING (${IDENTITY}) WHERE op = 'delete' AND base IS NOT NULL) AS n
+        FROM (SELECT * FROM ${work.needs} ${chunkJoin} WHERE op = 'delete' AND base IS NOT NULL) AS n
         JOIN ${source} AS v
           ON v."table" = n."table" AND v."key" = n."key" AND v.commit_lsn = n.base.lsn AND v.seq = n.base.seq AND ${image('v')} = n.base.image
          AND v.tenant IS NOT DISTINCT FROM n.base.tenant`);
     await duck.run(`CREATE OR REPLACE TABLE ${work.merged} (commit_lsn UBIGINT, seq UINTEGER, "key" VARCHAR, "row" VARCHAR)`);
+    if (!marked) return;
     const values = await queryRows(
       duck,
       `SELECT p.commit_lsn, p.seq, p."key", p."column", v."row" AS source
          FROM (SELECT p.*, n."table" FROM ${work.patches} AS p JOIN ${work.needs} AS n USING (${IDENTITY})
-                SEMI JOIN ${mine} USING (${IDENTITY})) AS p
+                ${chunkJoin}) AS p
          JOIN ${source} AS v
            ON v."table" = p."table" AND v."key" = p."key" AND v.commit_lsn = p.source.lsn AND v.seq = p.source.seq
           AND ${image('v')} = p.source.image AND v.tenant IS NOT DISTINCT FROM p.source.tenant`,
@@ -210,7 +225,7 @@ function completedChunk(
       duck,
       `SELECT s.commit_lsn, s.seq, s."key", coalesce(f.base, s."row") AS base
          FROM (SELECT * FROM ${staging} SEMI JOIN (SELECT DISTINCT ${IDENTITY} FROM ${work.patches}) USING (${IDENTITY})
-                SEMI JOIN ${mine} USING (${IDENTITY})) AS s
+                ${chunkJoin}) AS s
          LEFT JOIN ${work.fill} AS f USING (${IDENTITY})`,
     );
     const identity = (row: Record<string, unknown>): string => `${String(row.commit_lsn)}/${String(row.seq)}/${String(row.key)}`;
@@ -242,18 +257,23 @@ function completedChunk(
   const select = `
     SELECT s.commit_lsn, s.seq, s.commit_time, s.xid, s."table", s.op, coalesce(s.tenant, f.tenant) AS tenant, s."key",
            coalesce(f.schema_id, s.schema_id) AS schema_id, coalesce(m."row", f.base, s."row") AS "row", s.context
-      FROM (SELECT * FROM ${staging} SEMI JOIN ${mine} USING (${IDENTITY})) AS s
+      FROM (SELECT * FROM ${staging} ${chunkJoin}) AS s
       LEFT JOIN ${work.fill} AS f USING (${IDENTITY})
       LEFT JOIN ${work.merged} AS m USING (${IDENTITY})`;
   return { prepare, select };
 }
 
 /** The versions a chunk's rows take values from (tenant, key, lsn): its deletes' bases and its patches' sources. */
-function sourceVersions(work: { needs: string; patches: string }, mine: string): string {
-  return `SELECT n.base.tenant AS tenant, n."key", n.base.lsn AS lsn FROM ${work.needs} AS n SEMI JOIN ${mine} USING (${IDENTITY})
+function sourceVersions(work: { needs: string; patches: string }, chunkJoin: string): string {
+  return `SELECT n.base.tenant AS tenant, n."key", n.base.lsn AS lsn FROM ${work.needs} AS n ${chunkJoin}
            WHERE n.base IS NOT NULL
           UNION ALL
-          SELECT p.source.tenant, p."key", p.source.lsn FROM ${work.patches} AS p SEMI JOIN ${mine} USING (${IDENTITY})`;
+          SELECT p.source.tenant, p."key", p.source.lsn FROM ${work.patches} AS p ${chunkJoin}`;
+}
+
+/** What keeps a chunk's own changes in a FROM: a semi-join on its identities, or nothing if the batch is one chunk. */
+function chunkFilter(work: { chunks: string }, chunk: number | undefined): string {
+  return chunk === undefined ? '' : `SEMI JOIN (SELECT ${IDENTITY} FROM ${work.chunks} WHERE chunk = ${chunk}) USING (${IDENTITY})`;
 }
 
 /** The distinct commit LSNs (column `lsn`) of a query's rows. */
@@ -263,19 +283,25 @@ async function lsnsOf(duck: DuckDBConnection, query: string): Promise<bigint[]> 
 }
 
 /**
- * A condition that every version a chunk fetches meets, for DuckDB to skip the rest
- * of the history by row-group statistics: their commit LSN range, their tenant range,
- * and within one tenant their key range. It only narrows; the join still matches each
- * version exactly.
+ * The versions a chunk fetches: their distinct commit LSNs (which pick the files to
+ * read), and a condition they all meet, for DuckDB to skip the rest of those files by
+ * row-group statistics: their commit LSN range, their tenant range, and within one
+ * tenant their key range. It only narrows; the join still matches each version exactly.
  */
-async function sourceBounds(duck: DuckDBConnection, work: { needs: string; patches: string }, mine: string): Promise<string> {
+async function sourceBounds(
+  duck: DuckDBConnection,
+  work: { needs: string; patches: string },
+  chunkJoin: string,
+): Promise<{ lsns: bigint[]; near: string }> {
   const [bounds] = await queryRows(
     duck,
     `SELECT min(lsn) AS lo_lsn, max(lsn) AS hi_lsn, min(tenant) AS lo_tenant, max(tenant) AS hi_tenant,
-            count(*) FILTER (WHERE tenant IS NULL) AS global, count(*) AS n, min("key") AS lo_key, max("key") AS hi_key
-       FROM (${sourceVersions(work, mine)})`,
+            count(*) FILTER (WHERE tenant IS NULL) AS global, count(*) AS n, min("key") AS lo_key, max("key") AS hi_key,
+            list(DISTINCT lsn) FILTER (WHERE lsn IS NOT NULL) AS lsns
+       FROM (${sourceVersions(work, chunkJoin)})`,
   );
-  if (bounds === undefined || Number(bounds.n) === 0) return 'false';
+  if (bounds === undefined || Number(bounds.n) === 0) return { lsns: [], near: 'false' };
+  const lsns = ((bounds.lsns as { items?: unknown[] } | null)?.items ?? []) as bigint[];
   const conditions = [`v.commit_lsn BETWEEN ${String(bounds.lo_lsn)} AND ${String(bounds.hi_lsn)}`];
   const keys = `v."key" BETWEEN ${sqlLiteral(String(bounds.lo_key))} AND ${sqlLiteral(String(bounds.hi_key))}`;
   const global = Number(bounds.global);
@@ -284,7 +310,7 @@ async function sourceBounds(duck: DuckDBConnection, work: { needs: string; patch
     conditions.push(`v.tenant BETWEEN ${sqlLiteral(String(bounds.lo_tenant))} AND ${sqlLiteral(String(bounds.hi_tenant))}`);
     if (bounds.lo_tenant === bounds.hi_tenant) conditions.push(keys);
   }
-  return conditions.join(' AND ');
+  return { lsns, near: conditions.join(' AND ') };
 }
 
 /**

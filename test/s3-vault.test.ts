@@ -97,6 +97,19 @@ describe(`an S3 vault on PostgreSQL ${MAJOR}`, () => {
     assert.deepEqual(await plans('now'), ['enterprise']);
   });
 
+  test('a cache bound smaller than the layers one command reads: the command still reads them all', async () => {
+    // Every copy is over the bound: each admission evicts the ones before it, which the same query is about to open.
+    const tiny = { RECALL_CACHE_DIR: `${server.env.RECALL_CACHE_DIR}-tiny`, RECALL_CACHE_SIZE: '1B' };
+    for (const at of ['now', 'now']) {
+      const show = await run(['show', '--tenant', 'a', '--at', at, '--json'], tiny);
+      assert.equal(show.code, 0, show.stderr);
+      assert.deepEqual(
+        jsonLines<{ row: { plan: string } }>(show.stdout).map((line) => line.row.plan),
+        ['enterprise'],
+      );
+    }
+  });
+
   const plan = async (): Promise<string | undefined> =>
     (await f.db.query<{ plan: string }>(`SELECT plan FROM tenants WHERE id = 'a'`)).rows[0]?.plan;
 

@@ -4,7 +4,7 @@
 // of a location that cannot hold a vault.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,21 +197,30 @@ describe('S3 backend', () => {
     assert.equal(await storage.exclusivity(), 'checked');
   });
 
-  test('holds at most RECALL_CACHE_SIZE bytes, least recently used copies going first', async () => {
+  test('holds at most RECALL_CACHE_SIZE bytes, least recently used copies going first, never one in use', async () => {
     const { reopen, storage } = await s3Backend.fresh();
-    for (const name of ['a', 'b', 'c', 'd']) {
+    for (const name of ['a', 'b', 'c', 'd', 'e']) {
       await storage.putFile(`layers/${name}.parquet`, localFile(await storage.scratchDirectory(), 100_000).path);
     }
     const cacheDir = mkdtempSync(join(temporary, 'bounded-'));
     const reader = await reopen({ RECALL_CACHE_DIR: cacheDir, RECALL_CACHE_SIZE: '250KB' });
+    const held = (): string[] =>
+      readdirSync(cacheDir, { recursive: true, withFileTypes: true })
+        .filter((entry) => entry.isFile())
+        .map((entry) => entry.name)
+        .sort();
     const a = await reader.localPath('layers/a.parquet');
-    await reader.localPath('layers/b.parquet');
-    await reader.localPath('layers/a.parquet'); // a is now more recently used than b
+    const b = await reader.localPath('layers/b.parquet');
+    // Used an hour and two hours ago: past the window in which a copy counts as in use.
+    const hoursAgo = (hours: number): Date => new Date(Date.now() - hours * 3_600_000);
+    utimesSync(b, hoursAgo(2), hoursAgo(2));
+    utimesSync(a, hoursAgo(1), hoursAgo(1));
     await reader.localPath('layers/c.parquet');
-    const held = readdirSync(cacheDir, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
-    const bytes = held.reduce((sum, entry) => sum + statSync(join(entry.parentPath, entry.name)).size, 0);
-    assert.ok(bytes <= 250_000, `the cache holds ${bytes} bytes`);
-    assert.ok(existsSync(a), 'the recently used copy stays');
-    assert.deepEqual(held.map((entry) => entry.name).sort(), ['a.parquet', 'c.parquet']);
+    assert.deepEqual(held(), ['a.parquet', 'c.parquet'], 'the least recently used copy went first');
+    await reader.localPath('layers/d.parquet');
+    assert.deepEqual(held(), ['c.parquet', 'd.parquet']);
+    // c and d were used just now (a command may be about to open them): over the bound, nothing goes.
+    await reader.localPath('layers/e.parquet');
+    assert.deepEqual(held(), ['c.parquet', 'd.parquet', 'e.parquet']);
   });
 });

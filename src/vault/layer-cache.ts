@@ -11,6 +11,14 @@ import { parseSize } from './memory-budget.js';
 /** The bound when RECALL_CACHE_SIZE is not set: a few days of a busy capture's layers, small beside a disk. */
 const DEFAULT_CACHE_BYTES = 2 * 1024 ** 3;
 
+/**
+ * Copies used this recently are never evicted, whatever the bound: a command looks up
+ * every layer a query reads before DuckDB opens them, and an eviction in between (by
+ * this process's next admission, or another's) made a layer it had just fetched look
+ * missing from the store. The bound is therefore soft while commands use more than it.
+ */
+const IN_USE_MS = 15 * 60 * 1000;
+
 /** The cache of one vault location. */
 export interface LayerCache {
   /** Where files being built are written, on the cache's file system so admitting one is a rename. */
@@ -74,7 +82,7 @@ export async function layerCache(location: string, settings: { readonly root: st
 
 /**
  * Removes the least recently used copies until the cache fits its bound. The copy just
- * admitted stays even if it alone is larger: the command needs it now.
+ * admitted, and every copy used in the last IN_USE_MS, stay even if they alone are larger.
  */
 async function evict(objects: string, bound: number, keep: string): Promise<void> {
   const copies: { file: string; bytes: number; used: number }[] = [];
@@ -85,8 +93,9 @@ async function evict(objects: string, bound: number, keep: string): Promise<void
     if (found !== undefined) copies.push({ file, bytes: found.size, used: found.mtimeMs });
   }
   let total = copies.reduce((sum, copy) => sum + copy.bytes, 0);
+  const inUseSince = Date.now() - IN_USE_MS;
   for (const copy of copies.sort((a, b) => a.used - b.used)) {
-    if (total <= bound) break;
+    if (total <= bound || copy.used >= inUseSince) break;
     if (copy.file === keep) continue;
     await rm(copy.file, { force: true });
     total -= copy.bytes;

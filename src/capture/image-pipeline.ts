@@ -72,13 +72,6 @@ const CONVERTERS = 2;
 /** Pieces waiting on disk for a converter: one keeps PostgreSQL streaming, more would only take disk. */
 const WAITING_PIECES = 1;
 
-/**
- * zstd's level for image layers: an image writes the whole database at once, and at
- * DuckDB's default (3) pieces took 10–30% longer to write and their files came out
- * 5–20% larger, not smaller.
- */
-const COMPRESSION_LEVEL = 1;
-
 /** An image's layers (in the vault, not yet in a manifest) and the rows of each table. */
 export interface ImageResult {
   readonly layers: LayerEntry[];
@@ -110,7 +103,7 @@ export async function imageTables(
       const n = pieceCount++;
       // A line longer than a piece could put far more than a piece's text in one vector.
       const writing = piece.segments.every((segment) => segment.file.longestLine <= pieceBytes) ? 'functions' : 'concatenation';
-      files[n] = await writeLayerFile(connection, directory, 'image', imageRowsSql(piece.segments, at, writing), COMPRESSION_LEVEL);
+      files[n] = await writeLayerFile(connection, directory, 'image', imageRowsSql(piece.segments, at, writing));
       await Promise.all(piece.segments.map((segment) => rm(segment.file.path, { force: true })));
     }),
   );

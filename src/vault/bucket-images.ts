@@ -6,7 +6,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { LAYER_ORDER } from './change.js';
 import { fileList } from './duckdb.js';
-import { DEFAULT_COMPRESSION_LEVEL, writeLayerFile, type LayerFile } from './layer-file.js';
+import { writeLayerFile, type LayerFile } from './layer-file.js';
 import type { LayerBucket, LayerEntry } from './manifest.js';
 import { IMAGE_BUCKETS } from './read-set.js';
 import { tenantBucketSql } from './tenant-bucket.js';
@@ -58,7 +58,7 @@ export async function writeBucketImages(
                                  FROM recall_image_input WHERE bucket = ${bucket.index})
                         WHERE newest = 1 AND op NOT IN ('delete', 'truncate')
                         ORDER BY ${LAYER_ORDER}`;
-      const file = await writeLayerFile(duck, directory, 'image', ordered, DEFAULT_COMPRESSION_LEVEL);
+      const file = await writeLayerFile(duck, directory, 'image', ordered);
       if (file !== undefined) written.push({ local: file.local, entry: { ...file.entry, level: 1, bucket } });
     }
     return written;

@@ -13,7 +13,7 @@ import { formatMicros } from '../timeline/point.js';
 import { LAYER_ORDER } from './change.js';
 import { fileList } from './duckdb.js';
 import { writeBucketImages, type BucketFloor, type BucketImageRound } from './bucket-images.js';
-import { DEFAULT_COMPRESSION_LEVEL, writeLayerFile } from './layer-file.js';
+import { writeLayerFile } from './layer-file.js';
 import type { LayerBucket, LayerEntry, Manifest } from './manifest.js';
 import { processScratchDirectory } from './process-directory.js';
 import { IMAGE_BUCKETS, isBucketImage, readSet } from './read-set.js';
@@ -195,7 +195,7 @@ async function merge(vault: Vault, duck: DuckDBConnection, step: MergeStep): Pro
     const within = step.bucket ?? { index: 0, of: 1 };
     for (let index = within.index; index < of; index += within.of) {
       const ordered = `SELECT * FROM read_parquet(${fileList(files)}) WHERE ${tenantBucketSql('tenant', of)} = ${index} ORDER BY ${LAYER_ORDER}`;
-      const file = await writeLayerFile(duck, directory, 'delta', ordered, DEFAULT_COMPRESSION_LEVEL);
+      const file = await writeLayerFile(duck, directory, 'delta', ordered);
       if (file !== undefined) outputs.push({ local: file.local, entry: { ...file.entry, level, bucket: { index, of } } });
     }
     for (const output of outputs) await vault.putLayer(output);

@@ -11,7 +11,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { InternalError, UnknownTenantError } from '../errors.js';
 import { LAYER_ORDER } from './change.js';
 import { fileList, queryRows, sqlLiteral } from './duckdb.js';
-import { DEFAULT_COMPRESSION_LEVEL, writeLayerFile } from './layer-file.js';
+import { writeLayerFile } from './layer-file.js';
 import type { LayerEntry, Manifest } from './manifest.js';
 import { processScratchDirectory } from './process-directory.js';
 import { mayHoldTenant } from './tenant-bucket.js';
@@ -164,7 +164,7 @@ async function rewrite(vault: Vault, duck: DuckDBConnection, plan: ErasurePlan):
     for (const { layer, rows } of plan.layers) {
       const [file] = await vault.layerFiles([layer]);
       const ordered = `SELECT * FROM read_parquet(${fileList([file!])}) WHERE tenant IS DISTINCT FROM ${sqlLiteral(plan.tenant)} ORDER BY ${LAYER_ORDER}`;
-      const output = await writeLayerFile(duck, directory, layer.kind, ordered, DEFAULT_COMPRESSION_LEVEL);
+      const output = await writeLayerFile(duck, directory, layer.kind, ordered);
       if (output === undefined) continue; // the layer held the tenant's rows only
       if (output.entry.rows !== layer.rows - rows) {
         throw new InternalError(`rewriting ${layer.path} without ${rows} rows left ${output.entry.rows} of its ${layer.rows}`);

@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import { DuckDBTimestampValue, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
 import { LAYER_COLUMN_NAMES, LAYER_ORDER, layerColumns, type StagedChange } from './change.js';
 import { processMemoryBudget, queryRows } from './duckdb.js';
-import { DEFAULT_COMPRESSION_LEVEL, writeLayerFile } from './layer-file.js';
+import { writeLayerFile } from './layer-file.js';
 import type { LayerEntry } from './manifest.js';
 import type { VaultStorage } from './storage.js';
 
@@ -165,7 +165,7 @@ export class LayerBuffer {
   async writePart(kind: LayerEntry['kind'], select: string): Promise<void> {
     await this.sync();
     const ordered = `SELECT ${LAYER_COLUMN_NAMES} FROM (${select}) ORDER BY ${LAYER_ORDER}`;
-    const part = await writeLayerFile(this.duck, this.directory, kind, ordered, DEFAULT_COMPRESSION_LEVEL);
+    const part = await writeLayerFile(this.duck, this.directory, kind, ordered);
     if (part !== undefined) this.parts.push(part);
   }
 

@@ -54,6 +54,12 @@ for (const major of testMajors('one')) {
       const slot = jsonLines<{ slot: string; publication: string }>(first.stdout)[0]!;
       assert.match(slot.slot, /^recall_postgres_[0-9a-f]{8}$/);
       assert.equal(slot.publication, slot.slot);
+      if (major >= 17) {
+        const { rows } = await f.db.query<{ failover: boolean }>('SELECT failover FROM pg_replication_slots WHERE slot_name = $1', [
+          slot.slot,
+        ]);
+        assert.equal(rows[0]?.failover, true, 'on PostgreSQL 17 and later the slot is a failover slot');
+      }
       assert.equal((await f.recall(['capture', '--until-caught-up'])).code, 0);
 
       second = vaultEnv('priv');

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `recall` command: a thin launcher for the compiled CLI (built by `npm install`).
-import { main } from '../dist/cli/main.js';
+// The `recall` command: a thin launcher for the compiled CLI, bundled by `npm run build`
+// (which `npm install` runs) for a fast start (scripts/bundle-cli.mjs).
+import { main } from '../dist/bundle/main.mjs';
 
 // A reader that stops early (`recall log … | head`) closes the pipe: that ends the output, not in a crash.
 process.stdout.on('error', (error) => {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -195,6 +196,32 @@ describe('S3 backend', () => {
   test('the probe finds that s3rver ignores If-None-Match on PUT: exclusive creates are checked, not atomic', async () => {
     const { storage } = await s3Backend.fresh();
     assert.equal(await storage.exclusivity(), 'checked');
+  });
+
+  test('a file larger than RECALL_S3_PART_SIZE goes up in parts and reads back whole; a part size below 5 MiB is refused', async () => {
+    const prefix = `${randomBytes(6).toString('hex')}/vault`;
+    const env = { ...process.env, ...server.env };
+    const writer = await openStorage(`s3://${TEST_BUCKET}/${prefix}`, { ...env, RECALL_S3_PART_SIZE: '5MiB' });
+    // Three parts, the last a short one.
+    const file = localFile(await writer.scratchDirectory(), 11 * 1024 * 1024 + 12345);
+    await writer.putFile('layers/image/large.parquet', file.path);
+    // s3rver's ETag of a multipart object is a plain MD5, so the parts cannot be seen here; the SDK's
+    // commands, logged once, were CreateMultipartUpload, three UploadPart and CompleteMultipartUpload.
+    const client = new S3Client({
+      region: 'us-east-1',
+      endpoint: env.AWS_ENDPOINT_URL,
+      forcePathStyle: true,
+      credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? '', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? '' },
+    });
+    const head = await client.send(new HeadObjectCommand({ Bucket: TEST_BUCKET, Key: `${prefix}/layers/image/large.parquet` }));
+    client.destroy();
+    assert.equal(head.ContentLength, file.data.length);
+    const reader = await openStorage(`s3://${TEST_BUCKET}/${prefix}`, { ...env, RECALL_CACHE_DIR: mkdtempSync(join(temporary, 'parts-')) });
+    assert.deepEqual(readFileSync(await reader.localPath('layers/image/large.parquet')), file.data);
+    await assert.rejects(openStorage(`s3://${TEST_BUCKET}/${prefix}`, { ...env, RECALL_S3_PART_SIZE: '1MB' }), (error: unknown) => {
+      assert.ok(error instanceof RecallError && error.exitCode === 2 && /below S3's minimum part size/.test(error.message), String(error));
+      return true;
+    });
   });
 
   test('holds at most RECALL_CACHE_SIZE bytes, least recently used copies going first, never one in use', async () => {

@@ -20,9 +20,33 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { UsageError, VaultAuthError, VaultPathError, VaultUnreachableError } from '../errors.js';
 import { cacheSettings, layerCache, type LayerCache } from './layer-cache.js';
+import { parseSize } from './memory-budget.js';
 import type { StoredObject, VaultStorage } from './storage.js';
+
+/**
+ * Files larger than this go up in parts of this size: S3 takes at most 5 GB in one PUT,
+ * and a bucket's image of a large database is more. Each part is held in memory while
+ * it is sent, one at a time. RECALL_S3_PART_SIZE sets it; S3 takes parts of 5 MiB or more.
+ */
+const DEFAULT_PART_BYTES = 16 * 1024 * 1024;
+const MIN_PART_BYTES = 5 * 1024 * 1024;
+
+/** The part size for multipart uploads, from RECALL_S3_PART_SIZE. */
+function partBytes(env: NodeJS.ProcessEnv): number {
+  const text = env.RECALL_S3_PART_SIZE;
+  if (text === undefined || text === '') return DEFAULT_PART_BYTES;
+  const bytes = parseSize(text, 'RECALL_S3_PART_SIZE');
+  if (bytes < MIN_PART_BYTES) {
+    throw new UsageError(
+      `RECALL_S3_PART_SIZE ${text} is below S3's minimum part size of 5 MiB`,
+      'give at least 5MiB, or leave it unset (16 MiB)',
+    );
+  }
+  return bytes;
+}
 
 /** A bucket and a key prefix ('' or ending in '/'), parsed from s3://bucket/prefix. */
 export interface S3Location {
@@ -89,6 +113,7 @@ export async function s3Storage(location: string, env: NodeJS.ProcessEnv = proce
   const name = `s3://${bucket}/${prefix}`.replace(/\/$/, '');
   const client = s3Client(env);
   const cache: LayerCache = await layerCache(name, cacheSettings(env));
+  const partSize = partBytes(env);
   const key = (path: string): string => `${prefix}${path}`;
   const failure = (error: unknown, what: string): Error => storeError(error, name, what, env);
   let conditional: Promise<ConditionalWrites> | undefined;
@@ -200,7 +225,20 @@ export async function s3Storage(location: string, env: NodeJS.ProcessEnv = proce
     async putFile(path, localFile) {
       const { size } = await stat(localFile);
       try {
-        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key(path), Body: createReadStream(localFile), ContentLength: size }));
+        if (size <= partSize) {
+          await client.send(
+            new PutObjectCommand({ Bucket: bucket, Key: key(path), Body: createReadStream(localFile), ContentLength: size }),
+          );
+        } else {
+          // One part in flight at a time: memory stays one part, whatever the file's size. A failed upload is aborted.
+          const upload = new Upload({
+            client,
+            params: { Bucket: bucket, Key: key(path), Body: createReadStream(localFile) },
+            partSize,
+            queueSize: 1,
+          });
+          await upload.done();
+        }
       } catch (error) {
         throw failure(error, `writing ${path}`);
       }

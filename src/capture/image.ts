@@ -26,17 +26,17 @@ const FAILOVER_SLOTS_SINCE = 170000;
  * must stay idle while the snapshot is used. Creating a slot waits for the transactions
  * already running; past `timeoutMs` it gives up and names them. A temporary slot goes
  * when its connection ends, crash or not. A lasting slot is a failover slot where the
- * server has them, so a standby that synchronises slots (`sync_replication_slots`) can
- * take it over after a failover and capture continues there without a gap.
+ * server (`serverVersion`, server_version_num) has them, so a standby that synchronises
+ * slots (`sync_replication_slots`) can take it over after a failover and capture
+ * continues there without a gap.
  */
 export async function createSlot(
   replication: pg.Client,
   client: pg.Client,
   slot: string,
-  options: { timeoutMs: number; temporary?: boolean },
+  options: { timeoutMs: number; temporary?: boolean; serverVersion?: number },
 ): Promise<ExportedSnapshot> {
-  const { rows: version } = await client.query<{ server_version_num: string }>('SHOW server_version_num');
-  const failover = options.temporary !== true && Number(version[0]?.server_version_num) >= FAILOVER_SLOTS_SINCE;
+  const failover = options.temporary !== true && (options.serverVersion ?? 0) >= FAILOVER_SLOTS_SINCE;
   const creating = replication.query<{ consistent_point: string; snapshot_name: string }>(
     `CREATE_REPLICATION_SLOT ${replication.escapeIdentifier(slot)} ${options.temporary ? 'TEMPORARY ' : ''}LOGICAL pgoutput ` +
       (failover ? `(SNAPSHOT 'export', FAILOVER true)` : 'EXPORT_SNAPSHOT'),

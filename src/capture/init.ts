@@ -129,12 +129,13 @@ export async function init(options: InitOptions): Promise<InitResult> {
     const replication = await connectSource(options.source, { replication: true });
     try {
       log(`init: creating replication slot "${slot}" (waits for transactions already running)`);
-      const created = await createSlot(replication, client, slot, { timeoutMs: options.slotTimeoutMs ?? 60_000 }).catch(
-        async (error: unknown) => {
-          if (createdPublication) await dropPublication(client, publication);
-          throw error;
-        },
-      );
+      const created = await createSlot(replication, client, slot, {
+        timeoutMs: options.slotTimeoutMs ?? 60_000,
+        serverVersion: identity.serverVersion,
+      }).catch(async (error: unknown) => {
+        if (createdPublication) await dropPublication(client, publication);
+        throw error;
+      });
       try {
         // The proof that the slot is this vault's: a later init may drop it only while it still stands here.
         await options.vault.recordSlotClaim({ ...claim, consistentPoint: formatLsn(created.lsn) });

@@ -30,10 +30,6 @@ export class Tuple {
     readonly hasUnchanged: boolean,
   ) {}
 
-  get length(): number {
-    return this.spans.length / 2;
-  }
-
   /** Column `i`'s text, NULL (also past the last column), or the unchanged marker. */
   value(i: number): ColumnValue {
     const start = this.spans[2 * i] ?? NULL_SPAN;

@@ -159,6 +159,9 @@ export class TargetMemoryError extends errorKind('target-out-of-memory', ExitCod
 /** After apply, the rows did not equal the target; that tenant's transaction was rolled back. */
 export class VerifyMismatchError extends errorKind('verify-mismatch', ExitCode.mismatch) {}
 
+/** `recall verify` found the live database and the history apart. */
+export class LiveDiffersError extends errorKind('live-differs', ExitCode.mismatch) {}
+
 /**
  * A signal (SIGINT, SIGTERM) stopped a restore or undo at a safe point before every
  * tenant was written: each tenant was either committed whole or left untouched, and

@@ -7,5 +7,6 @@ export type { ImageProgress } from './image-pipeline.js';
 export { capture, type CaptureOptions, type CaptureSummary } from './capture.js';
 export { status, type Status } from './status.js';
 export { assertNoHistoryGap, describeHistoryGap, findHistoryGap, type HistoryGap } from './missing-history.js';
+export { createSlot, enterSnapshot, type ExportedSnapshot } from './image.js';
 export { RECALL_ACTOR, recallContextSql, type TransactionContext } from './context.js';
 export { findInstalled, removeInstalled, type Installed, type Uninstalled } from './uninstall.js';

@@ -105,7 +105,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     flags: '--vault [path]',
     description: "check the vault alone: every manifest file of the chain and every live layer's SHA-256 (the path, else RECALL_VAULT)",
   })
-    .description('check what the history rests on; exit 3 listing each fault')
+    .description(
+      'compare the live database with the history at consistent points (or, with --vault alone, check the vault); exit 3 listing each difference or fault',
+    )
+    .option('--tenant <ids>', 'only these tenants (comma-separated; may repeat); every tenant and the global tables by default', collectTenants)
+    .option('--table <name>', 'only this table, e.g. public.invoices')
+    .option('--max-rate <rows>', 'read at most this many live rows a second, on average (paced between tables)')
+    .option('--catch-up-timeout <seconds>', 'how long to wait for a running `recall capture` to reach each snapshot', '60')
     .action(run(() => import('./verify.js')));
 
   const applyOptions = (command: Command): Command =>

@@ -24,3 +24,5 @@ export {
   type TableSteps,
 } from './plan.js';
 export type { GroupResult } from './apply.js';
+export { catchUp, DEFAULT_CATCH_UP_WAIT_MS, type CatchUpOptions } from './catch-up.js';
+export { Throttle } from './throttle.js';

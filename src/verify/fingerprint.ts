@@ -1,0 +1,86 @@
+// A row's fingerprint, computed alike by PostgreSQL over a live row and by DuckDB over
+// the vault's JSON of it: the MD5 of its values' text forms (the type's output
+// function, as pgoutput and COPY render them), each behind its length in bytes, NULL
+// apart. Its first 60 bits are a BIGINT, so that their sum is a table's digest.
+
+import { sqlIdentifier, type SourceTable } from '../source/index.js';
+import { sqlLiteral, type SchemaVersion } from '../vault/index.js';
+import { sourceColumn } from '../timeline/index.js';
+
+/** A captured table as verify compares it: its layout at the point, and the live table. */
+export interface ComparedTable {
+  /** Schema-qualified name, as the vault has it. */
+  readonly name: string;
+  readonly live: SourceTable;
+  /** The table's layout at the point: the columns compared, in order. */
+  readonly layout: SchemaVersion;
+}
+
+/** The value columns and key columns compared, by name. */
+const columnsOf = (table: ComparedTable): { values: string[]; key: string[] } => ({
+  values: table.layout.columns.map((column) => column.name),
+  key: [...table.layout.key],
+});
+
+/** SQL on PostgreSQL: a column's text form (its type's output function), or NULL. */
+export function liveText(alias: string, column: string): string {
+  // num_nulls: a composite whose fields are all NULL is a value, which `IS NULL` would call NULL.
+  return `CASE WHEN num_nulls(${alias}.${sqlIdentifier(column)}) = 1 THEN NULL ELSE format('%s', ${alias}.${sqlIdentifier(column)}) END`;
+}
+
+/** The canonical text of some values (SQL expressions giving text or NULL), alike in both engines but for the length function. */
+function canonical(values: readonly string[], length: 'octet_length' | 'strlen'): string {
+  if (values.length === 0) return `''`;
+  return values.map((value) => `coalesce(${length}(${value})::VARCHAR || ':' || ${value}, 'N')`).join(' || ');
+}
+
+/** The first 60 bits of an MD5 as a BIGINT, on PostgreSQL. */
+const liveHash = (text: string): string => `('x' || left(md5(${text}), 15))::bit(60)::bigint`;
+/** The same on DuckDB. */
+const vaultHash = (text: string): string => `('0x' || left(md5(${text}), 15))::BIGINT`;
+
+/**
+ * The live side: a subquery over `table` (alias l) restricted by `where`, giving
+ * `tenant` (text or NULL), `kfp` (the key's fingerprint) and `h` (the row's).
+ */
+export function liveFingerprints(table: ComparedTable, where: string): string {
+  const { values, key } = columnsOf(table);
+  const all = [...new Set([...key, ...values])];
+  const texts = all.map((column, i) => `${liveText('l', column)} AS v${i}`);
+  const ref = (column: string): string => `s.v${all.indexOf(column)}`;
+  const tenant = table.live.tenantColumn === undefined ? 'NULL::text' : liveText('l', table.live.tenantColumn);
+  // OFFSET 0 keeps the subquery whole, so each text form is computed once.
+  return `(SELECT s.tenant, md5(${canonical(key.map(ref), 'octet_length')}) AS kfp, ${liveHash(canonical(values.map(ref), 'octet_length'))} AS h
+             FROM (SELECT ${tenant} AS tenant, ${texts.join(', ')} FROM ${table.live.sql} AS l WHERE ${where} OFFSET 0) AS s)`;
+}
+
+/** A JSON pointer to a member of an object: the vault's rows are objects of column name to text. */
+const pointer = (name: string): string => sqlLiteral(`/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`);
+
+/**
+ * The vault side, for one table's versions (alias v: the layer columns): SQL for the
+ * key's fingerprint and the row's, a row laid out in the table's layout at the point
+ * whatever schema version it was written under (as time travel lays it out).
+ */
+export function vaultFingerprints(table: ComparedTable, versions: readonly SchemaVersion[]): { kfp: string; h: string } {
+  const { values, key } = columnsOf(table);
+  const keyText = key.map((_, i) => `json_extract_string(v."key", '$[${i}]')`);
+  const written = versions.filter((version) => version.table === table.name);
+  const valueText = (name: string): string => {
+    const column = table.layout.columns.find((c) => c.name === name);
+    if (column === undefined) return 'NULL';
+    const from = (version: SchemaVersion): string => {
+      const source = sourceColumn(version, column);
+      if (source !== undefined) return `json_extract_string(v."row", ${pointer(source.name)})`;
+      return column.missing === null || column.missing === undefined ? 'NULL::VARCHAR' : sqlLiteral(column.missing);
+    };
+    const forms = new Map(written.map((version) => [version.id, from(version)]));
+    const distinct = new Set(forms.values());
+    if (distinct.size <= 1) return [...distinct][0] ?? `json_extract_string(v."row", ${pointer(name)})`;
+    return `CASE v.schema_id ${[...forms].map(([id, form]) => `WHEN ${id} THEN ${form}`).join(' ')} END`;
+  };
+  return {
+    kfp: `md5(${canonical(keyText, 'strlen')})`,
+    h: vaultHash(canonical(values.map(valueText), 'strlen')),
+  };
+}

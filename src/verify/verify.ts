@@ -1,0 +1,308 @@
+// `recall verify`: the live database against the history, at consistent points. Each
+// batch of tenants is read in a snapshot whose LSN is known exactly (a temporary
+// slot's exported snapshot), and the vault is reconstructed at that LSN. Digests per
+// tenant and table come first; only where one differs are that tenant's rows compared
+// key by key, and the rows under the keys that differ are read on both sides.
+
+import type pg from 'pg';
+import { createSlot, enterSnapshot } from '../capture/index.js';
+import { catchUp, Throttle } from '../restore/index.js';
+import { connectSource, readCatalog, type SourceConfig, type TenancyConfig } from '../source/index.js';
+import { formatLsn, layoutAt } from '../timeline/index.js';
+import { IMAGE_BUCKETS, openDuckDB, queryRows, tenantBucket, type Vault } from '../vault/index.js';
+import type { ComparedTable } from './fingerprint.js';
+import { copyLiveKeys, liveDigests, liveRowsOf } from './live-side.js';
+import { VaultState, type BatchScope, type Digest } from './vault-side.js';
+
+/** How a live row and the history disagree. */
+export type DifferenceKind = 'missing-live' | 'extra-live' | 'differs';
+
+/** One key where the live database and the history disagree. */
+export interface Difference {
+  readonly kind: DifferenceKind;
+  readonly table: string;
+  /** The tenant's text form; null for a global table. */
+  readonly tenant: string | null;
+  /** The key's text forms, in key order. */
+  readonly key: readonly (string | null)[];
+  /** For `differs`: the columns whose text forms differ. */
+  readonly columns?: readonly string[];
+  /** The live row (absent for `missing-live`) and the history's (absent for `extra-live`), column to text form. */
+  readonly live?: Readonly<Record<string, string | null>>;
+  readonly vault?: Readonly<Record<string, string | null>>;
+}
+
+/** One snapshot's worth of the comparison. */
+export interface VerifiedBatch {
+  readonly lsn: string;
+  readonly tenants: number;
+  readonly rows: number;
+}
+
+export interface VerifyResult {
+  readonly batches: readonly VerifiedBatch[];
+  readonly tables: number;
+  readonly tenants: number;
+  readonly rows: number;
+  readonly differences: readonly Difference[];
+  /** Differences past the listing limit, counted but not listed. */
+  readonly unlisted: number;
+  /** Tables left out, and why. */
+  readonly skipped: readonly { readonly table: string; readonly reason: string }[];
+}
+
+export interface VerifyOptions {
+  readonly source: SourceConfig;
+  readonly vault: Vault;
+  readonly tenancy: TenancyConfig;
+  readonly log: (line: string) => void;
+  /** Only these tenants (and no global table); all of them, and the global tables, when absent. */
+  readonly tenants?: readonly string[];
+  /** Only this table (its formatted name). */
+  readonly table?: string;
+  /** Rows read a second at most, on average. */
+  readonly maxRowsPerSecond?: number;
+  /** How long to wait for a running capture to reach each snapshot. */
+  readonly catchUpWaitMs: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Rows one snapshot covers at most, estimated: a snapshot held longer holds back vacuum on the whole source. */
+const ROWS_PER_SNAPSHOT = 2_000_000;
+/** How long creating the snapshot's temporary slot may wait for running transactions. */
+const SLOT_WAIT_MS = 60_000;
+/** Verify never queues behind a lock (an ALTER TABLE), which would block the application behind it. */
+const LOCK_WAIT_MS = 2_000;
+/** Differences listed with their rows; more are counted. */
+const LISTED = 1_000;
+
+export async function verify(options: VerifyOptions): Promise<VerifyResult> {
+  const throttle = new Throttle(options.maxRowsPerSecond);
+  const duck = await openDuckDB(await options.vault.storage.scratchDirectory());
+  const result = { batches: [] as VerifiedBatch[], tables: new Set<string>(), tenants: new Set<string>(), rows: 0 };
+  const differences: Difference[] = [];
+  const skipped = new Map<string, string>();
+  let unlisted = 0;
+  try {
+    for (const scope of await batchesOf(options)) {
+      options.signal?.throwIfAborted();
+      await inSnapshot(options, async (reader, lsn) => {
+        const tables = await comparedTables(reader, options, lsn, scope, skipped);
+        const state = await VaultState.build(duck, options.vault, tables, scope, lsn);
+        try {
+          const live: Digest[] = [];
+          for (const table of tables) {
+            await throttle.pace(options.signal);
+            const digests = await liveDigests(reader, table, scope);
+            throttle.wrote(digests.reduce((sum, digest) => sum + digest.rows, 0));
+            live.push(...digests);
+          }
+          const mismatched = mismatches(live, await state.digests());
+          let batchRows = 0;
+          const batchTenants = new Set<string>();
+          for (const digest of live) {
+            batchRows += digest.rows;
+            if (digest.tenant !== null) batchTenants.add(digest.tenant);
+          }
+          for (const { table, tenant } of mismatched) {
+            const compared = tables.find((t) => t.name === table);
+            if (compared === undefined) continue;
+            const found = await rowDifferences(reader, duck, state, compared, tenant, LISTED - differences.length);
+            differences.push(...found.listed);
+            unlisted += found.unlisted;
+          }
+          for (const table of tables) result.tables.add(table.name);
+          for (const tenant of batchTenants) result.tenants.add(tenant);
+          result.rows += batchRows;
+          result.batches.push({ lsn: formatLsn(lsn), tenants: batchTenants.size, rows: batchRows });
+          options.log(
+            `verify: lsn:${formatLsn(lsn)}: ${batchRows} rows of ${batchTenants.size} tenants in ${tables.length} tables, ${mismatched.length} with differences`,
+          );
+        } finally {
+          await state.drop();
+        }
+      });
+    }
+  } finally {
+    duck.closeSync();
+  }
+  return {
+    batches: result.batches,
+    tables: result.tables.size,
+    tenants: result.tenants.size,
+    rows: result.rows,
+    differences,
+    unlisted,
+    skipped: [...skipped].map(([table, reason]) => ({ table, reason })),
+  };
+}
+
+/**
+ * The batches of tenants, each read in its own snapshot: the tenants named, or the
+ * image buckets split into as many batches as the source's size asks for (a power of
+ * two, so that a batch is whole buckets); the global tables go with bucket 0.
+ */
+async function batchesOf(options: VerifyOptions): Promise<BatchScope[]> {
+  if (options.tenants !== undefined) {
+    const buckets = [...new Set(options.tenants.map((tenant) => tenantBucket(tenant, IMAGE_BUCKETS)))];
+    return [{ buckets, tenants: options.tenants, global: false }];
+  }
+  const client = await connectSource(options.source);
+  let rows = 0;
+  try {
+    const tables = capturedTables(options.vault);
+    const { rows: sizes } = await client.query<{ n: string | null }>(
+      `SELECT sum(greatest(c.reltuples, 0))::bigint::text AS n FROM pg_catalog.pg_class AS c
+         JOIN pg_catalog.pg_namespace AS s ON s.oid = c.relnamespace
+        WHERE format('%I.%I', s.nspname, c.relname) = ANY($1::text[]) OR format('%s.%s', s.nspname, c.relname) = ANY($1::text[])`,
+      [tables],
+    );
+    rows = Number(sizes[0]?.n ?? 0);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  let count = 1;
+  while (count < IMAGE_BUCKETS && rows / count > ROWS_PER_SNAPSHOT) count *= 2;
+  return Array.from({ length: count }, (_, batch) => ({
+    buckets: Array.from({ length: IMAGE_BUCKETS }, (_, bucket) => bucket).filter((bucket) => bucket % count === batch),
+    global: batch === 0,
+  }));
+}
+
+/** Every table the history holds, by name. */
+function capturedTables(vault: Vault): string[] {
+  return [...new Set(vault.manifest.schemas.map((version) => version.table))];
+}
+
+/**
+ * Runs `work` in a read-only transaction that sees exactly the consistent point of a
+ * temporary slot, once the vault holds everything up to that point. The slot goes with
+ * its connection.
+ */
+async function inSnapshot(options: VerifyOptions, work: (reader: pg.Client, lsn: bigint) => Promise<void>): Promise<void> {
+  const connections: pg.Client[] = [];
+  try {
+    const replication = await connectSource(options.source, { replication: true });
+    connections.push(replication);
+    const control = await connectSource(options.source);
+    connections.push(control);
+    const reader = await connectSource(options.source);
+    connections.push(reader);
+    const snapshot = await createSlot(replication, control, `recall_verify_${process.pid}`, { timeoutMs: SLOT_WAIT_MS, temporary: true });
+    await enterSnapshot(reader, snapshot);
+    await reader.query(`SET LOCAL lock_timeout = ${LOCK_WAIT_MS}`);
+    const reason = `to lsn:${formatLsn(snapshot.lsn)}`;
+    await catchUp(control, { ...options, timeoutMs: options.catchUpWaitMs, reason });
+    await options.vault.refresh();
+    await work(reader, snapshot.lsn);
+    await reader.query('COMMIT');
+  } finally {
+    await Promise.all(connections.map((client) => client.end().catch(() => undefined)));
+  }
+}
+
+/** The tables compared in a batch: captured, in its layout at the point, and the same columns live. */
+async function comparedTables(
+  reader: pg.Client,
+  options: VerifyOptions,
+  lsn: bigint,
+  scope: BatchScope,
+  skipped: Map<string, string>,
+): Promise<ComparedTable[]> {
+  const catalog = await readCatalog(reader, options.tenancy);
+  const compared: ComparedTable[] = [];
+  for (const name of capturedTables(options.vault)) {
+    if (options.table !== undefined && name !== options.table) continue;
+    const layout = layoutAt(options.vault.manifest, name, lsn);
+    if (layout === undefined) continue;
+    if (layout.tenantColumn === null && !scope.global) continue;
+    const live = catalog.find((table) => table.qualified === name);
+    if (live === undefined) {
+      skipped.set(name, 'it is not in the database at the point (dropped, or not readable)');
+      continue;
+    }
+    const columns = new Set(live.columns.filter((column) => !column.generated).map((column) => column.name));
+    const missing = layout.columns.filter((column) => !columns.has(column.name)).map((column) => column.name);
+    if (missing.length > 0 || (live.tenantColumn ?? null) !== layout.tenantColumn) {
+      skipped.set(name, `its columns differ from the history's layout at the point (${missing.join(', ') || 'tenant column'})`);
+      continue;
+    }
+    compared.push({ name, live, layout });
+  }
+  return compared;
+}
+
+/** The (table, tenant) pairs whose row count or digest differs between the two sides. */
+function mismatches(live: readonly Digest[], vault: readonly Digest[]): { table: string; tenant: string | null }[] {
+  const id = (digest: Digest): string => JSON.stringify([digest.table, digest.tenant]);
+  const vaultById = new Map(vault.map((digest) => [id(digest), digest]));
+  const found = new Map<string, { table: string; tenant: string | null }>();
+  for (const digest of live) {
+    const other = vaultById.get(id(digest));
+    vaultById.delete(id(digest));
+    if (other === undefined || other.rows !== digest.rows || other.sum !== digest.sum) found.set(id(digest), digest);
+  }
+  for (const [key, digest] of vaultById) found.set(key, digest);
+  return [...found.values()].map(({ table, tenant }) => ({ table, tenant }));
+}
+
+let comparisons = 0;
+
+/** The keys of one tenant's table where the two sides differ, listed up to `room`, with both rows. */
+async function rowDifferences(
+  reader: pg.Client,
+  duck: Awaited<ReturnType<typeof openDuckDB>>,
+  state: VaultState,
+  table: ComparedTable,
+  tenant: string | null,
+  room: number,
+): Promise<{ listed: Difference[]; unlisted: number }> {
+  const into = `verify_live_${++comparisons}`;
+  await copyLiveKeys(reader, duck, table, tenant, into);
+  try {
+    const rows = await queryRows(
+      duck,
+      `SELECT coalesce(l.kfp, v.kfp) AS kfp,
+              CASE WHEN l.kfp IS NULL THEN 'missing-live' WHEN v.kfp IS NULL THEN 'extra-live' ELSE 'differs' END AS kind
+         FROM ${into} AS l
+         FULL JOIN (SELECT kfp, h FROM ${state.keys} WHERE "table" = $1 AND tenant IS NOT DISTINCT FROM $2) AS v ON l.kfp = v.kfp
+        WHERE l.kfp IS NULL OR v.kfp IS NULL OR l.h <> v.h
+        ORDER BY 1`,
+      [table.name, tenant],
+    );
+    const listed = rows.slice(0, Math.max(0, room)).map((row) => ({ kfp: row.kfp as string, kind: row.kind as DifferenceKind }));
+    const inVault = await state.rowsOf(
+      table,
+      tenant,
+      listed.filter((d) => d.kind !== 'extra-live').map((d) => d.kfp),
+    );
+    const inLive = await liveRowsOf(
+      reader,
+      table,
+      tenant,
+      listed.filter((d) => d.kind !== 'missing-live').map((d) => d.kfp),
+    );
+    const vaultByKfp = new Map(inVault.map((row) => [row.kfp, row]));
+    const liveByKfp = new Map(inLive.map((row) => [row.kfp, row]));
+    const differences = listed.map(({ kfp, kind }): Difference => {
+      const vault = vaultByKfp.get(kfp);
+      const live = liveByKfp.get(kfp);
+      const columns =
+        kind === 'differs' && vault !== undefined && live !== undefined
+          ? table.layout.columns.map((c) => c.name).filter((name) => (vault.row[name] ?? null) !== (live.row[name] ?? null))
+          : undefined;
+      return {
+        kind,
+        table: table.name,
+        tenant,
+        key: vault?.key ?? live?.key ?? [],
+        ...(columns === undefined ? {} : { columns }),
+        ...(live === undefined ? {} : { live: live.row }),
+        ...(vault === undefined ? {} : { vault: vault.row }),
+      };
+    });
+    return { listed: differences, unlisted: rows.length - listed.length };
+  } finally {
+    await duck.run(`DROP TABLE IF EXISTS ${into}`);
+  }
+}

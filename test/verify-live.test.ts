@@ -114,6 +114,19 @@ for (const major of testMajors('all')) {
       assert.equal(one.code, 3, one.stderr);
       assert.match(one.stdout, /differs +public\.items tenant 3 key \["3","8"\]: title "silently changed" \(history "item 8/);
       assert.doesNotMatch(one.stdout, /tenant [12]/, 'only the tenant asked for');
+      // In batches of tenants, each in its own snapshot (four here: 110 rows, at most 30 a snapshot), the same differences.
+      await f.db.query('ANALYZE');
+      const batched = await f.recall(['verify', '--json', '--snapshot-rows', '30']);
+      assert.equal(batched.code, 3, batched.stderr);
+      const batchedResult = JSON.parse(batched.stdout) as JsonResult & { batches: unknown[] };
+      assert.equal(batchedResult.batches.length, 4, 'four snapshots of four image buckets each');
+      assert.deepStrictEqual(batchedResult.differences.map((d) => `${d.kind} ${d.tenant} ${d.key.join('/')}`).sort(), [
+        'differs 3 3/8',
+        'extra-live 1 1/999',
+        'missing-live 2 2/7',
+      ]);
+      assert.equal(batchedResult.tenants, 4);
+
       const clean = await f.recall(['verify', '--tenant', '4']);
       assert.equal(clean.code, 0, clean.stdout + clean.stderr);
       assert.match(clean.stdout, /ok +the live database equals the history/);
@@ -125,6 +138,7 @@ for (const major of testMajors('all')) {
         ['--table', 'public.nowhere'],
         ['--tenant', ''],
         ['--catch-up-timeout', 'soon'],
+        ['--snapshot-rows', '-5'],
       ]) {
         const run = await f.recall(['verify', ...args]);
         assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);

@@ -108,9 +108,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description(
       'compare the live database with the history at consistent points (or, with --vault alone, check the vault); exit 3 listing each difference or fault',
     )
-    .option('--tenant <ids>', 'only these tenants (comma-separated; may repeat); every tenant and the global tables by default', collectTenants)
+    .option(
+      '--tenant <ids>',
+      'only these tenants (comma-separated; may repeat); every tenant and the global tables by default',
+      collectTenants,
+    )
     .option('--table <name>', 'only this table, e.g. public.invoices')
     .option('--max-rate <rows>', 'read at most this many live rows a second, on average (paced between tables)')
+    .option(
+      '--snapshot-rows <rows>',
+      'live rows one snapshot covers at most (default 2000000): a larger source is read in batches of tenants, each in its own snapshot',
+    )
     .option('--catch-up-timeout <seconds>', 'how long to wait for a running `recall capture` to reach each snapshot', '60')
     .action(run(() => import('./verify.js')));
 

@@ -16,6 +16,7 @@ type VerifyFlags = Omit<CommandFlags, 'vault'> & {
   tenant?: string[];
   table?: string;
   maxRate?: string;
+  snapshotRows?: string;
   catchUpTimeout?: string;
 };
 
@@ -29,6 +30,7 @@ async function verifyTheLiveDatabase(flags: VerifyFlags): Promise<number> {
     throw new UsageError(`--tenant "${(flags.tenant ?? []).join(',')}" holds an empty name`, 'e.g. --tenant acme,globex');
   }
   const maxRowsPerSecond = flags.maxRate === undefined ? undefined : wholeNumber(flags.maxRate, '--max-rate');
+  const snapshotRows = flags.snapshotRows === undefined ? undefined : wholeNumber(flags.snapshotRows, '--snapshot-rows');
   const catchUpWaitMs =
     flags.catchUpTimeout === undefined ? DEFAULT_CATCH_UP_WAIT_MS : wholeNumber(flags.catchUpTimeout, '--catch-up-timeout') * 1000;
   const table = flags.table === undefined ? undefined : formatTableName(parseTableName(flags.table));
@@ -48,6 +50,7 @@ async function verifyTheLiveDatabase(flags: VerifyFlags): Promise<number> {
     ...(tenants === undefined ? {} : { tenants }),
     ...(table === undefined ? {} : { table }),
     ...(maxRowsPerSecond === undefined ? {} : { maxRowsPerSecond }),
+    ...(snapshotRows === undefined ? {} : { snapshotRows }),
     catchUpWaitMs,
   });
   if (flags.json) process.stdout.write(`${toJson(result)}\n`);

@@ -18,6 +18,11 @@ export interface ClusterOptions {
   readonly settings?: Readonly<Record<string, string>>;
   /** The superuser's password; `recall-sandbox` by default. */
   readonly password?: string;
+  /**
+   * Whether pages carry checksums: initdb's default (on from PostgreSQL 18, off before)
+   * unless told. Off, a damaged page reads back silently, as in mocri's incident.
+   */
+  readonly dataChecksums?: boolean;
 }
 
 /** A running (or stopped) throwaway cluster and the handles to crash, restart and remove it. */
@@ -91,7 +96,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   try {
     if (user !== null) await chown(root, user.uid, user.gid);
     const dataDir = join(root, 'data');
-    await initdb(binaries, user, root, dataDir, password);
+    await initdb(binaries, user, root, dataDir, password, options.dataChecksums);
     await allowReplicationFromLocalhost(dataDir);
     await appendSettings(dataDir, { ...BASE_SETTINGS, unix_socket_directories: root, ...settings });
 
@@ -114,7 +119,14 @@ function checkedSettings(settings: Readonly<Record<string, string>>): Record<str
   return { ...settings };
 }
 
-async function initdb(binaries: ServerBinaries, user: ServerUser, root: string, dataDir: string, password: string): Promise<void> {
+async function initdb(
+  binaries: ServerBinaries,
+  user: ServerUser,
+  root: string,
+  dataDir: string,
+  password: string,
+  dataChecksums: boolean | undefined,
+): Promise<void> {
   const pwfile = join(root, 'pwfile');
   await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
   if (user !== null) await chown(pwfile, user.uid, user.gid);
@@ -130,6 +142,8 @@ async function initdb(binaries: ServerBinaries, user: ServerUser, root: string, 
       '--locale=C',
       // Skipping initdb's fsync saves seconds per cluster; see fsync=off above for why that is safe.
       '--no-sync',
+      // --no-data-checksums is PostgreSQL 18's: before it, checksums were off unless asked for.
+      ...(dataChecksums === true ? ['--data-checksums'] : dataChecksums === false && binaries.major >= 18 ? ['--no-data-checksums'] : []),
     ],
     { user, cwd: root, timeoutMs: 120_000 },
   );

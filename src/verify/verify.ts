@@ -64,11 +64,16 @@ export interface VerifyOptions {
   readonly maxRowsPerSecond?: number;
   /** How long to wait for a running capture to reach each snapshot. */
   readonly catchUpWaitMs: number;
+  /** Live rows one snapshot covers at most, estimated (DEFAULT_SNAPSHOT_ROWS unless told). */
+  readonly snapshotRows?: number;
   readonly signal?: AbortSignal;
 }
 
-/** Rows one snapshot covers at most, estimated: a snapshot held longer holds back vacuum on the whole source. */
-const ROWS_PER_SNAPSHOT = 2_000_000;
+/**
+ * Rows one snapshot covers at most, estimated: a snapshot held longer holds back vacuum
+ * on the whole source, and more snapshots read each table more times (once per batch).
+ */
+export const DEFAULT_SNAPSHOT_ROWS = 2_000_000;
 /** How long creating the snapshot's temporary slot may wait for running transactions. */
 const SLOT_WAIT_MS = 60_000;
 /** Verify never queues behind a lock (an ALTER TABLE), which would block the application behind it. */
@@ -162,7 +167,8 @@ async function batchesOf(options: VerifyOptions): Promise<BatchScope[]> {
     await client.end().catch(() => undefined);
   }
   let count = 1;
-  while (count < IMAGE_BUCKETS && rows / count > ROWS_PER_SNAPSHOT) count *= 2;
+  const most = options.snapshotRows ?? DEFAULT_SNAPSHOT_ROWS;
+  while (count < IMAGE_BUCKETS && rows / count > most) count *= 2;
   return Array.from({ length: count }, (_, batch) => ({
     buckets: Array.from({ length: IMAGE_BUCKETS }, (_, bucket) => bucket).filter((bucket) => bucket % count === batch),
     global: batch === 0,

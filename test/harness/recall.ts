@@ -30,8 +30,13 @@ export interface Fixture {
 }
 
 /** Starts a cluster of `major`, runs `schema` in its `postgres` database, and connects a client. */
-export async function fixture(major: number, schema: string, settings?: Record<string, string>): Promise<Fixture> {
-  const cluster = await startCluster({ major, ...(settings ? { settings } : {}) });
+export async function fixture(
+  major: number,
+  schema: string,
+  settings?: Record<string, string>,
+  options: { dataChecksums?: boolean } = {},
+): Promise<Fixture> {
+  const cluster = await startCluster({ major, ...(settings ? { settings } : {}), ...options });
   const directory = mkdtempSync(join(tmpdir(), 'recall-vault-'));
   const vault = join(directory, 'vault');
   const env: NodeJS.ProcessEnv = { ...process.env, RECALL_SOURCE: cluster.url(), RECALL_VAULT: vault, NO_COLOR: '1' };

@@ -58,29 +58,40 @@ export function liveFingerprints(table: ComparedTable, where: string): string {
 const pointer = (name: string): string => sqlLiteral(`/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`);
 
 /**
- * The vault side, for one table's versions (alias v: the layer columns): SQL for the
- * key's fingerprint and the row's, a row laid out in the table's layout at the point
- * whatever schema version it was written under (as time travel lays it out).
+ * The vault side, for one table's versions (alias v: the layer columns). `values` reads
+ * every member the fingerprint needs from the row's JSON in one parse, as a list; `kfp`
+ * (the key's fingerprint) reads the key, and `h` (the row's) reads that list as `x`,
+ * the row laid out in the table's layout at the point whatever schema version it was
+ * written under (as time travel lays it out).
  */
-export function vaultFingerprints(table: ComparedTable, versions: readonly SchemaVersion[]): { kfp: string; h: string } {
+export function vaultFingerprints(table: ComparedTable, versions: readonly SchemaVersion[]): { values: string; kfp: string; h: string } {
   const { values, key } = columnsOf(table);
-  const keyText = key.map((_, i) => `json_extract_string(v."key", '$[${i}]')`);
   const written = versions.filter((version) => version.table === table.name);
+  const members: string[] = [];
+  const member = (name: string): string => {
+    if (!members.includes(name)) members.push(name);
+    return `x[${members.indexOf(name) + 1}]`;
+  };
   const valueText = (name: string): string => {
     const column = table.layout.columns.find((c) => c.name === name);
     if (column === undefined) return 'NULL';
     const from = (version: SchemaVersion): string => {
       const source = sourceColumn(version, column);
-      if (source !== undefined) return `json_extract_string(v."row", ${pointer(source.name)})`;
+      if (source !== undefined) return member(source.name);
       return column.missing === null || column.missing === undefined ? 'NULL::VARCHAR' : sqlLiteral(column.missing);
     };
     const forms = new Map(written.map((version) => [version.id, from(version)]));
     const distinct = new Set(forms.values());
-    if (distinct.size <= 1) return [...distinct][0] ?? `json_extract_string(v."row", ${pointer(name)})`;
+    if (distinct.size <= 1) return [...distinct][0] ?? member(name);
     return `CASE v.schema_id ${[...forms].map(([id, form]) => `WHEN ${id} THEN ${form}`).join(' ')} END`;
   };
+  const h = vaultHash(canonical(values.map(valueText), 'strlen'));
   return {
-    kfp: `md5(${canonical(keyText, 'strlen')})`,
-    h: vaultHash(canonical(values.map(valueText), 'strlen')),
+    values: `json_extract_string(v."row", [${members.map(pointer).join(', ')}]::VARCHAR[])`,
+    kfp: `md5(${canonical(
+      key.map((_, i) => `json_extract_string(v."key", '$[${i}]')`),
+      'strlen',
+    )})`,
+    h,
   };
 }

@@ -85,16 +85,18 @@ export class VaultState {
       await duck.run(`CREATE TEMP TABLE ${keys} ("table" VARCHAR, tenant VARCHAR, "key" VARCHAR, kfp VARCHAR, h BIGINT)`);
       return new VaultState(duck, manifest, versions, keys, true);
     }
-    const per = (pick: (f: { kfp: string; h: string }) => string): string =>
-      `CASE v."table" ${tables.map((table) => `WHEN ${sqlLiteral(table.name)} THEN ${pick(vaultFingerprints(table, manifest.schemas))}`).join(' ')} END`;
-    // Fingerprints of every version (narrow), then the newest per key: no sort ever carries row text.
+    const fingerprints = tables.map((table) => ({ table, ...vaultFingerprints(table, manifest.schemas) }));
+    const per = (pick: (f: { values: string; kfp: string; h: string }) => string): string =>
+      `CASE v."table" ${fingerprints.map((f) => `WHEN ${sqlLiteral(f.table.name)} THEN ${pick(f)}`).join(' ')} END`;
+    // Fingerprints of every version (narrow; each row's JSON parsed once), then the newest per key:
+    // no sort ever carries row text.
     await duck.run(`
       CREATE TEMP TABLE ${keys} AS
       SELECT "table", tenant, "key", kfp, h FROM (
         SELECT v."table", v.tenant, v."key", v.op, ${per((f) => f.kfp)} AS kfp,
                CASE WHEN v."row" IS NULL THEN NULL ELSE ${per((f) => f.h)} END AS h,
                row_number() OVER (PARTITION BY v."table", v."key" ORDER BY v.commit_lsn DESC, v.seq DESC, (v.op = 'image') DESC) AS newest
-          FROM ${versions} AS v)
+          FROM (SELECT v.*, CASE WHEN v."row" IS NULL THEN NULL ELSE ${per((f) => f.values)} END AS x FROM ${versions} AS v) AS v)
        WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`);
     return new VaultState(duck, manifest, versions, keys, false);
   }

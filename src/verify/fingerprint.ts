@@ -1,7 +1,9 @@
 // A row's fingerprint, computed alike by PostgreSQL over a live row and by DuckDB over
-// the vault's JSON of it: the MD5 of its values' text forms (the type's output
-// function, as pgoutput and COPY render them), each behind its length in bytes, NULL
-// apart. Its first 60 bits are a BIGINT, so that their sum is a table's digest.
+// the vault's JSON of it: the MD5 of the JSON array of its values' text forms (the
+// type's output function, as pgoutput and COPY render them; null for NULL). Its first
+// 60 bits are a BIGINT, so that their sum is a table's digest. The two engines escape
+// JSON alike; where they might not, a digest differs and the rows themselves are
+// compared (verify.ts), so an artefact of the form never reads as a difference.
 
 import { sqlIdentifier, type SourceTable } from '../source/index.js';
 import { sqlLiteral, type SchemaVersion } from '../vault/index.js';
@@ -28,10 +30,14 @@ export function liveText(alias: string, column: string): string {
   return `CASE WHEN num_nulls(${alias}.${sqlIdentifier(column)}) = 1 THEN NULL ELSE format('%s', ${alias}.${sqlIdentifier(column)}) END`;
 }
 
-/** The canonical text of some values (SQL expressions giving text or NULL), alike in both engines but for the length function. */
-function canonical(values: readonly string[], length: 'octet_length' | 'strlen'): string {
-  if (values.length === 0) return `''`;
-  return values.map((value) => `coalesce(${length}(${value})::VARCHAR || ':' || ${value}, 'N')`).join(' || ');
+/** The canonical text of some values (SQL expressions giving text or NULL): their JSON array, on PostgreSQL. */
+function liveCanonical(values: readonly string[]): string {
+  return `to_json(ARRAY[${values.join(', ')}]::text[])::text`;
+}
+
+/** The same on DuckDB. */
+function vaultCanonical(values: readonly string[]): string {
+  return values.length === 0 ? `'[]'` : `to_json([${values.join(', ')}]::VARCHAR[])::VARCHAR`;
 }
 
 /** The first 60 bits of an MD5 as a BIGINT, on PostgreSQL. */
@@ -39,19 +45,22 @@ const liveHash = (text: string): string => `('x' || left(md5(${text}), 15))::bit
 /** The same on DuckDB. */
 const vaultHash = (text: string): string => `('0x' || left(md5(${text}), 15))::BIGINT`;
 
+/** SQL on PostgreSQL: the fingerprint of a live row's key (alias `alias`). */
+export function liveKeyFingerprint(table: ComparedTable, alias: string): string {
+  return `md5(${liveCanonical(table.layout.key.map((column) => liveText(alias, column)))})`;
+}
+
 /**
  * The live side: a subquery over `table` (alias l) restricted by `where`, giving
- * `tenant` (text or NULL), `kfp` (the key's fingerprint) and `h` (the row's).
+ * `tenant` (text or NULL), `kfp` (the key's fingerprint) and `h` (the row's). It is
+ * one plain scan, which PostgreSQL may run in parallel.
  */
 export function liveFingerprints(table: ComparedTable, where: string): string {
-  const { values, key } = columnsOf(table);
-  const all = [...new Set([...key, ...values])];
-  const texts = all.map((column, i) => `${liveText('l', column)} AS v${i}`);
-  const ref = (column: string): string => `s.v${all.indexOf(column)}`;
+  const { values } = columnsOf(table);
   const tenant = table.live.tenantColumn === undefined ? 'NULL::text' : liveText('l', table.live.tenantColumn);
-  // OFFSET 0 keeps the subquery whole, so each text form is computed once.
-  return `(SELECT s.tenant, md5(${canonical(key.map(ref), 'octet_length')}) AS kfp, ${liveHash(canonical(values.map(ref), 'octet_length'))} AS h
-             FROM (SELECT ${tenant} AS tenant, ${texts.join(', ')} FROM ${table.live.sql} AS l WHERE ${where} OFFSET 0) AS s)`;
+  return `(SELECT ${tenant} AS tenant, ${liveKeyFingerprint(table, 'l')} AS kfp,
+                  ${liveHash(liveCanonical(values.map((column) => liveText('l', column))))} AS h
+             FROM ${table.live.sql} AS l WHERE ${where})`;
 }
 
 /** A JSON pointer to a member of an object: the vault's rows are objects of column name to text. */
@@ -85,13 +94,10 @@ export function vaultFingerprints(table: ComparedTable, versions: readonly Schem
     if (distinct.size <= 1) return [...distinct][0] ?? member(name);
     return `CASE v.schema_id ${[...forms].map(([id, form]) => `WHEN ${id} THEN ${form}`).join(' ')} END`;
   };
-  const h = vaultHash(canonical(values.map(valueText), 'strlen'));
+  const h = vaultHash(vaultCanonical(values.map(valueText)));
   return {
     values: `json_extract_string(v."row", [${members.map(pointer).join(', ')}]::VARCHAR[])`,
-    kfp: `md5(${canonical(
-      key.map((_, i) => `json_extract_string(v."key", '$[${i}]')`),
-      'strlen',
-    )})`,
+    kfp: `md5(${vaultCanonical(key.map((_, i) => `json_extract_string(v."key", '$[${i}]')`))})`,
     h,
   };
 }

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { sqlIdentifier } from '../source/index.js';
 import { IMAGE_BUCKETS } from '../vault/index.js';
-import { liveFingerprints, liveText, type ComparedTable } from './fingerprint.js';
+import { liveFingerprints, liveKeyFingerprint, liveText, type ComparedTable } from './fingerprint.js';
 import type { BatchScope, Digest } from './vault-side.js';
 
 /** A live row under a key that differs. */
@@ -95,7 +95,7 @@ export async function liveRowsOf(
   // Arrays come back as JSON: this connection leaves every value as PostgreSQL's text.
   const { rows } = await reader.query<{ kfp: string; values: string; key: string }>(
     `SELECT f.kfp, f.values, f.key FROM (
-       SELECT md5(${keyCanonical(table)}) AS kfp,
+       SELECT ${liveKeyFingerprint(table, 'l')} AS kfp,
               to_json(ARRAY[${names.map((name) => liveText('l', name)).join(', ')}]::text[])::text AS values,
               to_json(ARRAY[${table.layout.key.map((name) => liveText('l', name)).join(', ')}]::text[])::text AS key
          FROM ${table.live.sql} AS l WHERE ${filter.sql}) AS f
@@ -110,13 +110,4 @@ export async function liveRowsOf(
       row: Object.fromEntries(names.map((name, i) => [name, values[i] ?? null])),
     };
   });
-}
-
-/** The key's canonical text on PostgreSQL (as liveFingerprints builds it). */
-function keyCanonical(table: ComparedTable): string {
-  const pieces = table.layout.key.map((name) => {
-    const text = liveText('l', name);
-    return `coalesce(octet_length(${text})::VARCHAR || ':' || ${text}, 'N')`;
-  });
-  return pieces.length === 0 ? `''` : pieces.join(' || ');
 }

@@ -49,8 +49,8 @@ export class VaultState {
     private readonly duck: DuckDBConnection,
     private readonly manifest: Manifest,
     private readonly versions: string,
-    /** Working table: per live key at the LSN, table, tenant, key, kfp, h. */
-    readonly keys: string,
+    /** Working table: per live key at the LSN, its table, tenant, key and row fingerprint h. */
+    private readonly keys: string,
     /** Whether no layer holds any version of the batch (then there is nothing to read). */
     private readonly empty: boolean,
   ) {}
@@ -82,22 +82,23 @@ export class VaultState {
                           AND ${inScope} ${scope.global ? '' : 'AND tenant IS NOT NULL'})`;
     const keys = `verify_keys_${++states}`;
     if (files.length === 0) {
-      await duck.run(`CREATE TEMP TABLE ${keys} ("table" VARCHAR, tenant VARCHAR, "key" VARCHAR, kfp VARCHAR, h BIGINT)`);
+      await duck.run(`CREATE TEMP TABLE ${keys} ("table" VARCHAR, tenant VARCHAR, "key" VARCHAR, h BIGINT)`);
       return new VaultState(duck, manifest, versions, keys, true);
     }
     const fingerprints = tables.map((table) => ({ table, ...vaultFingerprints(table, manifest.schemas) }));
     const per = (pick: (f: { values: string; kfp: string; h: string }) => string): string =>
       `CASE v."table" ${fingerprints.map((f) => `WHEN ${sqlLiteral(f.table.name)} THEN ${pick(f)}`).join(' ')} END`;
-    // Fingerprints of every version (narrow; each row's JSON parsed once), then the newest per key:
-    // no sort ever carries row text.
+    // Each version's fingerprint (narrow; its row's JSON parsed once), then the newest per key by a hash
+    // aggregate: no sort ever carries row text. A key's own fingerprint waits until its rows are compared.
     await duck.run(`
       CREATE TEMP TABLE ${keys} AS
-      SELECT "table", tenant, "key", kfp, h FROM (
-        SELECT v."table", v.tenant, v."key", v.op, ${per((f) => f.kfp)} AS kfp,
-               CASE WHEN v."row" IS NULL THEN NULL ELSE ${per((f) => f.h)} END AS h,
-               row_number() OVER (PARTITION BY v."table", v."key" ORDER BY v.commit_lsn DESC, v.seq DESC, (v.op = 'image') DESC) AS newest
-          FROM (SELECT v.*, CASE WHEN v."row" IS NULL THEN NULL ELSE ${per((f) => f.values)} END AS x FROM ${versions} AS v) AS v)
-       WHERE newest = 1 AND op NOT IN ('delete', 'truncate')`);
+      SELECT "table", newest.tenant AS tenant, "key", newest.h AS h FROM (
+        SELECT v."table", v."key",
+               arg_max({'op': v.op, 'tenant': v.tenant, 'h': CASE WHEN v."row" IS NULL THEN NULL ELSE ${per((f) => f.h)} END},
+                       {'lsn': v.commit_lsn, 'seq': v.seq, 'image': v.op = 'image'}) AS newest
+          FROM (SELECT v.*, CASE WHEN v."row" IS NULL THEN NULL ELSE ${per((f) => f.values)} END AS x FROM ${versions} AS v) AS v
+         GROUP BY v."table", v."key")
+       WHERE newest.op NOT IN ('delete', 'truncate')`);
     return new VaultState(duck, manifest, versions, keys, false);
   }
 
@@ -110,6 +111,12 @@ export class VaultState {
       rows: Number(row.n),
       sum: (row.s as string | null) ?? '0',
     }));
+  }
+
+  /** SQL: the key and row fingerprints (kfp, h) of one tenant's live keys of a table; $1 the table, $2 the tenant. */
+  fingerprintsOf(table: ComparedTable): string {
+    const { kfp } = vaultFingerprints(table, this.manifest.schemas);
+    return `(SELECT ${kfp} AS kfp, v.h FROM ${this.keys} AS v WHERE v."table" = $1 AND v.tenant IS NOT DISTINCT FROM $2)`;
   }
 
   /** The vault's versions of some keys (by fingerprint) of one tenant's table, laid out as the table was at the point. */

@@ -93,15 +93,24 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       options.signal?.throwIfAborted();
       await inSnapshot(options, async (reader, lsn) => {
         const tables = await comparedTables(reader, options, lsn, scope, skipped);
-        const state = await VaultState.build(duck, options.vault, tables, scope, lsn);
-        try {
-          const live: Digest[] = [];
+        // The two sides at once: PostgreSQL reads the live rows while DuckDB reconstructs the history.
+        const readLive = async (): Promise<Digest[]> => {
+          const digests: Digest[] = [];
           for (const table of tables) {
             await throttle.pace(options.signal);
-            const digests = await liveDigests(reader, table, scope);
-            throttle.wrote(digests.reduce((sum, digest) => sum + digest.rows, 0));
-            live.push(...digests);
+            const found = await liveDigests(reader, table, scope);
+            throttle.wrote(found.reduce((sum, digest) => sum + digest.rows, 0));
+            digests.push(...found);
           }
+          return digests;
+        };
+        const building = VaultState.build(duck, options.vault, tables, scope, lsn);
+        const [live, state] = await Promise.all([readLive(), building]).catch(async (error: unknown) => {
+          // Whichever side failed, the other's working table must not outlive the command.
+          await building.then((built) => built.drop()).catch(() => undefined);
+          throw error;
+        });
+        try {
           const mismatched = mismatches(live, await state.digests());
           let batchRows = 0;
           const batchTenants = new Set<string>();
@@ -121,7 +130,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
           result.rows += batchRows;
           result.batches.push({ lsn: formatLsn(lsn), tenants: batchTenants.size, rows: batchRows });
           options.log(
-            `verify: lsn:${formatLsn(lsn)}: ${batchRows} rows of ${batchTenants.size} tenants in ${tables.length} tables, ${mismatched.length} with differences`,
+            `verify: lsn:${formatLsn(lsn)}: ${batchRows} rows of ${batchTenants.size} tenants in ${tables.length} tables, ${mismatched.length} with differing digests`,
           );
         } finally {
           await state.drop();
@@ -271,7 +280,7 @@ async function rowDifferences(
       `SELECT coalesce(l.kfp, v.kfp) AS kfp,
               CASE WHEN l.kfp IS NULL THEN 'missing-live' WHEN v.kfp IS NULL THEN 'extra-live' ELSE 'differs' END AS kind
          FROM ${into} AS l
-         FULL JOIN (SELECT kfp, h FROM ${state.keys} WHERE "table" = $1 AND tenant IS NOT DISTINCT FROM $2) AS v ON l.kfp = v.kfp
+         FULL JOIN ${state.fingerprintsOf(table)} AS v ON l.kfp = v.kfp
         WHERE l.kfp IS NULL OR v.kfp IS NULL OR l.h <> v.h
         ORDER BY 1`,
       [table.name, tenant],
@@ -293,22 +302,46 @@ async function rowDifferences(
     const differences = listed.map(({ kfp, kind }): Difference => {
       const vault = vaultByKfp.get(kfp);
       const live = liveByKfp.get(kfp);
-      const columns =
-        kind === 'differs' && vault !== undefined && live !== undefined
-          ? table.layout.columns.map((c) => c.name).filter((name) => (vault.row[name] ?? null) !== (live.row[name] ?? null))
-          : undefined;
       return {
         kind,
         table: table.name,
         tenant,
         key: vault?.key ?? live?.key ?? [],
-        ...(columns === undefined ? {} : { columns }),
+        ...(kind === 'differs' && vault !== undefined && live !== undefined
+          ? { columns: differingColumns(table, live.row, vault.row) }
+          : {}),
         ...(live === undefined ? {} : { live: live.row }),
         ...(vault === undefined ? {} : { vault: vault.row }),
       };
     });
-    return { listed: differences, unlisted: rows.length - listed.length };
+    return { listed: reconciled(table, differences), unlisted: rows.length - listed.length };
   } finally {
     await duck.run(`DROP TABLE IF EXISTS ${into}`);
   }
+}
+
+/** The layout's columns whose text forms differ between a live row and the history's. */
+function differingColumns(table: ComparedTable, live: Difference['live'], vault: Difference['vault']): string[] {
+  return table.layout.columns.map((c) => c.name).filter((name) => (vault?.[name] ?? null) !== (live?.[name] ?? null));
+}
+
+/**
+ * The differences that are real. Fingerprints are of JSON text, which the two engines
+ * could escape apart for some value: then a row reads as differing though every column
+ * is equal, or, for a key, as missing and extra at once. The rows themselves settle it.
+ */
+function reconciled(table: ComparedTable, differences: readonly Difference[]): Difference[] {
+  const extra = new Map(differences.filter((d) => d.kind === 'extra-live').map((d) => [JSON.stringify(d.key), d]));
+  const out: Difference[] = [];
+  for (const difference of differences) {
+    if (difference.kind === 'extra-live') continue;
+    const twin = difference.kind === 'missing-live' ? extra.get(JSON.stringify(difference.key)) : undefined;
+    if (twin !== undefined) {
+      extra.delete(JSON.stringify(difference.key));
+      const columns = differingColumns(table, twin.live, difference.vault);
+      if (columns.length > 0)
+        out.push({ ...difference, kind: 'differs', columns, ...(twin.live === undefined ? {} : { live: twin.live }) });
+    } else if (difference.kind !== 'differs' || (difference.columns?.length ?? 1) > 0) out.push(difference);
+  }
+  return [...out, ...extra.values()];
 }

@@ -122,6 +122,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--catch-up-timeout <seconds>', 'how long to wait for a running `recall capture` to reach each snapshot', '60')
     .action(run(() => import('./verify.js')));
 
+  commonOptions(program.command('report'))
+    .description(
+      'per tenant, what a window of the history did: tables, rows inserted, updated and deleted, the columns updates changed, actors and transactions; or what a verify found lost',
+    )
+    .option('--since <point>', `the window's start (exclusive): ${POINT_FORMS}`)
+    .option('--until <point>', "the window's end (inclusive; default: the vault's newest commit)")
+    .option('--tenant <id>', 'only this tenant')
+    .option('--from-verify <file>', 'report the differences of `recall verify --json` output instead (- for stdin)')
+    .action(run(() => import('./report.js')));
+
   const applyOptions = (command: Command): Command =>
     command
       .option(

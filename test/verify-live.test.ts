@@ -130,6 +130,12 @@ for (const major of testMajors('all')) {
       const clean = await f.recall(['verify', '--tenant', '4']);
       assert.equal(clean.code, 0, clean.stdout + clean.stderr);
       assert.match(clean.stdout, /ok +the live database equals the history/);
+
+      // Status shows the last full pass (with what it found) and the newer partial one.
+      const status = await f.recall(['status']);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /^verify {5}last full pass \S+: \d+ rows of 4 tenants, 3 DIFFERENCES \(tenants [123], [123], [123]\)/m);
+      assert.match(status.stdout, /^ {11}last partial \S+: \d+ rows of 1 tenants, equal$/m);
     });
 
     test('bad input is refused before any work: exit 2', async () => {

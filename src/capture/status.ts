@@ -10,6 +10,7 @@ import {
   type CaptureFailure,
   type CompactionBacklog,
   type GcRecord,
+  type VerifyRecords,
   type Manifest,
   type Retention,
   type Vault,
@@ -39,6 +40,8 @@ export interface Status {
     readonly retention: { readonly keep: string; readonly horizon: string } | null;
     /** The last `recall gc`, if any. */
     readonly lastGc: GcRecord | null;
+    /** The newest `recall verify` of the live database, and the newest full pass. */
+    readonly verify: VerifyRecords;
   };
   readonly slot: {
     readonly name: string;
@@ -83,6 +86,7 @@ export async function status(options: { vault: Vault; source: SourceConfig; rete
     retention:
       options.retention === undefined ? null : { keep: options.retention.text, horizon: formatMicros(retentionHorizon(options.retention)) },
     lastGc: await options.vault.lastGc(),
+    verify: await options.vault.verifyRecords(),
   };
   const captureFailure = await options.vault.captureFailure();
   let client;

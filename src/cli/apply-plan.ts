@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline/promises';
 import { InterruptedError, UsageError } from '../errors.js';
 import type { ApplyResult, PlanCommon, PreparedPlan } from '../restore/index.js';
-import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
+import { logLine, positiveInteger, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { formatPlan } from './plan-output.js';
 import { terminalProgress } from './progress-bar.js';
 
@@ -39,12 +39,6 @@ function tuningOf(flags: ApplyFlags): Pick<PlanCommon, 'jobs' | 'maxRowsPerSecon
     ...(flags.freezeTimeout === undefined ? {} : { freezeWaitMs: seconds(flags.freezeTimeout, '--freeze-timeout') * 1000 }),
     ...(flags.catchUpTimeout === undefined ? {} : { catchUpWaitMs: seconds(flags.catchUpTimeout, '--catch-up-timeout') * 1000 }),
   };
-}
-
-function positiveInteger(text: string, flag: string): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < 1)
-    throw new UsageError(`${flag} must be a positive whole number, not "${text}"`, `e.g. ${flag} 4`);
-  return Number(text);
 }
 
 /** Longest wait a timeout flag takes: a day (PostgreSQL's lock_timeout ends at about 24 days). */

@@ -2,6 +2,7 @@
 // source, the vault, and recall.yml, read and validated once before any work.
 
 import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { formatMicros, vaultEnd, type FutureBound, type Point } from '../timeline/index.js';
 import { describeHistoryGap, findHistoryGap } from '../capture/index.js';
@@ -63,6 +64,13 @@ export function configOf(flags: Partial<CommonFlags>, env: NodeJS.ProcessEnv = p
  */
 export async function applyMemoryLimit(flags: Partial<CommonFlags>, settings: RecallConfig): Promise<void> {
   await setMemoryBudget(resolveMemoryLimit(flags.memoryLimit, settings.memoryLimit));
+}
+
+/** A flag's positive whole number, or a usage error naming the flag. */
+export function positiveInteger(text: string, flag: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1)
+    throw new UsageError(`${flag} must be a positive whole number, not "${text}"`, `e.g. ${flag} 4`);
+  return Number(text);
 }
 
 /** A duration from its flag, else its environment variable (empty counts as unset); undefined if neither is given. */

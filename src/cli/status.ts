@@ -1,6 +1,7 @@
 // `recall status`: lag and vault facts, as text or JSON.
 
 import { status } from '../capture/index.js';
+import type { VerifyRecord, VerifyRecords } from '../vault/index.js';
 import { sourceOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { printable } from './terminal-text.js';
 
@@ -25,6 +26,7 @@ export async function run(flags: CommandFlags): Promise<number> {
         : `(retention ${v.retention.keep}: history before ${v.retention.horizon} is folded into images)`
     }`,
   ];
+  lines.push(...verifyLines(v.verify));
   if (result.slot === null) lines.push(`source     unreachable: ${result.source.error ?? ''}`);
   else {
     lines.push(`slot       ${result.slot.name}: ${result.slot.state}`);
@@ -50,4 +52,20 @@ export async function run(flags: CommandFlags): Promise<number> {
   }
   process.stdout.write(`${lines.map(printable).join('\n')}\n`);
   return 0;
+}
+
+/** The last full verify and, if newer, the last partial one: when, how much, and what differed. */
+function verifyLines(records: VerifyRecords): string[] {
+  const describe = (record: VerifyRecord): string => {
+    const found =
+      record.differences === 0
+        ? 'equal'
+        : `${record.differences} DIFFERENCES (tenants ${record.affected.map((tenant) => tenant ?? '(global)').join(', ')}): run \`recall verify\``;
+    return `${record.at}: ${record.rows} rows of ${record.tenants} tenants, ${found}`;
+  };
+  const { last, lastFull } = records;
+  if (last === null) return ['verify     never run against the live database (`recall verify`)'];
+  const lines = [`verify     last full pass ${lastFull === null ? 'never' : describe(lastFull)}`];
+  if (last !== lastFull && last.at !== lastFull?.at) lines.push(`           last partial ${describe(last)}`);
+  return lines;
 }

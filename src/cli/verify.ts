@@ -7,7 +7,7 @@ import { DEFAULT_CATCH_UP_WAIT_MS } from '../restore/index.js';
 import { formatTableName, parseTableName } from '../source/index.js';
 import { resolveVaultLocation, verifyVault } from '../vault/index.js';
 import { verify, type Difference, type VerifyResult } from '../verify/index.js';
-import { logLine, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
+import { logLine, positiveInteger, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { splitTenants } from './tenant-list.js';
 import { printable } from './terminal-text.js';
 
@@ -29,10 +29,10 @@ async function verifyTheLiveDatabase(flags: VerifyFlags): Promise<number> {
   if (tenants?.some((tenant) => tenant === '')) {
     throw new UsageError(`--tenant "${(flags.tenant ?? []).join(',')}" holds an empty name`, 'e.g. --tenant acme,globex');
   }
-  const maxRowsPerSecond = flags.maxRate === undefined ? undefined : wholeNumber(flags.maxRate, '--max-rate');
-  const snapshotRows = flags.snapshotRows === undefined ? undefined : wholeNumber(flags.snapshotRows, '--snapshot-rows');
+  const maxRowsPerSecond = flags.maxRate === undefined ? undefined : positiveInteger(flags.maxRate, '--max-rate');
+  const snapshotRows = flags.snapshotRows === undefined ? undefined : positiveInteger(flags.snapshotRows, '--snapshot-rows');
   const catchUpWaitMs =
-    flags.catchUpTimeout === undefined ? DEFAULT_CATCH_UP_WAIT_MS : wholeNumber(flags.catchUpTimeout, '--catch-up-timeout') * 1000;
+    flags.catchUpTimeout === undefined ? DEFAULT_CATCH_UP_WAIT_MS : positiveInteger(flags.catchUpTimeout, '--catch-up-timeout') * 1000;
   const table = flags.table === undefined ? undefined : formatTableName(parseTableName(flags.table));
   const source = sourceOf({ ...flags, vault: undefined });
   const vault = await vaultOf({ ...flags, vault: undefined });
@@ -64,12 +64,6 @@ async function verifyTheLiveDatabase(flags: VerifyFlags): Promise<number> {
     );
   }
   return 0;
-}
-
-function wholeNumber(text: string, flag: string): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < 1)
-    throw new UsageError(`${flag} must be a positive whole number, not "${text}"`, `e.g. ${flag} 5000`);
-  return Number(text);
 }
 
 /** The readable report: what was compared, each difference, what was left out. */

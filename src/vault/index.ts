@@ -1,7 +1,15 @@
 // The vault's public face: the durable, off-database history (layers, manifest,
 // storage) and the embedded DuckDB that reads and writes it.
 
-export { Vault, resolveVaultLocation, type CaptureFailure, type GcRecord, type SlotClaim } from './vault.js';
+export {
+  Vault,
+  resolveVaultLocation,
+  type CaptureFailure,
+  type GcRecord,
+  type SlotClaim,
+  type VerifyRecord,
+  type VerifyRecords,
+} from './vault.js';
 export { openStorage, openVault } from './open-storage.js';
 export { verifyVault, type VaultCheck, type VaultFault } from './verify-vault.js';
 export { mayHoldTenant, tenantBucket, tenantBucketSql } from './tenant-bucket.js';

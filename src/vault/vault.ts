@@ -78,6 +78,29 @@ export interface GcRecord {
 }
 
 const GC_PATH = 'state/gc.json';
+const VERIFY_PATH = 'state/verify.json';
+
+/** What a `recall verify` of the live database found, for `recall status`. */
+export interface VerifyRecord {
+  /** ISO time it finished. */
+  readonly at: string;
+  /** Whether it compared every tenant and table (not a --tenant or --table subset). */
+  readonly full: boolean;
+  /** The LSNs of its snapshots. */
+  readonly points: readonly string[];
+  readonly tenants: number;
+  readonly rows: number;
+  /** Rows where the database and the history differ. */
+  readonly differences: number;
+  /** The tenants those rows belong to (null: a global table), at most 20. */
+  readonly affected: readonly (string | null)[];
+}
+
+/** The newest verify, and the newest that was a full pass. */
+export interface VerifyRecords {
+  readonly last: VerifyRecord | null;
+  readonly lastFull: VerifyRecord | null;
+}
 const ERASURE_KEY_PATH = 'state/erasure-key';
 
 /** How an erasure names a tenant: HMAC-SHA256 of its text under the vault's erasure key. */
@@ -339,6 +362,18 @@ export class Vault {
   /** What the last gc did, if one ever ran. */
   async lastGc(): Promise<GcRecord | null> {
     return this.readState<GcRecord>(GC_PATH);
+  }
+
+  /** Records what a verify found (a full pass is kept as such until the next full pass). */
+  async recordVerify(record: VerifyRecord): Promise<void> {
+    const before = await this.verifyRecords();
+    await this.writeState(VERIFY_PATH, { last: record, lastFull: record.full ? record : before.lastFull });
+  }
+
+  /** The newest verify and the newest full pass, if any ran. */
+  async verifyRecords(): Promise<VerifyRecords> {
+    const records = await this.readState<VerifyRecords>(VERIFY_PATH);
+    return { last: records?.last ?? null, lastFull: records?.lastFull ?? null };
   }
 
   /** Writes a small JSON state file durably (through scratch, then into the vault). */

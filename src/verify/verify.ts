@@ -140,6 +140,16 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   } finally {
     duck.closeSync();
   }
+  const found = differences.length + unlisted;
+  await options.vault.recordVerify({
+    at: new Date().toISOString(),
+    full: options.tenants === undefined && options.table === undefined,
+    points: result.batches.map((batch) => batch.lsn),
+    tenants: result.tenants.size,
+    rows: result.rows,
+    differences: found,
+    affected: [...new Set(differences.map((difference) => difference.tenant))].slice(0, 20),
+  });
   return {
     batches: result.batches,
     tables: result.tables.size,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { testMajors } from './harness/majors.js';
 import { fixture, type Fixture } from './harness/recall.js';
-import { endAfterSuite, initAndCapture } from './harness/workload.js';
+import { CaptureProcess, endAfterSuite, initAndCapture } from './harness/workload.js';
 
 const SCHEMA = `
   CREATE TYPE public.mood AS ENUM ('calm', 'busy');
@@ -138,6 +138,19 @@ for (const major of testMajors('all')) {
       assert.match(status.stdout, /^ {11}last partial \S+: \d+ rows of 1 tenants, equal$/m);
     });
 
+    test('capture --verify-every runs verify in the background and logs what it finds', async () => {
+      // The suite's capture gives the slot to one that verifies every 2 s; the differences planted above remain.
+      await captures[0]!.kill9();
+      const verifying = CaptureProcess.spawn(f, ['--verify-every', '2s']);
+      captures.push(verifying);
+      await verifying.waitForLines(/^capture: verify: \d+ DIFFERENCES in tenants/, 1, 60_000);
+      const line = verifying.lines.find((l) => /^capture: verify: /.test(l)) ?? '';
+      assert.match(line, /3 DIFFERENCES in tenants [123], [123], [123]; `recall verify` lists them/);
+      const status = await f.recall(['status', '--json']);
+      const verify = (JSON.parse(status.stdout) as { vault: { verify: { lastFull: { differences: number } } } }).vault.verify;
+      assert.equal(verify.lastFull.differences, 3);
+    });
+
     test('bad input is refused before any work: exit 2', async () => {
       for (const args of [
         ['--max-rate', '0'],
@@ -147,6 +160,16 @@ for (const major of testMajors('all')) {
         ['--snapshot-rows', '-5'],
       ]) {
         const run = await f.recall(['verify', ...args]);
+        assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+        assert.match(run.stderr, /^recall: /m);
+      }
+      for (const args of [
+        ['--verify-every', '0s'],
+        ['--verify-every', '40d'],
+        ['--verify-every', 'often'],
+        ['--verify-every', '1h', '--until-caught-up'],
+      ]) {
+        const run = await f.recall(['capture', ...args]);
         assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
         assert.match(run.stderr, /^recall: /m);
       }

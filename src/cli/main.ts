@@ -52,6 +52,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       '--gc-grace <duration>',
       'how long the background gc keeps replaced files for readers of older versions (default 1h); else RECALL_GC_GRACE',
     )
+    .option(
+      '--verify-every [duration]',
+      'compare the live database with the history every duration (default 1h): a `recall verify` at low priority, its findings in the log and in `recall status`; else RECALL_VERIFY_EVERY',
+    )
     .action(run(() => import('./capture.js')));
 
   commonOptions(program.command('status'))

@@ -159,6 +159,9 @@ export class TargetMemoryError extends errorKind('target-out-of-memory', ExitCod
 /** After apply, the rows did not equal the target; that tenant's transaction was rolled back. */
 export class VerifyMismatchError extends errorKind('verify-mismatch', ExitCode.mismatch) {}
 
+/** The source has no replication slot or walsender free for a temporary slot (verify's snapshot). */
+export class NoFreeSlotError extends errorKind('no-free-slot', ExitCode.operational) {}
+
 /** `recall verify` found the live database and the history apart. */
 export class LiveDiffersError extends errorKind('live-differs', ExitCode.mismatch) {}
 

@@ -21,6 +21,13 @@ const SCHEMA = `
     PRIMARY KEY (tenant_id, id));
   CREATE TABLE public.countries (code text PRIMARY KEY, name text NOT NULL);
   INSERT INTO public.tenants SELECT t, 'tenant ' || t FROM generate_series(1, 4) t;
+  -- A tenant column that may be NULL (shared notes), and a table with an inheritance child of its own.
+  CREATE TABLE public.notes (tenant_id int REFERENCES public.tenants, id int PRIMARY KEY, body text);
+  INSERT INTO public.notes SELECT CASE WHEN i % 3 = 0 THEN NULL ELSE i % 4 + 1 END, i, 'note ' || i FROM generate_series(1, 12) i;
+  CREATE TABLE public.logs (tenant_id int NOT NULL, id int NOT NULL, message text, PRIMARY KEY (tenant_id, id));
+  CREATE TABLE public.logs_old (PRIMARY KEY (tenant_id, id)) INHERITS (public.logs);
+  INSERT INTO public.logs VALUES (1, 1, 'current'), (2, 2, E'colour \\x1b[31mred\\x1b[0m and \\x1f unit');
+  INSERT INTO public.logs_old VALUES (1, 10, 'archived'), (3, 11, 'archived');
   INSERT INTO public.countries VALUES ('de', 'Germany'), ('fr', 'France');
   INSERT INTO public.items
     SELECT t, i, 'item ' || i || E' \\u00e9\\n"q"', 'c' || i, i % 2 = 0, i * 1.125, i / 3.0, '2026-01-01 00:00:00+00'::timestamptz + i * interval '1 hour',
@@ -74,7 +81,7 @@ for (const major of testMajors('all')) {
         assert.equal(verified.code, 0, `round ${round}: ${verified.stdout}\n${verified.stderr}`);
         const result = resultOf(verified.stdout);
         assert.deepStrictEqual(result.differences, []);
-        assert.equal(result.tables, 3);
+        assert.equal(result.tables, 6);
         assert.equal(result.tenants, 4);
         assert.ok(result.rows >= 100, `${result.rows} rows compared`);
       }
@@ -114,9 +121,9 @@ for (const major of testMajors('all')) {
       assert.equal(one.code, 3, one.stderr);
       assert.match(one.stdout, /differs +public\.items tenant 3 key \["3","8"\]: title "silently changed" \(history "item 8/);
       assert.doesNotMatch(one.stdout, /tenant [12]/, 'only the tenant asked for');
-      // In batches of tenants, each in its own snapshot (four here: 110 rows, at most 30 a snapshot), the same differences.
+      // In batches of tenants, each in its own snapshot (four here: some 130 rows, at most 40 a snapshot), the same differences.
       await f.db.query('ANALYZE');
-      const batched = await f.recall(['verify', '--json', '--snapshot-rows', '30']);
+      const batched = await f.recall(['verify', '--json', '--snapshot-rows', '40']);
       assert.equal(batched.code, 3, batched.stderr);
       const batchedResult = JSON.parse(batched.stdout) as JsonResult & { batches: unknown[] };
       assert.equal(batchedResult.batches.length, 4, 'four snapshots of four image buckets each');
@@ -176,3 +183,22 @@ for (const major of testMajors('all')) {
     });
   });
 }
+
+const [newest] = testMajors('one');
+describe(`recall verify without a free replication slot, PostgreSQL ${newest}`, () => {
+  const { fixtures } = endAfterSuite();
+
+  test('says what to raise, exit 1, and leaves nothing behind', async () => {
+    const f = await fixture(newest!, 'CREATE TABLE public.tenants (id int PRIMARY KEY); INSERT INTO public.tenants VALUES (1);', {
+      max_replication_slots: '1',
+    });
+    fixtures.push(f);
+    assert.equal((await f.recall(['init'])).code, 0);
+    const run = await f.recall(['verify']);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /^recall: verify needs a temporary replication slot .+ none free/m);
+    assert.match(run.stderr, /raise max_replication_slots/);
+    const { rows } = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_replication_slots`);
+    assert.equal(rows[0]!.n, 1, "only capture's slot");
+  });
+});

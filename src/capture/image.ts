@@ -43,8 +43,8 @@ export async function createSlot(
   );
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), options.timeoutMs)));
-  const outcome = await Promise.race([creating, timeout]);
-  clearTimeout(timer);
+  // Cleared however the race ends: a pending timer would keep a failed command's process alive for the whole wait.
+  const outcome = await Promise.race([creating, timeout]).finally(() => clearTimeout(timer));
   if (outcome === 'timeout') {
     const blockers = await client.query<{ pid: string; state: string; since: string }>(
       `SELECT pid::text, state, (now() - xact_start)::text AS since FROM pg_stat_activity

@@ -8,5 +8,6 @@ export { capture, type CaptureOptions, type CaptureSummary } from './capture.js'
 export { status, type Status } from './status.js';
 export { assertNoHistoryGap, describeHistoryGap, findHistoryGap, type HistoryGap } from './missing-history.js';
 export { createSlot, enterSnapshot, type ExportedSnapshot } from './image.js';
+export { jsonArraySql, stringifiedSql } from './json-text-sql.js';
 export { RECALL_ACTOR, recallContextSql, type TransactionContext } from './context.js';
 export { findInstalled, removeInstalled, type Installed, type Uninstalled } from './uninstall.js';

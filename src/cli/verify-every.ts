@@ -20,12 +20,22 @@ export interface VerifySchedule {
 export function scheduleVerify(everyMs: number, flags: CommandFlags, log: (line: string) => void): VerifySchedule {
   let child: ChildProcess | undefined;
   let ended: Promise<void> = Promise.resolve();
+  let stderr = '';
   const start = (): void => {
     if (child !== undefined) return; // the one before is still running: a verify never queues behind another
-    const running = spawn(process.execPath, [process.argv[1] ?? 'recall', 'verify', '--json', ...passedFlags(flags)], {
-      env: { ...process.env, ...(flags.vault === undefined ? {} : { RECALL_VAULT: flags.vault }) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    stderr = '';
+    let running: ChildProcess;
+    try {
+      running = spawn(process.execPath, [process.argv[1] ?? 'recall', 'verify', '--json', ...passedFlags(flags)], {
+        env: { ...process.env, ...(flags.vault === undefined ? {} : { RECALL_VAULT: flags.vault }) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (error) {
+      log(`capture: verify could not start: ${(error as Error).message}`);
+      return;
+    }
+    // A failed start (no memory, no process slot) is logged at its close, never thrown into capture.
+    running.on('error', (error) => (stderr += `\n${error.message}`));
     child = running;
     try {
       if (running.pid !== undefined) setPriority(running.pid, LOW_PRIORITY);
@@ -33,7 +43,6 @@ export function scheduleVerify(everyMs: number, flags: CommandFlags, log: (line:
       // not permitted here: it runs at capture's priority
     }
     let stdout = '';
-    let stderr = '';
     running.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     running.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     ended = new Promise((resolve) =>

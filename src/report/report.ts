@@ -76,14 +76,15 @@ export async function report(options: ReportOptions): Promise<ImpactReport> {
     if (options.tenant !== undefined) await reader.assertTenant(options.tenant);
     const versions = await windowVersions(options.vault, manifest, since, until, options.tenant);
     const changes = `report_changes_${process.pid}`;
-    // Each change with the version before it, so an update names the columns it changed.
+    // Each change with the version before it, so an update names the columns it changed. A bucket
+    // image sits at the LSN of a commit and holds its outcome: it comes after all of that commit's changes.
     await reader.duck.run(`
       CREATE OR REPLACE TEMP TABLE ${changes} AS
       SELECT tenant, "table", op, xid, json_extract_string(context, '$.actor') AS actor,
              CASE WHEN op = 'update' AND before IS NOT NULL
                   THEN list_filter(json_keys("row"), k -> json_extract_string("row", ${pointerOf('k')}) IS DISTINCT FROM json_extract_string(before, ${pointerOf('k')}))
              END AS changed
-        FROM (SELECT *, lag("row") OVER (PARTITION BY "table", "key" ORDER BY commit_lsn, seq, (op = 'image')) AS before FROM ${versions})
+        FROM (SELECT *, lag("row") OVER (PARTITION BY "table", "key" ORDER BY commit_lsn, (op = 'image'), seq) AS before FROM ${versions})
        WHERE op <> 'image' AND commit_lsn > ${since}`);
     try {
       return { since: formatLsn(since), until: formatLsn(until), tenants: await impacts(reader.duck, changes) };

@@ -7,6 +7,7 @@
 
 import { sqlIdentifier, type SourceTable } from '../source/index.js';
 import { sqlLiteral, type SchemaVersion } from '../vault/index.js';
+import { jsonArraySql, stringifiedSql } from '../capture/index.js';
 import { sourceColumn } from '../timeline/index.js';
 
 /** A captured table as verify compares it: its layout at the point, and the live table. */
@@ -35,15 +36,28 @@ function liveCanonical(values: readonly string[]): string {
   return `to_json(ARRAY[${values.join(', ')}]::text[])::text`;
 }
 
-/** The same on DuckDB. */
+/**
+ * The same on DuckDB: its JSON functions write nine control characters' escapes with
+ * capital hex digits, which capture's JSON text (json-text-sql.ts) lowers, as
+ * PostgreSQL writes them.
+ */
 function vaultCanonical(values: readonly string[]): string {
-  return values.length === 0 ? `'[]'` : `to_json([${values.join(', ')}]::VARCHAR[])::VARCHAR`;
+  const array = jsonArraySql(
+    values.map((sql) => ({ sql, plain: false })),
+    'functions',
+  );
+  return stringifiedSql(array, 'functions');
 }
 
 /** The first 60 bits of an MD5 as a BIGINT, on PostgreSQL. */
 const liveHash = (text: string): string => `('x' || left(md5(${text}), 15))::bit(60)::bigint`;
 /** The same on DuckDB. */
 const vaultHash = (text: string): string => `('0x' || left(md5(${text}), 15))::BIGINT`;
+
+/** The live table as the history holds it: a partitioned table with its partitions, any other without inheritance children (captured as tables of their own). */
+export function liveRelation(table: ComparedTable): string {
+  return `${table.live.partitioned ? '' : 'ONLY '}${table.live.sql}`;
+}
 
 /** SQL on PostgreSQL: the fingerprint of a live row's key (alias `alias`). */
 export function liveKeyFingerprint(table: ComparedTable, alias: string): string {
@@ -60,7 +74,7 @@ export function liveFingerprints(table: ComparedTable, where: string): string {
   const tenant = table.live.tenantColumn === undefined ? 'NULL::text' : liveText('l', table.live.tenantColumn);
   return `(SELECT ${tenant} AS tenant, ${liveKeyFingerprint(table, 'l')} AS kfp,
                   ${liveHash(liveCanonical(values.map((column) => liveText('l', column))))} AS h
-             FROM ${table.live.sql} AS l WHERE ${where})`;
+             FROM ${liveRelation(table)} AS l WHERE ${where})`;
 }
 
 /** A JSON pointer to a member of an object: the vault's rows are objects of column name to text. */

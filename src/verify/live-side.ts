@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { sqlIdentifier } from '../source/index.js';
 import { IMAGE_BUCKETS } from '../vault/index.js';
-import { liveFingerprints, liveKeyFingerprint, liveText, type ComparedTable } from './fingerprint.js';
+import { liveFingerprints, liveKeyFingerprint, liveRelation, liveText, type ComparedTable } from './fingerprint.js';
 import type { BatchScope, Digest } from './vault-side.js';
 
 /** A live row under a key that differs. */
@@ -23,21 +23,28 @@ function scopeFilter(table: ComparedTable, scope: BatchScope): { sql: string; pa
   const column = table.live.tenantColumn;
   if (column === undefined) return { sql: 'true', params: [] };
   const type = table.live.columns.find((c) => c.name === column)?.type ?? 'text';
-  if (scope.tenants !== undefined) return { sql: `l.${sqlIdentifier(column)} = ANY($1::text[]::${type}[])`, params: [scope.tenants] };
-  if (scope.buckets.length === IMAGE_BUCKETS) return { sql: 'true', params: [] };
+  const text = liveText('l', column);
+  if (scope.tenants !== undefined) {
+    // Typed, for the tenant index; as text too, for the exact form the history holds (03 is not 3).
+    return { sql: `l.${sqlIdentifier(column)} = ANY($1::text[]::${type}[]) AND ${text} = ANY($1::text[])`, params: [scope.tenants] };
+  }
+  // A row with no tenant goes with the global tables, in bucket 0, as the history holds it (tenantBucketSql).
+  const orphans = scope.global ? `l.${sqlIdentifier(column)} IS NULL OR ` : '';
+  if (scope.buckets.length === IMAGE_BUCKETS) return { sql: scope.global ? 'true' : `l.${sqlIdentifier(column)} IS NOT NULL`, params: [] };
   // The vault's bucket of a tenant (tenant-bucket.ts): the first 32 bits of the MD5 of its text, modulo 16.
   return {
-    sql: `(('x' || left(md5(${liveText('l', column)}), 8))::bit(32)::bigint % ${IMAGE_BUCKETS}) = ANY($1::int[])`,
+    sql: `(${orphans}(('x' || left(md5(${text}), 8))::bit(32)::bigint % ${IMAGE_BUCKETS}) = ANY($1::int[]))`,
     params: [scope.buckets],
   };
 }
 
-/** SQL (alias l) and parameters: one tenant's rows of a table (tenant null: a global table, every row). */
-function tenantFilter(table: ComparedTable, tenant: string | null): { sql: string; params: unknown[] } {
+/** SQL (alias l): one tenant's rows of a table (tenant null: those with no tenant, or every row of a global table), `literal` its SQL. */
+function tenantFilter(table: ComparedTable, tenant: string | null, literal: string): string {
   const column = table.live.tenantColumn;
-  if (column === undefined || tenant === null) return { sql: 'true', params: [] };
+  if (column === undefined) return 'true';
+  if (tenant === null) return `l.${sqlIdentifier(column)} IS NULL`;
   const type = table.live.columns.find((c) => c.name === column)?.type ?? 'text';
-  return { sql: `l.${sqlIdentifier(column)} = $1::text::${type}`, params: [tenant] };
+  return `l.${sqlIdentifier(column)} = ${literal}::text::${type} AND ${liveText('l', column)} = ${literal}::text`;
 }
 
 /** Rows and digest of each tenant's share of the table, for the scope's tenants. */
@@ -62,8 +69,7 @@ export async function copyLiveKeys(
   const appender = await duck.createAppender(into);
   try {
     // COPY cannot take parameters: the tenant goes in as a literal.
-    const filter = tenantFilter(table, tenant);
-    const where = tenant === null ? filter.sql : filter.sql.replace('$1', reader.escapeLiteral(tenant));
+    const where = tenantFilter(table, tenant, tenant === null ? 'NULL' : reader.escapeLiteral(tenant));
     const stream = reader.query(copyTo(`COPY (SELECT f.kfp, f.h FROM ${liveFingerprints(table, where)} AS f) TO STDOUT`));
     let rest = '';
     for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -89,18 +95,17 @@ export async function liveRowsOf(
   kfps: readonly string[],
 ): Promise<LiveRow[]> {
   if (kfps.length === 0) return [];
-  const filter = tenantFilter(table, tenant);
   const names = table.layout.columns.map((column) => column.name);
-  const at = filter.params.length + 1;
   // Arrays come back as JSON: this connection leaves every value as PostgreSQL's text.
   const { rows } = await reader.query<{ kfp: string; values: string; key: string }>(
     `SELECT f.kfp, f.values, f.key FROM (
        SELECT ${liveKeyFingerprint(table, 'l')} AS kfp,
               to_json(ARRAY[${names.map((name) => liveText('l', name)).join(', ')}]::text[])::text AS values,
               to_json(ARRAY[${table.layout.key.map((name) => liveText('l', name)).join(', ')}]::text[])::text AS key
-         FROM ${table.live.sql} AS l WHERE ${filter.sql}) AS f
-      WHERE f.kfp = ANY($${at}::text[])`,
-    [...filter.params, kfps],
+         FROM ${liveRelation(table)} AS l WHERE ${tenantFilter(table, tenant, '$2')}) AS f
+      WHERE f.kfp = ANY($1::text[])`,
+    // $2 is there only for a tenant's rows: PostgreSQL refuses a parameter it cannot type.
+    tenant === null || table.live.tenantColumn === undefined ? [kfps] : [kfps, tenant],
   );
   return rows.map((row) => {
     const values = JSON.parse(row.values) as (string | null)[];

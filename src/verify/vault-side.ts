@@ -77,8 +77,9 @@ export class VaultState {
       scope.tenants === undefined
         ? `${tenantBucketSql('tenant', IMAGE_BUCKETS)} IN (${scope.buckets.join(', ')})`
         : `(tenant IN (${scope.tenants.map(sqlLiteral).join(', ') || 'NULL'})${scope.global ? ' OR tenant IS NULL' : ''})`;
+    // The snapshot sees the commits before its point, not one whose record starts there (an image at it is its state).
     const versions = `(SELECT * FROM read_parquet(${fileList(files)})
-                        WHERE commit_lsn <= ${lsn} AND ${aboveFloorSql(floors, 'commit_lsn', 'tenant')} AND "table" IN (${names})
+                        WHERE (commit_lsn < ${lsn} OR (op = 'image' AND commit_lsn <= ${lsn})) AND ${aboveFloorSql(floors, 'commit_lsn', 'tenant')} AND "table" IN (${names})
                           AND ${inScope} ${scope.global ? '' : 'AND tenant IS NOT NULL'})`;
     const keys = `verify_keys_${++states}`;
     if (files.length === 0) {

@@ -4,7 +4,9 @@
 // tenant and table come first; only where one differs are that tenant's rows compared
 // key by key, and the rows under the keys that differ are read on both sides.
 
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { NoFreeSlotError } from '../errors.js';
 import { createSlot, enterSnapshot } from '../capture/index.js';
 import { catchUp, Throttle } from '../restore/index.js';
 import { connectSource, readCatalog, type SourceConfig, type TenancyConfig } from '../source/index.js';
@@ -93,6 +95,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       options.signal?.throwIfAborted();
       await inSnapshot(options, async (reader, lsn) => {
         const tables = await comparedTables(reader, options, lsn, scope, skipped);
+        if (tables.length === 0) return; // nothing of this batch to compare (--table names a table of another batch)
         // The two sides at once: PostgreSQL reads the live rows while DuckDB reconstructs the history.
         const readLive = async (): Promise<Digest[]> => {
           const digests: Digest[] = [];
@@ -216,9 +219,24 @@ async function inSnapshot(options: VerifyOptions, work: (reader: pg.Client, lsn:
     connections.push(control);
     const reader = await connectSource(options.source);
     connections.push(reader);
-    const snapshot = await createSlot(replication, control, `recall_verify_${process.pid}`, { timeoutMs: SLOT_WAIT_MS, temporary: true });
+    // Caught up before the snapshot too, so that the snapshot is held only for the last seconds of history.
+    await catchUp(control, { ...options, timeoutMs: options.catchUpWaitMs, reason: 'before the snapshot' });
+    const snapshot = await createSlot(replication, control, `recall_verify_${process.pid}_${randomBytes(4).toString('hex')}`, {
+      timeoutMs: SLOT_WAIT_MS,
+      temporary: true,
+    }).catch((error: unknown) => {
+      // 53400: every slot (max_replication_slots) or walsender (max_wal_senders) is taken.
+      if ((error as { code?: string }).code !== '53400') throw error;
+      throw new NoFreeSlotError(
+        `verify needs a temporary replication slot for its snapshot, and the source has none free: ${(error as Error).message}`,
+        'raise max_replication_slots (and max_wal_senders) by one on the source, or end a client that holds one, then run verify again',
+        { cause: error },
+      );
+    });
     await enterSnapshot(reader, snapshot);
     await reader.query(`SET LOCAL lock_timeout = ${LOCK_WAIT_MS}`);
+    // Row-level security would hide rows and read as missing ones: with it off, a policy that applies is an error instead.
+    await reader.query('SET LOCAL row_security = off');
     const reason = `to lsn:${formatLsn(snapshot.lsn)}`;
     await catchUp(control, { ...options, timeoutMs: options.catchUpWaitMs, reason });
     await options.vault.refresh();
@@ -241,7 +259,8 @@ async function comparedTables(
   const compared: ComparedTable[] = [];
   for (const name of capturedTables(options.vault)) {
     if (options.table !== undefined && name !== options.table) continue;
-    const layout = layoutAt(options.vault.manifest, name, lsn);
+    // The layout the snapshot sees: a DDL whose commit starts at the point is not in it.
+    const layout = layoutAt(options.vault.manifest, name, lsn - 1n);
     if (layout === undefined) continue;
     if (layout.tenantColumn === null && !scope.global) continue;
     const live = catalog.find((table) => table.qualified === name);

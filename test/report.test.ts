@@ -127,6 +127,23 @@ describe(`recall report, PostgreSQL ${major}`, () => {
     );
   });
 
+  test('a column added since is not a change of the rows its first update touches', async () => {
+    const point = await pointNow();
+    await f.db.query(`ALTER TABLE public.issues ADD COLUMN priority int DEFAULT 3`);
+    await f.db.query(`UPDATE public.issues SET state = 'triaged' WHERE tenant_id = 'initech' AND id = 5`);
+    await captured();
+    const run = await f.recall(['report', '--since', point, '--tenant', 'initech', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const impact = JSON.parse(run.stdout) as Impact;
+    assert.deepStrictEqual(impact.tenants[0]?.tables, [
+      { table: 'public.issues', inserted: 0, updated: 1, deleted: 0, columns: ['state'] },
+    ]);
+
+    const backwards = await f.recall(['report', '--since', new Date().toISOString(), '--until', point]);
+    assert.equal(backwards.code, 2, backwards.stderr);
+    assert.match(backwards.stderr, /^recall: the window ends .+ before it starts/m);
+  });
+
   test('bad input: exit 2, one line naming the fix', async () => {
     const notJson = join(f.vault, '..', 'not.json');
     writeFileSync(notJson, 'hello');

@@ -61,7 +61,8 @@ function verifyLines(records: VerifyRecords): string[] {
       record.differences === 0
         ? 'equal'
         : `${record.differences} DIFFERENCES (tenants ${record.affected.map((tenant) => tenant ?? '(global)').join(', ')}): run \`recall verify\``;
-    return `${record.at}: ${record.rows} rows of ${record.tenants} tenants, ${found}`;
+    const skipped = (record.skipped ?? 0) > 0 ? ` (${record.skipped} tables skipped: \`recall verify\` says why)` : '';
+    return `${record.at}: ${record.rows} rows of ${record.tenants} tenants, ${found}${skipped}`;
   };
   const { last, lastFull } = records;
   if (last === null) return ['verify     never run against the live database (`recall verify`)'];

@@ -4,6 +4,7 @@
 // touch, and what did it take" from the vault alone, without a restore.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { PointError } from '../errors.js';
 import { formatLsn, VaultReader, type FutureBound, type Point } from '../timeline/index.js';
 import {
   aboveFloorSql,
@@ -21,6 +22,7 @@ import {
 /** What one tenant's rows of one table went through in the window. */
 export interface TableImpact {
   readonly table: string;
+  /** Rows (keys) inserted, updated and deleted: a row updated five times counts once. */
   readonly inserted: number;
   readonly updated: number;
   /** Deleted rows, those a TRUNCATE removed included. */
@@ -73,16 +75,24 @@ export async function report(options: ReportOptions): Promise<ImpactReport> {
     const manifest = reader.manifest;
     const since = options.since === undefined ? manifest.startLsn : await reader.resolve(options.since);
     const until = options.until === undefined ? manifest.throughLsn : await reader.resolve(options.until);
+    if (until < since) {
+      throw new PointError(
+        `the window ends (lsn:${formatLsn(until)}) before it starts (lsn:${formatLsn(since)})`,
+        'give an --until later than --since',
+      );
+    }
     if (options.tenant !== undefined) await reader.assertTenant(options.tenant);
     const versions = await windowVersions(options.vault, manifest, since, until, options.tenant);
     const changes = `report_changes_${process.pid}`;
-    // Each change with the version before it, so an update names the columns it changed. A bucket
+    // Each change with the version before it, so an update names the columns it changed (those the
+    // version before held too: a column added or renamed since is not a change of the row). A bucket
     // image sits at the LSN of a commit and holds its outcome: it comes after all of that commit's changes.
     await reader.duck.run(`
       CREATE OR REPLACE TEMP TABLE ${changes} AS
-      SELECT tenant, "table", op, xid, json_extract_string(context, '$.actor') AS actor,
+      SELECT tenant, "table", "key", op, xid, json_extract_string(context, '$.actor') AS actor,
              CASE WHEN op = 'update' AND before IS NOT NULL
-                  THEN list_filter(json_keys("row"), k -> json_extract_string("row", ${pointerOf('k')}) IS DISTINCT FROM json_extract_string(before, ${pointerOf('k')}))
+                  THEN list_filter(json_keys("row"), k -> json_exists(before, ${pointerOf('k')})
+                                                           AND json_extract_string("row", ${pointerOf('k')}) IS DISTINCT FROM json_extract_string(before, ${pointerOf('k')}))
              END AS changed
         FROM (SELECT *, lag("row") OVER (PARTITION BY "table", "key" ORDER BY commit_lsn, (op = 'image'), seq) AS before FROM ${versions})
        WHERE op <> 'image' AND commit_lsn > ${since}`);
@@ -128,8 +138,9 @@ async function windowVersions(vault: Vault, manifest: Manifest, since: bigint, u
 async function impacts(duck: DuckDBConnection, changes: string): Promise<TenantImpact[]> {
   const tables = await queryRows(
     duck,
-    `SELECT tenant, "table", count(*) FILTER (WHERE op = 'insert') AS inserted, count(*) FILTER (WHERE op = 'update') AS updated,
-            count(*) FILTER (WHERE op IN ('delete', 'truncate')) AS deleted,
+    `SELECT tenant, "table", count(DISTINCT "key") FILTER (WHERE op = 'insert') AS inserted,
+            count(DISTINCT "key") FILTER (WHERE op = 'update') AS updated,
+            count(DISTINCT "key") FILTER (WHERE op IN ('delete', 'truncate')) AS deleted,
             list_sort(list_distinct(flatten(list(changed) FILTER (WHERE changed IS NOT NULL)))) AS columns
        FROM ${changes} GROUP BY tenant, "table" ORDER BY tenant NULLS FIRST, "table"`,
   );
@@ -140,7 +151,7 @@ async function impacts(duck: DuckDBConnection, changes: string): Promise<TenantI
   );
   const transactions = await queryRows(
     duck,
-    `SELECT tenant, list(DISTINCT xid::VARCHAR ORDER BY xid::VARCHAR) AS xids FROM ${changes} GROUP BY tenant`,
+    `SELECT tenant, list_transform(list(DISTINCT xid ORDER BY xid), x -> x::VARCHAR) AS xids FROM ${changes} GROUP BY tenant`,
   );
   const byTenant = new Map<string, { tenant: string | null; tables: TableImpact[]; actors: ActorImpact[]; transactions: string[] }>();
   const entry = (tenant: string | null) => {

@@ -44,8 +44,8 @@ export class VaultReader {
 
   /**
    * With `tenant`, only layers that may hold its rows are read (and verified): a damaged
-   * layer of others does not stop the read. With `atPoint` too, none is verified on open:
-   * `tenantAt` reads (and verifies) the few a point needs.
+   * layer of others does not stop the read. With `atPoint`, none is verified on open:
+   * `tenantAt` (or the caller) reads and verifies the few a read needs.
    */
   static async open(
     vault: Vault,
@@ -54,7 +54,7 @@ export class VaultReader {
     const manifest = vault.manifest;
     const { tenant } = options;
     const files =
-      tenant !== undefined && options.atPoint === true
+      options.atPoint === true
         ? undefined
         : await vault.layerFiles(tenant === undefined ? manifest.layers : manifest.layers.filter((layer) => mayHoldTenant(layer, tenant)));
     const duck = await openDuckDB(await vault.storage.scratchDirectory());

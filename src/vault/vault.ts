@@ -94,6 +94,8 @@ export interface VerifyRecord {
   readonly differences: number;
   /** The tenants those rows belong to (null: a global table), at most 20. */
   readonly affected: readonly (string | null)[];
+  /** Tables it left out (their layout differs, not readable…): "equal" holds for the others only. */
+  readonly skipped?: number;
 }
 
 /** The newest verify, and the newest that was a full pass. */

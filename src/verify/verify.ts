@@ -154,6 +154,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       rows: result.rows,
       differences: found,
       affected: [...new Set(differences.map((difference) => difference.tenant))].slice(0, 20),
+      skipped: skipped.size,
     })
     .catch((error: unknown) => options.log(`verify: could not record the result in the vault (${(error as Error).message})`));
   return {

@@ -87,6 +87,16 @@ for (const major of testMajors('all')) {
       }
     });
 
+    test('a table this role may not read is left out, named with why; the rest is compared', async () => {
+      await f.db.query(`CREATE ROLE verifier LOGIN REPLICATION PASSWORD 'verifier-pw';
+        GRANT SELECT ON ALL TABLES IN SCHEMA public TO verifier; REVOKE SELECT ON public.countries FROM verifier`);
+      const source = f.cluster.url({ user: 'verifier', password: 'verifier-pw' });
+      const verified = await f.recall(['verify'], { RECALL_SOURCE: source });
+      assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+      assert.match(verified.stdout, /^skipped +public\.countries: this role may not read it: grant it SELECT/m);
+      assert.match(verified.stdout, /in 5 tables/);
+    });
+
     test('changes decoding never saw are each found: missing, extra and changed rows, with both versions', async () => {
       // With the publication publishing no row changes meanwhile, the history never hears of them.
       const { rows } = await f.db.query<{ name: string }>(`SELECT quote_ident(pubname) AS name FROM pg_publication`);

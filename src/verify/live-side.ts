@@ -48,13 +48,52 @@ function tenantFilter(table: ComparedTable, tenant: string | null, literal: stri
 }
 
 /** Rows and digest of each tenant's share of the table, for the scope's tenants. */
-export async function liveDigests(reader: pg.Client, table: ComparedTable, scope: BatchScope): Promise<Digest[]> {
+async function liveDigests(reader: pg.Client, table: ComparedTable, scope: BatchScope): Promise<Digest[]> {
   const filter = scopeFilter(table, scope);
   const { rows } = await reader.query<{ tenant: string | null; n: string; s: string }>(
     `SELECT f.tenant, count(*)::text AS n, coalesce(sum(f.h), 0)::text AS s FROM ${liveFingerprints(table, filter.sql)} AS f GROUP BY f.tenant`,
     filter.params,
   );
   return rows.map((row) => ({ table: table.name, tenant: row.tenant, rows: Number(row.n), sum: row.s }));
+}
+
+/**
+ * The digests of one table, or why it was left out: a lock it waited for more than the
+ * lock timeout for (verify never queues an ALTER TABLE and the application behind it),
+ * a table this role may not read, or one truncated or rewritten after the snapshot,
+ * which it would read as empty (PostgreSQL's MVCC caveat for TRUNCATE and rewriting
+ * ALTER TABLE): its files then are not those the snapshot's catalog names. Run in a
+ * savepoint, so the snapshot's transaction goes on with the other tables.
+ */
+export async function readTable(reader: pg.Client, table: ComparedTable, scope: BatchScope): Promise<Digest[] | { skipped: string }> {
+  await reader.query('SAVEPOINT recall_table');
+  try {
+    await reader.query(`LOCK TABLE ${liveRelation(table)} IN ACCESS SHARE MODE`);
+    // relfilenode as the snapshot's catalog has it, against pg_relation_filenode's current one.
+    const { rows } = await reader.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM pg_catalog.pg_partition_tree($1::oid::regclass) AS p
+         JOIN pg_catalog.pg_class AS c ON c.oid = p.relid
+        WHERE p.isleaf AND c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)`,
+      [table.live.oid],
+    );
+    if (rows[0]?.n !== '0') {
+      await reader.query('ROLLBACK TO SAVEPOINT recall_table');
+      return { skipped: 'it was truncated or rewritten after the snapshot, which would read it as empty; run verify again' };
+    }
+    const digests = await liveDigests(reader, table, scope);
+    await reader.query('RELEASE SAVEPOINT recall_table');
+    return digests;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== '55P03' && code !== '42501') throw error;
+    await reader.query('ROLLBACK TO SAVEPOINT recall_table');
+    return {
+      skipped:
+        code === '55P03'
+          ? 'another session held a lock on it longer than verify waits (an ALTER TABLE?); run verify again'
+          : `this role may not read it (${(error as Error).message}); grant it SELECT`,
+    };
+  }
 }
 
 /** Streams the fingerprints of one tenant's live rows of a table into a new DuckDB table `into` (kfp, h). */

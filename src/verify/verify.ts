@@ -13,7 +13,7 @@ import { connectSource, readCatalog, type SourceConfig, type TenancyConfig } fro
 import { formatLsn, layoutAt } from '../timeline/index.js';
 import { IMAGE_BUCKETS, openDuckDB, queryRows, tenantBucket, type Vault } from '../vault/index.js';
 import type { ComparedTable } from './fingerprint.js';
-import { copyLiveKeys, liveDigests, liveRowsOf } from './live-side.js';
+import { copyLiveKeys, liveRowsOf, readTable } from './live-side.js';
 import { VaultState, type BatchScope, type Digest } from './vault-side.js';
 
 /** How a live row and the history disagree. */
@@ -97,11 +97,17 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
         const tables = await comparedTables(reader, options, lsn, scope, skipped);
         if (tables.length === 0) return; // nothing of this batch to compare (--table names a table of another batch)
         // The two sides at once: PostgreSQL reads the live rows while DuckDB reconstructs the history.
+        const read = new Set<string>();
         const readLive = async (): Promise<Digest[]> => {
           const digests: Digest[] = [];
           for (const table of tables) {
             await throttle.pace(options.signal);
-            const found = await liveDigests(reader, table, scope);
+            const found = await readTable(reader, table, scope);
+            if ('skipped' in found) {
+              skipped.set(table.name, found.skipped);
+              continue;
+            }
+            read.add(table.name);
             throttle.wrote(found.reduce((sum, digest) => sum + digest.rows, 0));
             digests.push(...found);
           }
@@ -114,7 +120,10 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
           throw error;
         });
         try {
-          const mismatched = mismatches(live, await state.digests());
+          const mismatched = mismatches(
+            live,
+            (await state.digests()).filter((digest) => read.has(digest.table)),
+          );
           let batchRows = 0;
           const batchTenants = new Set<string>();
           for (const digest of live) {
@@ -128,12 +137,12 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
             differences.push(...found.listed);
             unlisted += found.unlisted;
           }
-          for (const table of tables) result.tables.add(table.name);
+          for (const table of read) result.tables.add(table);
           for (const tenant of batchTenants) result.tenants.add(tenant);
           result.rows += batchRows;
           result.batches.push({ lsn: formatLsn(lsn), tenants: batchTenants.size, rows: batchRows });
           options.log(
-            `verify: lsn:${formatLsn(lsn)}: ${batchRows} rows of ${batchTenants.size} tenants in ${tables.length} tables, ${mismatched.length} with differing digests`,
+            `verify: lsn:${formatLsn(lsn)}: ${batchRows} rows of ${batchTenants.size} tenants in ${read.size} tables, ${mismatched.length} with differing digests`,
           );
         } finally {
           await state.drop();
@@ -268,6 +277,10 @@ async function comparedTables(
     if (live === undefined) {
       // A partition's rows are captured and compared through its root.
       if (!(await isPartition(reader, name))) skipped.set(name, 'it is not in the database at the point (dropped, or not readable)');
+      continue;
+    }
+    if (!live.selectable) {
+      skipped.set(name, 'this role may not read it: grant it SELECT (README, Privileges)');
       continue;
     }
     const columns = new Set(live.columns.filter((column) => !column.generated).map((column) => column.name));

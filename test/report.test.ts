@@ -8,8 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { testMajors } from './harness/majors.js';
-import { fixture, type Fixture } from './harness/recall.js';
-import { CaptureProcess, endAfterSuite, initAndCapture, pointNow } from './harness/workload.js';
+import type { Fixture } from './harness/recall.js';
+import { capturedFixture, endAfterSuite, pointNow, type CaptureProcess } from './harness/workload.js';
 
 const FLUSHED = /^capture: \d+ changes through/;
 
@@ -39,7 +39,7 @@ interface Impact {
 const [major] = testMajors('one');
 
 describe(`recall report, PostgreSQL ${major}`, () => {
-  const { fixtures, captures } = endAfterSuite();
+  const started = endAfterSuite();
   let f: Fixture;
   let capture: CaptureProcess;
 
@@ -49,12 +49,7 @@ describe(`recall report, PostgreSQL ${major}`, () => {
     await capture.waitForLines(FLUSHED, flushes + 1, 30_000);
   };
 
-  before(async () => {
-    f = await fixture(major!, SCHEMA);
-    fixtures.push(f);
-    capture = await initAndCapture(f);
-    captures.push(capture);
-  });
+  before(async () => ({ f, capture } = await capturedFixture(started, major!, SCHEMA)));
 
   test("a window's impact per tenant: tables, rows, changed columns, actors and transactions", async () => {
     const point = await pointNow();

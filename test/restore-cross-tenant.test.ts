@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import type pg from 'pg';
-import { fixture, type Fixture } from './harness/recall.js';
+import type { Fixture } from './harness/recall.js';
 import { testMajors } from './harness/majors.js';
-import { endAfterSuite, initAndCapture } from './harness/workload.js';
+import { capturedFixture, endAfterSuite } from './harness/workload.js';
 
 // Tenant t's third order line is supplied by tenant t % 3 + 1, from items 9-12 that
 // only those remote lines use; the orders 1 and 2 of tenant 1 use tenant 2's catalogue.
@@ -79,14 +79,10 @@ const planOf = (stdout: string): JsonPlan => (JSON.parse(stdout.split('\n')[0] ?
 
 for (const major of testMajors('all')) {
   describe(`restore with references across tenants, PostgreSQL ${major}`, () => {
-    const { fixtures, captures } = endAfterSuite();
+    const started = endAfterSuite();
     let f: Fixture;
 
-    before(async () => {
-      f = await fixture(major, SCHEMA);
-      fixtures.push(f);
-      captures.push(await initAndCapture(f));
-    });
+    before(async () => ({ f } = await capturedFixture(started, major, SCHEMA)));
 
     test("a tenant unchanged since the point, its rows referencing another tenant's: nothing to write, exit 0", async () => {
       const { rows } = await f.db.query<{ lines: number; orders: number }>(

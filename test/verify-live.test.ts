@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { testMajors } from './harness/majors.js';
 import { fixture, type Fixture } from './harness/recall.js';
-import { CaptureProcess, endAfterSuite, initAndCapture } from './harness/workload.js';
+import { CaptureProcess, capturedFixture, endAfterSuite } from './harness/workload.js';
 
 const SCHEMA = `
   CREATE TYPE public.mood AS ENUM ('calm', 'busy');
@@ -58,14 +58,11 @@ const resultOf = (stdout: string): JsonResult => JSON.parse(stdout) as JsonResul
 
 for (const major of testMajors('all')) {
   describe(`recall verify, PostgreSQL ${major}`, () => {
-    const { fixtures, captures } = endAfterSuite();
+    const started = endAfterSuite();
+    const { captures } = started;
     let f: Fixture;
 
-    before(async () => {
-      f = await fixture(major, SCHEMA);
-      fixtures.push(f);
-      captures.push(await initAndCapture(f));
-    });
+    before(async () => ({ f } = await capturedFixture(started, major, SCHEMA)));
 
     test('a clean database under writes reads equal, every time', async () => {
       for (let round = 1; round <= 3; round++) {

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import pg from 'pg';
 import { testMajors } from './harness/majors.js';
-import { fixture, type Fixture } from './harness/recall.js';
-import { endAfterSuite, initAndCapture } from './harness/workload.js';
+import type { Fixture } from './harness/recall.js';
+import { capturedFixture, endAfterSuite } from './harness/workload.js';
 
 const PAGE = 8192;
 
@@ -33,16 +33,11 @@ interface JsonDifference {
 
 for (const major of testMajors('all')) {
   describe(`a heap damaged under the covers (mocri), PostgreSQL ${major}`, () => {
-    const { fixtures, captures } = endAfterSuite();
+    const started = endAfterSuite();
     let f: Fixture;
 
-    before(async () => {
-      f = await fixture(major, SCHEMA, undefined, { dataChecksums: false });
-      fixtures.push(f);
-      // The fixture's client dies with the server, which the test stops.
-      f.db.on('error', () => undefined);
-      captures.push(await initAndCapture(f));
-    });
+    // Checksums off, so a damaged page reads back silently; the fixture's client dies with the server the test stops.
+    before(async () => ({ f } = await capturedFixture(started, major, SCHEMA, { dataChecksums: false })));
 
     test('verify names what was lost, restore puts it back, and verify is clean again', async () => {
       const { rows: vanished } = await f.db.query<{ tenant_id: string; id: string }>(

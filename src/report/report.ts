@@ -5,14 +5,12 @@
 
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { PointError } from '../errors.js';
-import { formatLsn, VaultReader, type FutureBound, type Point } from '../timeline/index.js';
+import { formatLsn, layersSql, VaultReader, type FutureBound, type Point } from '../timeline/index.js';
 import {
   aboveFloorSql,
-  fileList,
-  IMAGE_BUCKETS,
+  bucketReadSets,
   mayHoldTenant,
   queryRows,
-  readSet,
   sqlLiteral,
   type LayerEntry,
   type Manifest,
@@ -115,22 +113,13 @@ const pointerOf = (name: string): string => `'/' || replace(replace(${name}, '~'
  * so that each update in the window has the version it replaced.
  */
 async function windowVersions(vault: Vault, manifest: Manifest, since: bigint, until: bigint, tenant: string | undefined): Promise<string> {
-  const layers = new Set<LayerEntry>();
-  const floors: bigint[] = [];
-  for (let index = 0; index < IMAGE_BUCKETS; index++) {
-    const set = readSet(manifest, { bucket: { index, of: IMAGE_BUCKETS } }, since);
-    floors.push(set.floor);
-    for (const layer of set.layers) layers.add(layer);
-  }
+  const start = bucketReadSets(manifest, since);
+  const layers = new Set<LayerEntry>(start.layers);
   for (const layer of manifest.layers) if (layer.maxLsn > since && layer.minLsn <= until) layers.add(layer);
   const wanted = manifest.layers.filter((layer) => layers.has(layer) && (tenant === undefined || mayHoldTenant(layer, tenant)));
-  if (wanted.length === 0) {
-    return `(SELECT NULL::UBIGINT AS commit_lsn, NULL::UINTEGER AS seq, NULL::UBIGINT AS xid, NULL::VARCHAR AS "table", NULL::VARCHAR AS op,
-                    NULL::VARCHAR AS tenant, NULL::VARCHAR AS "key", NULL::VARCHAR AS "row", NULL::VARCHAR AS context WHERE false)`;
-  }
   const files = await vault.layerFiles(wanted);
-  return `(SELECT commit_lsn, seq, xid, "table", op, tenant, "key", "row", context FROM read_parquet(${fileList(files)})
-            WHERE commit_lsn <= ${until} AND ${aboveFloorSql(floors, 'commit_lsn', 'tenant')}
+  return `(SELECT commit_lsn, seq, xid, "table", op, tenant, "key", "row", context FROM ${layersSql(files)}
+            WHERE commit_lsn <= ${until} AND ${aboveFloorSql(start.floors, 'commit_lsn', 'tenant')}
                   ${tenant === undefined ? '' : `AND tenant = ${sqlLiteral(tenant)}`})`;
 }
 

@@ -5,4 +5,4 @@ export { formatLsn, parseLsn, type Lsn } from './lsn.js';
 export { describePoint, formatMicros, parsePoint, type Point } from './point.js';
 export { show, layOut, sourceColumn, type ShowOptions, type ShownRow } from './show.js';
 export { log, type LogOptions, type LoggedChange } from './log.js';
-export { layoutAt, VaultReader, vaultEnd, type FutureBound } from './vault-reader.js';
+export { layersSql, layoutAt, VaultReader, vaultEnd, type FutureBound } from './vault-reader.js';

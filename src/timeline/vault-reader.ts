@@ -230,8 +230,8 @@ export function layoutAt(manifest: Manifest, table: string, lsn: Lsn): SchemaVer
   return manifest.schemas.filter((version) => version.table === table && version.sinceLsn <= lsn).at(-1);
 }
 
-/** read_parquet over layer files, or an empty relation if there are none. */
-function layersSql(files: readonly string[]): string {
+/** read_parquet over layer files, or an empty relation of the layer columns if there are none. */
+export function layersSql(files: readonly string[]): string {
   if (files.length === 0) {
     return `(SELECT NULL::UBIGINT AS commit_lsn, NULL::UINTEGER AS seq, NULL::TIMESTAMP AS commit_time, NULL::UBIGINT AS xid,
                       NULL::VARCHAR AS "table", NULL::VARCHAR AS op, NULL::VARCHAR AS tenant, NULL::VARCHAR AS "key",

@@ -64,6 +64,15 @@ export {
 export { erase, planErasure, type ErasedLayer, type ErasurePlan, type ErasureResult } from './erasure.js';
 export { foldDue, foldStepMs, retentionHorizon, type FoldStep, type Retention } from './retention.js';
 export { collectGarbage, DEFAULT_GC_GRACE_MS, planGc, type GarbageFile, type GcPlan } from './gc.js';
-export { aboveFloorSql, IMAGE_BUCKETS, isBucketImage, newestVersions, readSet, type NewestVersions, type ReadSet } from './read-set.js';
+export {
+  aboveFloorSql,
+  bucketReadSets,
+  IMAGE_BUCKETS,
+  isBucketImage,
+  newestVersions,
+  readSet,
+  type NewestVersions,
+  type ReadSet,
+} from './read-set.js';
 export { processScratchDirectory } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

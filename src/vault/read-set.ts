@@ -68,12 +68,21 @@ export function newestVersions(manifest: Manifest): NewestVersions {
   // The end of every layer, not only of the history: a rewritten table's new image sits at
   // the consistent point of its slot, past the commit of the batch that holds it.
   const end = manifest.layers.reduce((last, layer) => (layer.maxLsn > last ? layer.maxLsn : last), manifest.throughLsn);
+  return bucketReadSets(manifest, end);
+}
+
+/**
+ * The read sets of some image buckets (all of them unless told) at `lsn`, together, in
+ * manifest order, with every bucket's floor (for aboveFloorSql): the state of those
+ * buckets' tenants at `lsn` is in these layers, above each row's floor.
+ */
+export function bucketReadSets(manifest: Manifest, lsn: bigint, buckets?: readonly number[]): NewestVersions {
   const layers = new Set<LayerEntry>();
   const floors: bigint[] = [];
   for (let index = 0; index < IMAGE_BUCKETS; index++) {
-    const set = readSet(manifest, { bucket: { index, of: IMAGE_BUCKETS } }, end);
-    for (const layer of set.layers) layers.add(layer);
+    const set = readSet(manifest, { bucket: { index, of: IMAGE_BUCKETS } }, lsn);
     floors.push(set.floor);
+    if (buckets === undefined || buckets.includes(index)) for (const layer of set.layers) layers.add(layer);
   }
   return { layers: manifest.layers.filter((layer) => layers.has(layer)), floors };
 }

@@ -7,13 +7,12 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { layOut } from '../timeline/index.js';
 import {
   aboveFloorSql,
+  bucketReadSets,
   fileList,
   IMAGE_BUCKETS,
   queryRows,
-  readSet,
   sqlLiteral,
   tenantBucketSql,
-  type LayerEntry,
   type Manifest,
   type Vault,
 } from '../vault/index.js';
@@ -64,14 +63,8 @@ export class VaultState {
     lsn: bigint,
   ): Promise<VaultState> {
     const manifest = vault.manifest;
-    const floors: bigint[] = [];
-    const layers = new Set<LayerEntry>();
-    for (let index = 0; index < IMAGE_BUCKETS; index++) {
-      const set = readSet(manifest, { bucket: { index, of: IMAGE_BUCKETS } }, lsn);
-      floors.push(set.floor);
-      if (scope.buckets.includes(index)) for (const layer of set.layers) layers.add(layer);
-    }
-    const files = await vault.layerFiles(manifest.layers.filter((layer) => layers.has(layer)));
+    const { layers, floors } = bucketReadSets(manifest, lsn, scope.buckets);
+    const files = await vault.layerFiles(layers);
     const names = tables.map((table) => sqlLiteral(table.name)).join(', ');
     const inScope =
       scope.tenants === undefined

@@ -330,8 +330,8 @@ async function rowDifferences(
   room: number,
 ): Promise<{ listed: Difference[]; unlisted: number }> {
   const into = `verify_live_${++comparisons}`;
-  await copyLiveKeys(reader, duck, table, tenant, into);
   try {
+    await copyLiveKeys(reader, duck, table, tenant, into);
     const rows = await queryRows(
       duck,
       `SELECT coalesce(l.kfp, v.kfp) AS kfp,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import pg from 'pg';
 import { prng } from '../../src/demo/random.js';
-import { jsonLines, type Fixture, type RunResult } from './recall.js';
+import { fixture, jsonLines, type Fixture, type RunResult } from './recall.js';
 
 /** The schema the crash tests capture: a tenants root, a keyed table, and the ground truth. */
 export const CRASH_SCHEMA = `
@@ -271,6 +271,25 @@ export function endAfterSuite(): { readonly fixtures: Fixture[]; readonly captur
     await Promise.all(started.fixtures.map((f) => f.close()));
   });
   return started;
+}
+
+/**
+ * A fixture of `major` with `schema`, `recall init` done and a capture streaming, both
+ * registered with the suite's `started` so that its `after` hook ends them.
+ */
+export async function capturedFixture(
+  started: { readonly fixtures: Fixture[]; readonly captures: CaptureProcess[] },
+  major: number,
+  schema: string,
+  options: { dataChecksums?: boolean } = {},
+): Promise<{ f: Fixture; capture: CaptureProcess }> {
+  const f = await fixture(major, schema, undefined, options);
+  started.fixtures.push(f);
+  // The fixture's client may die with a server a test stops: that must not crash the runner.
+  f.db.on('error', () => undefined);
+  const capture = await initAndCapture(f);
+  started.captures.push(capture);
+  return { f, capture };
 }
 
 /** Runs `recall init`, then starts `recall capture` in the background and waits until it streams. */

@@ -68,6 +68,15 @@ export class PointError extends errorKind('bad-point', ExitCode.badInput) {}
 /** A point lies before the history starts: the vault cannot know that state. */
 export class PointBeforeHistoryError extends PointError {}
 
+/** A point inside a gap in the history: the state there was never seen. */
+export class PointInGapError extends PointError {}
+
+/** The source's own files are damaged: an index and its table disagree, or a page is unreadable. */
+export class SourceDamagedError extends errorKind('source-damaged', ExitCode.operational) {}
+
+/** Capture found a gap in the history (a lost or re-created slot, another or rewound source) and recorded it. */
+export class HistoryGapError extends errorKind('history-gap', ExitCode.operational) {}
+
 /** The tenant never appears in the history. */
 export class UnknownTenantError extends errorKind('unknown-tenant', ExitCode.badInput) {}
 
@@ -125,9 +134,6 @@ export class CommitRaceLostError extends VaultConflictError {}
 
 /** The replication slot is gone or unusable; the history has a hole from here. */
 export class SlotLostError extends errorKind('slot-lost', ExitCode.operational) {}
-
-/** The slot was acknowledged past what the vault records: history is missing (a stale copy, a vault from a backup). */
-export class MissingHistoryError extends errorKind('missing-history', ExitCode.operational) {}
 
 /** The slot name a new vault would use already names a slot that is not provably this vault's. */
 export class SlotTakenError extends errorKind('slot-taken', ExitCode.badInput) {}

@@ -1,7 +1,8 @@
 // A copy of a vault taken before the last capture is missing history: its slot was
 // acknowledged past anything the copy records. Every command that talks to the
-// source says so; restore, undo and capture refuse (exit 1) instead of planning over
-// the gap or calling the copy complete. The vault capture writes to is unaffected.
+// source says so; capture records the gap in the copy, and restore, undo and capture
+// refuse (exit 1) instead of planning over it or calling the copy complete; reads
+// stop at the gap's start. The vault capture writes to is unaffected.
 
 import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';
@@ -58,7 +59,18 @@ for (const major of testMajors('one')) {
       assert.equal(undo.code, 1, undo.stderr);
       assert.match(undo.stderr, /^recall: the vault is missing history/m);
 
-      const show = await f.recall(['show', '--tenant', 't1', '--at', 'now', '--table', 'items', '--json'], stale);
+      // Capture recorded the gap: the copy answers up to where it was complete, and no later.
+      const gap = (
+        JSON.parse((await f.recall(['status', '--json'], stale)).stdout) as { vault: { gaps: { cause: string; from: { lsn: string } }[] } }
+      ).vault.gaps;
+      assert.deepStrictEqual(
+        gap.map((g) => g.cause),
+        ['slot-ahead'],
+      );
+      const now = await f.recall(['show', '--tenant', 't1', '--at', 'now', '--table', 'items', '--json'], stale);
+      assert.equal(now.code, 2, now.stderr);
+      assert.match(now.stderr, /^recall: now is after the history stopped at a gap: the vault is missing history/m);
+      const show = await f.recall(['show', '--tenant', 't1', '--at', `lsn:${gap[0]!.from.lsn}`, '--table', 'items', '--json'], stale);
       assert.equal(show.code, 0, show.stderr);
       assert.match(show.stderr, /^warning: the vault is missing history/m);
       assert.equal(jsonLines(show.stdout).length, 1, 'the copy answers with what it holds');

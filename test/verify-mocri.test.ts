@@ -2,7 +2,9 @@
 // part of a tenant table's heap file is overwritten while the server is down (rows
 // vanish and a value changes, with no WAL record of it). `recall verify` names every
 // tenant, key and column affected; restore to the newest point puts exactly those rows
-// back, and a second verify is clean.
+// back, and a second verify is clean. And when a page's TIDs come to hold another
+// tenant's rows, an index lookup for one tenant returns the other's: the plan stops,
+// naming the damage, instead of planning to delete them.
 
 import assert from 'node:assert/strict';
 import { open } from 'node:fs/promises';
@@ -22,6 +24,11 @@ const SCHEMA = `
   INSERT INTO public.tenants SELECT t, 'tenant ' || t FROM generate_series(1, 4) t;
   INSERT INTO public.comments SELECT t, i, 'comment ' || t || '/' || i || ' ' || repeat('x', 80)
     FROM generate_series(1, 150) i, generate_series(1, 4) t ORDER BY i, t;
+  -- Each tenant's rows together on their own pages, for an index that points at another tenant's.
+  CREATE TABLE public.notes (tenant_id int NOT NULL REFERENCES public.tenants, id int NOT NULL, body text NOT NULL,
+                             PRIMARY KEY (tenant_id, id));
+  INSERT INTO public.notes SELECT t, i, 'note ' || t || '/' || i || ' ' || repeat('y', 80)
+    FROM generate_series(1, 2) t, generate_series(1, 300) i ORDER BY t, i;
 `;
 
 interface JsonDifference {
@@ -100,6 +107,49 @@ for (const major of testMajors('all')) {
       } finally {
         await db.end();
       }
+    });
+
+    test('an index that returns another tenant’s rows stops the plan, named as damage', async () => {
+      const db = new pg.Client({ connectionString: f.cluster.url() });
+      await db.connect();
+      let page: { path: string; victim: number; other: number };
+      try {
+        const { rows } = await db.query<{ path: string; victim: string; other: string }>(
+          `SELECT pg_relation_filepath('public.notes') AS path,
+                  (SELECT min((ctid::text::point)[0])::int FROM public.notes WHERE tenant_id = 1)::text AS victim,
+                  (SELECT max((ctid::text::point)[0])::int - 1 FROM public.notes WHERE tenant_id = 2)::text AS other`,
+        );
+        page = { path: rows[0]!.path, victim: Number(rows[0]!.victim), other: Number(rows[0]!.other) };
+        const { rows: pure } = await db.query<{ tenants: string }>(
+          `SELECT count(DISTINCT tenant_id)::text AS tenants FROM public.notes WHERE (ctid::text::point)[0] IN ($1, $2)`,
+          [page.victim, page.other],
+        );
+        assert.equal(pure[0]!.tenants, '2', 'one tenant on each page');
+        await db.query('CHECKPOINT');
+      } finally {
+        await db.end();
+      }
+      await f.cluster.stop();
+      const heap = await open(join(f.cluster.dataDir, page.path), 'r+');
+      try {
+        const copied = Buffer.alloc(PAGE);
+        await heap.read(copied, 0, PAGE, page.other * PAGE);
+        await heap.write(copied, 0, PAGE, page.victim * PAGE); // tenant 1's TIDs now hold tenant 2's rows
+      } finally {
+        await heap.close();
+      }
+      await f.cluster.start();
+      // Index scans only, as the planner picks them on a table of real size.
+      const byIndex = `${f.cluster.url()}?options=${encodeURIComponent('-c enable_seqscan=off -c enable_bitmapscan=off')}`;
+      const restore = await f.recall(['restore', '--tenant', '1', '--to', new Date().toISOString(), '--dry-run'], {
+        RECALL_SOURCE: byIndex,
+      });
+      assert.equal(restore.code, 1, restore.stdout + restore.stderr);
+      assert.match(
+        restore.stderr,
+        /^recall: the source database is damaged: an index of public\.notes returned (rows of tenant\(s\) 2 when asked for others|\d+ row\(s\) under keys they do not hold)\b.*; nothing was written\nhint: run REINDEX TABLE public\.notes; /m,
+      );
+      assert.doesNotMatch(restore.stdout, /delete/i, 'no plan to delete tenant 2’s rows');
     });
   });
 }

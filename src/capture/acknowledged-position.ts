@@ -1,7 +1,7 @@
 // The position capture acknowledges to the slot, kept apart so that its one rule
 // can be tested alone: it never passes what the vault holds durably (invariant 1),
 // and the vault records it before it is sent, so a stale copy of the vault can
-// tell that the slot moved past it (missing-history.ts).
+// tell that the slot moved past it (history-gaps.ts).
 
 import type { Lsn } from '../timeline/index.js';
 

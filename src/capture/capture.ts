@@ -12,7 +12,7 @@
 
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type pg from 'pg';
-import { RecallError, SlotLostError } from '../errors.js';
+import { RecallError } from '../errors.js';
 import {
   assertTenancyFits,
   backoffDelay,
@@ -34,7 +34,7 @@ import {
   type SchemaVersion,
   type Vault,
 } from '../vault/index.js';
-import { assertNoHistoryGap } from './missing-history.js';
+import { assertNoGap } from './history-gaps.js';
 import { asStuck } from './stuck.js';
 import { isTransient, slotBusy, slotRefusal } from './failures.js';
 import { keyOf, StreamTransaction } from './transaction.js';
@@ -192,29 +192,18 @@ class CaptureSession {
     let writer: BatchWriter | undefined;
     let stream: ReplicationStream | undefined;
     try {
-      vault.assertSource(await readSourceIdentity(catalog));
+      const identity = await readSourceIdentity(catalog);
+      if (identity.database !== manifest.source.database) vault.assertSource(identity);
       // New relations take their tenant column from recall.yml: a typo there stops capture before it streams.
       assertTenancyFits(await readCatalog(catalog, options.tenancy), options.tenancy);
-      const slot = await catalog.query<{ active_pid: string | null; wal_status: string | null; database: string | null }>(
-        `SELECT active_pid::text, wal_status, database FROM pg_replication_slots WHERE slot_name = $1`,
+      // Never over a gap: streaming would start at the slot's position and skip what the vault lacks.
+      await assertNoGap(catalog, vault, identity);
+      const slot = await catalog.query<{ active_pid: string | null }>(
+        `SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = $1`,
         [manifest.source.slot],
       );
-      const state = slot.rows[0];
-      if (state !== undefined && state.database !== manifest.source.database) {
-        throw new SlotLostError(
-          `the replication slot "${manifest.source.slot}" belongs to ${state.database === null ? 'no database (a physical slot)' : `database "${state.database}"`}, not to this vault's "${manifest.source.database}"`,
-          'this vault’s own slot is gone; start a new vault with `recall init --vault NEW_PATH`',
-        );
-      }
-      if (state === undefined || state.wal_status === 'lost') {
-        throw new SlotLostError(
-          `the replication slot "${manifest.source.slot}" is ${state === undefined ? 'gone' : 'lost (its WAL was removed)'}: changes since ${formatLsn(manifest.throughLsn)} cannot be captured`,
-          'the history has a gap from here; start a new vault with `recall init --vault NEW_PATH`',
-        );
-      }
-      if (state.active_pid !== null) throw slotBusy(manifest.source.slot, state.active_pid);
-      // Never over a gap: streaming would start at the slot's position and skip what the vault lacks.
-      await assertNoHistoryGap(catalog, vault);
+      const activePid = slot.rows[0]?.active_pid ?? null;
+      if (activePid !== null) throw slotBusy(manifest.source.slot, activePid);
       const xid = await catalog.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
       // Staging first: nothing may fail between starting the stream and owning it (it holds the slot).
       writer = await BatchWriter.create({ vault, log });
@@ -406,7 +395,7 @@ class CaptureSession {
   /**
    * Records the durable position in the vault if it moved past the last record, then
    * sends it: the slot is never acknowledged past what the vault says it acknowledged,
-   * so a vault that is not the one capture wrote (a stale copy) can tell (missing-history.ts).
+   * so a vault that is not the one capture wrote (a stale copy) can tell (history-gaps.ts).
    */
   private async acknowledge(replyRequested = false): Promise<void> {
     const idle = this.nothingStaged && this.transaction === undefined;

@@ -6,7 +6,7 @@ export { assertSlotName, defaultSlotName } from './slot-claim.js';
 export type { ImageProgress } from './image-pipeline.js';
 export { capture, type CaptureOptions, type CaptureSummary } from './capture.js';
 export { status, type Status } from './status.js';
-export { assertNoHistoryGap, describeHistoryGap, findHistoryGap, type HistoryGap } from './missing-history.js';
+export { assertNoGap, findGap, type GapFinding } from './history-gaps.js';
 export { createSlot, enterSnapshot, type ExportedSnapshot } from './image.js';
 export { jsonArraySql, stringifiedSql } from './json-text-sql.js';
 export { RECALL_ACTOR, recallContextSql, type TransactionContext } from './context.js';

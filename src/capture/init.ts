@@ -4,11 +4,11 @@
 // it only checks that the slot is still there.
 
 import type pg from 'pg';
-import { SlotLostError, SourceNotReadyError, UsageError } from '../errors.js';
+import { InternalError, SourceNotReadyError, UsageError } from '../errors.js';
 import { installDdlHook } from './ddl-hook.js';
 import { createSlot, enterSnapshot, imageSchema, type ExportedSnapshot } from './image.js';
-import { assertNoHistoryGap } from './missing-history.js';
-import { planSlot } from './slot-claim.js';
+import { assertNoGap, findGap, recordGap } from './history-gaps.js';
+import { planResumeSlot, planSlot, type SlotPlan } from './slot-claim.js';
 import { imageTables, type ImageProgress } from './image-pipeline.js';
 import {
   backoffDelay,
@@ -24,9 +24,11 @@ import {
   quoteIdentifier,
   tablesWithoutTenantIndex,
   type TenancyConfig,
+  type SourceFacts,
+  currentWalLsn,
 } from '../source/index.js';
-import { formatLsn } from '../timeline/index.js';
-import { openDuckDB, type Vault } from '../vault/index.js';
+import { formatLsn, vaultEnd } from '../timeline/index.js';
+import { openDuckDB, openGap, type GapCause, type GapRecord, type SourceIdentity, type Vault } from '../vault/index.js';
 
 /** How `init` runs. */
 export interface InitOptions {
@@ -40,6 +42,8 @@ export interface InitOptions {
   readonly log?: (line: string) => void;
   /** Hears how far the initial image is, for a progress display. */
   readonly onProgress?: (progress: ImageProgress) => void;
+  /** Close the vault's open gap (history-gaps.ts) with a fresh image through a new slot, and go on after it. */
+  readonly resume?: boolean;
 }
 
 /** What `init` did. */
@@ -54,6 +58,8 @@ export interface InitResult {
   readonly ddlHook: boolean;
   /** Tenant-scoped tables with no index led by their tenant column: restoring a tenant reads them whole. */
   readonly unindexedTenantTables: readonly string[];
+  /** With --resume: the gap the fresh image closed. */
+  readonly resumed?: { readonly cause: GapCause; readonly fromLsn: string; readonly toLsn: string };
 }
 
 /** Checks the source and starts its history in the vault. */
@@ -62,20 +68,25 @@ export async function init(options: InitOptions): Promise<InitResult> {
   const client = await connectSource(options.source);
   try {
     const identity = await readSourceIdentity(client);
-    options.vault.assertSource(identity);
+    const vault = options.vault;
+    if (options.resume === true && !vault.initialized)
+      throw new UsageError(`--resume needs an initialised vault; ${vault.storage.location} has none`, 'run `recall init` without --resume');
+    // A resume may follow the source to another server (the gap records it); the database is the same.
+    if (options.resume !== true || identity.database !== vault.manifest.source.database) vault.assertSource(identity);
     const settings = await readSourceSettings(client);
     const tables = await readCatalog(client, options.tenancy);
-    // An initialised vault names its own slot; --slot only matters for a new one.
-    const plan = options.vault.initialized
-      ? undefined
-      : await planSlot(client, options.vault, identity, { slot: options.slot, publication: options.publication });
-    const slotExists = options.vault.initialized
-      ? (
-          await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()', [
-            options.vault.manifest.source.slot,
-          ])
-        ).rowCount === 1
-      : plan?.dropLeftover === true;
+    if (vault.initialized && options.resume !== true) {
+      // A slot gone or invalidated, another server: recorded as a gap, and init says how to go on.
+      await assertNoGap(client, vault, identity);
+    }
+    // An initialised vault names its own slot; --slot only matters for a new one (or a resume).
+    const plan =
+      options.resume === true
+        ? await planResume(client, vault, identity, options.slot, log)
+        : vault.initialized
+          ? undefined
+          : await planSlot(client, vault, identity, { slot: options.slot, publication: options.publication });
+    const slotExists = plan === undefined || plan.dropLeftover;
     const ourPublication = plan?.publication ?? options.vault.manifest.source.publication;
     const { rows: published } = await client.query<{ all: boolean }>('SELECT puballtables AS all FROM pg_publication WHERE pubname = $1', [
       ourPublication,
@@ -92,13 +103,6 @@ export async function init(options: InitOptions): Promise<InitResult> {
 
     if (plan === undefined) {
       const manifest = options.vault.manifest;
-      if (!slotExists) {
-        throw new SlotLostError(
-          `the vault ${options.vault.storage.location} was initialised, but the slot "${manifest.source.slot}" is gone: changes since ${formatLsn(manifest.throughLsn)} were not captured`,
-          'start a new vault with `recall init --vault NEW_PATH`',
-        );
-      }
-      await assertNoHistoryGap(client, options.vault);
       await ensurePublication(client, manifest.source.publication, tables, settings.superuser);
       const ddlHook = await announceLayouts(client, settings.superuser, log);
       log(`init: already initialised; history starts at ${formatLsn(manifest.startLsn)}`);
@@ -139,7 +143,21 @@ export async function init(options: InitOptions): Promise<InitResult> {
       try {
         // The proof that the slot is this vault's: a later init may drop it only while it still stands here.
         await options.vault.recordSlotClaim({ ...claim, consistentPoint: formatLsn(created.lsn) });
-        const image = await writeImage(options, created, log);
+        if (options.resume === true) {
+          const closed = await resumeAfterGap(client, options, created, { ...identity, slot, publication }, log);
+          return {
+            created: true,
+            slot,
+            publication,
+            startLsn: formatLsn(vault.manifest.startLsn),
+            tables: closed.tables,
+            imageRows: closed.rows,
+            ddlHook,
+            unindexedTenantTables: unindexed,
+            resumed: { cause: closed.gap.cause, fromLsn: formatLsn(closed.gap.fromLsn), toLsn: formatLsn(created.lsn) },
+          };
+        }
+        const image = await writeImage(options, created, log, 0);
         await options.vault.commit({
           source: { ...identity, slot, publication },
           startLsn: created.lsn,
@@ -173,6 +191,93 @@ export async function init(options: InitOptions): Promise<InitResult> {
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * What `init --resume` starts from: the vault's open gap (one found now is recorded
+ * first), a source whose WAL has passed the vault's end (a history's positions only
+ * grow), and a slot to create. The vault's own slot, if invalidated, holds nothing any
+ * more and is dropped; one re-created under its name by someone else is left alone.
+ */
+async function planResume(
+  client: pg.Client,
+  vault: Vault,
+  identity: SourceFacts,
+  asked: string | undefined,
+  log: (line: string) => void,
+): Promise<SlotPlan> {
+  const finding = await findGap(client, vault, identity);
+  if (finding !== undefined && openGap(vault.manifest) === undefined) await recordGap(vault, finding);
+  const gap = openGap(vault.manifest);
+  if (gap === undefined) {
+    throw new UsageError(
+      `the history in ${vault.storage.location} has no gap to resume after`,
+      'run `recall capture`; --resume is for a vault whose capture stopped at a gap (`recall status` shows it)',
+    );
+  }
+  const end = vaultEnd(vault.manifest).lsn;
+  const position = await currentWalLsn(client);
+  if (position <= end) {
+    throw new UsageError(
+      `the source's WAL (lsn:${formatLsn(position)}) has not passed this vault's end (lsn:${formatLsn(end)}): a history's positions only grow, so this vault cannot go on from this server`,
+      'start a new vault with `recall init --vault NEW_PATH`; this one stays readable up to its gap',
+    );
+  }
+  const own = vault.manifest.source.slot;
+  const { rows } = await client.query<{ lost: string }>(
+    `SELECT (wal_status = 'lost' AND NOT active)::text AS lost FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`,
+    [own],
+  );
+  if (rows[0]?.lost === 'true' && gap.cause === 'slot-invalidated') {
+    log(`init: dropping the invalidated slot "${own}" (it holds no WAL any more)`);
+    await client.query('SELECT pg_drop_replication_slot($1)', [own]);
+  }
+  return planResumeSlot(client, vault, identity, asked);
+}
+
+/** Commits a resume's image: the gap closed at its consistent point, new layouts from there, the new slot. */
+async function resumeAfterGap(
+  client: pg.Client,
+  options: InitOptions,
+  created: ExportedSnapshot,
+  source: SourceIdentity,
+  log: (line: string) => void,
+) {
+  const vault = options.vault;
+  const previous = vault.manifest.source.slot;
+  const firstId = vault.manifest.schemas.reduce((high, version) => Math.max(high, version.id + 1), 0);
+  const image = await writeImage(options, created, log, firstId);
+  let closed: GapRecord | undefined;
+  await vault.update((current) => {
+    const gap = current === undefined ? undefined : openGap(current);
+    if (current === undefined || gap === undefined) throw new InternalError('the gap a resume closes was closed meanwhile');
+    closed = { ...gap, resumedLsn: created.lsn, resumedTime: image.time, resumedAt: new Date().toISOString() };
+    return {
+      ...current,
+      source,
+      throughLsn: created.lsn,
+      throughTime: image.time,
+      acknowledgedLsn: created.lsn,
+      layers: [...current.layers, ...image.layers],
+      schemas: [...current.schemas, ...image.schemas],
+      pendingImages: undefined,
+      gaps: (current.gaps ?? []).map((record) => (record === gap ? (closed as GapRecord) : record)),
+    };
+  });
+  if (closed === undefined) throw new InternalError('a resume committed no gap');
+  if (previous !== source.slot && (await slotExists(client, previous))) {
+    log(
+      `init: note: the slot "${previous}" still exists and holds WAL on the source, but nothing proves it is this vault's: drop it if nothing uses it (SELECT pg_drop_replication_slot('${previous.replaceAll("'", "''")}'))`,
+    );
+  }
+  log(
+    `init: resumed after the gap from lsn:${formatLsn(closed.fromLsn)}: image of ${image.tables} tables (${image.rows} rows) at ${formatLsn(created.lsn)}`,
+  );
+  return { gap: closed, tables: image.tables, rows: image.rows };
+}
+
+async function slotExists(client: pg.Client, slot: string): Promise<boolean> {
+  return (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount === 1;
 }
 
 /** Installs the DDL hook when the role may (see ddl-hook.ts); says what is missing when it may not. */
@@ -234,13 +339,13 @@ async function ensurePublication(client: pg.Client, name: string, tables: readon
 }
 
 /** Reads every table in the slot's snapshot into image layers. */
-async function writeImage(options: InitOptions, snapshot: ExportedSnapshot, log: (line: string) => void) {
+async function writeImage(options: InitOptions, snapshot: ExportedSnapshot, log: (line: string) => void, firstSchemaId: number) {
   const reader = await connectSource(options.source);
   const duck = await openDuckDB(await options.vault.storage.scratchDirectory());
   try {
     const micros = await enterSnapshot(reader, snapshot);
     const tables = await readCatalog(reader, options.tenancy);
-    const targets = tables.map((table, id) => ({ table, schema: imageSchema(table, id, snapshot.lsn) }));
+    const targets = tables.map((table, i) => ({ table, schema: imageSchema(table, firstSchemaId + i, snapshot.lsn) }));
     const image = await imageTables(
       reader,
       duck,

@@ -58,18 +58,43 @@ export async function planSlot(
   const ours = claim !== null && claim.systemId === identity.systemId && claim.database === identity.database ? claim : null;
   const slot = asked.slot ?? ours?.slot ?? defaultSlotName(identity.database, randomBytes(4).toString('hex'));
   const publication = asked.publication ?? (ours !== null && ours.slot === slot ? ours.publication : slot);
-  // Text, as every value on Recall's connections.
-  const existing = await client.query<{ database: string | null; confirmed: string | null; active: string }>(
-    `SELECT database, confirmed_flush_lsn::text AS confirmed, active::text AS active FROM pg_replication_slots WHERE slot_name = $1`,
-    [slot],
-  );
-  const found = existing.rows[0];
+  const found = await existingSlot(client, slot);
   if (found === undefined) return { slot, publication, dropLeftover: false };
   if (isLeftover(ours, slot, identity.database, found)) return { slot, publication, dropLeftover: true };
   throw new SlotTakenError(
     `the replication slot "${slot}" already exists${found.database === null ? '' : ` (database "${found.database}")`} and is not this vault's`,
     `pass another --slot NAME (or leave --slot out for a name of this vault's own); drop it only if nothing uses it: SELECT pg_drop_replication_slot('${slot.replaceAll("'", "''")}')`,
   );
+}
+
+/**
+ * Picks the slot for `init --resume`: the name asked for; else the vault's slot name,
+ * or the one its claim names, if free or this vault's own leftover (a resume that died
+ * before its commit); else a fresh name. A slot re-created under the old name by
+ * someone else is never taken over or dropped.
+ */
+export async function planResumeSlot(client: pg.Client, vault: Vault, identity: SourceFacts, asked: string | undefined): Promise<SlotPlan> {
+  const publication = vault.manifest.source.publication;
+  if (asked !== undefined) return planSlot(client, vault, identity, { slot: asked, publication });
+  const claim = await vault.slotClaim();
+  for (const slot of new Set([vault.manifest.source.slot, ...(claim === null ? [] : [claim.slot])])) {
+    const found = await existingSlot(client, slot);
+    if (found === undefined) return { slot, publication, dropLeftover: false };
+    if (isLeftover(claim, slot, identity.database, found)) return { slot, publication, dropLeftover: true };
+  }
+  return planSlot(client, vault, identity, { slot: defaultSlotName(identity.database, randomBytes(4).toString('hex')), publication });
+}
+
+/** A slot of that name, as planning needs it (text, as every value on Recall's connections). */
+async function existingSlot(
+  client: pg.Client,
+  slot: string,
+): Promise<{ database: string | null; confirmed: string | null; active: string } | undefined> {
+  const { rows } = await client.query<{ database: string | null; confirmed: string | null; active: string }>(
+    `SELECT database, confirmed_flush_lsn::text AS confirmed, active::text AS active FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot],
+  );
+  return rows[0];
 }
 
 function isLeftover(

@@ -13,9 +13,12 @@ import {
   type VerifyRecords,
   type Manifest,
   type Retention,
+  openGap,
+  type GapCause,
+  type GapRecord,
   type Vault,
 } from '../vault/index.js';
-import { describeHistoryGap, findHistoryGap } from './missing-history.js';
+import { findGap } from './history-gaps.js';
 
 /** The state of capture and vault. */
 export interface Status {
@@ -42,6 +45,8 @@ export interface Status {
     readonly lastGc: GcRecord | null;
     /** The newest `recall verify` of the live database, and the newest full pass. */
     readonly verify: VerifyRecords;
+    /** Gaps in the history, oldest first: points inside one are refused; an open one stops capture until `init --resume`. */
+    readonly gaps: readonly GapStatus[];
   };
   readonly slot: {
     readonly name: string;
@@ -59,9 +64,31 @@ export interface Status {
   } | null;
   /** Why capture last stopped on a transaction it could not ingest, until it gets past it. */
   readonly captureFailure: CaptureFailure | null;
-  /** The slot was acknowledged past what this vault records: history is missing (missing-history.ts); null when not, or unknown. */
-  readonly missingHistory: { readonly message: string; readonly confirmedLsn: string; readonly acknowledgedLsn: string } | null;
+  /** A gap capture would stop at now (history-gaps.ts), not yet recorded; null when none, or unknown. */
+  readonly missingHistory: { readonly cause: GapCause; readonly message: string } | null;
   readonly source: { readonly reachable: boolean; readonly error?: string };
+}
+
+/** One gap, for status: where the history stops and where it starts again (null while open). */
+export interface GapStatus {
+  readonly cause: GapCause;
+  readonly detail: string;
+  readonly detectedAt: string;
+  readonly from: { readonly lsn: string; readonly time: string };
+  readonly to: { readonly lsn: string; readonly time: string } | null;
+}
+
+function gapStatus(gap: GapRecord): GapStatus {
+  return {
+    cause: gap.cause,
+    detail: gap.detail,
+    detectedAt: gap.detectedAt,
+    from: { lsn: formatLsn(gap.fromLsn), time: formatMicros(gap.fromTime) },
+    to:
+      gap.resumedLsn === undefined || gap.resumedTime === undefined
+        ? null
+        : { lsn: formatLsn(gap.resumedLsn), time: formatMicros(gap.resumedTime) },
+  };
 }
 
 /** Reads the vault, and the slot if the source is reachable. */
@@ -87,6 +114,7 @@ export async function status(options: { vault: Vault; source: SourceConfig; rete
       options.retention === undefined ? null : { keep: options.retention.text, horizon: formatMicros(retentionHorizon(options.retention)) },
     lastGc: await options.vault.lastGc(),
     verify: await options.vault.verifyRecords(),
+    gaps: (manifest.gaps ?? []).map(gapStatus),
   };
   const captureFailure = await options.vault.captureFailure();
   let client;
@@ -97,7 +125,14 @@ export async function status(options: { vault: Vault; source: SourceConfig; rete
   }
   try {
     // The slot and lag of another database's source would be reported as this vault's.
-    options.vault.assertSource(await readSourceIdentity(client));
+    const identity = await readSourceIdentity(client);
+    if (identity.database !== manifest.source.database) options.vault.assertSource(identity);
+    // What capture would stop at now; a gap already recorded says so in vault.gaps.
+    const gap = openGap(manifest) === undefined ? await findGap(client, options.vault, identity) : undefined;
+    const missingHistory = gap === undefined ? null : { cause: gap.cause, message: gap.detail };
+    // Another server's slot and lag would be reported as this vault's.
+    if (identity.systemId !== manifest.source.systemId)
+      return { vault, slot: null, source: { reachable: true }, captureFailure, missingHistory };
     const { rows } = await client.query<{
       active: string;
       wal_status: string | null;
@@ -130,18 +165,13 @@ export async function status(options: { vault: Vault; source: SourceConfig; rete
         },
         source: { reachable: true },
         captureFailure,
-        missingHistory: null,
+        missingHistory,
       };
     }
 
     const current = parseLsn(row.current) ?? 0n;
     const through = manifest.throughLsn;
     const confirmed = row.confirmed === null ? undefined : parseLsn(row.confirmed);
-    const gap = await findHistoryGap(client, options.vault);
-    const missingHistory =
-      gap === undefined
-        ? null
-        : { message: describeHistoryGap(gap), confirmedLsn: formatLsn(gap.confirmedLsn), acknowledgedLsn: formatLsn(gap.acknowledgedLsn) };
     // Past the vault's end the slot counts as done only when the vault acknowledged it (no gap).
     const done = gap === undefined && confirmed !== undefined && confirmed > through ? confirmed : through;
     const lagBytes = current > done ? Number(current - done) : 0;

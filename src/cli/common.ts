@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { formatMicros, vaultEnd, type FutureBound, type Point } from '../timeline/index.js';
-import { describeHistoryGap, findHistoryGap } from '../capture/index.js';
+import { findGap } from '../capture/index.js';
 import {
   connectSource,
   currentWalLsn,
@@ -131,7 +131,7 @@ const SOURCE_CHECK_TIMEOUT_MS = 2_000;
 /**
  * What `show` and `log`, which read only the vault, learn from the source when one is
  * configured, asked briefly: a warning if the vault is missing history
- * (missing-history.ts; a stale copy would otherwise answer as if complete), and where
+ * (history-gaps.ts; a stale copy would otherwise answer as if complete), and where
  * WAL ends, past which an LSN point is in the future. Without an answer (no source,
  * another database, unreachable, slow) the vault's own end bounds the points.
  */
@@ -144,9 +144,12 @@ export async function askSource(flags: CommonFlags, vault: Vault): Promise<Futur
   );
   if (client === undefined) return fromVault();
   try {
-    vault.assertSource(await readSourceIdentity(client));
-    const gap = await findHistoryGap(client, vault);
-    if (gap !== undefined) logLine(`warning: ${describeHistoryGap(gap)}; \`recall status\` shows it too`);
+    const identity = await readSourceIdentity(client);
+    if (identity.database !== vault.manifest.source.database) vault.assertSource(identity);
+    const gap = await findGap(client, vault, identity);
+    if (gap !== undefined) logLine(`warning: ${gap.detail}; \`recall status\` shows it too`);
+    // Another server's WAL, or one gone back in time, says nothing of where this history ends.
+    if (gap?.cause === 'source-changed' || gap?.cause === 'source-rewound') return fromVault();
     return { lsn: await currentWalLsn(client), of: 'source' };
   } catch {
     // Not this vault's source, or it failed mid-way: the vault's answer stands on its own.

@@ -1,7 +1,7 @@
 // `recall log`: a tenant's changes, as JSON lines or one readable line each.
 
 import { log, parsePoint } from '../timeline/index.js';
-import { notePastVaultEnd, toJson, vaultOf, askSource, type CommonFlags } from './common.js';
+import { logLine, notePastVaultEnd, toJson, vaultOf, askSource, type CommonFlags } from './common.js';
 import { printable } from './terminal-text.js';
 
 export async function run(flags: CommonFlags & { tenant: string; since?: string; until?: string; table?: string }): Promise<number> {
@@ -13,6 +13,7 @@ export async function run(flags: CommonFlags & { tenant: string; since?: string;
     vault,
     tenant: flags.tenant,
     future,
+    note: logLine,
     ...(since === undefined ? {} : { since }),
     ...(until === undefined ? {} : { until }),
     ...(flags.table === undefined ? {} : { table: flags.table }),

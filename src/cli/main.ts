@@ -4,7 +4,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { ExitCode, InternalError, RecallError } from '../errors.js';
-import { redactPasswords } from '../source/index.js';
+import { damagedSourceError, redactPasswords } from '../source/index.js';
 import { applyMemoryLimit, commonOptions, configOf, type CommonFlags } from './common.js';
 import { collectTenants } from './tenant-list.js';
 import { printableLines } from './terminal-text.js';
@@ -39,6 +39,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     )
     .option('--slot <name>', 'replication slot name (default: recall_<database>_<8 hex of this vault>)')
     .option('--publication <name>', 'publication name (default: the slot name)')
+    .option(
+      '--resume',
+      'after capture stopped at a gap in the history (a lost or re-created slot, a source restored or moved): take a fresh image through a new slot and continue after the gap',
+    )
     .action(run(() => import('./init.js')));
 
   commonOptions(program.command('capture'))
@@ -206,7 +210,10 @@ function report(error: unknown): number {
     // Help and version exit through here with code 0; usage errors were printed by commander.
     return error.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
   }
-  const known = error instanceof RecallError ? error : new InternalError((error as Error)?.message ?? String(error), { cause: error });
+  const known =
+    error instanceof RecallError
+      ? error
+      : (damagedSourceError(error) ?? new InternalError((error as Error)?.message ?? String(error), { cause: error }));
   // On a terminal, a progress bar may still hold the line.
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   // A message may quote what the user gave (a tenant id, a driver's text): printable, and never a password.

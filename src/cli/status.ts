@@ -27,8 +27,18 @@ export async function run(flags: CommandFlags): Promise<number> {
     }`,
   ];
   lines.push(...verifyLines(v.verify));
-  if (result.slot === null) lines.push(`source     unreachable: ${result.source.error ?? ''}`);
-  else {
+  for (const gap of v.gaps) {
+    if (gap.to === null) {
+      lines.push(`gap        OPEN since ${gap.from.time} (lsn:${gap.from.lsn}): ${gap.detail}; capture stopped there`);
+      lines.push('           fix: `recall init --resume` takes a fresh image and continues after the gap');
+    } else
+      lines.push(
+        `gap        ${gap.from.time} (lsn:${gap.from.lsn}) → ${gap.to.time} (lsn:${gap.to.lsn}): ${gap.detail}; points inside are refused`,
+      );
+  }
+  if (result.slot === null) {
+    if (!result.source.reachable) lines.push(`source     unreachable: ${result.source.error ?? ''}`);
+  } else {
     lines.push(`slot       ${result.slot.name}: ${result.slot.state}`);
     if (result.slot.lagBytes !== null) {
       const seconds = result.slot.lagSeconds === null ? 'capture not running' : `${result.slot.lagSeconds.toFixed(1)} s`;
@@ -44,7 +54,11 @@ export async function run(flags: CommandFlags): Promise<number> {
   }
   if (result.missingHistory !== null) {
     lines.push(`history    MISSING: ${result.missingHistory.message}`);
-    lines.push('           fix: restore and undo refuse this vault; use the vault capture writes to, or start a new one');
+    lines.push(
+      result.missingHistory.cause === 'slot-ahead'
+        ? '           fix: restore and undo refuse this vault; use the vault capture writes to, or, if the slot was re-created, `recall init --resume`'
+        : '           fix: capture stops here and records the gap; `recall init --resume` then continues after it',
+    );
   }
   if (result.captureFailure !== null) {
     lines.push(`capture    STOPPED at ${result.captureFailure.at}: ${result.captureFailure.message}`);

@@ -5,8 +5,8 @@
 
 import type pg from 'pg';
 import { SlotLostError, VaultBehindError } from '../errors.js';
-import { assertNoHistoryGap, capture } from '../capture/index.js';
-import { sleep, type SourceConfig, type TenancyConfig } from '../source/index.js';
+import { assertNoGap, capture } from '../capture/index.js';
+import { readSourceIdentity, sleep, type SourceConfig, type TenancyConfig } from '../source/index.js';
 import { formatLsn, parseLsn } from '../timeline/index.js';
 import type { Vault } from '../vault/index.js';
 
@@ -32,7 +32,7 @@ const POLL_MS = 100;
 /** Returns once the vault holds everything committed on the source before the call. */
 export async function catchUp(client: pg.Client, options: CatchUpOptions): Promise<void> {
   // A slot already past this vault's record would look caught up while history is missing.
-  await assertNoHistoryGap(client, options.vault);
+  await assertNoGap(client, options.vault, await readSourceIdentity(client));
   const slot = options.vault.manifest.source.slot;
   const { rows } = await client.query<{ target: string }>('SELECT pg_current_wal_lsn()::text AS target');
   const target = parseLsn(rows[0]?.target ?? '0/0') ?? 0n;
@@ -44,7 +44,10 @@ export async function catchUp(client: pg.Client, options: CatchUpOptions): Promi
     );
     const state = slots[0];
     if (state === undefined) {
-      throw new SlotLostError(`the replication slot "${slot}" is gone`, 'the history has a hole; run `recall init` into a new vault');
+      throw new SlotLostError(
+        `the replication slot "${slot}" is gone`,
+        'it went away while catching up; run `recall capture`: it records the gap, and `recall init --resume` continues after it',
+      );
     }
     const confirmed = state.confirmed === null ? 0n : (parseLsn(state.confirmed) ?? 0n);
     if (confirmed >= target) break;

@@ -5,7 +5,7 @@
 // lists every conflict with both versions and apply can leave resolved rows out.
 
 import type pg from 'pg';
-import { sqlIdentifier, sqlTableName, parseTableName, type Constraints } from '../source/index.js';
+import { mismatchedIndexError, sqlIdentifier, sqlTableName, parseTableName, type Constraints } from '../source/index.js';
 import type { Conflict, ConflictKind, ConflictResolution, Key, Row, TableSteps } from './plan.js';
 import { CONFLICT, findingLiveRows, GROUP, groupParams, LATER, ofGroups, PRESENT, probingKeys, SKIP, type StagedTable } from './staging.js';
 
@@ -234,19 +234,33 @@ export interface TableCount {
 export async function countWrites(client: pg.Client, staged: StagedTable): Promise<TableCount> {
   const heldBy = staged.table.tenantColumn === undefined ? 'false' : `${staged.tenantOf('l')} IS DISTINCT FROM n.${GROUP}`;
   const { rows } = await findingLiveRows(client, staged, () =>
-    client.query<{ group: string | null; insert: string; update: string; delete: string; unchanged: string; held: string; later: string }>(
+    client.query<{
+      group: string | null;
+      insert: string;
+      update: string;
+      delete: string;
+      unchanged: string;
+      held: string;
+      later: string;
+      wrong_key: string;
+    }>(
       `SELECT "group",
               count(*) FILTER (WHERE present AND NOT found) AS insert,
               count(*) FILTER (WHERE present AND found AND differs) AS update,
               count(*) FILTER (WHERE NOT present AND found) AS delete,
               count(*) FILTER (WHERE present AND found AND NOT differs) AS unchanged,
-              count(*) FILTER (WHERE present AND held) AS held, count(*) FILTER (WHERE later) AS later
+              count(*) FILTER (WHERE present AND held) AS held, count(*) FILTER (WHERE later) AS later,
+              count(*) FILTER (WHERE NOT held_key) AS wrong_key
          FROM (SELECT n.${GROUP} AS "group", n.${PRESENT} AS present, l.ctid IS NOT NULL AS found, n.${LATER} IS NOT NULL AS later,
+                      -- Rechecked on the row itself: an index scan returns whatever sits at the TIDs it holds.
+                      l.ctid IS NULL OR (${staged.sameKey('l', 'n')}) AS held_key,
                       l.ctid IS NOT NULL AND ${staged.differs('l', 'n')} AS differs, l.ctid IS NOT NULL AND ${heldBy} AS held
                  FROM ${s(staged)} n ${staged.liveRowJoin('n', 'l', (r) => `NOT ${r}.${SKIP}`)} WHERE NOT n.${SKIP}) AS d
         GROUP BY "group"`,
     ),
   );
+  const wrong = rows.reduce((sum, row) => sum + Number(row.wrong_key), 0);
+  if (wrong > 0) throw mismatchedIndexError(staged.name, `${wrong} row(s) under keys they do not hold`);
   return {
     diffs: rows.map((row) => ({
       tenant: row.group,

@@ -194,8 +194,9 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
   // The vault as the selection read it, until a session takes it over.
   let reader: VaultReader | undefined;
   try {
-    // Never write one database's history into another.
-    options.vault.assertSource(await readSourceIdentity(client));
+    // Never write one database's history into another; another server of this database is a gap, which catching up names.
+    const identity = await readSourceIdentity(client);
+    if (identity.database !== options.vault.manifest.source.database) options.vault.assertSource(identity);
     // A typo in recall.yml stops the command before catching up or planning.
     assertTenancyFits(await readCatalog(client, options.tenancy), options.tenancy);
     await catchUp(client, catchUpOptions);

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type pg from 'pg';
 import { TargetRejectedError } from '../errors.js';
 import { from as copyFrom } from 'pg-copy-streams';
-import { sqlIdentifier, type SourceTable } from '../source/index.js';
+import { mismatchedIndexError, sqlIdentifier, type SourceTable } from '../source/index.js';
 import type { StagedShape } from './copy-text.js';
 import type { TargetPiece } from './target.js';
 
@@ -336,4 +336,18 @@ async function stageLiveRows(client: pg.Client, staged: StagedTable, scope: Stag
     inScope === 'true' ? [] : [scope.tenants],
   );
   staged.rows += rowCount ?? 0;
+  if (inScope === 'true') return;
+  // The tenant was read from each row, not from the index that found it: a damaged index
+  // can return another tenant's row at a TID it reused, and a restore never touches one.
+  const { rows } = await client.query<{ tenant: string | null }>(
+    `SELECT DISTINCT ${GROUP} AS tenant FROM pg_temp.${staged.staging}
+      WHERE NOT ${PRESENT} AND NOT (${GROUP} = ANY($1::text[]) OR ($2::boolean AND ${GROUP} IS NULL)) LIMIT 5`,
+    [scope.tenants, scope.global],
+  );
+  if (rows.length > 0) {
+    throw mismatchedIndexError(
+      staged.name,
+      `rows of tenant(s) ${rows.map((row) => row.tenant ?? '(none)').join(', ')} when asked for others`,
+    );
+  }
 }

@@ -9,7 +9,7 @@
 import { RECALL_ACTOR } from '../capture/context.js';
 import { UsageError } from '../errors.js';
 import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
-import { fileList, processMemoryBudget, queryRows, sqlLiteral, VECTOR_ROWS } from '../vault/index.js';
+import { fileList, historyFloorSql, processMemoryBudget, queryRows, sqlLiteral, VECTOR_ROWS } from '../vault/index.js';
 import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
 import { exportedLineSql, TargetLines } from './target-lines.js';
 import { inKeyRange, keyRanges, keysPerRange, type KeyRange } from './key-ranges.js';
@@ -247,12 +247,14 @@ export function restoreTargets(
 ): AsyncGenerator<TargetTable> {
   const tenantsIn = tenants === 'all' ? '' : `tenant IN (${tenants.map(sqlLiteral).join(', ')}) AND `;
   const scope = `${tenantsIn}${inShapes(shapes)} AND commit_lsn <= ${lsn}`;
+  // Past a gap, only the fresh image that closed it and what followed count.
+  const layers = reader.layersSqlAt(lsn);
   return exportedTargets(
     reader,
     async function* (statements): AsyncGenerator<TargetExport> {
       // A key's versions at or below the point are at most its count of versions; HyperLogLog says about how many keys.
       const sizes = await tableSizes(statements, reader, scope, 'approx_count_distinct("key")');
-      const keysSql = (table: string): string => `SELECT "key" FROM ${reader.layersSql} WHERE ${scope} AND "table" = ${sqlLiteral(table)}`;
+      const keysSql = (table: string): string => `SELECT "key" FROM ${layers} WHERE ${scope} AND "table" = ${sqlLiteral(table)}`;
       const rowBytes = await widestRows(statements, reader);
       const rendering = renderingFor(reader, rowBytes, lsn);
       const line = (shape: StagedShape): string =>
@@ -275,7 +277,7 @@ export function restoreTargets(
               statements.run(
                 copyLinesSql(
                   `SELECT ${line(shape)}
-                     FROM (SELECT "key", op, "row", schema_id, tenant FROM ${reader.layersSql} WHERE ${versions(shape)}
+                     FROM (SELECT "key", op, "row", schema_id, tenant FROM ${layers} WHERE ${versions(shape)}
                            QUALIFY row_number() OVER (PARTITION BY "key" ORDER BY commit_lsn DESC, seq DESC) = 1) AS v
                     WHERE v.op NOT IN ('delete', 'truncate')`,
                   path,
@@ -292,14 +294,14 @@ export function restoreTargets(
                SELECT "table", "key", ${lsnOf('newest')} AS lsn, ${seqOf('newest')} AS seq
                  FROM (SELECT "table", "key", max(${POSITION}) AS newest,
                               max(${POSITION}) FILTER (WHERE op NOT IN ('delete', 'truncate')) AS kept
-                         FROM ${reader.layersSql} WHERE ${scope} AND ${inBatch(batch)} GROUP BY "table", "key")
+                         FROM ${layers} WHERE ${scope} AND ${inBatch(batch)} GROUP BY "table", "key")
                 WHERE newest = kept`,
             ),
           fetch: (shape, path) =>
             statements.run(
               copyLinesSql(
                 `SELECT ${line(shape)}
-                   FROM (SELECT "key", commit_lsn, seq, "row", schema_id, tenant FROM ${reader.layersSql} WHERE ${versions(shape)}) AS v
+                   FROM (SELECT "key", commit_lsn, seq, "row", schema_id, tenant FROM ${layers} WHERE ${versions(shape)}) AS v
                    JOIN (SELECT * FROM ${WANTED} WHERE "table" = ${sqlLiteral(shape.name)}) AS w
                      ON v."key" = w."key" AND v.commit_lsn = w.lsn AND v.seq = w.seq`,
                 path,
@@ -382,6 +384,8 @@ function undoPositionsSql(
   // Only a context that names the plan is parsed.
   const ours = `CASE WHEN contains(context, ${plan}) THEN coalesce(json_extract_string(context, '$.actor') = 'recall' AND json_extract_string(context, '$.plan') = ${plan}, false) ELSE false END`;
   const later = `v.position > t.first_position AND v.op <> 'image' AND NOT v.selected AND NOT v.ours`;
+  // The version before a change is never one a gap's fresh image shadows (a row deleted inside the gap left no record).
+  const before = `v.position < t.first_position AND ${lsnOf('v.position')} >= ${historyFloorSql(reader.manifest, lsnOf('t.first_position'))}`;
   // Every version of the touched keys, whatever its tenant: a row may have moved between tenants.
   return `CREATE OR REPLACE TEMP TABLE ${WANTED} AS
      WITH touched AS (
@@ -393,8 +397,8 @@ function undoPositionsSql(
          FROM ${reader.layersSql} WHERE ${inBatch(batch)}),
      found AS (
        SELECT t."table", t."key", t.tenant,
-              max(v.position) FILTER (WHERE v.position < t.first_position) AS before,
-              arg_max(v.tenant, v.position) FILTER (WHERE v.position < t.first_position) AS before_tenant,
+              max(v.position) FILTER (WHERE ${before}) AS before,
+              arg_max(v.tenant, v.position) FILTER (WHERE ${before}) AS before_tenant,
               arg_max({'op': v.op, 'position': v.position, 'schema_id': v.schema_id, 'xid': v.xid, 'time': v.commit_time, 'context': v.context},
                       v.position) FILTER (WHERE ${later}) AS later
          FROM touched t JOIN versions v USING ("table", "key")

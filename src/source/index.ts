@@ -15,3 +15,4 @@ export { tablesWithoutTenantIndex } from './tenant-index.js';
 export { backoffDelay, sleep } from './backoff.js';
 export { ensureRecallFunction, ensureRecallSchema } from './recall-schema.js';
 export { currentWalLsn } from './wal.js';
+export { damagedSourceError, mismatchedIndexError } from './damage.js';

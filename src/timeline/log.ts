@@ -2,7 +2,7 @@
 // oldest first, with the transaction context that came with each.
 
 import { PointBeforeHistoryError } from '../errors.js';
-import { queryRows, type ChangeOp, type Vault } from '../vault/index.js';
+import { gapsBetween, queryRows, type ChangeOp, type Vault } from '../vault/index.js';
 import { formatLsn } from './lsn.js';
 import { formatMicros, type Point } from './point.js';
 import { VaultReader, type FutureBound } from './vault-reader.js';
@@ -30,6 +30,8 @@ export interface LogOptions {
   readonly table?: string;
   /** LSN points past this are refused as in the future (unchecked when absent). */
   readonly future?: FutureBound | undefined;
+  /** Hears a note for the reader: a gap in the history inside the window. */
+  readonly note?: (line: string) => void;
 }
 
 /** The tenant's changes in (since, until], oldest first. */
@@ -39,6 +41,12 @@ export async function log(options: LogOptions): Promise<LoggedChange[]> {
     const since = options.since === undefined ? reader.manifest.startLsn : await resolveSince(reader, options.since);
     const until = options.until === undefined ? reader.manifest.throughLsn : await reader.resolve(options.until);
     await reader.assertTenant(options.tenant);
+    for (const gap of gapsBetween(reader.manifest, since, until)) {
+      const to = gap.resumedLsn === undefined ? 'capture stopped there' : `until lsn:${formatLsn(gap.resumedLsn)}`;
+      options.note?.(
+        `note: the history has a gap from lsn:${formatLsn(gap.fromLsn)}, ${to} (${gap.detail}): changes inside it are unknown`,
+      );
+    }
     const table = options.table === undefined ? undefined : reader.capturedTable(options.table);
     const rows = await queryRows(
       reader.duck,

@@ -2,9 +2,22 @@
 // bounds, and the common filters of per-tenant reads. Shared by show and log.
 
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { InternalError, PointBeforeHistoryError, PointError, UnknownTableError, UnknownTenantError } from '../errors.js';
+import { InternalError, PointBeforeHistoryError, PointError, PointInGapError, UnknownTableError, UnknownTenantError } from '../errors.js';
 import { formatTableName, parseTableName } from '../source/index.js';
-import { fileList, mayHoldTenant, openDuckDB, queryRows, readSet, type Manifest, type SchemaVersion, type Vault } from '../vault/index.js';
+import {
+  fileList,
+  gapAtLsn,
+  gapAtTime,
+  historyFloor,
+  mayHoldTenant,
+  openDuckDB,
+  queryRows,
+  readSet,
+  type GapRecord,
+  type Manifest,
+  type SchemaVersion,
+  type Vault,
+} from '../vault/index.js';
 import { formatLsn, type Lsn } from './lsn.js';
 import { describePoint, formatMicros, type Point } from './point.js';
 
@@ -74,6 +87,14 @@ export class VaultReader {
   }
 
   /**
+   * The reader's layers for a state at `lsn`: without the rows that a fresh image after
+   * a gap shadows (deletes inside a gap left no record; the image says what was left).
+   */
+  layersSqlAt(lsn: Lsn): string {
+    return `(SELECT * FROM ${layersSql(this.files)} WHERE commit_lsn >= ${historyFloor(this.manifest, lsn)})`;
+  }
+
+  /**
    * A tenant's versions that its state at `lsn` rests on, as a SQL source: its bucket's
    * newest image at or before `lsn` and the layers after it (read-set.ts), each verified
    * before use, the rows the image shadows left out.
@@ -104,12 +125,14 @@ export class VaultReader {
             'give a point in the past (`recall log` shows commit LSNs); with a source configured, Recall checks the point against it',
           );
         }
+        this.assertOutsideGap(point, gapAtLsn(m, point.lsn));
         return point.lsn;
       }
       case 'time': {
         if (point.micros > now + FUTURE_SLACK_MICROS)
           throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
         if (point.micros < m.startTime) throw new PointBeforeHistoryError(`${formatMicros(point.micros)} ${before}`, start);
+        this.assertOutsideGap(point, gapAtTime(m, point.micros));
         return this.lastCommitAt(point.micros);
       }
       case 'before-txn': {
@@ -130,9 +153,26 @@ export class VaultReader {
             : new PointBeforeHistoryError(`transaction ${point.xid} is not in the history after the retention horizon`, start);
         }
         if (lsn <= m.startLsn) throw new PointBeforeHistoryError(`${describePoint(point)} ${before}`, start);
+        this.assertOutsideGap(point, gapAtLsn(m, lsn - 1n));
         return lsn - 1n;
       }
     }
+  }
+
+  /** Refuses a point inside a gap, naming the gap and the points on either side of it. */
+  private assertOutsideGap(point: Point, gap: GapRecord | undefined): void {
+    if (gap === undefined) return;
+    const from = `${formatMicros(gap.fromTime)} (lsn:${formatLsn(gap.fromLsn)})`;
+    if (gap.resumedLsn === undefined || gap.resumedTime === undefined) {
+      throw new PointInGapError(
+        `${describePoint(point)} is after the history stopped at a gap: ${gap.detail}; the vault is complete only up to ${from}`,
+        'give a point at or before that; `recall init --resume` takes a fresh image and continues the history after the gap',
+      );
+    }
+    throw new PointInGapError(
+      `${describePoint(point)} is inside a gap in the history (${gap.detail}): nothing is known between ${from} and ${formatMicros(gap.resumedTime)} (lsn:${formatLsn(gap.resumedLsn)})`,
+      'give a point at or before the gap’s start, or at or after its end',
+    );
   }
 
   /**

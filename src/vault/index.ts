@@ -74,5 +74,6 @@ export {
   type NewestVersions,
   type ReadSet,
 } from './read-set.js';
+export { gapAtLsn, gapAtTime, gapsBetween, historyFloor, historyFloorSql, openGap, type GapCause, type GapRecord } from './gaps.js';
 export { processScratchDirectory } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

@@ -3,6 +3,7 @@
 // versions of it are committed and chained is manifest-log.ts's job.
 
 import { createHash } from 'node:crypto';
+import { GAP_BIGINTS, type GapRecord } from './gaps.js';
 
 /** Which database a vault belongs to. */
 export interface SourceIdentity {
@@ -103,6 +104,8 @@ export interface Manifest {
   readonly prunedBefore?: number;
   /** Tenants whose history `recall forget` erased, each by a keyed hash of its id: never the id itself. */
   readonly erasures?: readonly ErasureRecord[];
+  /** Stretches of the source's history the vault never saw (gaps.ts), oldest first. */
+  readonly gaps?: readonly GapRecord[];
 }
 
 /** One erasure: whose (a keyed hash), when, by whom. */
@@ -140,6 +143,7 @@ const SCALARS: Record<ScalarField, true> = {
   retention: true,
   prunedBefore: true,
   erasures: true,
+  gaps: true,
 };
 export const SCALAR_FIELDS = Object.keys(SCALARS) as readonly ScalarField[];
 
@@ -208,7 +212,9 @@ export function decodeSchema(raw: unknown): SchemaVersion {
 /** Scalar fields as a record or a full state holds them (each one optional here). */
 export function decodeScalars(raw: Record<string, unknown>): Partial<Pick<Manifest, ScalarField>> {
   const picked = Object.fromEntries(SCALAR_FIELDS.filter((field) => raw[field] !== undefined).map((field) => [field, raw[field]]));
-  return withBigints(picked, MANIFEST_BIGINTS) as Partial<Pick<Manifest, ScalarField>>;
+  const scalars = withBigints(picked, MANIFEST_BIGINTS);
+  if (Array.isArray(picked.gaps)) scalars.gaps = picked.gaps.map((gap: Record<string, unknown>) => withBigints(gap, GAP_BIGINTS));
+  return scalars as Partial<Pick<Manifest, ScalarField>>;
 }
 
 /** A full manifest state, as a version of the previous release or a checkpoint holds it. */

@@ -8,6 +8,7 @@
 // history's start, which retention moves: rows before it are folded into the images at
 // the start, and a bucket with no rows there has no image at all.
 
+import { historyFloor } from './gaps.js';
 import type { LayerBucket, LayerEntry, Manifest } from './manifest.js';
 import { mayHoldTenant, tenantBucket, tenantBucketSql } from './tenant-bucket.js';
 
@@ -44,7 +45,8 @@ export function readSet(manifest: Manifest, scope: ReadScope, lsn: bigint): Read
   const images = manifest.layers.filter(
     (layer) => isBucketImage(layer) && layer.maxLsn <= lsn && mayHoldBucket(layer, bucket) && layer.bucket?.of === bucket.of,
   );
-  const floor = images.reduce((best, layer) => (layer.maxLsn > best ? layer.maxLsn : best), manifest.startLsn);
+  // A fresh image after a gap (gaps.ts) shadows everything before it, as a bucket image does.
+  const floor = images.reduce((best, layer) => (layer.maxLsn > best ? layer.maxLsn : best), historyFloor(manifest, lsn));
   const base = images.filter((layer) => layer.maxLsn === floor);
   // A layer ending at the floor may hold the commit there (the initial image does): kept, its older rows filtered.
   const after = manifest.layers.filter((layer) => !base.includes(layer) && layer.maxLsn >= floor && layer.minLsn <= lsn && holds(layer));

@@ -1,13 +1,14 @@
 // `recall verify`: the live database against the history, on the oldest and newest
 // supported majors. A clean database under a concurrent write load reads as equal
 // every time (no false alarm on any type's text form); changes made where logical
-// decoding never sees them (the publication publishing none meanwhile) are each
-// found, with their kind, tenant, key, columns and both versions.
+// decoding never sees them (the publication publishing none meanwhile, a table
+// switched to UNLOGGED) are each found, with their kind, tenant, key, columns and
+// both versions.
 
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { testMajors } from './harness/majors.js';
-import { fixture, type Fixture } from './harness/recall.js';
+import { fixture, waitFor, type Fixture } from './harness/recall.js';
 import { CaptureProcess, capturedFixture, endAfterSuite } from './harness/workload.js';
 
 const SCHEMA = `
@@ -161,8 +162,40 @@ for (const major of testMajors('all')) {
       const line = verifying.lines.find((l) => /^capture: verify: /.test(l)) ?? '';
       assert.match(line, /3 DIFFERENCES in tenants [123], [123], [123]; `recall verify` lists them/);
       const status = await f.recall(['status', '--json']);
-      const verify = (JSON.parse(status.stdout) as { vault: { verify: { lastFull: { differences: number } } } }).vault.verify;
+      const { verify, detectionLatencyMs } = (
+        JSON.parse(status.stdout) as {
+          vault: { verify: { lastFull: { differences: number; everyMs: number } }; detectionLatencyMs: number };
+        }
+      ).vault;
       assert.equal(verify.lastFull.differences, 3);
+      assert.equal(verify.lastFull.everyMs, 2_000, 'the schedule it ran on');
+      assert.ok(detectionLatencyMs > 2_000, `the schedule plus a pass: ${detectionLatencyMs} ms`);
+      assert.match(
+        (await f.recall(['status'])).stdout,
+        /^detection  a difference made now is found within about \d+\.\d s \(verify every 2s, plus a full pass\)$/m,
+      );
+    });
+
+    test('writes to a table switched to UNLOGGED, which decoding never sees, are found', async () => {
+      await f.db.query(`CREATE TABLE public.sessions (tenant_id int NOT NULL, id int NOT NULL, data text, PRIMARY KEY (tenant_id, id))`);
+      await f.db.query(`INSERT INTO public.sessions SELECT t, i, 'logged' FROM generate_series(1, 2) t, generate_series(1, 3) i`);
+      await f.db.query(`ALTER TABLE public.sessions SET UNLOGGED`);
+      // The switch rewrites the table; once the history holds it as it is now, every later write goes unseen.
+      await waitFor('the history to hold the switched table', async () => {
+        const run = await f.recall(['verify', '--table', 'public.sessions']);
+        return run.code === 0;
+      });
+      await f.db.query(`UPDATE public.sessions SET data = 'unlogged' WHERE tenant_id = 1 AND id = 2`);
+      await f.db.query(`INSERT INTO public.sessions VALUES (2, 9, 'unlogged')`);
+      const verified = await f.recall(['verify', '--table', 'public.sessions', '--json']);
+      assert.equal(verified.code, 3, verified.stderr);
+      assert.deepStrictEqual(
+        resultOf(verified.stdout)
+          .differences.map((d) => `${d.kind} ${d.key.join('/')} ${(d.columns ?? []).join(',')}`)
+          .sort(),
+        ['differs 1/2 data', 'extra-live 2/9 '],
+      );
+      await f.db.query(`DROP TABLE public.sessions`);
     });
 
     test('bad input is refused before any work: exit 2', async () => {

@@ -30,6 +30,7 @@ import {
   type LayerEntry,
   processMemoryBudget,
   Compactor,
+  firstNewCommitLsn,
   type Retention,
   type SchemaVersion,
   type Vault,
@@ -161,6 +162,7 @@ class CaptureSession {
   private staged: StagedRange | undefined;
   /** Commit LSN of the newest batch cut: a cut needs a newer commit. */
   private cutThrough: Lsn;
+  private firstNewOf: { readonly version: number; readonly lsn: Lsn } | undefined;
   /** A failure recorded by an earlier capture, cleared by the first flush that gets past it. */
   private failureRecorded = false;
   private lastStatusAt = 0;
@@ -178,7 +180,8 @@ class CaptureSession {
     private readonly xids: XidWidener,
     private readonly ack: AcknowledgedPosition,
   ) {
-    this.cutThrough = options.vault.manifest.throughLsn;
+    // A commit at an image's own point is new (firstNewCommitLsn): cut through the position just before it.
+    this.cutThrough = firstNewCommitLsn(options.vault.manifest) - 1n;
   }
 
   static async open(options: CaptureOptions, totals: Totals, log: (line: string) => void): Promise<CaptureSession> {
@@ -419,10 +422,17 @@ class CaptureSession {
     return Date.now() - this.stagedSince >= (this.options.flushIntervalMs ?? 1000) || this.staging.full;
   }
 
+  /** firstNewCommitLsn of the current manifest, computed once per version (it looks at every layer). */
+  private firstNew(): Lsn {
+    const manifest = this.options.vault.manifest;
+    if (this.firstNewOf?.version !== manifest.version) this.firstNewOf = { version: manifest.version, lsn: firstNewCommitLsn(manifest) };
+    return this.firstNewOf.lsn;
+  }
+
   private async handle(message: PgoutputMessage): Promise<void> {
     switch (message.tag) {
       case 'begin': {
-        const duplicate = message.finalLsn <= this.options.vault.manifest.throughLsn;
+        const duplicate = message.finalLsn < this.firstNew();
         this.transaction = new StreamTransaction(message.finalLsn, message.commitTime, this.xids.widen(message.xid), duplicate);
         this.stagedSince ??= Date.now();
         if (!duplicate) {

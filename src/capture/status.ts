@@ -10,6 +10,7 @@ import {
   type CaptureFailure,
   type CompactionBacklog,
   type GcRecord,
+  type VerifyRecord,
   type VerifyRecords,
   type Manifest,
   type Retention,
@@ -45,6 +46,11 @@ export interface Status {
     readonly lastGc: GcRecord | null;
     /** The newest `recall verify` of the live database, and the newest full pass. */
     readonly verify: VerifyRecords;
+    /**
+     * How soon a difference made now is found, at most: the verify schedule plus a full
+     * pass's duration, from the newest full pass run on a schedule; null without one.
+     */
+    readonly detectionLatencyMs: number | null;
     /** Gaps in the history, oldest first: points inside one are refused; an open one stops capture until `init --resume`. */
     readonly gaps: readonly GapStatus[];
   };
@@ -67,6 +73,13 @@ export interface Status {
   /** A gap capture would stop at now (history-gaps.ts), not yet recorded; null when none, or unknown. */
   readonly missingHistory: { readonly cause: GapCause; readonly message: string } | null;
   readonly source: { readonly reachable: boolean; readonly error?: string };
+}
+
+/** The schedule plus the pass's own duration: a difference made just after a pass starts is found by the end of the next. */
+function detectionLatency(pass: VerifyRecord | null): number | null {
+  if (pass?.everyMs === undefined || pass.startedAt === undefined) return null;
+  const took = Date.parse(pass.at) - Date.parse(pass.startedAt);
+  return Number.isFinite(took) ? pass.everyMs + Math.max(0, took) : null;
 }
 
 /** One gap, for status: where the history stops and where it starts again (null while open). */
@@ -94,6 +107,7 @@ function gapStatus(gap: GapRecord): GapStatus {
 /** Reads the vault, and the slot if the source is reachable. */
 export async function status(options: { vault: Vault; source: SourceConfig; retention?: Retention | undefined }): Promise<Status> {
   const manifest = options.vault.manifest;
+  const verify = await options.vault.verifyRecords();
   const vault = {
     location: options.vault.storage.location,
     startLsn: formatLsn(manifest.startLsn),
@@ -113,7 +127,8 @@ export async function status(options: { vault: Vault; source: SourceConfig; rete
     retention:
       options.retention === undefined ? null : { keep: options.retention.text, horizon: formatMicros(retentionHorizon(options.retention)) },
     lastGc: await options.vault.lastGc(),
-    verify: await options.vault.verifyRecords(),
+    verify,
+    detectionLatencyMs: detectionLatency(verify.lastFull),
     gaps: (manifest.gaps ?? []).map(gapStatus),
   };
   const captureFailure = await options.vault.captureFailure();

@@ -1,6 +1,7 @@
 // `recall status`: lag and vault facts, as text or JSON.
 
 import { status } from '../capture/index.js';
+import { formatDuration } from '../duration.js';
 import type { VerifyRecord, VerifyRecords } from '../vault/index.js';
 import { sourceOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { printable } from './terminal-text.js';
@@ -27,6 +28,11 @@ export async function run(flags: CommandFlags): Promise<number> {
     }`,
   ];
   lines.push(...verifyLines(v.verify));
+  lines.push(
+    v.detectionLatencyMs === null
+      ? 'detection  differences are found only when `recall verify` runs (`recall capture --verify-every 1h` makes it continuous)'
+      : `detection  a difference made now is found within about ${roughly(v.detectionLatencyMs)} (verify every ${formatDuration(v.verify.lastFull?.everyMs ?? 0)}, plus a full pass)`,
+  );
   for (const gap of v.gaps) {
     if (gap.to === null) {
       lines.push(`gap        OPEN since ${gap.from.time} (lsn:${gap.from.lsn}): ${gap.detail}; capture stopped there`);
@@ -66,6 +72,13 @@ export async function run(flags: CommandFlags): Promise<number> {
   }
   process.stdout.write(`${lines.map(printable).join('\n')}\n`);
   return 0;
+}
+
+/** A duration to a tenth of its largest unit (hours, minutes, seconds), for a bound that is about that. */
+function roughly(ms: number): string {
+  if (ms >= 3_600_000) return `${(ms / 3_600_000).toFixed(1)} h`;
+  if (ms >= 60_000) return `${(ms / 60_000).toFixed(1)} min`;
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** The last full verify and, if newer, the last partial one: when, how much, and what differed. */

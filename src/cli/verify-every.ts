@@ -27,7 +27,8 @@ export function scheduleVerify(everyMs: number, flags: CommandFlags, log: (line:
     let running: ChildProcess;
     try {
       running = spawn(process.execPath, [process.argv[1] ?? 'recall', 'verify', '--json', ...passedFlags(flags)], {
-        env: { ...process.env, ...(flags.vault === undefined ? {} : { RECALL_VAULT: flags.vault }) },
+        // The schedule goes into the verify's record, from which status says how soon a difference is found.
+        env: { ...process.env, RECALL_VERIFY_EVERY: `${everyMs}ms`, ...(flags.vault === undefined ? {} : { RECALL_VAULT: flags.vault }) },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     } catch (error) {

@@ -2,6 +2,7 @@
 // the live database against the history (RECALL_VAULT's) at consistent points
 // (src/verify/); with --vault, the vault itself (every manifest file and live layer).
 
+import { parseDuration } from '../duration.js';
 import { LiveDiffersError, UsageError, VaultFaultsError } from '../errors.js';
 import { DEFAULT_CATCH_UP_WAIT_MS } from '../restore/index.js';
 import { formatTableName, parseTableName } from '../source/index.js';
@@ -22,6 +23,16 @@ type VerifyFlags = Omit<CommandFlags, 'vault'> & {
 
 export async function run(flags: VerifyFlags): Promise<number> {
   return flags.vault !== undefined ? verifyTheVault(flags) : verifyTheLiveDatabase(flags);
+}
+
+/** The schedule a verify runs on: capture's --verify-every, which capture validates (a malformed one is no schedule here). */
+function scheduleOf(every: string | undefined): { everyMs?: number } {
+  if (every === undefined || every === '') return {};
+  try {
+    return { everyMs: parseDuration(every, 'RECALL_VERIFY_EVERY') };
+  } catch {
+    return {};
+  }
 }
 
 async function verifyTheLiveDatabase(flags: VerifyFlags): Promise<number> {
@@ -51,6 +62,7 @@ async function verifyTheLiveDatabase(flags: VerifyFlags): Promise<number> {
     ...(table === undefined ? {} : { table }),
     ...(maxRowsPerSecond === undefined ? {} : { maxRowsPerSecond }),
     ...(snapshotRows === undefined ? {} : { snapshotRows }),
+    ...scheduleOf(process.env.RECALL_VERIFY_EVERY),
     catchUpWaitMs,
   });
   if (flags.json) process.stdout.write(`${toJson(result)}\n`);

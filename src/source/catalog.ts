@@ -45,8 +45,13 @@ export interface SourceTable {
   readonly selectable: boolean;
 }
 
-/** Reads every user table (partitions excluded: they are captured through their root). */
-export async function readCatalog(client: pg.Client, tenancy: TenancyConfig): Promise<SourceTable[]> {
+/**
+ * Reads every user table (partitions excluded: they are captured through their root)
+ * that capture can see: permanent ones. `unlogged` adds UNLOGGED tables too,
+ * whose changes logical decoding never sees: verify compares a captured table that was
+ * switched to UNLOGGED, since every write to it since is missing from the history.
+ */
+export async function readCatalog(client: pg.Client, tenancy: TenancyConfig, options: { unlogged?: boolean } = {}): Promise<SourceTable[]> {
   const { rows } = await client.query<{
     oid: string;
     schema: string;
@@ -83,7 +88,7 @@ export async function readCatalog(client: pg.Client, tenancy: TenancyConfig): Pr
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
        AND NOT c.relispartition
-       AND c.relpersistence = 'p'
+       AND c.relpersistence IN ('p'${options.unlogged === true ? ", 'u'" : ''})
        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
        AND n.nspname NOT LIKE 'pg\\_%'
      ORDER BY n.nspname, c.relname`);

@@ -70,3 +70,17 @@ export function historyFloorSql(manifest: Manifest, lsn: string): string {
 export function gapsBetween(manifest: Manifest, from: bigint, to: bigint): readonly GapRecord[] {
   return (manifest.gaps ?? []).filter((gap) => gap.fromLsn < to && (gap.resumedLsn === undefined || gap.resumedLsn > from));
 }
+
+/**
+ * The lowest commit LSN a transaction streamed to this vault may have and still be new.
+ * Past a commit, that is the next position: the slot may resend what the vault holds.
+ * At an image's consistent point with no commit after it (init's, or a resume's), a
+ * commit record that starts exactly there was still running in the image's snapshot,
+ * so it is new and must not be taken for a duplicate.
+ */
+export function firstNewCommitLsn(manifest: Manifest): bigint {
+  const through = manifest.throughLsn;
+  const imagePoint = through === manifest.startLsn || (manifest.gaps ?? []).some((gap) => gap.resumedLsn === through);
+  if (!imagePoint) return through + 1n;
+  return manifest.layers.some((layer) => layer.kind === 'delta' && layer.maxLsn >= through) ? through + 1n : through;
+}

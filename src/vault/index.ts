@@ -74,6 +74,16 @@ export {
   type NewestVersions,
   type ReadSet,
 } from './read-set.js';
-export { gapAtLsn, gapAtTime, gapsBetween, historyFloor, historyFloorSql, openGap, type GapCause, type GapRecord } from './gaps.js';
+export {
+  gapAtLsn,
+  gapAtTime,
+  gapsBetween,
+  firstNewCommitLsn,
+  historyFloor,
+  historyFloorSql,
+  openGap,
+  type GapCause,
+  type GapRecord,
+} from './gaps.js';
 export { processScratchDirectory } from './process-directory.js';
 export type { VaultStorage } from './storage.js';

@@ -96,6 +96,10 @@ export interface VerifyRecord {
   readonly affected: readonly (string | null)[];
   /** Tables it left out (their layout differs, not readable…): "equal" holds for the others only. */
   readonly skipped?: number;
+  /** ISO time it started: a pass's duration bounds how late it notices a difference. */
+  readonly startedAt?: string;
+  /** The schedule it ran on (capture's --verify-every), in ms; absent for a verify run by hand. */
+  readonly everyMs?: number;
 }
 
 /** The newest verify, and the newest that was a full pass. */

@@ -69,6 +69,8 @@ export interface VerifyOptions {
   /** Live rows one snapshot covers at most, estimated (DEFAULT_SNAPSHOT_ROWS unless told). */
   readonly snapshotRows?: number;
   readonly signal?: AbortSignal;
+  /** The schedule this run is one of (capture's --verify-every), for the record. */
+  readonly everyMs?: number;
 }
 
 /**
@@ -84,6 +86,7 @@ const LOCK_WAIT_MS = 2_000;
 const LISTED = 1_000;
 
 export async function verify(options: VerifyOptions): Promise<VerifyResult> {
+  const startedAt = new Date().toISOString();
   const throttle = new Throttle(options.maxRowsPerSecond);
   const duck = await openDuckDB(await options.vault.storage.scratchDirectory());
   const result = { batches: [] as VerifiedBatch[], tables: new Set<string>(), tenants: new Set<string>(), rows: 0 };
@@ -164,6 +167,8 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
       differences: found,
       affected: [...new Set(differences.map((difference) => difference.tenant))].slice(0, 20),
       skipped: skipped.size,
+      startedAt,
+      ...(options.everyMs === undefined ? {} : { everyMs: options.everyMs }),
     })
     .catch((error: unknown) => options.log(`verify: could not record the result in the vault (${(error as Error).message})`));
   return {
@@ -265,7 +270,7 @@ async function comparedTables(
   scope: BatchScope,
   skipped: Map<string, string>,
 ): Promise<ComparedTable[]> {
-  const catalog = await readCatalog(reader, options.tenancy);
+  const catalog = await readCatalog(reader, options.tenancy, { unlogged: true });
   const compared: ComparedTable[] = [];
   for (const name of capturedTables(options.vault)) {
     if (options.table !== undefined && name !== options.table) continue;

@@ -200,7 +200,7 @@ class CaptureSession {
       // New relations take their tenant column from recall.yml: a typo there stops capture before it streams.
       assertTenancyFits(await readCatalog(catalog, options.tenancy), options.tenancy);
       // Never over a gap: streaming would start at the slot's position and skip what the vault lacks.
-      await assertNoGap(catalog, vault, identity);
+      await assertNoGap(catalog, vault, identity, true);
       const slot = await catalog.query<{ active_pid: string | null }>(
         `SELECT active_pid::text FROM pg_replication_slots WHERE slot_name = $1`,
         [manifest.source.slot],

@@ -11,7 +11,7 @@
 import type pg from 'pg';
 import { HistoryGapError } from '../errors.js';
 import { formatLsn, parseLsn, type Lsn } from '../timeline/index.js';
-import { openGap, type GapCause, type GapRecord, type Vault } from '../vault/index.js';
+import { openGap, type GapCause, type GapRecord, type Manifest, type Vault } from '../vault/index.js';
 import type { SourceFacts } from '../source/index.js';
 
 /** A gap found on the source, not yet recorded. */
@@ -29,27 +29,30 @@ async function walPosition(client: pg.Client): Promise<Lsn> {
 }
 
 /**
- * What, if anything, the vault has missed. The slot is read first and the vault's
- * newest record after it: a capture running meanwhile records before it sends, so a
- * record read later is never behind what the slot showed. Refreshes the manifest.
+ * What, if anything, the vault has missed. The slot is read first, the vault's newest
+ * record after it, and the source's WAL position last: a capture running meanwhile
+ * records before it sends, so a record read later is never behind what the slot
+ * showed, and the position read last is never behind any record read before it.
+ * Refreshes the manifest.
  */
 export async function findGap(client: pg.Client, vault: Vault, identity: SourceFacts): Promise<GapFinding | undefined> {
-  const source = vault.manifest.source;
+  const { rows } = await client.query<{ confirmed: string | null; wal_status: string | null; database: string | null }>(
+    'SELECT confirmed_flush_lsn::text AS confirmed, wal_status, database FROM pg_replication_slots WHERE slot_name = $1',
+    [vault.manifest.source.slot],
+  );
+  await vault.refresh();
+  const manifest = vault.manifest;
+  const source = manifest.source;
   if (identity.systemId !== source.systemId) {
     return {
       cause: 'source-changed',
       detail: `the source is another server (system ${identity.systemId}, not ${source.systemId}): restored from a backup, or a new cluster`,
     };
   }
-  const { rows } = await client.query<{ confirmed: string | null; wal_status: string | null; database: string | null }>(
-    'SELECT confirmed_flush_lsn::text AS confirmed, wal_status, database FROM pg_replication_slots WHERE slot_name = $1',
-    [source.slot],
-  );
+  // A vault of an earlier release recorded no acknowledgement: its slot may be anywhere past throughLsn.
+  const acknowledged = await vault.acknowledgedLsn();
+  const end = vaultEnd(manifest, acknowledged);
   const position = await walPosition(client);
-  await vault.refresh();
-  const manifest = vault.manifest;
-  const acknowledged = (await vault.acknowledgedLsn()) ?? manifest.throughLsn;
-  const end = acknowledged > manifest.throughLsn ? acknowledged : manifest.throughLsn;
   if (position < end) {
     return {
       cause: 'source-rewound',
@@ -67,13 +70,25 @@ export async function findGap(client: pg.Client, vault: Vault, identity: SourceF
     };
   }
   const confirmed = slot.confirmed === null ? undefined : parseLsn(slot.confirmed);
-  if (confirmed !== undefined && confirmed > acknowledged) {
+  if (confirmed !== undefined && acknowledged !== undefined && confirmed > acknowledged) {
     return {
       cause: 'slot-ahead',
       detail: `the vault is missing history: its slot "${source.slot}" was acknowledged up to lsn:${formatLsn(confirmed)}, but this vault records only lsn:${formatLsn(acknowledged)} (was the slot dropped and created again, or is this vault a copy taken before the last capture?)`,
     };
   }
   return undefined;
+}
+
+/**
+ * The furthest position the vault holds anything at: its last commit, the furthest
+ * acknowledgement it recorded, and the end of every layer (a rewritten table's image
+ * sits at its own slot's point, past the last commit). A source's WAL behind it has
+ * gone back in time; a resume must start past it.
+ */
+export function vaultEnd(manifest: Manifest, acknowledged: Lsn | undefined): Lsn {
+  let end = acknowledged !== undefined && acknowledged > manifest.throughLsn ? acknowledged : manifest.throughLsn;
+  for (const layer of manifest.layers) if (layer.maxLsn > end) end = layer.maxLsn;
+  return end;
 }
 
 /** What closes a gap, as a hint. */
@@ -106,19 +121,26 @@ export function gapError(gap: GapRecord): HistoryGapError {
 /**
  * Refuses to go on over a gap: capture, restore and undo never stream, plan or claim
  * completeness across one. A gap found now is recorded first, so that status and every
- * later command name it. A gap recorded because the source was another server is
- * withdrawn once this vault's own server is back with its slot intact: nothing was missed.
+ * later command name it; but another server is recorded as a gap only by capture
+ * (`recordAnotherServer`): a restore or verify pointed at the wrong server is refused,
+ * as a vault of another source is, and writes nothing. A gap recorded because the
+ * source was another server is withdrawn once this vault's own server is back with its
+ * slot intact: nothing was missed.
  */
-export async function assertNoGap(client: pg.Client, vault: Vault, identity: SourceFacts): Promise<void> {
+export async function assertNoGap(client: pg.Client, vault: Vault, identity: SourceFacts, recordAnotherServer = false): Promise<void> {
   const finding = await findGap(client, vault, identity);
   const open = openGap(vault.manifest);
+  if (finding?.cause === 'source-changed' && open === undefined && !recordAnotherServer) vault.assertSource(identity);
   if (finding !== undefined) throw gapError(open ?? (await recordGap(vault, finding)));
   if (open === undefined) return;
   if (open.cause !== 'source-changed') throw gapError(open);
-  await vault.update((current) => {
+  const withdrawn = await vault.update((current) => {
     const still = current === undefined ? undefined : openGap(current);
     if (current === undefined || still?.cause !== 'source-changed') return undefined;
     const gaps = (current.gaps ?? []).filter((gap) => gap.resumedLsn !== undefined);
     return { ...current, gaps: gaps.length === 0 ? undefined : gaps };
   });
+  // Another gap opened meanwhile (a capture elsewhere found one): that one stands.
+  const other = openGap(withdrawn);
+  if (other !== undefined) throw gapError(other);
 }

@@ -4,10 +4,10 @@
 // it only checks that the slot is still there.
 
 import type pg from 'pg';
-import { InternalError, SourceNotReadyError, UsageError } from '../errors.js';
+import { InternalError, SourceNotReadyError, UsageError, VaultConflictError } from '../errors.js';
 import { installDdlHook } from './ddl-hook.js';
 import { createSlot, enterSnapshot, imageSchema, type ExportedSnapshot } from './image.js';
-import { assertNoGap, findGap, recordGap } from './history-gaps.js';
+import { assertNoGap, findGap, recordGap, vaultEnd } from './history-gaps.js';
 import { planResumeSlot, planSlot, type SlotPlan } from './slot-claim.js';
 import { imageTables, type ImageProgress } from './image-pipeline.js';
 import {
@@ -27,7 +27,7 @@ import {
   type SourceFacts,
   currentWalLsn,
 } from '../source/index.js';
-import { formatLsn, vaultEnd } from '../timeline/index.js';
+import { formatLsn } from '../timeline/index.js';
 import { openDuckDB, openGap, type GapCause, type GapRecord, type SourceIdentity, type Vault } from '../vault/index.js';
 
 /** How `init` runs. */
@@ -215,7 +215,7 @@ async function planResume(
       'run `recall capture`; --resume is for a vault whose capture stopped at a gap (`recall status` shows it)',
     );
   }
-  const end = vaultEnd(vault.manifest).lsn;
+  const end = vaultEnd(vault.manifest, await vault.acknowledgedLsn());
   const position = await currentWalLsn(client);
   if (position <= end) {
     throw new UsageError(
@@ -246,11 +246,17 @@ async function resumeAfterGap(
   const vault = options.vault;
   const previous = vault.manifest.source.slot;
   const firstId = vault.manifest.schemas.reduce((high, version) => Math.max(high, version.id + 1), 0);
+  const planned = vault.manifest.throughLsn;
   const image = await writeImage(options, created, log, firstId);
   let closed: GapRecord | undefined;
   await vault.update((current) => {
     const gap = current === undefined ? undefined : openGap(current);
-    if (current === undefined || gap === undefined) throw new InternalError('the gap a resume closes was closed meanwhile');
+    if (current === undefined || gap === undefined || current.throughLsn !== planned) {
+      throw new VaultConflictError(
+        `the vault ${vault.storage.location} changed while the resume took its image (another resume, or a capture?)`,
+        'run `recall status`, then `recall init --resume` again if the gap is still open',
+      );
+    }
     closed = { ...gap, resumedLsn: created.lsn, resumedTime: image.time, resumedAt: new Date().toISOString() };
     return {
       ...current,
@@ -265,7 +271,8 @@ async function resumeAfterGap(
     };
   });
   if (closed === undefined) throw new InternalError('a resume committed no gap');
-  if (previous !== source.slot && (await slotExists(client, previous))) {
+  // Committed: a failure from here on must not reach init's clean-up, which would drop the slot the vault now uses.
+  if (previous !== source.slot && (await slotExists(client, previous).catch(() => false))) {
     log(
       `init: note: the slot "${previous}" still exists and holds WAL on the source, but nothing proves it is this vault's: drop it if nothing uses it (SELECT pg_drop_replication_slot('${previous.replaceAll("'", "''")}'))`,
     );

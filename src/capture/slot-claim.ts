@@ -77,7 +77,8 @@ export async function planResumeSlot(client: pg.Client, vault: Vault, identity: 
   const publication = vault.manifest.source.publication;
   if (asked !== undefined) return planSlot(client, vault, identity, { slot: asked, publication });
   const claim = await vault.slotClaim();
-  for (const slot of new Set([vault.manifest.source.slot, ...(claim === null ? [] : [claim.slot])])) {
+  // The claim first: a resume that died after creating its slot left it there, holding WAL.
+  for (const slot of new Set([...(claim === null ? [] : [claim.slot]), vault.manifest.source.slot])) {
     const found = await existingSlot(client, slot);
     if (found === undefined) return { slot, publication, dropLeftover: false };
     if (isLeftover(claim, slot, identity.database, found)) return { slot, publication, dropLeftover: true };

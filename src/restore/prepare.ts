@@ -19,7 +19,7 @@ import {
   type TenancyConfig,
 } from '../source/index.js';
 import { formatLsn, VaultReader, type Lsn, type Point } from '../timeline/index.js';
-import { queryRows, withPlanningShare, type Vault } from '../vault/index.js';
+import { openGap, queryRows, withPlanningShare, type Vault } from '../vault/index.js';
 import type { GroupResult } from './apply.js';
 import { catchUp, DEFAULT_CATCH_UP_WAIT_MS } from './catch-up.js';
 import { DEFAULT_FREEZE_WAIT_MS, guardsInPlace, installGuards, removeGuards } from './freeze.js';
@@ -194,9 +194,10 @@ async function prepare(options: PlanCommon, select: (client: pg.Client, reader: 
   // The vault as the selection read it, until a session takes it over.
   let reader: VaultReader | undefined;
   try {
-    // Never write one database's history into another; another server of this database is a gap, which catching up names.
+    // Never write one database's history into another; another server of this database is refused too, or named as the gap capture recorded (catching up).
     const identity = await readSourceIdentity(client);
-    if (identity.database !== options.vault.manifest.source.database) options.vault.assertSource(identity);
+    if (identity.database !== options.vault.manifest.source.database || openGap(options.vault.manifest)?.cause !== 'source-changed')
+      options.vault.assertSource(identity);
     // A typo in recall.yml stops the command before catching up or planning.
     assertTenancyFits(await readCatalog(client, options.tenancy), options.tenancy);
     await catchUp(client, catchUpOptions);

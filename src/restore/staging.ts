@@ -339,9 +339,11 @@ async function stageLiveRows(client: pg.Client, staged: StagedTable, scope: Stag
   if (inScope === 'true') return;
   // The tenant was read from each row, not from the index that found it: a damaged index
   // can return another tenant's row at a TID it reused, and a restore never touches one.
+  // Compared as the selection compared them, by the column's type (citext, numeric): only another tenant is damage.
+  const type = staged.table.columns.find((column) => column.name === staged.table.tenantColumn)?.type ?? 'text';
   const { rows } = await client.query<{ tenant: string | null }>(
     `SELECT DISTINCT ${GROUP} AS tenant FROM pg_temp.${staged.staging}
-      WHERE NOT ${PRESENT} AND NOT (${GROUP} = ANY($1::text[]) OR ($2::boolean AND ${GROUP} IS NULL)) LIMIT 5`,
+      WHERE NOT ${PRESENT} AND NOT (${GROUP}::${type} = ANY($1::text[]::${type}[]) OR ($2::boolean AND ${GROUP} IS NULL)) LIMIT 5`,
     [scope.tenants, scope.global],
   );
   if (rows.length > 0) {

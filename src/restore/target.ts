@@ -8,8 +8,17 @@
 
 import { RECALL_ACTOR } from '../capture/context.js';
 import { UsageError } from '../errors.js';
-import { formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
-import { fileList, historyFloorSql, processMemoryBudget, queryRows, sqlLiteral, VECTOR_ROWS } from '../vault/index.js';
+import { formatLsn, formatMicros, layOut, layoutAt, type Lsn, type VaultReader } from '../timeline/index.js';
+import {
+  fileList,
+  gapsBetween,
+  historyFloorSql,
+  lineageStart,
+  processMemoryBudget,
+  queryRows,
+  sqlLiteral,
+  VECTOR_ROWS,
+} from '../vault/index.js';
 import { copyFieldSql, keyFieldsSql, rowFieldsSql, type StagedShape } from './copy-text.js';
 import { exportedLineSql, TargetLines } from './target-lines.js';
 import { inKeyRange, keyRanges, keysPerRange, type KeyRange } from './key-ranges.js';
@@ -32,7 +41,8 @@ export interface UndoSelector {
 export async function selectTransactions(reader: VaultReader, selector: UndoSelector): Promise<bigint[]> {
   // A transaction at or before the history's start is part of its image: the versions before it are gone.
   const since = selector.sinceLsn ?? reader.manifest.startLsn;
-  const bounds = `op <> 'image' AND commit_lsn <= ${selector.untilLsn} AND commit_lsn > ${since}`;
+  // Ids repeat across a rebuilt source's lineages (gaps.ts): only the current one's are meant.
+  const bounds = `op <> 'image' AND commit_lsn <= ${selector.untilLsn} AND commit_lsn > ${since} AND commit_lsn >= ${lineageStart(reader.manifest)}`;
   if (selector.xids !== undefined) {
     const wanted = selector.xids.map(String).join(', ');
     // A 32-bit id (as BEGIN and older tools show it) matches the low half of the 64-bit one.
@@ -49,6 +59,7 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
         'check the ids with `recall log --tenant T` (the xid field); only transactions that changed captured rows can be undone',
       );
     }
+    assertNoGapAfter(reader, rows);
     return found;
   }
   const rows = await queryRows(
@@ -59,14 +70,33 @@ export async function selectTransactions(reader: VaultReader, selector: UndoSele
   );
   // Any role can claim the actor `recall`; only the transactions Recall recorded as its own are.
   const own = selector.actor === RECALL_ACTOR ? await reader.vault.ownTransactions() : undefined;
-  const selected = rows.map((row) => row.xid as bigint).filter((xid) => own === undefined || own.has(xid));
+  const chosen = rows.filter((row) => own === undefined || own.has(row.xid as bigint));
+  const selected = chosen.map((row) => row.xid as bigint);
   if (selected.length === 0) {
     throw new UsageError(
       `no transaction of actor "${selector.actor}" in the history${selector.sinceLsn === undefined ? '' : ' in that time range'}${own === undefined || rows.length === 0 ? '' : ` (${rows.length} claim the actor, but Recall did not write them)`}`,
       'check the actor with `recall log --tenant T --json` (context.actor) and widen --since/--until',
     );
   }
+  assertNoGapAfter(reader, chosen);
   return selected;
+}
+
+/**
+ * Refuses to undo a transaction that a gap in the history follows: what happened to its
+ * rows inside the gap is unknown (a row deleted there left no record), so the undo could
+ * not tell what it would overwrite. A restore to a point compares with the live rows instead.
+ */
+function assertNoGapAfter(reader: VaultReader, transactions: readonly Record<string, unknown>[]): void {
+  for (const transaction of transactions) {
+    const lsn = transaction.lsn as bigint;
+    const [gap] = gapsBetween(reader.manifest, lsn, reader.manifest.throughLsn + 1n);
+    if (gap === undefined) continue;
+    throw new UsageError(
+      `transaction ${String(transaction.xid)} committed at lsn:${formatLsn(lsn)}, before a gap in the history (${gap.detail}): what became of its rows inside the gap is unknown, so it cannot be undone`,
+      'restore its tenants to a point instead (`recall restore --tenant T --to P`), which compares with the live rows, or undo only transactions after the gap',
+    );
+  }
 }
 
 /** What a share's target computation is told and tells. */
@@ -334,7 +364,7 @@ export function undoTargets(
   share: { readonly tenants: readonly string[]; readonly global: boolean },
   hooks: TargetHooks = {},
 ): AsyncGenerator<TargetTable> {
-  const selected = `xid IN (${xids.join(', ')})`;
+  const selected = `(xid IN (${xids.join(', ')}) AND commit_lsn >= ${lineageStart(reader.manifest)})`;
   const mine = [
     ...(share.tenants.length === 0 ? [] : [`tenant IN (${share.tenants.map(sqlLiteral).join(', ')})`]),
     ...(share.global ? ['tenant IS NULL'] : []),

@@ -9,6 +9,7 @@ import {
   gapAtLsn,
   gapAtTime,
   historyFloor,
+  lineageStart,
   mayHoldTenant,
   openDuckDB,
   queryRows,
@@ -133,14 +134,20 @@ export class VaultReader {
           throw new PointError(`${formatMicros(point.micros)} is in the future`, 'give a point in the past');
         if (point.micros < m.startTime) throw new PointBeforeHistoryError(`${formatMicros(point.micros)} ${before}`, start);
         this.assertOutsideGap(point, gapAtTime(m, point.micros));
-        return this.lastCommitAt(point.micros);
+        // Past a gap's end, never a commit before it: the fresh image may hold no row to say when it was.
+        let lsn = await this.lastCommitAt(point.micros);
+        for (const gap of m.gaps ?? []) {
+          if (gap.resumedLsn !== undefined && gap.resumedTime !== undefined && gap.resumedTime <= point.micros && gap.resumedLsn > lsn)
+            lsn = gap.resumedLsn;
+        }
+        return lsn;
       }
       case 'before-txn': {
         // A 32-bit xid (as BEGIN and txid wraparound-era tools show it) matches the low half.
         // Any layer may hold the transaction, whichever tenants it touched.
         const [row] = await queryRows(
           this.duck,
-          `SELECT min(commit_lsn) AS lsn FROM ${layersSql(await this.vault.layerFiles(m.layers))} WHERE xid = $1 OR ($1 < 4294967296 AND xid % 4294967296 = $1)`,
+          `SELECT min(commit_lsn) AS lsn FROM ${layersSql(await this.vault.layerFiles(m.layers))} WHERE (xid = $1 OR ($1 < 4294967296 AND xid % 4294967296 = $1)) AND commit_lsn >= ${lineageStart(m)}`,
           [point.xid],
         );
         const lsn = row?.lsn as bigint | null;

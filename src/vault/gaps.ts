@@ -84,3 +84,17 @@ export function firstNewCommitLsn(manifest: Manifest): bigint {
   if (!imagePoint) return through + 1n;
   return manifest.layers.some((layer) => layer.kind === 'delta' && layer.maxLsn >= through) ? through + 1n : through;
 }
+
+/**
+ * Where the source's current lineage starts: after a gap to another server or a rewound
+ * one, transaction ids begin again and may repeat older ones, so an id names a
+ * transaction at or after this point only. The history's start without such a gap.
+ */
+export function lineageStart(manifest: Manifest): bigint {
+  let start = manifest.startLsn;
+  for (const gap of manifest.gaps ?? []) {
+    const rebuilt = gap.cause === 'source-changed' || gap.cause === 'source-rewound';
+    if (rebuilt && gap.resumedLsn !== undefined && gap.resumedLsn > start) start = gap.resumedLsn;
+  }
+  return start;
+}

@@ -81,6 +81,7 @@ export {
   firstNewCommitLsn,
   historyFloor,
   historyFloorSql,
+  lineageStart,
   openGap,
   type GapCause,
   type GapRecord,

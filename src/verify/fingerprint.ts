@@ -67,14 +67,15 @@ export function liveKeyFingerprint(table: ComparedTable, alias: string): string 
 /**
  * The live side: a subquery over `table` (alias l) restricted by `where`, giving
  * `tenant` (text or NULL), `kfp` (the key's fingerprint) and `h` (the row's). It is
- * one plain scan, which PostgreSQL may run in parallel.
+ * one plain scan, which PostgreSQL may run in parallel; `relation` reads one leaf of
+ * it instead (a partition, in chunks).
  */
-export function liveFingerprints(table: ComparedTable, where: string): string {
+export function liveFingerprints(table: ComparedTable, where: string, relation = liveRelation(table)): string {
   const { values } = columnsOf(table);
   const tenant = table.live.tenantColumn === undefined ? 'NULL::text' : liveText('l', table.live.tenantColumn);
   return `(SELECT ${tenant} AS tenant, ${liveKeyFingerprint(table, 'l')} AS kfp,
                   ${liveHash(liveCanonical(values.map((column) => liveText('l', column))))} AS h
-             FROM ${liveRelation(table)} AS l WHERE ${where})`;
+             FROM ${relation} AS l WHERE ${where})`;
 }
 
 /** A JSON pointer to a member of an object: the vault's rows are objects of column name to text. */

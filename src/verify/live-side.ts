@@ -9,6 +9,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { sqlIdentifier } from '../source/index.js';
 import { IMAGE_BUCKETS } from '../vault/index.js';
 import { liveFingerprints, liveKeyFingerprint, liveRelation, liveText, type ComparedTable } from './fingerprint.js';
+import type { SourcePacing } from './pacing.js';
 import type { BatchScope, Digest } from './vault-side.js';
 
 /** A live row under a key that differs. */
@@ -47,14 +48,67 @@ function tenantFilter(table: ComparedTable, tenant: string | null, literal: stri
   return `l.${sqlIdentifier(column)} = ${literal}::text::${type} AND ${liveText('l', column)} = ${literal}::text`;
 }
 
-/** Rows and digest of each tenant's share of the table, for the scope's tenants. */
-async function liveDigests(reader: pg.Client, table: ComparedTable, scope: BatchScope): Promise<Digest[]> {
+/** Pages of a table read by one statement of a full pass: some 10 MB, tens of thousands of rows. */
+const CHUNK_PAGES = 1280;
+
+/**
+ * Rows and digest of each tenant's share of the table, for the scope's tenants. Named
+ * tenants are found by the tenant index in one statement. A pass over whole buckets
+ * reads each leaf of the table in chunks of its pages (a TID range scan, in the one
+ * snapshot), paced between them, so that verify never holds a core of the source for
+ * a whole large table while the application waits.
+ */
+async function liveDigests(reader: pg.Client, table: ComparedTable, scope: BatchScope, pacing: SourcePacing): Promise<Digest[]> {
   const filter = scopeFilter(table, scope);
-  const { rows } = await reader.query<{ tenant: string | null; n: string; s: string }>(
-    `SELECT f.tenant, count(*)::text AS n, coalesce(sum(f.h), 0)::text AS s FROM ${liveFingerprints(table, filter.sql)} AS f GROUP BY f.tenant`,
-    filter.params,
+  const digestsOf = async (relation: string, where: string): Promise<{ tenant: string | null; n: string; s: string }[]> =>
+    (
+      await reader.query<{ tenant: string | null; n: string; s: string }>(
+        `SELECT f.tenant, count(*)::text AS n, coalesce(sum(f.h), 0)::text AS s FROM ${liveFingerprints(table, where, relation)} AS f GROUP BY f.tenant`,
+        filter.params,
+      )
+    ).rows;
+  if (scope.tenants !== undefined) {
+    await pacing.before();
+    const rows = await digestsOf(liveRelation(table), filter.sql);
+    await pacing.after(
+      reader,
+      rows.reduce((sum, row) => sum + Number(row.n), 0),
+      0,
+    );
+    return rows.map((row) => ({ table: table.name, tenant: row.tenant, rows: Number(row.n), sum: row.s }));
+  }
+  const totals = new Map<string | null, { rows: number; sum: bigint }>();
+  for (const leaf of await leavesOf(reader, table)) {
+    for (let first = 0; first < Math.max(leaf.pages, 1); first += CHUNK_PAGES) {
+      await pacing.before();
+      const started = performance.now();
+      const pages = `l.ctid >= '(${first},0)'::tid AND l.ctid < '(${first + CHUNK_PAGES},0)'::tid`;
+      // The last chunk runs to the end: the table may have grown since its size was read.
+      const range = first + CHUNK_PAGES >= leaf.pages ? `l.ctid >= '(${first},0)'::tid` : pages;
+      const rows = await digestsOf(`ONLY ${leaf.sql}`, `${range} AND (${filter.sql})`);
+      let read = 0;
+      for (const row of rows) {
+        const total = totals.get(row.tenant) ?? { rows: 0, sum: 0n };
+        total.rows += Number(row.n);
+        total.sum += BigInt(row.s);
+        totals.set(row.tenant, total);
+        read += Number(row.n);
+      }
+      await pacing.after(reader, read, performance.now() - started);
+    }
+  }
+  return [...totals].map(([tenant, total]) => ({ table: table.name, tenant, rows: total.rows, sum: total.sum.toString() }));
+}
+
+/** The leaves whose rows make up the table as the history holds it (itself, or its partitions), and their sizes in pages. */
+async function leavesOf(reader: pg.Client, table: ComparedTable): Promise<{ sql: string; pages: number }[]> {
+  // This connection leaves every value as PostgreSQL's text.
+  const { rows } = await reader.query<{ sql: string; pages: string }>(
+    `SELECT p.relid::regclass::text AS sql, (pg_catalog.pg_relation_size(p.relid) / current_setting('block_size')::int)::text AS pages
+       FROM pg_catalog.pg_partition_tree($1::oid::regclass) AS p WHERE p.isleaf ORDER BY 1`,
+    [table.live.oid],
   );
-  return rows.map((row) => ({ table: table.name, tenant: row.tenant, rows: Number(row.n), sum: row.s }));
+  return rows.map((row) => ({ sql: row.sql, pages: Number(row.pages) }));
 }
 
 /**
@@ -65,7 +119,12 @@ async function liveDigests(reader: pg.Client, table: ComparedTable, scope: Batch
  * ALTER TABLE): its files then are not those the snapshot's catalog names. Run in a
  * savepoint, so the snapshot's transaction goes on with the other tables.
  */
-export async function readTable(reader: pg.Client, table: ComparedTable, scope: BatchScope): Promise<Digest[] | { skipped: string }> {
+export async function readTable(
+  reader: pg.Client,
+  table: ComparedTable,
+  scope: BatchScope,
+  pacing: SourcePacing,
+): Promise<Digest[] | { skipped: string }> {
   await reader.query('SAVEPOINT recall_table');
   try {
     await reader.query(`LOCK TABLE ${liveRelation(table)} IN ACCESS SHARE MODE`);
@@ -80,7 +139,7 @@ export async function readTable(reader: pg.Client, table: ComparedTable, scope: 
       await reader.query('ROLLBACK TO SAVEPOINT recall_table');
       return { skipped: 'it was truncated or rewritten after the snapshot, which would read it as empty; run verify again' };
     }
-    const digests = await liveDigests(reader, table, scope);
+    const digests = await liveDigests(reader, table, scope, pacing);
     await reader.query('RELEASE SAVEPOINT recall_table');
     return digests;
   } catch (error) {

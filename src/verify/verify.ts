@@ -8,12 +8,13 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { NoFreeSlotError } from '../errors.js';
 import { createSlot, enterSnapshot } from '../capture/index.js';
-import { catchUp, Throttle } from '../restore/index.js';
+import { catchUp } from '../restore/index.js';
 import { connectSource, readCatalog, type SourceConfig, type TenancyConfig } from '../source/index.js';
 import { formatLsn, layoutAt } from '../timeline/index.js';
 import { IMAGE_BUCKETS, openDuckDB, queryRows, tenantBucket, type Vault } from '../vault/index.js';
 import type { ComparedTable } from './fingerprint.js';
 import { copyLiveKeys, liveRowsOf, readTable } from './live-side.js';
+import { SourcePacing } from './pacing.js';
 import { VaultState, type BatchScope, type Digest } from './vault-side.js';
 
 /** How a live row and the history disagree. */
@@ -87,7 +88,7 @@ const LISTED = 1_000;
 
 export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   const startedAt = new Date().toISOString();
-  const throttle = new Throttle(options.maxRowsPerSecond);
+  const pacing = new SourcePacing(options.maxRowsPerSecond, options.signal);
   const duck = await openDuckDB(await options.vault.storage.scratchDirectory());
   const result = { batches: [] as VerifiedBatch[], tables: new Set<string>(), tenants: new Set<string>(), rows: 0 };
   const differences: Difference[] = [];
@@ -104,14 +105,12 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
         const readLive = async (): Promise<Digest[]> => {
           const digests: Digest[] = [];
           for (const table of tables) {
-            await throttle.pace(options.signal);
-            const found = await readTable(reader, table, scope);
+            const found = await readTable(reader, table, scope, pacing);
             if ('skipped' in found) {
               skipped.set(table.name, found.skipped);
               continue;
             }
             read.add(table.name);
-            throttle.wrote(found.reduce((sum, digest) => sum + digest.rows, 0));
             digests.push(...found);
           }
           return digests;
@@ -155,6 +154,8 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   } finally {
     duck.closeSync();
   }
+  if (pacing.waited > 0)
+    options.log(`verify: the source was busy: waited after ${pacing.waited} of its reads to let the application through`);
   const found = differences.length + unlisted;
   // The record is for status; a vault this process may not write to must not hide what verify found.
   await options.vault

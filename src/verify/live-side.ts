@@ -48,6 +48,15 @@ function tenantFilter(table: ComparedTable, tenant: string | null, literal: stri
   return `l.${sqlIdentifier(column)} = ${literal}::text::${type} AND ${liveText('l', column)} = ${literal}::text`;
 }
 
+/**
+ * SQL: the relations (`relid`) holding the rows of table $1 (an oid): its partitions,
+ * or the table itself (pg_partition_tree lists nothing for a table that is neither a
+ * partition nor partitioned).
+ */
+const LEAVES_SQL = `(SELECT p.relid FROM pg_catalog.pg_partition_tree($1::oid::regclass) AS p WHERE p.isleaf
+                     UNION ALL
+                     SELECT $1::oid::regclass WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree($1::oid::regclass)))`;
+
 /** Pages of a table read by one statement of a full pass: some 10 MB, tens of thousands of rows. */
 const CHUNK_PAGES = 1280;
 
@@ -104,8 +113,8 @@ async function liveDigests(reader: pg.Client, table: ComparedTable, scope: Batch
 async function leavesOf(reader: pg.Client, table: ComparedTable): Promise<{ sql: string; pages: number }[]> {
   // This connection leaves every value as PostgreSQL's text.
   const { rows } = await reader.query<{ sql: string; pages: string }>(
-    `SELECT p.relid::regclass::text AS sql, (pg_catalog.pg_relation_size(p.relid) / current_setting('block_size')::int)::text AS pages
-       FROM pg_catalog.pg_partition_tree($1::oid::regclass) AS p WHERE p.isleaf ORDER BY 1`,
+    `SELECT l.relid::regclass::text AS sql, (pg_catalog.pg_relation_size(l.relid) / current_setting('block_size')::int)::text AS pages
+       FROM ${LEAVES_SQL} AS l ORDER BY 1`,
     [table.live.oid],
   );
   return rows.map((row) => ({ sql: row.sql, pages: Number(row.pages) }));
@@ -130,9 +139,9 @@ export async function readTable(
     await reader.query(`LOCK TABLE ${liveRelation(table)} IN ACCESS SHARE MODE`);
     // relfilenode as the snapshot's catalog has it, against pg_relation_filenode's current one.
     const { rows } = await reader.query<{ n: string }>(
-      `SELECT count(*)::text AS n FROM pg_catalog.pg_partition_tree($1::oid::regclass) AS p
-         JOIN pg_catalog.pg_class AS c ON c.oid = p.relid
-        WHERE p.isleaf AND c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)`,
+      `SELECT count(*)::text AS n FROM ${LEAVES_SQL} AS l
+         JOIN pg_catalog.pg_class AS c ON c.oid = l.relid
+        WHERE c.relfilenode IS DISTINCT FROM pg_catalog.pg_relation_filenode(c.oid)`,
       [table.live.oid],
     );
     if (rows[0]?.n !== '0') {

@@ -4,7 +4,7 @@
 // waiting), p99 latency while `recall verify` runs back to back at its default rate,
 // against the same without it. A capture runs throughout, as in production. Windows
 // alternate in one run. Run with `npm run bench:verify-load`; BENCH_TENANTS sets the
-// size, BENCH_WINDOW_S each window, BENCH_REPEATS the pairs.
+// size, BENCH_WINDOW_S each window, BENCH_REPEATS the pairs, BENCH_VERIFY_ARGS flags.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,6 +18,8 @@ const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 300);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 20);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
+/** Extra flags for each verify (e.g. `--max-rate 20000`), to compare settings; none measures the defaults. */
+const VERIFY_ARGS = (process.env.BENCH_VERIFY_ARGS ?? '').split(' ').filter(Boolean);
 const CLIENTS = 4;
 const ACCOUNTS = 200;
 
@@ -93,7 +95,7 @@ function verifyLoop(env: NodeJS.ProcessEnv): { stop(): Promise<number> } {
   let passes = 0;
   const loop = (async () => {
     while (!stopped) {
-      const child = recall(['verify'], env);
+      const child = recall(['verify', ...VERIFY_ARGS], env);
       running = child;
       const code = await new Promise<number | null>((done) => child.on('close', done));
       if (code === 0) passes++;

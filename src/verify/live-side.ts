@@ -77,19 +77,19 @@ async function liveDigests(reader: pg.Client, table: ComparedTable, scope: Batch
       )
     ).rows;
   if (scope.tenants !== undefined) {
-    await pacing.before();
+    await pacing.before(reader);
+    const started = performance.now();
     const rows = await digestsOf(liveRelation(table), filter.sql);
-    await pacing.after(
-      reader,
+    pacing.after(
       rows.reduce((sum, row) => sum + Number(row.n), 0),
-      0,
+      performance.now() - started,
     );
     return rows.map((row) => ({ table: table.name, tenant: row.tenant, rows: Number(row.n), sum: row.s }));
   }
   const totals = new Map<string | null, { rows: number; sum: bigint }>();
   for (const leaf of await leavesOf(reader, table)) {
     for (let first = 0; first < Math.max(leaf.pages, 1); first += CHUNK_PAGES) {
-      await pacing.before();
+      await pacing.before(reader);
       const started = performance.now();
       const pages = `l.ctid >= '(${first},0)'::tid AND l.ctid < '(${first + CHUNK_PAGES},0)'::tid`;
       // The last chunk runs to the end: the table may have grown since its size was read.
@@ -103,7 +103,7 @@ async function liveDigests(reader: pg.Client, table: ComparedTable, scope: Batch
         totals.set(row.tenant, total);
         read += Number(row.n);
       }
-      await pacing.after(reader, read, performance.now() - started);
+      pacing.after(read, performance.now() - started);
     }
   }
   return [...totals].map(([tenant, total]) => ({ table: table.name, tenant, rows: total.rows, sum: total.sum.toString() }));

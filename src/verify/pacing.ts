@@ -1,9 +1,9 @@
-// How hard verify reads the source: in chunks of a table's pages, each one after a
-// probe of how quickly the source answers. A source that answers a trivial query much
-// later than it did at its quickest is busy (its CPUs queue), and verify then waits
-// in proportion to the work it just did, longer while the source stays busy; the
-// application's transactions get the source back. `--max-rate` caps rows a second on
-// top. A verify of an idle source runs at full speed.
+// How hard verify reads the source: in chunks of a table's pages, each followed by a
+// probe of the source. A source with other sessions running statements right then, or
+// one that answers a trivial query much later than it did at its quickest (its CPUs
+// queue), is busy: verify then waits in proportion to the work it just did, longer
+// while the source stays busy, and the application's transactions get the source
+// back. `--max-rate` caps rows a second on top. An idle source is read at full speed.
 
 import type pg from 'pg';
 import { sleep } from '../source/index.js';
@@ -12,7 +12,7 @@ import { Throttle } from '../restore/index.js';
 /** A probe this much slower than the quickest one, and past SLACK_MS, says the source is busy. */
 const BUSY_FACTOR = 3;
 const SLACK_MS = 1;
-/** While busy, each chunk's work is followed by this many times its duration asleep, doubling up to MAX_BACKOFF. */
+/** While busy, each chunk waits this many times the last one's duration, doubling up to MAX_BACKOFF. */
 const FIRST_BACKOFF = 1;
 const MAX_BACKOFF = 8;
 
@@ -21,7 +21,9 @@ export class SourcePacing {
   private readonly throttle: Throttle;
   private quickest = Number.POSITIVE_INFINITY;
   private backoff = 0;
-  /** Chunks verify waited after, for its log. */
+  private lastChunkMs = 0;
+  private serial: boolean | undefined;
+  /** Chunks verify waited before, for its log. */
   waited = 0;
 
   constructor(
@@ -31,24 +33,45 @@ export class SourcePacing {
     this.throttle = new Throttle(maxRowsPerSecond);
   }
 
-  /** Before a chunk: the rate cap's wait. */
-  async before(): Promise<void> {
+  /**
+   * Before a chunk: the rate cap's wait, then a probe of the source. While it is busy,
+   * verify sleeps in proportion to its last chunk and reads without parallel workers,
+   * which would take every core of a small server for the chunk's duration.
+   */
+  async before(reader: pg.Client): Promise<void> {
     await this.throttle.pace(this.signal);
+    const busy = await this.probe(reader);
+    if (busy) {
+      this.backoff = this.backoff === 0 ? FIRST_BACKOFF : Math.min(MAX_BACKOFF, this.backoff * 2);
+      this.waited++;
+      await sleep(this.lastChunkMs * this.backoff, this.signal);
+    } else {
+      // Eased off, not dropped: a source between two statements of its application is still in use.
+      this.backoff = Math.floor(this.backoff / 2);
+    }
+    const serial = this.backoff > 0;
+    if (serial !== this.serial) {
+      await reader.query(serial ? 'SET max_parallel_workers_per_gather = 0' : 'RESET max_parallel_workers_per_gather');
+      this.serial = serial;
+    }
   }
 
-  /** After a chunk of `rows` that took `ms`: probes the source and waits while it is busy. */
-  async after(reader: pg.Client, rows: number, ms: number): Promise<void> {
+  /** After a chunk of `rows` that took `ms`. */
+  after(rows: number, ms: number): void {
     this.throttle.wrote(rows);
+    this.lastChunkMs = ms;
+  }
+
+  /** Whether other sessions run statements right now, or a trivial query waits far longer than the quickest did. */
+  private async probe(reader: pg.Client): Promise<boolean> {
     const started = performance.now();
-    await reader.query('SELECT 1');
-    const probe = performance.now() - started;
-    this.quickest = Math.min(this.quickest, probe);
-    if (probe <= this.quickest * BUSY_FACTOR + SLACK_MS) {
-      this.backoff = 0;
-      return;
-    }
-    this.backoff = this.backoff === 0 ? FIRST_BACKOFF : Math.min(MAX_BACKOFF, this.backoff * 2);
-    this.waited++;
-    await sleep(ms * this.backoff, this.signal);
+    // Other sessions' states show to a role with pg_read_all_stats (or their own role); else only the probe's time counts.
+    const { rows } = await reader.query<{ active: string }>(
+      `SELECT count(*)::text AS active FROM pg_catalog.pg_stat_activity
+        WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()`,
+    );
+    const took = performance.now() - started;
+    this.quickest = Math.min(this.quickest, took);
+    return Number(rows[0]?.active ?? 0) > 0 || took > this.quickest * BUSY_FACTOR + SLACK_MS;
   }
 }

@@ -4,7 +4,7 @@
 // waiting), p99 latency while `recall verify` runs back to back at its default rate,
 // against the same without it. A capture runs throughout, as in production. Windows
 // alternate in one run. Run with `npm run bench:verify-load`; BENCH_TENANTS sets the
-// size, BENCH_WINDOW_S each window, BENCH_REPEATS the pairs, BENCH_VERIFY_ARGS flags.
+// size, BENCH_WINDOW_S each window, BENCH_REPEATS the pairs, BENCH_LOOP the command.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,8 +18,8 @@ const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 300);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 20);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
-/** Extra flags for each verify (e.g. `--max-rate 20000`), to compare settings; none measures the defaults. */
-const VERIFY_ARGS = (process.env.BENCH_VERIFY_ARGS ?? '').split(' ').filter(Boolean);
+/** The command run back to back (`verify --max-rate 20000`, `verify --tenant 7`, `status`), to tell its parts apart; `verify` measures the defaults. */
+const LOOP_ARGS = (process.env.BENCH_LOOP ?? 'verify').split(' ').filter(Boolean);
 const CLIENTS = 4;
 const ACCOUNTS = 200;
 
@@ -95,11 +95,11 @@ function verifyLoop(env: NodeJS.ProcessEnv): { stop(): Promise<number> } {
   let passes = 0;
   const loop = (async () => {
     while (!stopped) {
-      const child = recall(['verify', ...VERIFY_ARGS], env);
+      const child = recall(LOOP_ARGS, env);
       running = child;
       const code = await new Promise<number | null>((done) => child.on('close', done));
       if (code === 0) passes++;
-      else if (!stopped) throw new Error(`recall verify exited ${code}`);
+      else if (!stopped) throw new Error(`recall ${LOOP_ARGS.join(' ')} exited ${code}`);
     }
   })();
   return {
@@ -146,7 +146,7 @@ async function main(): Promise<readonly BenchResult[]> {
       `${median(values).toFixed(1)} ms (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})`;
     return [
       {
-        name: `p99 latency at ${rate.toFixed(0)} tx/s (half the maximum, ${max.toFixed(0)} tx/s), ${CLIENTS} clients, with \`recall verify\` back to back (${passes} passes of ${TENANTS * (ACCOUNTS + 801)} rows)`,
+        name: `p99 latency at ${rate.toFixed(0)} tx/s (half the maximum, ${max.toFixed(0)} tx/s), ${CLIENTS} clients, with \`recall ${LOOP_ARGS.join(' ')}\` back to back (${passes} runs; ${TENANTS * (ACCOUNTS + 801)} rows)`,
         value: spread(busy),
         anchor: `the same load without verify, capture running in both: ${spread(quiet)}`,
         ratio: (median(busy) / median(quiet)).toFixed(2),

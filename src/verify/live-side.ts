@@ -62,10 +62,11 @@ const CHUNK_PAGES = 1280;
 
 /**
  * Rows and digest of each tenant's share of the table, for the scope's tenants. Named
- * tenants are found by the tenant index in one statement. A pass over whole buckets
- * reads each leaf of the table in chunks of its pages (a TID range scan, in the one
- * snapshot), paced between them, so that verify never holds a core of the source for
- * a whole large table while the application waits.
+ * tenants are found by the tenant index in one statement, and so is a whole table
+ * while the source is idle (PostgreSQL may scan it in parallel). While the source is
+ * busy, each leaf of the table is read in chunks of its pages (a TID range scan, in
+ * the one snapshot), paced between them (pacing.ts), so that verify never holds the
+ * source's cores for a whole large table while the application waits.
  */
 async function liveDigests(reader: pg.Client, table: ComparedTable, scope: BatchScope, pacing: SourcePacing): Promise<Digest[]> {
   const filter = scopeFilter(table, scope);
@@ -76,8 +77,9 @@ async function liveDigests(reader: pg.Client, table: ComparedTable, scope: Batch
         filter.params,
       )
     ).rows;
-  if (scope.tenants !== undefined) {
-    await pacing.before(reader);
+  // Named tenants by the tenant index; a whole table at once (in parallel) while the source is idle.
+  const busy = await pacing.before(reader);
+  if (scope.tenants !== undefined || !busy) {
     const started = performance.now();
     const rows = await digestsOf(liveRelation(table), filter.sql);
     pacing.after(
@@ -87,9 +89,10 @@ async function liveDigests(reader: pg.Client, table: ComparedTable, scope: Batch
     return rows.map((row) => ({ table: table.name, tenant: row.tenant, rows: Number(row.n), sum: row.s }));
   }
   const totals = new Map<string | null, { rows: number; sum: bigint }>();
-  for (const leaf of await leavesOf(reader, table)) {
+  const leaves = await leavesOf(reader, table);
+  for (const leaf of leaves) {
     for (let first = 0; first < Math.max(leaf.pages, 1); first += CHUNK_PAGES) {
-      await pacing.before(reader);
+      if (first > 0 || leaf !== leaves[0]) await pacing.before(reader);
       const started = performance.now();
       const pages = `l.ctid >= '(${first},0)'::tid AND l.ctid < '(${first + CHUNK_PAGES},0)'::tid`;
       // The last chunk runs to the end: the table may have grown since its size was read.

@@ -12,6 +12,8 @@ import { Throttle } from '../restore/index.js';
 /** A probe this much slower than the quickest one, and past SLACK_MS, says the source is busy. */
 const BUSY_FACTOR = 3;
 const SLACK_MS = 1;
+/** Looks at the source's sessions per probe. */
+const LOOKS = 4;
 /** While busy, each chunk waits this many times the last one's duration, doubling up to MAX_BACKOFF. */
 const FIRST_BACKOFF = 1;
 const MAX_BACKOFF = 8;
@@ -34,11 +36,12 @@ export class SourcePacing {
   }
 
   /**
-   * Before a chunk: the rate cap's wait, then a probe of the source. While it is busy,
-   * verify sleeps in proportion to its last chunk and reads without parallel workers,
-   * which would take every core of a small server for the chunk's duration.
+   * Before a read: the rate cap's wait, then a probe of the source. While it is busy,
+   * verify sleeps in proportion to its last read and reads without parallel workers,
+   * which would take every core of a small server for the read's duration; the
+   * answer says whether it is (the caller then reads in chunks).
    */
-  async before(reader: pg.Client): Promise<void> {
+  async before(reader: pg.Client): Promise<boolean> {
     await this.throttle.pace(this.signal);
     const busy = await this.probe(reader);
     if (busy) {
@@ -54,6 +57,7 @@ export class SourcePacing {
       await reader.query(serial ? 'SET max_parallel_workers_per_gather = 0' : 'RESET max_parallel_workers_per_gather');
       this.serial = serial;
     }
+    return serial;
   }
 
   /** After a chunk of `rows` that took `ms`. */
@@ -62,16 +66,25 @@ export class SourcePacing {
     this.lastChunkMs = ms;
   }
 
-  /** Whether other sessions run statements right now, or a trivial query waits far longer than the quickest did. */
+  /**
+   * Whether other sessions run statements (at any of a few looks: an application's
+   * short transactions leave a single look empty more often than not), or a look waits
+   * far longer than the quickest did.
+   */
   private async probe(reader: pg.Client): Promise<boolean> {
-    const started = performance.now();
-    // Other sessions' states show to a role with pg_read_all_stats (or their own role); else only the probe's time counts.
-    const { rows } = await reader.query<{ active: string }>(
-      `SELECT count(*)::text AS active FROM pg_catalog.pg_stat_activity
-        WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()`,
-    );
-    const took = performance.now() - started;
-    this.quickest = Math.min(this.quickest, took);
-    return Number(rows[0]?.active ?? 0) > 0 || took > this.quickest * BUSY_FACTOR + SLACK_MS;
+    for (let look = 0; look < LOOKS; look++) {
+      // Within a transaction PostgreSQL answers pg_stat_activity from the snapshot of it taken first: take a new one.
+      await reader.query('SELECT pg_catalog.pg_stat_clear_snapshot()');
+      const started = performance.now();
+      // Other sessions' states show to a role with pg_read_all_stats (or their own role); else only the looks' time counts.
+      const { rows } = await reader.query<{ active: string }>(
+        `SELECT count(*)::text AS active FROM pg_catalog.pg_stat_activity
+          WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()`,
+      );
+      const took = performance.now() - started;
+      this.quickest = Math.min(this.quickest, took);
+      if (Number(rows[0]?.active ?? 0) > 0 || took > this.quickest * BUSY_FACTOR + SLACK_MS) return true;
+    }
+    return false;
   }
 }

@@ -2,7 +2,6 @@
 // the live database against the history (RECALL_VAULT's) at consistent points
 // (src/verify/); with --vault, the vault itself (every manifest file and live layer).
 
-import { getPriority, setPriority } from 'node:os';
 import { parseDuration } from '../duration.js';
 import { LiveDiffersError, UsageError, VaultFaultsError } from '../errors.js';
 import { DEFAULT_CATCH_UP_WAIT_MS } from '../restore/index.js';
@@ -12,9 +11,6 @@ import { verify, type Difference, type VerifyResult } from '../verify/index.js';
 import { logLine, positiveInteger, sourceOf, tenancyOf, toJson, vaultOf, type CommandFlags } from './common.js';
 import { splitTenants } from './tenant-list.js';
 import { printable } from './terminal-text.js';
-
-/** Verify's CPU priority (nice): below the source's and capture's work. */
-const VERIFY_NICENESS = 10;
 
 type VerifyFlags = Omit<CommandFlags, 'vault'> & {
   vault?: string | true;
@@ -27,18 +23,6 @@ type VerifyFlags = Omit<CommandFlags, 'vault'> & {
 
 export async function run(flags: VerifyFlags): Promise<number> {
   return flags.vault !== undefined ? verifyTheVault(flags) : verifyTheLiveDatabase(flags);
-}
-
-/**
- * Verify yields the CPU to anything else on its host (the source, when Recall runs
- * beside it; capture): set before DuckDB starts, its threads inherit it.
- */
-function lowerPriority(): void {
-  try {
-    setPriority(Math.max(getPriority(), VERIFY_NICENESS));
-  } catch {
-    // not permitted here: it runs at the priority it was given
-  }
 }
 
 /** The schedule a verify runs on: capture's --verify-every, which capture validates (a malformed one is no schedule here). */
@@ -69,7 +53,6 @@ async function verifyTheLiveDatabase(flags: VerifyFlags): Promise<number> {
       'name a captured table, e.g. public.invoices (`recall status` lists them)',
     );
   }
-  lowerPriority();
   const result = await verify({
     source,
     vault,

@@ -51,7 +51,7 @@ export function resolveSource(flag: string | undefined, env: NodeJS.ProcessEnv =
       ...base,
       ...(ssl === undefined ? {} : { ssl }),
       options: [base.options, pinned].filter(Boolean).join(' '),
-      application_name: 'recall',
+      application_name: RECALL_APPLICATION,
       // Every value arrives as PostgreSQL's own text: never parsed into JS types.
       types: { getTypeParser: () => (value: string) => value },
     },
@@ -187,6 +187,9 @@ function sslOf(settings: Readonly<Record<string, string>>): pg.ClientConfig['ssl
 }
 
 /** Opens a connection, turning the usual failures into errors a user can act on. */
+/** The application_name of every connection Recall opens: its own sessions tell themselves apart by it. */
+export const RECALL_APPLICATION = 'recall';
+
 export async function connectSource(source: SourceConfig, options: { replication?: boolean } = {}): Promise<pg.Client> {
   const client = new pg.Client(options.replication ? ({ ...source.client, replication: 'database' } as pg.ClientConfig) : source.client);
   try {

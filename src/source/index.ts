@@ -1,7 +1,14 @@
 // The source's public face: how Recall connects to the protected database, reads
 // its catalog and tenancy, checks it is ready, and retries without storms.
 
-export { PINNED_SETTINGS, connectSource, describeConnectError, resolveSource, type SourceConfig } from './connection.js';
+export {
+  PINNED_SETTINGS,
+  RECALL_APPLICATION,
+  connectSource,
+  describeConnectError,
+  resolveSource,
+  type SourceConfig,
+} from './connection.js';
 export { redactPasswords } from './conninfo.js';
 export { identityKeySql, readCatalog, tenantColumnOf, type SourceColumn, type SourceTable } from './catalog.js';
 export { loadConfig, loadTenancy, parseConfig, type RecallConfig } from './config-file.js';

@@ -1,17 +1,13 @@
-// How hard verify reads the source: in chunks of a table's pages, each followed by a
-// probe of the source. A source with other sessions running statements right then, or
-// one that answers a trivial query much later than it did at its quickest (its CPUs
-// queue), is busy: verify then waits in proportion to the work it just did, longer
-// while the source stays busy, and the application's transactions get the source
-// back. `--max-rate` caps rows a second on top. An idle source is read at full speed.
+// How hard verify reads the source: each read after a probe of the source. A source
+// with other sessions running statements (not Recall's own) is busy: verify then reads in chunks, each
+// after a wait in proportion to the last one's work, longer while the source stays
+// busy, and the application's transactions get the source back. `--max-rate` caps
+// rows a second on top. An idle source is read at full speed.
 
 import type pg from 'pg';
-import { sleep } from '../source/index.js';
+import { RECALL_APPLICATION, sleep } from '../source/index.js';
 import { Throttle } from '../restore/index.js';
 
-/** A probe this much slower than the quickest one, and past SLACK_MS, says the source is busy. */
-const BUSY_FACTOR = 3;
-const SLACK_MS = 1;
 /** Looks at the source's sessions per probe. */
 const LOOKS = 4;
 /** While busy, each chunk waits this many times the last one's duration, doubling up to MAX_BACKOFF. */
@@ -21,7 +17,6 @@ const MAX_BACKOFF = 8;
 /** Paces one verify's reads of the live database. */
 export class SourcePacing {
   private readonly throttle: Throttle;
-  private quickest = Number.POSITIVE_INFINITY;
   private backoff = 0;
   private lastChunkMs = 0;
   private serial: boolean | undefined;
@@ -67,23 +62,22 @@ export class SourcePacing {
   }
 
   /**
-   * Whether other sessions run statements (at any of a few looks: an application's
-   * short transactions leave a single look empty more often than not), or a look waits
-   * far longer than the quickest did.
+   * Whether other sessions run statements, at any of a few looks (an application's
+   * short transactions leave a single look empty more often than not). Not how long a
+   * look takes: verify's own DuckDB work on the same host would slow it too.
    */
   private async probe(reader: pg.Client): Promise<boolean> {
     for (let look = 0; look < LOOKS; look++) {
       // Within a transaction PostgreSQL answers pg_stat_activity from the snapshot of it taken first: take a new one.
       await reader.query('SELECT pg_catalog.pg_stat_clear_snapshot()');
-      const started = performance.now();
-      // Other sessions' states show to a role with pg_read_all_stats (or their own role); else only the looks' time counts.
+      // Other sessions' states show to a role with pg_read_all_stats (or their own role): without it, every source looks idle.
       const { rows } = await reader.query<{ active: string }>(
         `SELECT count(*)::text AS active FROM pg_catalog.pg_stat_activity
-          WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()`,
+          WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()
+            AND application_name <> $1`,
+        [RECALL_APPLICATION],
       );
-      const took = performance.now() - started;
-      this.quickest = Math.min(this.quickest, took);
-      if (Number(rows[0]?.active ?? 0) > 0 || took > this.quickest * BUSY_FACTOR + SLACK_MS) return true;
+      if (Number(rows[0]?.active ?? 0) > 0) return true;
     }
     return false;
   }

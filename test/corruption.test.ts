@@ -113,10 +113,21 @@ for (const major of testMajors('one')) {
       await f.db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots`);
       const captured = await f.recall(['capture', '--until-caught-up']);
       assert.equal(captured.code, 1, captured.stderr);
-      assert.match(captured.stderr, /replication slot "recall_postgres_[0-9a-f]{8}" is gone: changes since .+ cannot be captured/);
-      assert.match(captured.stderr, /^hint: the history has a gap/m);
-      const status = await f.recall(['status', '--json']);
-      assert.equal(JSON.parse(status.stdout).slot.state, 'missing');
+      assert.match(
+        captured.stderr,
+        /^recall: the replication slot "recall_postgres_[0-9a-f]{8}" was dropped; the history stops at lsn:\S+ with a gap$/m,
+      );
+      assert.match(captured.stderr, /^hint: the changes in the gap cannot be captured any more; `recall init --resume`/m);
+      const status = JSON.parse((await f.recall(['status', '--json'])).stdout) as {
+        slot: { state: string };
+        vault: { gaps: { cause: string; to: unknown }[] };
+      };
+      assert.equal(status.slot.state, 'missing');
+      assert.deepStrictEqual(
+        status.vault.gaps.map((gap) => [gap.cause, gap.to]),
+        [['slot-dropped', null]],
+        'recorded, open',
+      );
     });
   });
 }

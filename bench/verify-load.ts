@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { startCluster } from '../src/sandbox/index.js';
 import { median, runBench, type BenchResult } from './common.js';
+import { ACCOUNTS, ROWS_PER_TENANT, tenantsSchema } from './saas-tenants.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 300);
@@ -21,21 +22,6 @@ const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
 /** The command run back to back (`verify --max-rate 20000`, `verify --tenant 7`, `status`), to tell its parts apart; `verify` measures the defaults. */
 const LOOP_ARGS = (process.env.BENCH_LOOP ?? 'verify').split(' ').filter(Boolean);
 const CLIENTS = 4;
-const ACCOUNTS = 200;
-
-const SCHEMA = `
-  CREATE TABLE tenants (id int PRIMARY KEY, name text NOT NULL);
-  CREATE TABLE accounts (tenant_id int NOT NULL REFERENCES tenants, id int NOT NULL, name text, email text, balance numeric(12,2),
-                         created timestamptz, doc jsonb, PRIMARY KEY (tenant_id, id));
-  CREATE TABLE events (tenant_id int NOT NULL REFERENCES tenants, id bigint NOT NULL, kind text, at timestamptz, payload text,
-                       PRIMARY KEY (tenant_id, id));
-  INSERT INTO tenants SELECT t, 'tenant ' || t FROM generate_series(1, ${TENANTS}) t;
-  INSERT INTO accounts SELECT t, i, 'account ' || i, 'user' || i || '@t' || t || '.example', i * 1.5, now() - i * interval '1 minute',
-                              jsonb_build_object('plan', 'pro', 'seats', i % 50, 'note', repeat('n', 40))
-    FROM generate_series(1, ${TENANTS}) t, generate_series(1, ${ACCOUNTS}) i;
-  INSERT INTO events SELECT t, i, 'update', now() - i * interval '1 second', repeat(md5(i::text), 3)
-    FROM generate_series(1, ${TENANTS}) t, generate_series(1, 800) i;
-  ANALYZE;`;
 
 /** One application transaction: a balance update of a random account. */
 async function transaction(client: pg.Client): Promise<void> {
@@ -121,7 +107,7 @@ async function main(): Promise<readonly BenchResult[]> {
   try {
     const admin = new pg.Client({ connectionString: cluster.url() });
     await admin.connect();
-    await admin.query(SCHEMA);
+    await admin.query(tenantsSchema(TENANTS));
     await admin.end();
     const init = recall(['init'], env);
     if ((await new Promise((done) => init.on('close', done))) !== 0) throw new Error('recall init failed');
@@ -146,7 +132,7 @@ async function main(): Promise<readonly BenchResult[]> {
       `${median(values).toFixed(1)} ms (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})`;
     return [
       {
-        name: `p99 latency at ${rate.toFixed(0)} tx/s (half the maximum, ${max.toFixed(0)} tx/s), ${CLIENTS} clients, with \`recall ${LOOP_ARGS.join(' ')}\` back to back (${passes} runs; ${TENANTS * (ACCOUNTS + 801)} rows)`,
+        name: `p99 latency at ${rate.toFixed(0)} tx/s (half the maximum, ${max.toFixed(0)} tx/s), ${CLIENTS} clients, with \`recall ${LOOP_ARGS.join(' ')}\` back to back (${passes} runs; ${TENANTS * ROWS_PER_TENANT} rows)`,
         value: spread(busy),
         anchor: `the same load without verify, capture running in both: ${spread(quiet)}`,
         ratio: (median(busy) / median(quiet)).toFixed(2),

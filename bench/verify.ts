@@ -14,26 +14,12 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { startCluster } from '../src/sandbox/index.js';
 import { median, runBench, timed, type BenchResult } from './common.js';
+import { ROWS_PER_TENANT, tenantsSchema } from './saas-tenants.js';
 
 const BIN = resolve(import.meta.dirname, '../bin/recall.js');
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 1000);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const TABLES = ['public.tenants', 'public.accounts', 'public.events'];
-
-/** Accounts of about 250 B and events of about 150 B: 200 and 800 a tenant. */
-const schema = (tenants: number): string => `
-  CREATE TABLE tenants (id int PRIMARY KEY, name text NOT NULL);
-  CREATE TABLE accounts (tenant_id int NOT NULL REFERENCES tenants, id int NOT NULL, name text, email text, balance numeric(12,2),
-                         created timestamptz, doc jsonb, PRIMARY KEY (tenant_id, id));
-  CREATE TABLE events (tenant_id int NOT NULL REFERENCES tenants, id bigint NOT NULL, kind text, at timestamptz, payload text,
-                       PRIMARY KEY (tenant_id, id));
-  INSERT INTO tenants SELECT t, 'tenant ' || t FROM generate_series(1, ${tenants}) t;
-  INSERT INTO accounts SELECT t, i, 'account ' || i, 'user' || i || '@t' || t || '.example', i * 1.5, now() - i * interval '1 minute',
-                              jsonb_build_object('plan', 'pro', 'seats', i % 50, 'note', repeat('n', 40))
-    FROM generate_series(1, ${tenants}) t, generate_series(1, 200) i;
-  INSERT INTO events SELECT t, i, CASE WHEN i % 3 = 0 THEN 'login' ELSE 'update' END, now() - i * interval '1 second', repeat(md5(i::text), 3)
-    FROM generate_series(1, ${tenants}) t, generate_series(1, 800) i;
-  ANALYZE;`;
 
 function recall(args: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   return new Promise((done, fail) => {
@@ -72,7 +58,7 @@ async function main(): Promise<readonly BenchResult[]> {
       await admin.query(`CREATE DATABASE ${name}`);
       const db = new pg.Client({ connectionString: cluster.url({ database: name }) });
       await db.connect();
-      await db.query(schema(tenants));
+      await db.query(tenantsSchema(tenants));
       await db.end();
       envs[name] = {
         ...process.env,
@@ -96,7 +82,7 @@ async function main(): Promise<readonly BenchResult[]> {
     }
     const spread = (values: number[]): string =>
       `${median(values).toFixed(2)} s (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`;
-    const rows = TENANTS * 1001;
+    const rows = TENANTS * ROWS_PER_TENANT;
     return [
       {
         name: `\`recall verify\` of ${TENANTS} tenants, ${rows} rows (median of ${REPEATS})`,

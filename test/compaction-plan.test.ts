@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { FAN_IN, foldDue, IMAGE_BUCKETS, imagesDue, nextMerge, readSet, type LayerEntry, type Manifest } from '../src/vault/index.js';
 import { IMAGE_RATIO, MAX_MERGE_BYTES, MIN_IMAGE_ROWS } from '../src/vault/compaction.js';
+import { handManifest } from './harness/manifests.js';
 
 const T0 = 1_700_000_000_000_000n;
 const SECOND = 1_000_000n;
@@ -29,19 +30,7 @@ function layer(name: string, from: number, to: number, rows: number, extra: Part
 }
 
 function manifest(layers: LayerEntry[], through: number, start = 1): Manifest {
-  return {
-    format: 1,
-    version: 1,
-    previous: null,
-    createdAt: '',
-    source: { systemId: '1', database: 'db', slot: 's', publication: 'p', serverVersion: 180000 },
-    startLsn: BigInt(start),
-    startTime: T0 + BigInt(start) * SECOND,
-    throughLsn: BigInt(through),
-    throughTime: T0 + BigInt(through) * SECOND,
-    layers,
-    schemas: [],
-  };
+  return handManifest(layers, { start, through }, (lsn) => T0 + BigInt(lsn) * SECOND);
 }
 
 const image = (index: number, at: number, rows: number): LayerEntry =>

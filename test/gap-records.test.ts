@@ -18,6 +18,7 @@ import {
   type Manifest,
 } from '../src/vault/index.js';
 import { decodeScalars, jsonText } from '../src/vault/manifest.js';
+import { handManifest } from './harness/manifests.js';
 
 const T0 = 1_700_000_000_000_000n;
 
@@ -38,20 +39,7 @@ function layer(name: string, from: number, to: number, kind: LayerEntry['kind'] 
 }
 
 function manifest(layers: LayerEntry[], through: number, gaps?: GapRecord[]): Manifest {
-  return {
-    format: 1,
-    version: 1,
-    previous: null,
-    createdAt: '',
-    source: { systemId: '1', database: 'db', slot: 's', publication: 'p', serverVersion: 180000 },
-    startLsn: 100n,
-    startTime: T0 + 100n,
-    throughLsn: BigInt(through),
-    throughTime: T0 + BigInt(through),
-    layers,
-    schemas: [],
-    ...(gaps === undefined ? {} : { gaps }),
-  };
+  return handManifest(layers, { start: 100, through }, (lsn) => T0 + BigInt(lsn), gaps === undefined ? {} : { gaps });
 }
 
 const closed: GapRecord = {

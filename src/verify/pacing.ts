@@ -1,8 +1,8 @@
 // How hard verify reads the source: each read after a probe of the source. A source
-// with other sessions running statements (not Recall's own) is busy: verify then reads in chunks, each
-// after a wait in proportion to the last one's work, longer while the source stays
-// busy, and the application's transactions get the source back. `--max-rate` caps
-// rows a second on top. An idle source is read at full speed.
+// with other sessions running statements (not Recall's own) is busy: verify then
+// reads in chunks, each after a wait in proportion to the last one's work, longer
+// while the source stays busy, and the application's transactions get the source
+// back. `--max-rate` caps rows a second on top. An idle source is read at full speed.
 
 import type pg from 'pg';
 import { RECALL_APPLICATION, sleep } from '../source/index.js';
